@@ -1,0 +1,128 @@
+package configs
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sipbridge/sipbridge/realtime"
+)
+
+func TestExampleConfigsAreValid(t *testing.T) {
+	files, err := filepath.Glob("*.yaml")
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(files), 4)
+	for _, f := range files {
+		t.Run(f, func(t *testing.T) {
+			_, err := Load(f)
+			require.NoError(t, err)
+		})
+	}
+}
+
+func TestMinimalConfigDefaults(t *testing.T) {
+	c, err := Load("minimal.yaml")
+	require.NoError(t, err)
+	require.Equal(t, StringList{"127.0.0.1:5060"}, c.SIP.Listen)
+	require.Equal(t, []string{"udp", "tcp"}, c.SIP.Transports)
+	require.Equal(t, "pcm24", c.Assistant.AudioFormat)
+	require.Equal(t, "marin", c.Assistant.Voice)
+	require.Len(t, c.Regions, 2)
+	require.Equal(t, "eastus2", c.Regions[0].Name)
+	require.Equal(t, 60*time.Minute, c.Regions[0].SessionLimit.D(), "non-Azure host defaults to the OpenAI limit")
+	require.Equal(t, "auto", c.Regions[0].Auth)
+	require.Equal(t, 5*time.Second, c.Failover.StallNoResponse.D())
+
+	sc := c.SessionConfig(realtime.FormatPCM24)
+	require.Equal(t, DefaultInstructions, sc.Instructions)
+	require.NotNil(t, sc.TurnDetection)
+	require.Equal(t, "server_vad", sc.TurnDetection.Type)
+	require.Equal(t, 500, sc.TurnDetection.SilenceDurationMs)
+	require.NotNil(t, sc.Transcription)
+	require.Len(t, sc.Tools, 1, "end_call only: no transfer targets configured")
+
+	dc := c.Regions[0].DialConfig(func(k string) string {
+		if k == "AZURE_OPENAI_KEY_EASTUS2" {
+			return "k1"
+		}
+		return ""
+	})
+	require.Equal(t, "k1", dc.APIKey)
+	require.Equal(t, realtime.AuthAuto, dc.Auth)
+}
+
+func TestAzureSessionLimitDefault(t *testing.T) {
+	c, err := Load("azure-two-region.yaml")
+	require.NoError(t, err)
+	require.Equal(t, 30*time.Minute, c.Regions[0].SessionLimit.D())
+	sc := c.SessionConfig(realtime.FormatPCM24)
+	require.Len(t, sc.Tools, 2)
+	require.Contains(t, string(sc.Tools[1].Parameters), "sip:agents@pbx.contoso.example")
+}
+
+func TestDefaultIsLocalSimulated(t *testing.T) {
+	c, err := LoadDefault()
+	require.NoError(t, err)
+	require.Len(t, c.Regions, 2)
+	for _, r := range c.Regions {
+		require.True(t, r.Simulator.Enabled, r.Name)
+		require.Empty(t, r.APIKeyEnv, "the default needs no keys")
+	}
+	require.Empty(t, c.MissingKeys(os.Getenv))
+}
+
+func TestBadConfigNamesTheKey(t *testing.T) {
+	base := "regions:\n  - name: a\n    url: ws://127.0.0.1:9001/v1/realtime?model=gpt-realtime\n"
+	cases := []struct {
+		name, yaml, wantKey string
+	}{
+		{"unknown top key", "sipp:\n  listen: x\n" + base, `unknown key "sipp" in top level`},
+		{"unknown nested key", "sip:\n  lisen: 127.0.0.1:5060\n" + base, `unknown key "lisen" in sip`},
+		{"unknown region key", "regions:\n  - name: a\n    url: ws://127.0.0.1:1/v1/realtime\n    api_key: secret\n", `unknown key "api_key" in regions[]`},
+		{"bad listen", "sip:\n  listen: localhost\n" + base, "sip.listen[0]"},
+		{"bad transport", "sip:\n  transports: [udp, sctp]\n" + base, "sip.transports[1]"},
+		{"unspecified needs advertise", "sip:\n  listen: 0.0.0.0:5060\n" + base, "sip.advertise"},
+		{"bad voice", "assistant:\n  voice: bob\n" + base, "assistant.voice"},
+		{"bad format", "assistant:\n  audio_format: opus\n" + base, "assistant.audio_format"},
+		{"bad vad", "assistant:\n  turn_detection:\n    type: magic\n" + base, "assistant.turn_detection.type"},
+		{"bad threshold", "assistant:\n  turn_detection:\n    threshold: 2\n" + base, "assistant.turn_detection.threshold"},
+		{"bad idle", "assistant:\n  turn_detection:\n    idle_timeout_ms: 100\n" + base, "assistant.turn_detection.idle_timeout_ms"},
+		{"no regions", "sip:\n  listen: 127.0.0.1:5060\n", "regions: at least one region"},
+		{"http url", "regions:\n  - name: a\n    url: https://x/v1/realtime\n", "regions[0].url"},
+		{"ga with api-version", "regions:\n  - name: a\n    url: wss://x.openai.azure.com/openai/v1/realtime?model=m&api-version=2025-04-01-preview\n", "regions[0].url"},
+		{"key in url", "regions:\n  - name: a\n    url: wss://x.openai.azure.com/openai/v1/realtime?api-key=abc\n", "regions[0].url"},
+		{"dup name", base + "  - name: a\n    url: ws://127.0.0.1:9002/v1/realtime\n", "regions[1].name"},
+		{"bad env name", "regions:\n  - name: a\n    url: ws://127.0.0.1:1/v1/realtime\n    api_key_env: sk-abc-123\n", "regions[0].api_key_env"},
+		{"bad auth", "regions:\n  - name: a\n    url: ws://127.0.0.1:1/v1/realtime\n    auth: basic\n", "regions[0].auth"},
+		{"sim not loopback", "regions:\n  - name: a\n    url: ws://10.0.0.1:1/v1/realtime\n    simulator:\n      enabled: true\n", "regions[0].simulator.enabled"},
+		{"bad duration", "sip:\n  ack_timeout: soon\n" + base, `invalid duration "soon"`},
+		{"bad transfer uri", "assistant:\n  tools:\n    transfer_targets: [\"http://x\"]\n" + base, "assistant.tools.transfer_targets[0]"},
+		{"crlf transfer", "failover:\n  give_up_transfer: \"sip:a@b\\r\\nX: y\"\n" + base, "failover.give_up_transfer"},
+		{"bad port range", "rtp:\n  port_min: 30000\n  port_max: 20000\n" + base, "rtp.port_min"},
+		{"bad log level", "log:\n  level: loud\n" + base, "log.level"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml))
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.wantKey)
+		})
+	}
+}
+
+func TestMissingKeysReported(t *testing.T) {
+	c, err := Load("minimal.yaml")
+	require.NoError(t, err)
+	m := c.MissingKeys(func(string) string { return "" })
+	require.Len(t, m, 2)
+	require.True(t, strings.Contains(m[0], "AZURE_OPENAI_KEY_EASTUS2"))
+}
+
+func TestPreviewDetection(t *testing.T) {
+	require.True(t, Region{URL: "wss://r.openai.azure.com/openai/realtime?api-version=2025-04-01-preview&deployment=d"}.IsPreview())
+	require.False(t, Region{URL: "wss://r.openai.azure.com/openai/v1/realtime?model=d"}.IsPreview())
+}
