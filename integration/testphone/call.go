@@ -520,4 +520,3 @@ func (c *Call) Offer() []byte { return c.offer }
 
 // LocalRTP is the phone's RTP address for this call.
 func (c *Call) LocalRTP() netip.AddrPort { return c.conn.LocalAddr().(*net.UDPAddr).AddrPort() }
-

@@ -262,7 +262,9 @@ type ErrRejected struct {
 	Res    *sip.Response
 }
 
-func (e *ErrRejected) Error() string { return fmt.Sprintf("testphone: call rejected: %d %s", e.Code, e.Reason) }
+func (e *ErrRejected) Error() string {
+	return fmt.Sprintf("testphone: call rejected: %d %s", e.Code, e.Reason)
+}
 
 // Call places a call and, once it is answered, ACKs it and starts RTP.
 func (p *Phone) Call(ctx context.Context, opt CallOptions) (*Call, error) {
