@@ -3,9 +3,9 @@ package sim
 import (
 	"bytes"
 	"encoding/json"
-	"strconv"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/sipbridge/sipbridge/realtime"

@@ -28,16 +28,16 @@ type clientEvent struct {
 	Type    string
 	EventID string
 
-	Session     *sessionConfig // session.update: cur patched with the update
-	SessionRaw  json.RawMessage
-	Audio       []byte // append: decoded bytes
-	Item        *item  // item.create
-	PrevItemID  *string
-	ItemID      string
-	ContentIdx  int
-	AudioEndMs  int
-	Response    *responseSpec
-	ResponseID  string
+	Session    *sessionConfig // session.update: cur patched with the update
+	SessionRaw json.RawMessage
+	Audio      []byte // append: decoded bytes
+	Item       *item  // item.create
+	PrevItemID *string
+	ItemID     string
+	ContentIdx int
+	AudioEndMs int
+	Response   *responseSpec
+	ResponseID string
 }
 
 // inputEntry is one element of response.input: a reference to an existing

@@ -130,7 +130,7 @@ func TestSessionUpdateEffectiveConfig(t *testing.T) {
 			"type": "realtime", "instructions": "Be brief.",
 			"audio": map[string]any{
 				"input": map[string]any{"format": map[string]any{"type": "audio/pcmu"},
-					"transcription": map[string]any{"model": "gpt-4o-transcribe", "language": "en"},
+					"transcription":  map[string]any{"model": "gpt-4o-transcribe", "language": "en"},
 					"turn_detection": map[string]any{"type": "server_vad", "silence_duration_ms": 400, "idle_timeout_ms": 6000}},
 				"output": map[string]any{"format": map[string]any{"type": "audio/pcma"}, "voice": "cedar", "speed": 1.2},
 			},
