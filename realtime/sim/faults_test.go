@@ -1,0 +1,303 @@
+package sim
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/require"
+)
+
+// respond sends response.create and returns the events up to response.done.
+func (c *client) respond() []map[string]any {
+	c.t.Helper()
+	c.send(map[string]any{"type": "response.create"})
+	return c.until("response.done")
+}
+
+func doneOf(evs []map[string]any) map[string]any {
+	return evs[len(evs)-1]["response"].(map[string]any)
+}
+
+func readyNoVAD(t *testing.T, url string) (*client, string) {
+	c, created := dialReady(t, url, gaPath)
+	c.update(noVADSession())
+	return c, sessID(created)
+}
+
+func TestFaultFailBeforeAudio(t *testing.T) {
+	cfg := fastConfig("east")
+	cfg.Faults = Faults{FailBeforeAudio: 1}
+	s, url := startSim(t, cfg)
+	a, aID := readyNoVAD(t, url)
+	b, _ := readyNoVAD(t, url)
+
+	evs := a.respond()
+	require.Equal(t, []string{"response.created", "rate_limits.updated", "response.done"}, types(evs))
+	done := doneOf(evs)
+	require.Equal(t, "failed", done["status"])
+	require.Equal(t, []any{}, done["output"])
+	sd := done["status_details"].(map[string]any)
+	require.Equal(t, "failed", sd["type"])
+	e := sd["error"].(map[string]any)
+	require.Equal(t, "server_error", e["type"])
+	require.Nil(t, e["code"])
+	msg := e["message"].(string)
+	require.True(t, strings.HasPrefix(msg, "The server had an error while processing your request. Sorry about that!"), msg)
+	require.Contains(t, msg, "include session ID in your message: "+aID)
+	require.Equal(t, 0.0, done["usage"].(map[string]any)["total_tokens"])
+
+	// The count is server-wide: it is used up, the other session is fine.
+	require.Equal(t, "completed", doneOf(b.respond())["status"])
+	require.Equal(t, "completed", doneOf(a.respond())["status"])
+	rec := sessionByID(t, s, aID)
+	require.Equal(t, "failed", rec.Responses[0].Status)
+	require.Equal(t, "fail_before_audio", rec.Responses[0].Fault)
+	require.Equal(t, "server_error", rec.Responses[0].Reason)
+}
+
+func TestFaultSticky(t *testing.T) {
+	cfg := fastConfig("east")
+	cfg.Faults = Faults{FailBeforeAudio: 1, Sticky: true}
+	_, url := startSim(t, cfg)
+	a, _ := readyNoVAD(t, url)
+	for range 3 {
+		require.Equal(t, "failed", doneOf(a.respond())["status"], "livekit #6040: every later response fails too")
+	}
+	b, _ := readyNoVAD(t, url)
+	require.Equal(t, "completed", doneOf(b.respond())["status"], "a new session recovers")
+}
+
+func TestFaultFailAfterAudio(t *testing.T) {
+	cfg := fastConfig("east")
+	cfg.Faults = Faults{FailAfterAudioMs: 300, FailAfterAudioCount: 1}
+	_, url := startSim(t, cfg)
+	c, _ := readyNoVAD(t, url)
+	evs := c.respond()
+	require.Equal(t, 300*8, len(audioOf(t, evs, "response.output_audio.delta")), "exactly 300 ms streamed")
+	done := doneOf(evs)
+	require.Equal(t, "failed", done["status"])
+	out := done["output"].([]any)
+	require.Len(t, out, 1, "partial output is kept")
+	require.Equal(t, "incomplete", out[0].(map[string]any)["status"])
+	require.Equal(t, "response.output_item.done", types(evs)[len(types(evs))-3])
+	// Count 1: the next response is whole.
+	evs = c.respond()
+	require.Equal(t, "completed", doneOf(evs)["status"])
+	require.Greater(t, len(audioOf(t, evs, "response.output_audio.delta")), 300*8)
+}
+
+func TestFaultFailureRateIsSeeded(t *testing.T) {
+	outcomes := func() []string {
+		cfg := fastConfig("east")
+		cfg.Faults = Faults{FailureRate: 0.5, Seed: 42}
+		cfg.Responder = func(TurnContext) Reply { return Reply{Text: "ok"} }
+		s := New(cfg)
+		url, err := s.Listen("127.0.0.1:0")
+		require.NoError(t, err)
+		defer func() { require.NoError(t, s.Close()) }()
+		c, _ := readyNoVAD(t, url)
+		var out []string
+		for range 12 {
+			out = append(out, doneOf(c.respond())["status"].(string))
+		}
+		return out
+	}
+	first := outcomes()
+	require.Equal(t, first, outcomes(), "same seed, same outcomes")
+	require.Contains(t, first, "failed")
+	require.Contains(t, first, "completed")
+}
+
+func TestFaultStallNoResponse(t *testing.T) {
+	cfg := fastConfig("east")
+	cfg.Faults = Faults{StallNoResponse: 1}
+	s, url := startSim(t, cfg)
+	c, id := readyNoVAD(t, url)
+	c.send(map[string]any{"type": "response.create"})
+	time.Sleep(5 * cfg.ResponseDelay) // let a non-stalled response have started
+	c.probe()                         // nothing arrived: no response.created
+	c.send(map[string]any{"type": "response.create", "event_id": "again"})
+	require.Equal(t, "again", c.expectError("conversation_already_has_active_response")["event_id"])
+	c.send(map[string]any{"type": "response.cancel"})
+	evs := c.until("response.done")
+	require.Equal(t, []string{"response.done"}, types(evs), "a bare response.done, no response.created (§3.6)")
+	require.Equal(t, "cancelled", doneOf(evs)["status"])
+	require.Equal(t, "completed", doneOf(c.respond())["status"])
+	require.Equal(t, "stall_no_response", sessionByID(t, s, id).Responses[0].Fault)
+}
+
+func TestFaultStallMidAudio(t *testing.T) {
+	cfg := fastConfig("east")
+	cfg.Faults = Faults{StallMidAudioMs: 200}
+	_, url := startSim(t, cfg)
+	c, _ := readyNoVAD(t, url)
+	c.send(map[string]any{"type": "response.create"})
+	var audio []map[string]any
+	for len(audio) < 2 {
+		ev := c.next()
+		require.NotEqual(t, "response.done", ev["type"])
+		if ev["type"] == "response.output_audio.delta" {
+			audio = append(audio, ev)
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
+	// Everything the server sent before the probe's answer is the rest of
+	// the stalled response: no more audio beyond 200 ms, and no done.
+	c.send(map[string]any{"type": "input_audio_buffer.clear"})
+	for ev := c.next(); ev["type"] != "input_audio_buffer.cleared"; ev = c.next() {
+		require.NotEqual(t, "response.done", ev["type"])
+		require.NotEqual(t, "response.output_audio.delta", ev["type"])
+	}
+	require.Equal(t, 200*8, len(audioOf(t, audio, "response.output_audio.delta")))
+	c.send(map[string]any{"type": "response.cancel"})
+	require.Equal(t, "cancelled", doneOf(c.until("response.done"))["status"])
+}
+
+func TestFaultCloseAfterAudioOnce(t *testing.T) {
+	cfg := fastConfig("east")
+	cfg.Faults = Faults{CloseAfterAudioMs: 200}
+	s, url := startSim(t, cfg)
+	c, id := readyNoVAD(t, url)
+	c.send(map[string]any{"type": "response.create"})
+	var audio []byte
+	for {
+		ev, err := c.read()
+		if err != nil {
+			require.Equal(t, websocket.StatusInternalError, websocket.CloseStatus(err))
+			break
+		}
+		audio = append(audio, audioOf(t, []map[string]any{ev}, "response.output_audio.delta")...)
+	}
+	require.Equal(t, 200*8, len(audio))
+	require.Equal(t, 1011, sessionByID(t, s, id).CloseCode)
+	// Once: the reconnect's response completes.
+	c2, _ := readyNoVAD(t, url)
+	require.Equal(t, "completed", doneOf(c2.respond())["status"])
+}
+
+func TestFaultDropAfterAudio(t *testing.T) {
+	cfg := fastConfig("east")
+	cfg.Faults = Faults{DropAfterAudioMs: 100}
+	s, url := startSim(t, cfg)
+	c, id := readyNoVAD(t, url)
+	c.send(map[string]any{"type": "response.create"})
+	var err error
+	for err == nil {
+		_, err = c.read()
+	}
+	require.Equal(t, websocket.StatusCode(-1), websocket.CloseStatus(err), "no close frame: %v", err)
+	require.Eventually(t, func() bool { return sessionByID(t, s, id).CloseCode == -1 }, 10*time.Second, 10*time.Millisecond)
+}
+
+func TestFaultRefuseStatus(t *testing.T) {
+	s, url := startSim(t, fastConfig("east"))
+	for _, tc := range []struct {
+		status int
+		code   any
+		typ    string
+	}{{429, "rate_limit_exceeded", "requests"}, {503, nil, "server_error"}} {
+		s.SetFaults(Faults{RefuseStatus: tc.status})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, resp, err := websocket.Dial(ctx, url+gaPath, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer sk-test-key-123456"}}})
+		cancel()
+		require.Error(t, err)
+		require.Equal(t, tc.status, resp.StatusCode)
+		require.Equal(t, "1", resp.Header.Get("Retry-After"))
+		var body struct{ Error map[string]any }
+		b, _ := io.ReadAll(resp.Body)
+		require.NoError(t, json.Unmarshal(b, &body))
+		require.Equal(t, tc.code, body.Error["code"])
+		require.Equal(t, tc.typ, body.Error["type"])
+	}
+	s.SetFaults(Faults{})
+	c := dial(t, url+gaPath, nil)
+	c.expect("session.created")
+}
+
+func TestFaultRefuseConnect(t *testing.T) {
+	s, url := startSim(t, fastConfig("east"))
+	s.SetFaults(Faults{RefuseConnect: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, resp, err := websocket.Dial(ctx, url+gaPath, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer sk-test-key-123456"}}})
+	require.Error(t, err)
+	require.Nil(t, resp, "refused before any HTTP")
+	s.SetFaults(Faults{})
+	dial(t, url+gaPath, nil).expect("session.created")
+}
+
+func TestFaultErrorEventServerError(t *testing.T) {
+	cfg := fastConfig("east")
+	cfg.Faults = Faults{ErrorEventServerError: 1}
+	s, url := startSim(t, cfg)
+	c, id := readyNoVAD(t, url)
+	c.send(map[string]any{"type": "response.create", "event_id": "rc1"})
+	ev := c.expect("error")
+	e := ev["error"].(map[string]any)
+	require.Equal(t, "server_error", e["type"])
+	require.Equal(t, "rc1", e["event_id"])
+	require.Contains(t, e["message"], id)
+	c.probe() // no response.created
+	require.Equal(t, "completed", doneOf(c.respond())["status"], "not active: the next create works")
+	require.Equal(t, "error_event", sessionByID(t, s, id).Responses[0].Status)
+}
+
+func TestSessionExpiry(t *testing.T) {
+	cfg := fastConfig("east")
+	cfg.SessionLimit = 20 * time.Minute
+	s, url := startSim(t, cfg)
+	c, created := dialReady(t, url, gaPath)
+	exp := created["session"].(map[string]any)["expires_at"].(float64)
+	require.InDelta(t, float64(time.Now().Add(20*time.Minute).Unix()), exp, 5)
+	// ExpireAfter set at run time applies to the live session.
+	s.SetFaults(Faults{ExpireAfter: 200 * time.Millisecond})
+	e := c.expectError("session_expired")
+	require.Equal(t, "invalid_request_error", e["type"])
+	require.Equal(t, "Your session hit the maximum duration of 20 minutes.", e["message"])
+	require.Nil(t, e["event_id"])
+	_, err := c.read()
+	var ce websocket.CloseError
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, websocket.StatusGoingAway, ce.Code)
+	require.Equal(t, "Your session hit the maximum duration of 20 minutes.", ce.Reason)
+	require.Equal(t, 1001, sessionByID(t, s, sessID(created)).CloseCode)
+}
+
+func TestSessionLimit(t *testing.T) {
+	cfg := fastConfig("east")
+	cfg.SessionLimit = 300 * time.Millisecond
+	_, url := startSim(t, cfg)
+	c, _ := dialReady(t, url, gaPath)
+	require.Equal(t, "Your session hit the maximum duration of 1 minutes.", c.expectError("session_expired")["message"])
+	_, err := c.read()
+	require.Equal(t, websocket.StatusGoingAway, websocket.CloseStatus(err))
+}
+
+// TestCloseEndsSessions: Close sends 1001 to live sessions, waits for every
+// goroutine (goleak in TestMain checks none is left), and is idempotent.
+func TestCloseEndsSessions(t *testing.T) {
+	s := New(fastConfig("east"))
+	url, err := s.Listen("127.0.0.1:0")
+	require.NoError(t, err)
+	c, _ := readyNoVAD(t, url)
+	c.send(map[string]any{"type": "response.create"})
+	c.expect("response.created")
+	done := make(chan error, 1)
+	go func() { done <- s.Close() }()
+	for {
+		if _, err := c.read(); err != nil {
+			require.Equal(t, websocket.StatusGoingAway, websocket.CloseStatus(err))
+			break
+		}
+	}
+	require.NoError(t, <-done)
+	require.NoError(t, s.Close())
+	_, err = s.Listen("127.0.0.1:0")
+	require.Error(t, err)
+}
