@@ -11,7 +11,8 @@ import (
 // Counting faults (FailBeforeAudio, StallNoResponse, ErrorEventServerError,
 // FailAfterAudioCount, and the one-shot CloseAfterAudioMs) are consumed
 // across the whole server, so "the next response in this region fails once"
-// is expressible whatever session it lands in.
+// is expressible whatever session it lands in. The yaml tags let the
+// binary's per-region config carry a Faults block as is.
 //
 // When several apply to one response, the first in this order wins:
 // StallNoResponse, ErrorEventServerError, FailBeforeAudio, Sticky,
@@ -21,47 +22,47 @@ type Faults struct {
 	// FailBeforeAudio: the next N responses fail before any audio:
 	// response.created, then response.done status failed with a server_error
 	// carrying this session's id (§3.7), output [].
-	FailBeforeAudio int
+	FailBeforeAudio int `yaml:"fail_before_audio"`
 	// FailAfterAudioMs: responses fail after this many ms of audio were
 	// streamed (partial output, then response.done failed).
-	FailAfterAudioMs int
+	FailAfterAudioMs int `yaml:"fail_after_audio_ms"`
 	// FailAfterAudioCount: how many responses FailAfterAudioMs applies to
 	// (0 = all).
-	FailAfterAudioCount int
+	FailAfterAudioCount int `yaml:"fail_after_audio_count"`
 	// Sticky: after a session's first failed response every later response in
 	// that session fails too (Azure, livekit/agents #6040; §6.4).
-	Sticky bool
+	Sticky bool `yaml:"sticky"`
 	// FailureRate: random per-response failure probability (0..1), before
 	// audio, drawn from a generator seeded with Seed for determinism.
-	FailureRate float64
-	Seed        int64
+	FailureRate float64 `yaml:"failure_rate"`
+	Seed        int64   `yaml:"seed"`
 	// StallNoResponse: the next N responses never start: no response.created,
 	// nothing. They still count as the active response (a second
 	// response.create is rejected) and response.cancel ends them with a bare
 	// response.done, the quirk §3.6 notes.
-	StallNoResponse int
+	StallNoResponse int `yaml:"stall_no_response"`
 	// StallMidAudioMs: responses stop streaming after this many ms of audio
 	// and never finish (until cancelled or interrupted).
-	StallMidAudioMs int
+	StallMidAudioMs int `yaml:"stall_mid_audio_ms"`
 	// CloseAfterAudioMs: close the WebSocket with 1011 after this many ms of
 	// audio in a response; fires once, then disarms itself.
-	CloseAfterAudioMs int
+	CloseAfterAudioMs int `yaml:"close_after_audio_ms"`
 	// DropAfterAudioMs: drop the TCP connection without a close frame after
 	// this many ms of audio in a response (every response while set).
-	DropAfterAudioMs int
+	DropAfterAudioMs int `yaml:"drop_after_audio_ms"`
 	// RefuseStatus: refuse upgrades with this HTTP status (429, 503, …) and a
 	// JSON error body; 0 = accept.
-	RefuseStatus int
+	RefuseStatus int `yaml:"refuse_status"`
 	// RefuseConnect: reject at TCP level: accepted connections are reset
 	// before any HTTP is read (Listen only; ServeHTTP hijacks and resets).
-	RefuseConnect bool
+	RefuseConnect bool `yaml:"refuse_connect"`
 	// ExpireAfter: session_expired + close 1001 this long after session start
 	// (overrides SessionLimit if smaller). Applies to live sessions too when
 	// set through SetFaults.
-	ExpireAfter time.Duration
+	ExpireAfter time.Duration `yaml:"expire_after"`
 	// ErrorEventServerError: the next N responses get an `error` event of
 	// type server_error instead of starting (no response.created).
-	ErrorEventServerError int
+	ErrorEventServerError int `yaml:"error_event_server_error"`
 }
 
 type faultKind uint8
