@@ -1,0 +1,160 @@
+package sip
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/sipbridge/sipbridge/media"
+)
+
+// Listener is one socket the server answers on.
+type Listener struct {
+	// Network is "udp" or "tcp" ("udp4", "udp6", "tcp4", "tcp6" also work).
+	// TLS will be a third kind with its own certificate fields; the guard
+	// that answers malformed input wraps any net.Listener, so it applies
+	// to TLS unchanged.
+	Network string
+	// Addr is host:port; port 0 picks a free port (see Server.Addrs).
+	Addr string
+}
+
+// Config configures a Server. Zero values get the defaults noted per field.
+type Config struct {
+	// Listen are the sockets to serve; at least one.
+	Listen []Listener
+	// AdvertiseHost is the host or IP written into our Contact and the SDP
+	// c= line: the public address when behind NAT. Default: the first
+	// listener's IP, or this host's first global unicast address when that
+	// IP is unspecified (0.0.0.0 / ::).
+	AdvertiseHost string
+	// UserAgent goes into Server (responses) and User-Agent (requests).
+	// Default "sipbridge".
+	UserAgent string
+	// MaxCalls caps concurrent calls (setup included); beyond it INVITEs get
+	// 503 with Retry-After. 0 = unlimited.
+	MaxCalls int
+	// ACKTimeout is how long to wait for the ACK of our 200 OK before
+	// ending the call with BYE (RFC 3261 §13.3.1.4). Default 32 s (64·T1).
+	ACKTimeout time.Duration
+	// MediaTimeout ends a call after this long without RTP from the caller.
+	// Default 30 s; negative disables it.
+	MediaTimeout time.Duration
+	// ModelFormat is the audio format exchanged with the conversation.
+	ModelFormat media.ModelFormat
+	// SymmetricRTP sends RTP to where the caller's RTP comes from instead
+	// of the SDP address (NATed callers).
+	SymmetricRTP bool
+	// ComfortNoiseDB is the level of the noise sent when nothing plays
+	// (dBov, e.g. -65); 0 = the media default.
+	ComfortNoiseDB float64
+}
+
+// Defaults.
+const (
+	DefaultUserAgent    = "sipbridge"
+	DefaultACKTimeout   = 32 * time.Second
+	DefaultMediaTimeout = 30 * time.Second
+)
+
+// withDefaults validates c and fills in the defaults.
+func (c Config) withDefaults() (Config, error) {
+	if len(c.Listen) == 0 {
+		return c, fmt.Errorf("%w: no listener", ErrConfig)
+	}
+	c.Listen = append([]Listener(nil), c.Listen...) // do not write to the caller's slice
+	for i, l := range c.Listen {
+		switch strings.ToLower(l.Network) {
+		case "udp", "udp4", "udp6", "tcp", "tcp4", "tcp6":
+		default:
+			return c, fmt.Errorf("%w: listener %d: network %q (want udp or tcp)", ErrConfig, i, l.Network)
+		}
+		if _, _, err := net.SplitHostPort(l.Addr); err != nil {
+			return c, fmt.Errorf("%w: listener %d: addr %q: %w", ErrConfig, i, l.Addr, err)
+		}
+		c.Listen[i].Network = strings.ToLower(l.Network)
+	}
+	if c.UserAgent == "" {
+		c.UserAgent = DefaultUserAgent
+	}
+	if !headerSafe(c.UserAgent) {
+		return c, fmt.Errorf("%w: user agent contains control characters", ErrConfig)
+	}
+	if c.ACKTimeout <= 0 {
+		c.ACKTimeout = DefaultACKTimeout
+	}
+	switch {
+	case c.MediaTimeout == 0:
+		c.MediaTimeout = DefaultMediaTimeout
+	case c.MediaTimeout < 0:
+		c.MediaTimeout = 0 // media: 0 = never
+	}
+	if c.MaxCalls < 0 {
+		return c, fmt.Errorf("%w: max calls %d", ErrConfig, c.MaxCalls)
+	}
+	if c.AdvertiseHost == "" {
+		h, err := defaultAdvertiseHost(c.Listen[0].Addr)
+		if err != nil {
+			return c, err
+		}
+		c.AdvertiseHost = h
+	}
+	if !isHostToken(c.AdvertiseHost) {
+		return c, fmt.Errorf("%w: advertise host %q", ErrConfig, c.AdvertiseHost)
+	}
+	return c, nil
+}
+
+// defaultAdvertiseHost is the listen IP, or a global unicast address of this
+// host when the listener binds every interface.
+func defaultAdvertiseHost(addr string) (string, error) {
+	host, _, _ := net.SplitHostPort(addr)
+	ip, err := netip.ParseAddr(host)
+	if err == nil && !ip.IsUnspecified() {
+		return ip.String(), nil
+	}
+	if err != nil && host != "" {
+		return host, nil // a hostname
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return "", fmt.Errorf("%w: no advertise host and interfaces unreadable: %w", ErrConfig, err)
+	}
+	var fallback string
+	for _, a := range addrs {
+		pfx, err := netip.ParsePrefix(a.String())
+		if err != nil {
+			continue
+		}
+		ip := pfx.Addr()
+		if ip.Is4() && ip.IsGlobalUnicast() {
+			return ip.String(), nil
+		}
+		if fallback == "" && ip.IsGlobalUnicast() {
+			fallback = ip.String()
+		}
+	}
+	if fallback != "" {
+		return fallback, nil
+	}
+	return "", fmt.Errorf("%w: set AdvertiseHost: listener %q binds every interface and none has a global address", ErrConfig, addr)
+}
+
+// isHostToken accepts an IP literal or a DNS name.
+func isHostToken(h string) bool {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}

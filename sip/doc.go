@@ -1,0 +1,29 @@
+// Package sip is the bridge's SIP user agent server: it answers calls from a
+// SIP trunk and joins each one to an AI conversation.
+//
+// One Server listens on the configured UDP/TCP sockets with
+// github.com/emiago/sipgo (transaction layer, RFC 3261 §17) and keeps its own
+// small dialog map for in-dialog requests (BYE, re-INVITE, ACK, NOTIFY).
+// Each INVITE is handled by the goroutine sipgo gives its handler: that
+// goroutine owns the call until it ends (call.go), joining the SIP dialog,
+// the RTP stream (package media) and the conversation (package failover).
+//
+// What each request gets:
+//   - INVITE: 100, then 200 with the SDP answer (RFC 3264), or 400/415/420/
+//     483/488/503 (validate.go, termination.go). A request with a To-tag
+//     that matches a dialog is a re-INVITE (hold/resume, RFC 3264 §8.4);
+//     an unknown one gets 481.
+//   - ACK, BYE (200; 481 when unknown), CANCEL (sipgo answers 200 + 487),
+//     OPTIONS (200 with Allow/Accept/Supported; 503 while draining),
+//     NOTIFY for our REFER subscriptions (RFC 3515), everything else 405.
+//   - Bytes sipgo cannot parse are answered 400 by guard.go when the request
+//     line and Via can still be recovered; sipgo itself would drop them.
+//
+// Every way a call ends is listed once in termination.go with its SIP status
+// or BYE Reason header (RFC 3326), metric label and log level.
+//
+// The package sets one sipgo global on first use: sip.UDPMTUSize is raised
+// to 8192 (see NewServer) because sipgo refuses to send any UDP message over
+// UDPMTUSize-200 bytes, and a 200 OK with SDP behind a carrier's long Via and
+// Record-Route chain can exceed the default 1300.
+package sip

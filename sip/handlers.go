@@ -1,0 +1,139 @@
+package sip
+
+import (
+	"strconv"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// onInvite handles initial INVITEs (the handler goroutine becomes the call)
+// and re-INVITEs (To tag present, RFC 3261 §12.2.2).
+func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if to := req.To(); to != nil && to.Params.Has("tag") {
+		if r := validateRequest(req); r != nil {
+			s.rejectRequest(req, tx, r)
+			return
+		}
+		c := s.lookupDialog(req)
+		if c == nil {
+			s.inDialogUnknown(req, tx)
+			return
+		}
+		c.onReInvite(req, tx)
+		return
+	}
+	if r := validateInvite(req); r != nil {
+		s.rejectRequest(req, tx, r)
+		s.metrics.callEnds.WithLabelValues(r.reason.String()).Inc()
+		return
+	}
+	c := newCall(s, req, tx)
+	if r := s.admit(c); r != nil {
+		s.rejectRequest(req, tx, r)
+		s.metrics.callEnds.WithLabelValues(r.reason.String()).Inc()
+		return
+	}
+	defer s.release(c)
+	c.run()
+}
+
+// onAck confirms a dialog. An ACK matching nothing is dropped: ACKs are
+// never answered (RFC 3261 §17.2.3), and retransmitted ones are normal.
+func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	if req.CallID() == nil || req.CSeq() == nil {
+		return
+	}
+	c := s.lookupDialog(req)
+	if c == nil {
+		s.log.Debug("sip: stray ACK", "call_id", headerValue(req.CallID()))
+		return
+	}
+	c.onAck(req, tx)
+}
+
+// onBye ends a call on the caller's request; 481 for an unknown dialog
+// (RFC 3261 §15.1.2).
+func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	if r := validateRequest(req); r != nil {
+		s.rejectRequest(req, tx, r)
+		return
+	}
+	c := s.lookupDialog(req)
+	if c == nil {
+		s.inDialogUnknown(req, tx)
+		return
+	}
+	c.onBye(req, tx)
+}
+
+// onCancel only sees CANCELs that match no INVITE transaction: sipgo's
+// transaction layer answers the matching ones itself (200 to the CANCEL,
+// 487 to the INVITE, RFC 3261 §9.2) and ends the dialog, which the call
+// watches. The rest get 481.
+func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
+	if r := validateRequest(req); r != nil {
+		s.rejectRequest(req, tx, r)
+		return
+	}
+	_ = s.respond(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil)
+}
+
+// onOptions answers capability queries and keep-alive pings (RFC 3261 §11):
+// 200 with what we accept, or 503 while draining so the trunk's health
+// check takes us out of rotation.
+func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	if r := validateRequest(req); r != nil {
+		s.rejectRequest(req, tx, r)
+		return
+	}
+	if s.draining.Load() {
+		_ = s.respond(req, tx, sip.StatusServiceUnavailable, "Service Unavailable", nil,
+			sip.NewHeader("Retry-After", strconv.Itoa(retryAfterSeconds)))
+		return
+	}
+	_ = s.respond(req, tx, sip.StatusOK, "OK", nil, capabilityHeaders()...)
+}
+
+// onNotify delivers REFER progress (RFC 3515 §2.4.5) to the call.
+func (s *Server) onNotify(req *sip.Request, tx sip.ServerTransaction) {
+	if r := validateRequest(req); r != nil {
+		s.rejectRequest(req, tx, r)
+		return
+	}
+	c := s.lookupDialog(req)
+	if c == nil {
+		s.inDialogUnknown(req, tx)
+		return
+	}
+	c.onNotify(req, tx)
+}
+
+// onNoRoute: 405 with the methods we do handle (RFC 3261 §21.4.6 requires
+// Allow in a 405).
+func (s *Server) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {
+	if req.IsAck() {
+		return
+	}
+	_ = s.respond(req, tx, sip.StatusMethodNotAllowed, "Method Not Allowed", nil, sip.NewHeader("Allow", allowedMethods))
+}
+
+// inDialogUnknown answers an in-dialog request for a dialog we do not have
+// (RFC 3261 §12.2.2).
+func (s *Server) inDialogUnknown(req *sip.Request, tx sip.ServerTransaction) {
+	err := s.respond(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil)
+	if ok, suppressed := s.badLog.allow(); ok {
+		s.log.Info("sip: request for an unknown dialog", "method", sanitizePhrase(req.Method.String()),
+			"call_id", headerValue(req.CallID()), "src", req.Source(), "suppressed", suppressed, "error", err)
+	}
+}
+
+// capabilityHeaders go on OPTIONS 200 and on our 2xx to INVITE (RFC 3261
+// §13.3.1.4: a 2xx SHOULD carry Allow and Supported). We support no option
+// tags yet (no 100rel, no timer); the empty Supported is valid grammar.
+func capabilityHeaders() []sip.Header {
+	return []sip.Header{
+		sip.NewHeader("Allow", allowedMethods),
+		sip.NewHeader("Accept", "application/sdp"),
+		sip.NewHeader("Supported", ""),
+	}
+}

@@ -1,0 +1,118 @@
+package sip
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the SIP server's Prometheus series. Every label is a bounded
+// enum (method, status class, reason); never a Call-ID or an address.
+type Metrics struct {
+	requests     *prometheus.CounterVec // sipbridge_sip_requests_total{method}
+	responses    *prometheus.CounterVec // sipbridge_sip_responses_total{method,code}
+	malformed    *prometheus.CounterVec // sipbridge_sip_malformed_total{transport,action}
+	callsActive  prometheus.Gauge       // sipbridge_calls_active
+	callEnds     *prometheus.CounterVec // sipbridge_call_end_total{reason}
+	callDuration prometheus.Histogram   // sipbridge_call_duration_seconds
+	answerDelay  prometheus.Histogram   // sipbridge_sip_answer_seconds
+	transfers    *prometheus.CounterVec // sipbridge_sip_transfers_total{result}
+	reinvites    *prometheus.CounterVec // sipbridge_sip_reinvites_total{result}
+}
+
+// NewMetrics creates the series and registers them on reg (nil: not
+// registered). Registering twice on one registry reuses the existing series.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "sipbridge", Subsystem: "sip", Name: "requests_total",
+			Help: "SIP requests received, by method.",
+		}, []string{"method"}),
+		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "sipbridge", Subsystem: "sip", Name: "responses_total",
+			Help: "Final and provisional SIP responses sent by handlers, by request method and status code.",
+		}, []string{"method", "code"}),
+		malformed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "sipbridge", Subsystem: "sip", Name: "malformed_total",
+			Help: "SIP messages that could not be parsed, by transport and what was done (responded 400, dropped, closed).",
+		}, []string{"transport", "action"}),
+		callsActive: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "sipbridge", Name: "calls_active",
+			Help: "Calls admitted and not yet ended (setup included).",
+		}),
+		callEnds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "sipbridge", Name: "call_end_total",
+			Help: "Calls and rejected INVITEs by end reason.",
+		}, []string{"reason"}),
+		callDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "sipbridge", Name: "call_duration_seconds",
+			Help:    "Duration of answered calls, from INVITE to teardown.",
+			Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200},
+		}),
+		answerDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "sipbridge", Subsystem: "sip", Name: "answer_seconds",
+			Help:    "Time from INVITE received to 200 OK sent.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
+		transfers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "sipbridge", Subsystem: "sip", Name: "transfers_total",
+			Help: "REFER transfers by result.",
+		}, []string{"result"}),
+		reinvites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "sipbridge", Subsystem: "sip", Name: "reinvites_total",
+			Help: "re-INVITEs by result (hold, resume, update, rejected).",
+		}, []string{"result"}),
+	}
+	for r := EndReason(0); r < endReasonCount; r++ {
+		m.callEnds.WithLabelValues(r.String())
+	}
+	if reg != nil {
+		m.requests = register(reg, m.requests)
+		m.responses = register(reg, m.responses)
+		m.malformed = register(reg, m.malformed)
+		m.callsActive = register(reg, m.callsActive)
+		m.callEnds = register(reg, m.callEnds)
+		m.callDuration = register(reg, m.callDuration)
+		m.answerDelay = register(reg, m.answerDelay)
+		m.transfers = register(reg, m.transfers)
+		m.reinvites = register(reg, m.reinvites)
+	}
+	return m
+}
+
+// register registers c, or returns the collector already registered under
+// the same name (a second server on one registry shares the series).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}
+
+// knownMethods bounds the method label.
+var knownMethods = map[string]bool{
+	"INVITE": true, "ACK": true, "BYE": true, "CANCEL": true, "OPTIONS": true, "REGISTER": true,
+	"PRACK": true, "SUBSCRIBE": true, "NOTIFY": true, "PUBLISH": true, "INFO": true, "REFER": true,
+	"MESSAGE": true, "UPDATE": true,
+}
+
+func methodLabel(m string) string {
+	if knownMethods[m] {
+		return m
+	}
+	return "other"
+}
+
+// codeLabel bounds the code label to real SIP status codes.
+func codeLabel(code int) string {
+	if code < 100 || code > 699 {
+		return "other"
+	}
+	return strconv.Itoa(code)
+}

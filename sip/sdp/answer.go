@@ -1,0 +1,147 @@
+package sdp
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	pion "github.com/pion/sdp/v3"
+)
+
+// Local describes our side of the session.
+type Local struct {
+	// Host is the advertised media address written to o= and c= (an IP
+	// literal; a hostname is written as IN IP4 <host>).
+	Host string
+	// Port is our RTP port.
+	Port int
+	// SessionID and SessionVersion go into o= (RFC 4566 §5.2). Both are
+	// masked to 63 bits: peers that parse them as signed 64-bit integers
+	// reject larger values (diago fcf0ff5). The version must grow each time
+	// the SDP changes within a dialog (RFC 3264 §8).
+	SessionID      uint64
+	SessionVersion uint64
+	// Username for o=; "-" when empty.
+	Username string
+}
+
+// NewSessionID returns a random o= session id that fits in an int64.
+func NewSessionID() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return binary.BigEndian.Uint64(b[:]) & (1<<62 - 1)
+}
+
+const int63Mask = 1<<63 - 1
+
+// BuildAnswer writes the SDP answer for offer o negotiated as a. It keeps the
+// number and order of the offer's m-lines and rejects every one except
+// a.MediaIndex with port 0 (RFC 3264 §6). The accepted line carries the
+// chosen codec, telephone-event with the caller's payload type, a=ptime and
+// the direction.
+func BuildAnswer(o Offer, a Answer, l Local) ([]byte, error) {
+	if a.MediaIndex < 0 || a.MediaIndex >= len(o.Media) {
+		return nil, fmt.Errorf("sdp: answer: media index %d out of range (%d m-lines)", a.MediaIndex, len(o.Media))
+	}
+	if l.Port <= 0 || l.Port > 65535 {
+		return nil, fmt.Errorf("sdp: answer: invalid local port %d", l.Port)
+	}
+	if !isToken(l.Host) {
+		return nil, fmt.Errorf("sdp: answer: invalid local host %q", clip(l.Host))
+	}
+	user := l.Username
+	if user == "" {
+		user = "-"
+	}
+	if !isToken(user) {
+		return nil, fmt.Errorf("sdp: answer: invalid username %q", clip(user))
+	}
+	addrType := "IP4"
+	if ip, err := netip.ParseAddr(l.Host); err == nil && ip.Is6() && !ip.Is4In6() {
+		addrType = "IP6"
+	}
+	sd := pion.SessionDescription{
+		Version: 0,
+		Origin: pion.Origin{
+			Username:       user,
+			SessionID:      l.SessionID & int63Mask,
+			SessionVersion: l.SessionVersion & int63Mask,
+			NetworkType:    "IN",
+			AddressType:    addrType,
+			UnicastAddress: l.Host,
+		},
+		SessionName: "sipbridge",
+		ConnectionInformation: &pion.ConnectionInformation{
+			NetworkType: "IN",
+			AddressType: addrType,
+			Address:     &pion.Address{Address: l.Host},
+		},
+		TimeDescriptions: []pion.TimeDescription{{Timing: pion.Timing{StartTime: 0, StopTime: 0}}},
+	}
+	for i, m := range o.Media {
+		if i == a.MediaIndex {
+			sd.MediaDescriptions = append(sd.MediaDescriptions, acceptedMedia(m, a, l.Port))
+			continue
+		}
+		formats := m.Formats
+		if len(formats) == 0 {
+			formats = []string{"0"} // the fmt list may not be empty (RFC 4566 §5.14)
+		}
+		sd.MediaDescriptions = append(sd.MediaDescriptions, &pion.MediaDescription{
+			MediaName: pion.MediaName{
+				Media:   m.Type,
+				Port:    pion.RangedPort{Value: 0},
+				Protos:  strings.Split(m.Proto, "/"),
+				Formats: formats,
+			},
+		})
+	}
+	out, err := sd.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("sdp: answer: marshal: %w", err)
+	}
+	return out, nil
+}
+
+func acceptedMedia(m Media, a Answer, port int) *pion.MediaDescription {
+	proto := a.Proto
+	if proto == "" {
+		proto = m.Proto
+	}
+	ptime := a.Ptime
+	if ptime <= 0 {
+		ptime = DefaultPtime
+	}
+	pt := strconv.Itoa(int(a.Codec.PT))
+	md := &pion.MediaDescription{
+		MediaName: pion.MediaName{
+			Media:   "audio", // Negotiate only accepts audio; lower case per the IANA registry
+			Port:    pion.RangedPort{Value: port},
+			Protos:  strings.Split(proto, "/"),
+			Formats: []string{pt},
+		},
+		Attributes: []pion.Attribute{
+			pion.NewAttribute("rtpmap", pt+" "+a.Codec.Name+"/8000"),
+		},
+	}
+	if a.DTMFPT >= 0 {
+		te := strconv.Itoa(a.DTMFPT)
+		events := a.DTMFEvents
+		if events == "" {
+			events = "0-15"
+		}
+		md.MediaName.Formats = append(md.MediaName.Formats, te)
+		md.Attributes = append(md.Attributes,
+			pion.NewAttribute("rtpmap", te+" "+telephoneEvName+"/8000"),
+			pion.NewAttribute("fmtp", te+" "+events),
+		)
+	}
+	md.Attributes = append(md.Attributes,
+		pion.NewAttribute("ptime", strconv.Itoa(ptime)),
+		pion.NewPropertyAttribute(a.Direction.String()),
+	)
+	return md
+}

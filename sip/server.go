@@ -1,0 +1,569 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sipbridge/sipbridge/failover"
+	"github.com/sipbridge/sipbridge/media"
+)
+
+// CallInfo is what the AI side may log or use about a call.
+type CallInfo struct {
+	CallID   string // SIP Call-ID
+	From     string // caller URI (sip:user@host, without password or parameters)
+	To       string // called URI
+	FromUser string
+	ToUser   string
+	Remote   netip.AddrPort // source of the INVITE (the trunk's signalling address)
+	Codec    media.Codec    // negotiated G.711 law
+}
+
+// Conversation is one call's AI conversation (implemented by
+// *failover.Conversation, wired in cmd).
+type Conversation interface {
+	WriteCallerAudio(frame []byte)
+	Run(ctx context.Context) error
+	Controls() <-chan failover.Control
+	PlayoutDone(itemID string, playedMs int)
+	DTMF(digit rune)
+	TransferResult(callID string, ok bool, detail string)
+	SetHold(held bool)
+}
+
+// ConversationFactory builds the conversation of a call. It must not dial
+// anything: the realtime session is opened by Run, which the call starts
+// only once it is about to answer (so a CANCEL before that costs no
+// session). ctx is the call's context.
+type ConversationFactory func(ctx context.Context, call CallInfo, player failover.Player, log *slog.Logger) (Conversation, error)
+
+// mediaStream is what a call uses of *media.Stream.
+type mediaStream interface {
+	failover.Player
+	Run(ctx context.Context) error
+	QueuedMs() int
+	Events() <-chan media.Event
+	SetRemote(remote netip.AddrPort, codec media.Codec, dtmfPT int)
+	SetSending(on bool)
+	Stats() media.Stats
+}
+
+// mediaBackend allocates RTP sockets and streams; tests swap it.
+type mediaBackend struct {
+	allocate  func() (*net.UDPConn, error)
+	newStream func(media.StreamConfig) (mediaStream, error)
+}
+
+func realMedia(ports *media.PortAllocator) mediaBackend {
+	return mediaBackend{
+		allocate: ports.Allocate,
+		newStream: func(cfg media.StreamConfig) (mediaStream, error) {
+			s, err := media.NewStream(cfg)
+			if err != nil {
+				return nil, err
+			}
+			return s, nil
+		},
+	}
+}
+
+// Timings that are policy rather than configuration.
+const (
+	retryAfterSeconds = 30               // Retry-After on 503 (RFC 3261 §20.33)
+	teardownTimeout   = 10 * time.Second // BYE and cleanup after a call ends
+	shutdownHangup    = 5 * time.Second  // Serve's last HangupAll when its context ends
+	udpMTU            = 8192             // sip.UDPMTUSize: sipgo sends UDP messages up to UDPMTUSize-200 bytes
+)
+
+// allowedMethods go into Allow (OPTIONS, 405, 2xx to INVITE).
+const allowedMethods = "INVITE, ACK, BYE, CANCEL, OPTIONS, NOTIFY"
+
+var setGlobalsOnce sync.Once
+
+// setSipgoGlobals raises sip.UDPMTUSize once per process. sipgo rejects
+// every UDP message longer than UDPMTUSize-200 with ErrUDPMTUCongestion
+// (1300 bytes by default), responses included; a 200 OK with SDP behind a
+// carrier's Via/Record-Route chain can pass that. Larger datagrams are
+// fragmented by IP, which trunks handle; the cmd package may set it earlier,
+// in which case it is left alone.
+func setSipgoGlobals() {
+	setGlobalsOnce.Do(func() {
+		if sip.UDPMTUSize < udpMTU {
+			sip.UDPMTUSize = udpMTU
+		}
+	})
+}
+
+// Server is the bridge's SIP user agent server.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *Metrics
+	newConv ConversationFactory
+	media   mediaBackend
+
+	ua     *sipgo.UserAgent
+	srv    *sipgo.Server
+	client *sipgo.Client
+	guard  *guard
+
+	// baseCtx parents every call: detached from request scope, cancelled
+	// when Serve returns.
+	baseCtx    context.Context
+	baseCancel context.CancelCauseFunc
+
+	ready    chan struct{}
+	serving  atomic.Bool
+	draining atomic.Bool
+
+	badLog *logLimiter // malformed and rejected traffic
+
+	mu      sync.Mutex
+	addrs   []net.Addr       // guarded by mu; set once before ready closes
+	calls   map[*call]bool   // every admitted call, setup included; guarded by mu
+	dialogs map[string]*call // by dialog ID (Call-ID + tags); guarded by mu
+	changed chan struct{}    // closed and replaced when len(calls) changes; guarded by mu
+}
+
+// NewServer builds a server; Serve starts it. ports hands out RTP sockets
+// and newConv builds each call's conversation. m may be nil.
+func NewServer(cfg Config, ports *media.PortAllocator, newConv ConversationFactory, log *slog.Logger, m *Metrics) (*Server, error) {
+	if ports == nil {
+		return nil, fmt.Errorf("%w: nil port allocator", ErrConfig)
+	}
+	return newServer(cfg, realMedia(ports), newConv, log, m)
+}
+
+func newServer(cfg Config, mb mediaBackend, newConv ConversationFactory, log *slog.Logger, m *Metrics) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if newConv == nil {
+		return nil, fmt.Errorf("%w: nil conversation factory", ErrConfig)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	setSipgoGlobals()
+
+	// sipgo logs through the same handler (style rule 6).
+	sipLog := log.With("component", "sipgo")
+	ua, err := sipgo.NewUA(
+		sipgo.WithUserAgent(cfg.UserAgent),
+		sipgo.WithUserAgentHostname(cfg.AdvertiseHost),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog)),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("sip: new user agent: %w", err)
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(sipLog))
+	if err != nil {
+		_ = ua.Close()
+		return nil, fmt.Errorf("sip: new sipgo server: %w", err)
+	}
+	// Via sent-by of our requests (BYE, REFER) is the advertised host; the
+	// port comes from the socket (sipgo fills it in).
+	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname(cfg.AdvertiseHost), sipgo.WithClientLogger(sipLog))
+	if err != nil {
+		_ = ua.Close()
+		return nil, fmt.Errorf("sip: new sipgo client: %w", err)
+	}
+	baseCtx, baseCancel := context.WithCancelCause(context.Background())
+	s := &Server{
+		cfg:        cfg,
+		log:        log,
+		metrics:    m,
+		newConv:    newConv,
+		media:      mb,
+		ua:         ua,
+		srv:        srv,
+		client:     client,
+		baseCtx:    baseCtx,
+		baseCancel: baseCancel,
+		ready:      make(chan struct{}),
+		badLog:     newLogLimiter(time.Second, 10),
+		calls:      map[*call]bool{},
+		dialogs:    map[string]*call{},
+		changed:    make(chan struct{}),
+	}
+	s.guard = &guard{parser: sip.NewParser(), server: cfg.UserAgent, report: s.reportMalformed}
+
+	srv.OnInvite(s.handler(s.onInvite))
+	srv.OnAck(s.handler(s.onAck))
+	srv.OnBye(s.handler(s.onBye))
+	srv.OnCancel(s.handler(s.onCancel))
+	srv.OnOptions(s.handler(s.onOptions))
+	srv.OnNotify(s.handler(s.onNotify))
+	srv.OnNoRoute(s.handler(s.onNoRoute))
+	return s, nil
+}
+
+// Serve binds every listener and serves until ctx ends or a listener fails.
+// When ctx ends it hangs up the calls still up (bounded), then closes the
+// listeners. It returns nil after a normal shutdown.
+func (s *Server) Serve(ctx context.Context) error {
+	if !s.serving.CompareAndSwap(false, true) {
+		return ErrAlreadyServing
+	}
+	defer s.baseCancel(errors.New("sip: server stopped"))
+	defer func() { _ = s.ua.Close() }()
+
+	type bound struct {
+		l     Listener
+		pc    net.PacketConn
+		ln    net.Listener
+		close func() error
+	}
+	var socks []bound
+	closeAll := func() {
+		for _, b := range socks {
+			_ = b.close()
+		}
+	}
+	var lc net.ListenConfig
+	for _, l := range s.cfg.Listen {
+		b := bound{l: l}
+		if strings.HasPrefix(l.Network, "udp") {
+			pc, err := lc.ListenPacket(ctx, l.Network, l.Addr)
+			if err != nil {
+				closeAll()
+				return fmt.Errorf("sip: listen %s %s: %w", l.Network, l.Addr, err)
+			}
+			b.pc, b.close = &guardedPacketConn{PacketConn: pc, g: s.guard}, pc.Close
+		} else {
+			ln, err := lc.Listen(ctx, l.Network, l.Addr)
+			if err != nil {
+				closeAll()
+				return fmt.Errorf("sip: listen %s %s: %w", l.Network, l.Addr, err)
+			}
+			b.ln, b.close = &guardedListener{Listener: ln, g: s.guard, transport: "tcp"}, ln.Close
+		}
+		socks = append(socks, b)
+	}
+	s.mu.Lock()
+	for _, b := range socks {
+		if b.pc != nil {
+			s.addrs = append(s.addrs, b.pc.LocalAddr())
+		} else {
+			s.addrs = append(s.addrs, b.ln.Addr())
+		}
+	}
+	s.mu.Unlock()
+	for _, a := range s.Addrs() {
+		s.log.Info("sip listening", "network", a.Network(), "addr", a.String(), "advertise", s.cfg.AdvertiseHost)
+	}
+	close(s.ready)
+
+	g, gctx := errgroup.WithContext(ctx)
+	var stopping atomic.Bool
+	for _, b := range socks {
+		g.Go(func() error {
+			var err error
+			if b.pc != nil {
+				err = s.srv.ServeUDP(b.pc)
+			} else {
+				err = s.srv.ServeTCP(b.ln)
+			}
+			if stopping.Load() {
+				return nil
+			}
+			if err == nil {
+				err = ErrListenerStopped
+			}
+			return fmt.Errorf("sip: serve %s %s: %w", b.l.Network, b.l.Addr, err)
+		})
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		// Calls still up get their BYE while the sockets are open.
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownHangup)
+		s.HangupAll(hctx)
+		cancel()
+		stopping.Store(true)
+		closeAll()
+		return nil
+	})
+	return g.Wait()
+}
+
+// Ready is closed once every listener is bound.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Addrs returns the bound addresses (after Ready), in Config.Listen order.
+func (s *Server) Addrs() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]net.Addr(nil), s.addrs...)
+}
+
+// Drain stops accepting calls: new INVITEs and OPTIONS get 503 with
+// Retry-After, so trunks and load balancers move traffic elsewhere. Calls
+// in progress continue.
+func (s *Server) Drain() {
+	if !s.draining.Swap(true) {
+		s.log.Info("sip draining: new calls are refused")
+	}
+}
+
+// ActiveCalls counts calls admitted and not yet ended (setup included).
+func (s *Server) ActiveCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.calls)
+}
+
+// Wait blocks until there are no active calls or ctx ends.
+func (s *Server) Wait(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		n, ch := len(s.calls), s.changed
+		s.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("sip: wait for %d calls: %w", n, ctx.Err())
+		}
+	}
+}
+
+// HangupAll ends every active call (BYE with a shutdown Reason, or 503 for
+// calls not answered yet) and waits for them until ctx ends.
+func (s *Server) HangupAll(ctx context.Context) {
+	s.mu.Lock()
+	calls := make([]*call, 0, len(s.calls))
+	for c := range s.calls {
+		calls = append(calls, c)
+	}
+	s.mu.Unlock()
+	for _, c := range calls {
+		c.end(EndShutdown, nil)
+	}
+	if err := s.Wait(ctx); err != nil {
+		s.log.Warn("sip: calls still active after hangup", "error", err)
+	}
+}
+
+// admit reserves a call slot, or says why not (RFC 3261 §21.5.4: 503 with
+// Retry-After when overloaded or going away).
+func (s *Server) admit(c *call) *rejection {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining.Load() {
+		return reject(EndRejectDraining, "draining")
+	}
+	if s.cfg.MaxCalls > 0 && len(s.calls) >= s.cfg.MaxCalls {
+		return reject(EndRejectMaxCalls, "too many calls")
+	}
+	s.calls[c] = true
+	s.metrics.callsActive.Set(float64(len(s.calls)))
+	s.notifyLocked()
+	return nil
+}
+
+// release frees the slot and the dialog entry of c.
+func (s *Server) release(c *call) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.calls, c)
+	if c.dialogID != "" && s.dialogs[c.dialogID] == c {
+		delete(s.dialogs, c.dialogID)
+	}
+	s.metrics.callsActive.Set(float64(len(s.calls)))
+	s.notifyLocked()
+}
+
+func (s *Server) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+func (s *Server) registerDialog(id string, c *call) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dialogs[id] = c
+}
+
+// lookupDialog finds the call an in-dialog request belongs to (RFC 3261
+// §12.2.2: Call-ID, local tag = To tag, remote tag = From tag).
+func (s *Server) lookupDialog(req *sip.Request) *call {
+	id, err := sip.DialogIDFromRequestUAS(req)
+	if err != nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dialogs[id]
+}
+
+// contactFor is our Contact for a dialog created by req: the advertised
+// host with the port of the socket the request came in on.
+func (s *Server) contactFor(req *sip.Request, tx sip.ServerTransaction) sip.ContactHeader {
+	network := strings.ToLower(req.Transport())
+	port := 0
+	if ct, ok := tx.(interface{ Connection() sip.Connection }); ok {
+		if conn := ct.Connection(); conn != nil {
+			if _, p, err := sip.ParseAddr(conn.LocalAddr().String()); err == nil {
+				port = p
+			}
+		}
+	}
+	if port == 0 {
+		for _, a := range s.Addrs() {
+			if strings.HasPrefix(a.Network(), network) {
+				if _, p, err := sip.ParseAddr(a.String()); err == nil {
+					port = p
+					break
+				}
+			}
+		}
+	}
+	host := s.cfg.AdvertiseHost
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Is6() {
+		host = "[" + ip.String() + "]"
+	}
+	uri := sip.Uri{Scheme: "sip", Host: host, Port: port}
+	if network != "udp" && network != "" {
+		uri.UriParams = sip.NewParams()
+		uri.UriParams.Add("transport", network)
+	}
+	return sip.ContactHeader{Address: uri}
+}
+
+// reportMalformed counts a message the guard could not parse and logs it,
+// rate-limited (a flood must not flood the logs).
+func (s *Server) reportMalformed(transport, action string, src net.Addr, err error) {
+	s.metrics.malformed.WithLabelValues(transport, action).Inc()
+	if ok, suppressed := s.badLog.allow(); ok {
+		addr := ""
+		if src != nil {
+			addr = src.String()
+		}
+		s.log.Warn("sip: malformed message", "transport", transport, "action", action, "src", addr,
+			"error", sanitizePhrase(err.Error()), "suppressed", suppressed)
+	}
+}
+
+// handler wraps every sipgo handler: counting, and never letting a panic in
+// our code take the process down with it.
+func (s *Server) handler(h func(req *sip.Request, tx sip.ServerTransaction)) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		s.metrics.requests.WithLabelValues(methodLabel(req.Method.String())).Inc()
+		defer func() {
+			// A bug must cost one request, not every call on the box.
+			if v := recover(); v != nil {
+				s.log.Error("sip: handler panic", "method", sanitizePhrase(req.Method.String()),
+					"call_id", headerValue(req.CallID()), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				if !req.IsAck() {
+					_ = s.respond(req, tx, sip.StatusInternalServerError, "Server Internal Error", nil)
+				}
+			}
+		}()
+		h(req, tx)
+	}
+}
+
+// respond sends a response built from req, with our Server header, after
+// making sure nothing copied from the request can break a header line.
+func (s *Server) respond(req *sip.Request, tx sip.ServerTransaction, status int, phrase string, body []byte, hdrs ...sip.Header) error {
+	res := sip.NewResponseFromRequest(req, status, phrase, body)
+	return s.send(req, tx, res, hdrs...)
+}
+
+// send completes and sends res on tx.
+func (s *Server) send(req *sip.Request, tx sip.ServerTransaction, res *sip.Response, hdrs ...sip.Header) error {
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	if res.GetHeader("Server") == nil {
+		res.AppendHeader(sip.NewHeader("Server", s.cfg.UserAgent))
+	}
+	res = sanitizeResponse(res)
+	s.metrics.responses.WithLabelValues(methodLabel(req.Method.String()), codeLabel(res.StatusCode)).Inc()
+	if err := tx.Respond(res); err != nil {
+		return fmt.Errorf("sip: respond %d to %s: %w", res.StatusCode, req.Method, err)
+	}
+	return nil
+}
+
+// rejectRequest answers a request we will not process and logs it
+// (rate-limited: this is what scanners and broken peers produce).
+func (s *Server) rejectRequest(req *sip.Request, tx sip.ServerTransaction, r *rejection) {
+	t := r.reason.Termination()
+	hdrs := r.hdrs
+	if t.RetryAfter {
+		hdrs = append(hdrs, sip.NewHeader("Retry-After", strconv.Itoa(retryAfterSeconds)))
+	}
+	err := s.respond(req, tx, t.Status, r.phrase(), nil, hdrs...)
+	if ok, suppressed := s.badLog.allow(); ok {
+		s.log.Log(context.Background(), t.Level, "sip: request rejected",
+			"method", sanitizePhrase(req.Method.String()), "status", t.Status, "reason", r.phrase(),
+			"call_id", headerValue(req.CallID()), "src", req.Source(), "suppressed", suppressed, "error", err)
+	}
+}
+
+// sanitizeResponse rebuilds res if a header copied from the request carries
+// CR, LF or NUL (a request rejected for exactly that, or sipgo echoing
+// what it parsed): those bytes become spaces.
+func sanitizeResponse(res *sip.Response) *sip.Response {
+	dirty := false
+	for _, h := range res.Headers() {
+		if !headerSafe(h.Value()) {
+			dirty = true
+			break
+		}
+	}
+	if !dirty {
+		return res
+	}
+	clean := sip.NewResponse(res.StatusCode, sanitizePhrase(res.Reason))
+	clean.SipVersion = "SIP/2.0"
+	for _, h := range res.Headers() {
+		if headerSafe(h.Value()) {
+			clean.AppendHeader(h)
+			continue
+		}
+		clean.AppendHeader(sip.NewHeader(h.Name(), strings.Map(func(r rune) rune {
+			if r == '\r' || r == '\n' || r == 0 {
+				return ' '
+			}
+			return r
+		}, h.Value())))
+	}
+	clean.SetBody(res.Body())
+	clean.SetTransport(res.Transport())
+	clean.SetDestination(res.Destination())
+	return clean
+}
+
+// headerValue is h.Value() for a possibly nil header.
+func headerValue(h sip.Header) string {
+	if h == nil {
+		return ""
+	}
+	if cid, ok := h.(*sip.CallIDHeader); ok && cid == nil {
+		return ""
+	}
+	return sanitizePhrase(h.Value())
+}
