@@ -6,4 +6,53 @@
 // caller hears only a short pause. It also does what one healthy session
 // needs: streaming caller audio, playing the model's audio, barge-in with
 // exact truncation, and keeping a single response in flight.
+//
+// # Shape
+//
+// A Conversation is an actor: Run is one goroutine that owns the
+// realtime.Record, the active session, the warm standby and the swap state.
+// Every other method posts to it and returns. Each session has a forwarder
+// goroutine that tags its events with the session's generation, so events of
+// a session already swapped out are ignored. Dials run in goroutines and
+// report back; the replay into a new session is sent from the actor (bounded
+// by a timeout and by the call's context).
+//
+// # Failure detection
+//
+// Each failure is classified once as a Trigger (its String is the log and
+// metric label): response.done failed (server_error, rate limit, auth),
+// `error` events of type server_error, session_expired / close 1001 /
+// expires_at (expiry), other closes and drops, and three stall watchdogs
+// driven by the injected clock. Recoverable errors (the ones the protocol
+// lists as races) are logged, never swapped on.
+//
+// # Swap and replay
+//
+//   - The answer the caller was waiting for is worked out first: the
+//     response that failed or was running (unless the caller had interrupted
+//     it), our create not yet started, or a committed turn not yet answered.
+//   - If that answer was playing, playout is flushed at once and the played
+//     position of each item is recorded; the record then renders the
+//     assistant text cut to what the caller heard.
+//   - Caller audio is never dropped: audio the old session had not committed
+//     and everything said during the swap is buffered, and appended to the
+//     new session after the replay and the response.create, so that the new
+//     session's VAD decides whether it holds a turn (it then interrupts and
+//     supersedes the answer just asked for, like a live barge-in). The turn
+//     whose answer failed was committed, so it is already a user item in the
+//     record (its audio, or its transcript when known) and is replayed.
+//   - Don't repeat: when the caller heard part of the failed answer, the
+//     replay holds that part as assistant output_text and the response.create
+//     carries the session instructions plus a note asking to continue from
+//     where it was cut without repeating (response instructions replace the
+//     session's, so both are sent).
+//   - Exactly one response.create ends a swap; plain creates queued behind
+//     the failed answer (tool follow-ups, DTMF) are merged into it.
+//   - MaxSwapsInRow consecutive failed attempts (dial error, replay error, or
+//     a new session that fails before completing a response) give up:
+//     apology, ControlGiveUp, ErrAllRegionsFailed.
+//
+// Rotation prepares a fresh session (or uses the warm standby) before the
+// session limit and switches at a turn boundary, with the same replay and no
+// response.create.
 package failover

@@ -1,0 +1,117 @@
+package failover
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/sipbridge/sipbridge/realtime"
+)
+
+// Config is one call's conversation behaviour.
+type Config struct {
+	// Session is sent byte-identically to every session of the call.
+	Session realtime.SessionConfig
+	// Greeting, if set: a response.create with these instructions once the
+	// first session is up. response.create instructions replace the
+	// session's for that response (protocol doc §2.6), so they are sent
+	// after the session instructions, not instead of them.
+	Greeting string
+	// StallNoResponse: no response.created this long after the caller's turn
+	// ended (speech_stopped/committed) or after our response.create → stall
+	// (default 5 s).
+	StallNoResponse time.Duration
+	// StallFirstAudio: no first output delta this long after
+	// response.created → stall (default 5 s).
+	StallFirstAudio time.Duration
+	// StallMidAudio: audio deltas stop this long mid-answer with no
+	// response.done → stall (default 4 s).
+	StallMidAudio time.Duration
+	// MaxSwapsInRow: give up after this many consecutive failed swap
+	// attempts (default 3).
+	MaxSwapsInRow int
+	// RotateMargin: rotate at a turn boundary when the session is within this
+	// of its limit/expires_at (default 2 min).
+	RotateMargin time.Duration
+	// FillerAfter: during a swap, if the gap passes this, play FillerAudio
+	// once (0 = never).
+	FillerAfter time.Duration
+	// FillerAudio is in the session output format.
+	FillerAudio []byte
+	// ApologyAudio is played when giving up (session output format).
+	ApologyAudio []byte
+	// GiveUpTransfer is the SIP URI to transfer to when giving up ("" = hang up).
+	GiveUpTransfer string
+	// TransferTargets are the allowed transfer_call targets; the first is
+	// the default.
+	TransferTargets []string
+	// KeepAudioTurns: user turns whose audio is kept for replay (default 4).
+	KeepAudioTurns int
+}
+
+// Defaults.
+const (
+	DefaultStallNoResponse = 5 * time.Second
+	DefaultStallFirstAudio = 5 * time.Second
+	DefaultStallMidAudio   = 4 * time.Second
+	DefaultMaxSwapsInRow   = 3
+	DefaultRotateMargin    = 2 * time.Minute
+)
+
+func (c Config) withDefaults() Config {
+	if c.StallNoResponse <= 0 {
+		c.StallNoResponse = DefaultStallNoResponse
+	}
+	if c.StallFirstAudio <= 0 {
+		c.StallFirstAudio = DefaultStallFirstAudio
+	}
+	if c.StallMidAudio <= 0 {
+		c.StallMidAudio = DefaultStallMidAudio
+	}
+	if c.MaxSwapsInRow <= 0 {
+		c.MaxSwapsInRow = DefaultMaxSwapsInRow
+	}
+	if c.RotateMargin <= 0 {
+		c.RotateMargin = DefaultRotateMargin
+	}
+	if c.KeepAudioTurns <= 0 {
+		c.KeepAudioTurns = realtime.DefaultKeepAudioTurns
+	}
+	return c
+}
+
+// inputFormat and outputFormat are the session's audio formats; unset means
+// the server default, PCM 24 kHz (§3.1). Session itself is left as given so
+// that every session gets exactly the caller's config.
+func (c Config) inputFormat() realtime.AudioFormat {
+	if c.Session.InputFormat == "" {
+		return realtime.FormatPCM24
+	}
+	return c.Session.InputFormat
+}
+
+func (c Config) outputFormat() realtime.AudioFormat {
+	if c.Session.OutputFormat == "" {
+		return realtime.FormatPCM24
+	}
+	return c.Session.OutputFormat
+}
+
+// RealtimeDialer is the production Dialer: realtime.Dial with the region's
+// DialConfig.
+type RealtimeDialer struct {
+	Logger *slog.Logger
+}
+
+// Dial opens a configured session in region.
+func (d RealtimeDialer) Dial(ctx context.Context, region Region, cfg realtime.SessionConfig) (realtime.Session, error) {
+	dc := region.Dial
+	if dc.Region == "" {
+		dc.Region = region.Name
+	}
+	log := d.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return realtime.Dial(ctx, dc, cfg, log.With("region", region.Name))
+}

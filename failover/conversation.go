@@ -1,0 +1,503 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sipbridge/sipbridge/realtime"
+)
+
+// Params builds a Conversation.
+type Params struct {
+	CallID  string
+	Config  Config
+	Pool    *Pool
+	Dialer  Dialer
+	Player  Player
+	Logger  *slog.Logger
+	Metrics *Metrics
+	Now     func() time.Time // nil = time.Now
+}
+
+// Queue sizes and internal timings.
+const (
+	// callerQueueFrames bounds WriteCallerAudio's queue: 5 s of 20 ms frames,
+	// enough to ride out a replay without dropping.
+	callerQueueFrames = 250
+	msgQueue          = 64
+	eventQueue        = 64
+	controlQueue      = 16
+	// defaultTick is the watchdog resolution: deadlines are compared with
+	// the injected clock on every tick.
+	defaultTick = 50 * time.Millisecond
+	// replayTimeout bounds the sends of one replay.
+	replayTimeout = 5 * time.Second
+	// sendTimeout bounds one client event sent from the actor.
+	sendTimeout = 2 * time.Second
+	// dialMargin is added to the region's dial timeout for the dial context,
+	// in case a Dialer does not enforce its own.
+	dialMargin = 5 * time.Second
+	// spareRetry is how long after a failed or dead standby the next one is
+	// tried (so a region that is down is not hammered).
+	spareRetry = 5 * time.Second
+	// playTolMs is the playout slack: the media layer plays whole 20 ms
+	// frames, so an item within one frame of its end has finished.
+	playTolMs = 20
+	// keepTailMs is how much caller audio is kept while the server hears no
+	// speech: enough to replay the start of a turn the server had not
+	// detected yet when the session failed.
+	keepTailMs = 2000
+	// maxTurnMs caps the kept audio of one uncommitted turn, and maxSwapMs
+	// the audio buffered while no session takes it.
+	maxTurnMs = 30000
+	maxSwapMs = 60000
+	// appendChunkMs is the size of the appends that deliver buffered audio.
+	appendChunkMs = 1000
+	// endCallSlack is added to the unplayed goodbye before ControlEndCall is
+	// sent even without a playout report.
+	endCallSlack = 2 * time.Second
+	// metaKey tags our response.create so response.created can be matched
+	// to it (the server echoes metadata, §2.6).
+	metaKey = "sipbridge_req"
+	// continueNote goes with the response.create after a swap that cut an
+	// answer the caller was hearing.
+	continueNote = "Your previous answer was cut off by a technical problem. Its part the caller heard is in the conversation. " +
+		"Continue your previous answer from where it was cut off; do not repeat what was already said."
+	fillerItem  = "sipbridge_filler"
+	apologyItem = "sipbridge_apology"
+)
+
+type convState uint8
+
+const (
+	stConnecting convState = iota // opening the first session
+	stActive                      // a session carries the call
+	stSwapping                    // between sessions: caller audio is buffered
+	stEnding                      // end_call accepted, the session is gone: wait for the goodbye
+	stDone                        // gave up
+)
+
+// Conversation is a call's one logical AI conversation. It survives the
+// sessions it runs on: Run is an actor goroutine that owns the record, the
+// active session, the warm standby and the swap state; every other method
+// only posts to it and never blocks on the network.
+type Conversation struct {
+	callID    string
+	cfg       Config
+	pool      *Pool
+	dialer    Dialer
+	player    Player
+	log       *slog.Logger
+	m         *Metrics
+	now       func() time.Time
+	tickEvery time.Duration
+	inBPM     int // caller audio bytes per ms
+	outBPM    int // model audio bytes per ms
+
+	audioIn     chan []byte
+	msgs        chan message
+	events      chan sessEvent
+	dialResults chan dialResult
+	controls    chan Control
+	done        chan struct{} // closed when Run returns
+	runDone     chan struct{} // closed when Run starts tearing down
+	started     atomic.Bool
+	frames      sync.Pool
+	wg          sync.WaitGroup // every goroutine Run starts
+
+	// Everything below is owned by the actor goroutine (Run).
+	ctx    context.Context //nolint:containedctx // the call-lifetime context of Run, for sends from the actor
+	cancel context.CancelFunc
+	result error
+
+	rec     *realtime.Record
+	state   convState
+	active  *session
+	spare   *session // warm standby or rotation target: connected, configured, idle
+	sw      *swapState
+	nextGen uint64
+	idSeq   int
+
+	spareDialing  bool
+	spareDialGen  uint64
+	spareRetryAt  time.Time
+	spareRotation bool // the spare being dialled is for a rotation
+
+	// Caller audio. turnBuf is the tail of what the active session was sent
+	// and has not committed: it ends at active.inBytes.
+	turnBuf      []byte
+	swapBuf      []byte
+	speechActive bool
+	speechStart  map[string]int // item id → audio_start_ms
+	speechEnd    map[string]int // item id → audio_end_ms
+	held         bool
+
+	// Responses.
+	activeResp       string
+	activeItems      []string
+	respReqs         map[string]*createReq
+	inflight         *createReq
+	queue            []*createReq
+	awaitingResponse bool
+	reqSeq           int
+	greeted          bool
+
+	// Playout of the active session's audio.
+	playout     map[string]*playState
+	playOrder   []string
+	suppressRsp map[string]bool
+	suppressItm map[string]bool
+	lastPlayAt  time.Time
+	turnEndAt   time.Time
+
+	// Watchdog deadlines (zero = disarmed).
+	noRespAt     time.Time
+	firstAudioAt time.Time
+	midAudioAt   time.Time
+
+	// Functions.
+	handledCalls     map[string]bool
+	pendingTransfers map[string]string
+	ending           *endState
+
+	// Failover.
+	failedInRow  int
+	unconfirmed  bool // the current session has not completed a response yet
+	pendingLog   *swapReport
+	fillerPlayed bool
+
+	// evSeen counts session events the actor took, for tests that must
+	// know their events were handled.
+	evSeen int
+}
+
+type msgKind uint8
+
+const (
+	msgPlayout msgKind = iota + 1
+	msgDTMF
+	msgTransfer
+	msgHold
+	msgInspect
+)
+
+type message struct {
+	kind   msgKind
+	itemID string
+	ms     int
+	digit  rune
+	callID string
+	ok     bool
+	detail string
+	fn     func()
+}
+
+// createReq is one response.create the bridge wants.
+type createReq struct {
+	params realtime.ResponseParams
+	// plain: no instructions of its own (tool follow-up, DTMF, replayed
+	// turn). A create sent at the end of a swap covers every plain one.
+	plain bool
+	// continuation: the answer was cut by a swap; ask to continue it.
+	continuation bool
+	tag          string
+}
+
+type playState struct {
+	bytes    int
+	finished bool
+}
+
+type endState struct {
+	respID   string
+	respDone bool      // the end_call response is done (or its session is gone)
+	deadline time.Time // end even without a playout report by then
+	sent     bool      // ControlEndCall emitted
+}
+
+// NewConversation prepares a conversation; Run starts it.
+func NewConversation(p Params) *Conversation {
+	cfg := p.Config.withDefaults()
+	log := p.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := p.Metrics
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	now := p.Now
+	if now == nil {
+		now = time.Now
+	}
+	c := &Conversation{
+		callID:           p.CallID,
+		cfg:              cfg,
+		pool:             p.Pool,
+		dialer:           p.Dialer,
+		player:           p.Player,
+		log:              log.With("call_id", p.CallID),
+		m:                m,
+		now:              now,
+		tickEvery:        defaultTick,
+		inBPM:            cfg.inputFormat().BytesPerMs(),
+		outBPM:           cfg.outputFormat().BytesPerMs(),
+		audioIn:          make(chan []byte, callerQueueFrames),
+		msgs:             make(chan message, msgQueue),
+		events:           make(chan sessEvent, eventQueue),
+		dialResults:      make(chan dialResult),
+		controls:         make(chan Control, controlQueue),
+		done:             make(chan struct{}),
+		runDone:          make(chan struct{}),
+		rec:              realtime.NewRecord(realtime.RecordConfig{InputFormat: cfg.inputFormat(), OutputFormat: cfg.outputFormat(), KeepAudioTurns: cfg.KeepAudioTurns}),
+		speechStart:      map[string]int{},
+		speechEnd:        map[string]int{},
+		respReqs:         map[string]*createReq{},
+		playout:          map[string]*playState{},
+		suppressRsp:      map[string]bool{},
+		suppressItm:      map[string]bool{},
+		handledCalls:     map[string]bool{},
+		pendingTransfers: map[string]string{},
+	}
+	if c.pool == nil {
+		c.pool = NewPool(nil, HealthConfig{Now: now}, m, log)
+	}
+	return c
+}
+
+// Controls delivers what the conversation asks of the call. It is closed
+// when Run returns. The call must keep reading it: end-call, transfer and
+// give-up wait for room; swap notices are dropped when it is full.
+func (c *Conversation) Controls() <-chan Control { return c.controls }
+
+// WriteCallerAudio takes one frame of caller audio (session input format),
+// copied. It never blocks: when the actor is wedged and the queue is full
+// the frame is dropped and counted.
+func (c *Conversation) WriteCallerAudio(frame []byte) {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	buf := c.getFrame(len(frame))
+	copy(buf, frame)
+	select {
+	case c.audioIn <- buf:
+	default:
+		c.putFrame(buf)
+		c.m.CallerFramesDropped.Inc()
+	}
+}
+
+// PlayoutDone reports that itemID finished playing out, playedMs of it.
+func (c *Conversation) PlayoutDone(itemID string, playedMs int) {
+	c.post(message{kind: msgPlayout, itemID: itemID, ms: playedMs})
+}
+
+// DTMF reports a key the caller pressed: the model gets a system note
+// "The caller pressed 4." and is asked to respond.
+func (c *Conversation) DTMF(digit rune) { c.post(message{kind: msgDTMF, digit: digit}) }
+
+// TransferResult reports the outcome of a ControlTransfer; the model gets it
+// as the function_call_output of its transfer_call and is asked to respond.
+func (c *Conversation) TransferResult(callID string, ok bool, detail string) {
+	c.post(message{kind: msgTransfer, callID: callID, ok: ok, detail: detail})
+}
+
+// SetHold stops (true) or resumes (false) the conversation while the caller
+// has put us on hold: no caller audio goes to the model, the answer in
+// progress is cancelled and its playout flushed.
+func (c *Conversation) SetHold(held bool) { c.post(message{kind: msgHold, ok: held}) }
+
+func (c *Conversation) post(m message) {
+	select {
+	case c.msgs <- m:
+	case <-c.done:
+	}
+}
+
+func (c *Conversation) getFrame(n int) []byte {
+	if b, ok := c.frames.Get().(*[]byte); ok && cap(*b) >= n {
+		return (*b)[:n]
+	}
+	return make([]byte, n)
+}
+
+func (c *Conversation) putFrame(b []byte) {
+	c.frames.Put(&b)
+}
+
+// Run is the actor loop. It opens the first session (trying candidates in
+// order), then carries the call across swaps and rotations. It returns nil
+// when ctx ends, or an error wrapping ErrAllRegionsFailed after
+// MaxSwapsInRow consecutive failed attempts (the apology is queued and
+// ControlGiveUp emitted first).
+func (c *Conversation) Run(ctx context.Context) error {
+	if !c.started.CompareAndSwap(false, true) {
+		return errors.New("failover: Run called twice")
+	}
+	if c.dialer == nil || c.player == nil {
+		close(c.done)
+		close(c.controls)
+		return errors.New("failover: conversation needs a Dialer and a Player")
+	}
+	c.ctx, c.cancel = context.WithCancel(ctx)
+	defer c.teardown()
+
+	ticker := time.NewTicker(c.tickEvery)
+	defer ticker.Stop()
+
+	c.state = stConnecting
+	c.unconfirmed = true
+	c.sw = &swapState{trigger: TriggerConnect, initial: true, startedAt: c.now(), tried: map[string]int{}}
+	c.attempt()
+
+	for c.result == nil {
+		select {
+		case <-c.ctx.Done():
+			return nil
+		case f := <-c.audioIn:
+			c.onCallerAudio(f)
+		case m := <-c.msgs:
+			c.onMessage(m)
+		case se := <-c.events:
+			c.onSessionEvent(se)
+		case r := <-c.dialResults:
+			c.onDialResult(r)
+		case <-ticker.C:
+			c.onTick()
+		}
+	}
+	return c.result
+}
+
+// teardown ends everything Run started and waits for it, so that Run
+// returns with no goroutine of the conversation left.
+func (c *Conversation) teardown() {
+	c.flushSwapLog("call_ended")
+	c.cancel()
+	close(c.runDone)
+	if c.active != nil {
+		c.retire(c.active)
+		c.active = nil
+	}
+	if c.spare != nil {
+		c.retire(c.spare)
+		c.spare = nil
+	}
+	c.wg.Wait()
+	close(c.done)
+	close(c.controls)
+	// Frames still queued go back to the pool.
+	for {
+		select {
+		case f := <-c.audioIn:
+			c.putFrame(f)
+		default:
+			return
+		}
+	}
+}
+
+// emit sends a control to the call. Swap notices are informational and
+// dropped when the call is not reading; the others wait for it (or for the
+// end of the call).
+func (c *Conversation) emit(ctl Control) {
+	if ctl.Kind == ControlSwapStarted || ctl.Kind == ControlSwapFinished {
+		select {
+		case c.controls <- ctl:
+		default:
+			c.log.Debug("failover: control dropped, call not reading", "kind", ctl.Kind)
+		}
+		return
+	}
+	select {
+	case c.controls <- ctl:
+	case <-c.ctx.Done():
+	}
+}
+
+// sessionLog is the call logger with the active session's region and id.
+func (c *Conversation) sessionLog() *slog.Logger {
+	if c.active == nil {
+		return c.log
+	}
+	return c.log.With("region", c.active.region.Name, "session_id", c.active.s.ID())
+}
+
+func (c *Conversation) newItemID() string {
+	c.idSeq++
+	// Item ids are at most 32 characters (the server rejects longer).
+	return fmt.Sprintf("sb_%.16s_%d", sanitizeID(c.callID), c.idSeq)
+}
+
+func sanitizeID(s string) string {
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s) && len(b) < 16; i++ {
+		ch := s[i]
+		if ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' {
+			b = append(b, ch)
+		}
+	}
+	return string(b)
+}
+
+func (c *Conversation) onMessage(m message) {
+	switch m.kind {
+	case msgPlayout:
+		c.onPlayoutDone(m.itemID, m.ms)
+	case msgDTMF:
+		c.onDTMF(m.digit)
+	case msgTransfer:
+		c.onTransferResult(m.callID, m.ok, m.detail)
+	case msgHold:
+		c.onHold(m.ok)
+	case msgInspect:
+		m.fn()
+	}
+}
+
+// inspect runs fn on the actor goroutine and waits for it, so tests and
+// debugging read actor state without a race. It reports false when Run has
+// ended.
+func (c *Conversation) inspect(fn func()) bool {
+	ran := make(chan struct{})
+	select {
+	case c.msgs <- message{kind: msgInspect, fn: func() { fn(); close(ran) }}:
+	case <-c.done:
+		return false
+	}
+	select {
+	case <-ran:
+		return true
+	case <-c.done:
+		return false
+	}
+}
+
+func (c *Conversation) onTick() {
+	now := c.now()
+	switch c.state {
+	case stActive:
+		if c.checkWatchdogs(now) {
+			return
+		}
+		if d := c.active.deadline(); !d.IsZero() && !now.Before(d) {
+			c.fail(TriggerExpiry, failInfo{err: "session reached expires_at / session limit"})
+			return
+		}
+		c.checkEnd(now)
+		c.maybeRotate(now)
+		c.ensureSpare(now)
+		c.maybeFiller(now)
+	case stSwapping:
+		c.maybeFiller(now)
+	case stEnding:
+		c.checkEnd(now)
+	}
+}

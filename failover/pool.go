@@ -1,0 +1,403 @@
+package failover
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// HealthConfig tunes the per-region sliding window and circuit breaker.
+type HealthConfig struct {
+	// Window is how far back outcomes count (default 2 min).
+	Window time.Duration
+	// MinSamples is how many outcomes the window needs before the failure
+	// ratio can open the breaker (default 10), so that one failed response
+	// among the normal 2–5 % does not take a region out.
+	MinSamples int
+	// FailureRatio opens the breaker when failures/total reaches it
+	// (default 0.3). A region above half of it is "degraded" and ranked
+	// after healthy ones, so new calls move away before the breaker opens.
+	FailureRatio float64
+	// CoolDown is how long an open breaker stays open before it lets one
+	// probe through (half-open) (default 30 s).
+	CoolDown time.Duration
+	// Now is the clock (nil = time.Now).
+	Now func() time.Time
+}
+
+func (hc HealthConfig) withDefaults() HealthConfig {
+	if hc.Window <= 0 {
+		hc.Window = 2 * time.Minute
+	}
+	if hc.MinSamples <= 0 {
+		hc.MinSamples = 10
+	}
+	if hc.FailureRatio <= 0 {
+		hc.FailureRatio = 0.3
+	}
+	if hc.CoolDown <= 0 {
+		hc.CoolDown = 30 * time.Second
+	}
+	if hc.Now == nil {
+		hc.Now = time.Now
+	}
+	return hc
+}
+
+// Outcome is one observation of a region that a conversation reports.
+type Outcome uint8
+
+const (
+	// OutcomeResponseOK: a response completed. Closes a half-open breaker.
+	OutcomeResponseOK Outcome = iota + 1
+	// OutcomeResponseFailed: response.done failed, or a server_error event.
+	OutcomeResponseFailed
+	// OutcomeStall: a response stalled (watchdog).
+	OutcomeStall
+	// OutcomeSessionLost: the WebSocket closed or dropped unexpectedly.
+	OutcomeSessionLost
+	// OutcomeConnectError: the session could not be opened (refused,
+	// timeout, 429, 5xx).
+	OutcomeConnectError
+	// OutcomeAuthError: invalid key, quota exhausted, 401/403. Opens the
+	// breaker at once: every call would fail the same way.
+	OutcomeAuthError
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case OutcomeResponseOK:
+		return "response_ok"
+	case OutcomeResponseFailed:
+		return "response_failed"
+	case OutcomeStall:
+		return "stall"
+	case OutcomeSessionLost:
+		return "session_lost"
+	case OutcomeConnectError:
+		return "connect_error"
+	case OutcomeAuthError:
+		return "auth_error"
+	}
+	return "unknown"
+}
+
+func (o Outcome) failure() bool { return o != OutcomeResponseOK }
+
+// BreakerState is a region's circuit breaker state; the values are the
+// sipbridge_failover_breaker_state gauge values.
+type BreakerState uint8
+
+const (
+	BreakerClosed   BreakerState = 0
+	BreakerHalfOpen BreakerState = 1
+	BreakerOpen     BreakerState = 2
+)
+
+func (s BreakerState) String() string {
+	switch s {
+	case BreakerClosed:
+		return "closed"
+	case BreakerHalfOpen:
+		return "half_open"
+	case BreakerOpen:
+		return "open"
+	}
+	return "unknown"
+}
+
+// RegionStatus is one region's health, for a /status endpoint and logs.
+type RegionStatus struct {
+	Name     string
+	Priority int // index in the configured order, 0 = preferred
+	State    BreakerState
+	Samples  int // outcomes in the window
+	Failures int
+	// FailureRatio is Failures/Samples (0 with no samples).
+	FailureRatio float64
+	// Degraded: closed, but failing at more than half the opening ratio.
+	Degraded bool
+	// OpenedAt is when the breaker last opened (zero if never).
+	OpenedAt time.Time
+	// ProbeInFlight: half-open and its one probe is taken.
+	ProbeInFlight bool
+	// AuthFailed: the breaker was opened by an auth/quota error.
+	AuthFailed bool
+	// LastOutcome is the most recent report.
+	LastOutcome string
+}
+
+type sample struct {
+	at     time.Time
+	failed bool
+}
+
+type regionHealth struct {
+	region      Region
+	prio        int
+	samples     []sample
+	state       BreakerState
+	openedAt    time.Time
+	probeAt     time.Time // zero: the half-open probe is free
+	authFailed  bool
+	lastOutcome Outcome
+}
+
+// Pool is the set of regions a call may use, in priority order, with one
+// health record per region shared by all calls. Safe for concurrent use.
+type Pool struct {
+	hc  HealthConfig
+	m   *Metrics
+	log *slog.Logger
+
+	mu      sync.Mutex
+	regions []*regionHealth
+	byName  map[string]*regionHealth
+}
+
+// NewPool returns a pool over regions, whose order is their priority. A
+// region listed twice keeps its first position.
+func NewPool(regions []Region, hc HealthConfig, m *Metrics, log *slog.Logger) *Pool {
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Pool{hc: hc.withDefaults(), m: m, log: log, byName: make(map[string]*regionHealth)}
+	for _, r := range regions {
+		if _, dup := p.byName[r.Name]; dup || r.Name == "" {
+			continue
+		}
+		rh := &regionHealth{region: r, prio: len(p.regions)}
+		p.regions = append(p.regions, rh)
+		p.byName[r.Name] = rh
+		m.BreakerState.WithLabelValues(r.Name).Set(float64(BreakerClosed))
+	}
+	return p
+}
+
+// Regions returns the configured regions in priority order.
+func (p *Pool) Regions() []Region {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]Region, 0, len(p.regions))
+	for _, rh := range p.regions {
+		out = append(out, rh.region)
+	}
+	return out
+}
+
+// Region returns the configured region named name.
+func (p *Pool) Region(name string) (Region, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rh, ok := p.byName[name]
+	if !ok {
+		return Region{}, false
+	}
+	return rh.region, true
+}
+
+// Candidates returns the regions a session may be opened in now, best first:
+// healthy regions by priority, then degraded ones (closed but failing at
+// more than half the opening ratio), then half-open regions whose one probe
+// is free. Open breakers and the excluded names are left out.
+func (p *Pool) Candidates(exclude ...string) []Region {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.hc.Now()
+	var healthy, degraded, probing []Region
+outer:
+	for _, rh := range p.regions {
+		for _, x := range exclude {
+			if x == rh.region.Name {
+				continue outer
+			}
+		}
+		p.refresh(rh, now)
+		switch rh.state {
+		case BreakerClosed:
+			if p.degraded(rh) {
+				degraded = append(degraded, rh.region)
+			} else {
+				healthy = append(healthy, rh.region)
+			}
+		case BreakerHalfOpen:
+			// A probe whose outcome never came (the call ended first)
+			// frees itself after another CoolDown.
+			if rh.probeAt.IsZero() || now.Sub(rh.probeAt) >= p.hc.CoolDown {
+				probing = append(probing, rh.region)
+			}
+		}
+	}
+	out := append(healthy, degraded...)
+	return append(out, probing...)
+}
+
+// lastResort lists, by priority, the regions a call that found no candidate
+// may still try: every region except those whose breaker an auth or quota
+// error opened (those fail for certain). A live caller is worth a try on a
+// region other calls found failing.
+func (p *Pool) lastResort() []Region {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.hc.Now()
+	var out []Region
+	for _, rh := range p.regions {
+		p.refresh(rh, now)
+		if rh.authFailed && rh.state != BreakerClosed {
+			continue
+		}
+		out = append(out, rh.region)
+	}
+	return out
+}
+
+// usable reports whether a session may be used in region now (its breaker
+// is not open).
+func (p *Pool) usable(region string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rh, ok := p.byName[region]
+	if !ok {
+		return false
+	}
+	p.refresh(rh, p.hc.Now())
+	return rh.state != BreakerOpen
+}
+
+// beginProbe marks the half-open probe of region as taken by the session
+// about to be opened there, so that other calls keep away until its outcome
+// is reported.
+func (p *Pool) beginProbe(region string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rh, ok := p.byName[region]
+	if !ok {
+		return
+	}
+	now := p.hc.Now()
+	p.refresh(rh, now)
+	if rh.state == BreakerHalfOpen {
+		rh.probeAt = now
+	}
+}
+
+// Report records an outcome for region: in the window while closed (opening
+// the breaker at FailureRatio with MinSamples, or at once for auth errors);
+// as the probe's verdict while half-open (success closes, failure reopens).
+func (p *Pool) Report(region string, o Outcome) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rh, ok := p.byName[region]
+	if !ok {
+		return
+	}
+	now := p.hc.Now()
+	p.refresh(rh, now)
+	rh.lastOutcome = o
+	switch rh.state {
+	case BreakerClosed:
+		rh.samples = append(rh.samples, sample{at: now, failed: o.failure()})
+		if o == OutcomeAuthError {
+			p.open(rh, now, true, "auth_error")
+			return
+		}
+		total, failed := len(rh.samples), failures(rh.samples)
+		if total >= p.hc.MinSamples && float64(failed)/float64(total) >= p.hc.FailureRatio {
+			p.open(rh, now, false, "failure_ratio")
+		}
+	case BreakerHalfOpen:
+		if o.failure() {
+			p.open(rh, now, o == OutcomeAuthError, "probe_failed")
+			return
+		}
+		rh.state, rh.samples, rh.probeAt, rh.authFailed = BreakerClosed, nil, time.Time{}, false
+		p.m.BreakerState.WithLabelValues(rh.region.Name).Set(float64(BreakerClosed))
+		p.log.Info("failover: region breaker closed", "region", rh.region.Name, "reason", "probe_succeeded")
+	case BreakerOpen:
+		// Late outcomes from sessions opened before the breaker opened
+		// say nothing new; an auth error still marks it auth-failed.
+		if o == OutcomeAuthError {
+			rh.authFailed = true
+		}
+	}
+}
+
+// Status returns every region's health in priority order.
+func (p *Pool) Status() []RegionStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.hc.Now()
+	out := make([]RegionStatus, 0, len(p.regions))
+	for _, rh := range p.regions {
+		p.refresh(rh, now)
+		st := RegionStatus{
+			Name:          rh.region.Name,
+			Priority:      rh.prio,
+			State:         rh.state,
+			Samples:       len(rh.samples),
+			Failures:      failures(rh.samples),
+			Degraded:      rh.state == BreakerClosed && p.degraded(rh),
+			OpenedAt:      rh.openedAt,
+			ProbeInFlight: rh.state == BreakerHalfOpen && !rh.probeAt.IsZero() && now.Sub(rh.probeAt) < p.hc.CoolDown,
+			AuthFailed:    rh.authFailed,
+		}
+		if rh.lastOutcome != 0 {
+			st.LastOutcome = rh.lastOutcome.String()
+		}
+		if st.Samples > 0 {
+			st.FailureRatio = float64(st.Failures) / float64(st.Samples)
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// refresh drops samples older than the window and moves an open breaker to
+// half-open once CoolDown has passed. Called with p.mu held.
+func (p *Pool) refresh(rh *regionHealth, now time.Time) {
+	cut := 0
+	for cut < len(rh.samples) && now.Sub(rh.samples[cut].at) > p.hc.Window {
+		cut++
+	}
+	if cut > 0 {
+		rh.samples = append(rh.samples[:0], rh.samples[cut:]...)
+	}
+	if rh.state == BreakerOpen && now.Sub(rh.openedAt) >= p.hc.CoolDown {
+		rh.state, rh.probeAt = BreakerHalfOpen, time.Time{}
+		p.m.BreakerState.WithLabelValues(rh.region.Name).Set(float64(BreakerHalfOpen))
+		p.log.Info("failover: region breaker half-open", "region", rh.region.Name)
+	}
+}
+
+func (p *Pool) open(rh *regionHealth, now time.Time, auth bool, reason string) {
+	total, failed := len(rh.samples), failures(rh.samples)
+	rh.state, rh.openedAt, rh.probeAt = BreakerOpen, now, time.Time{}
+	rh.authFailed = rh.authFailed || auth
+	// The window restarts: after the probe closes it, old failures must not
+	// reopen it at once.
+	rh.samples = nil
+	p.m.BreakerState.WithLabelValues(rh.region.Name).Set(float64(BreakerOpen))
+	p.log.Warn("failover: region breaker opened", "region", rh.region.Name, "reason", reason,
+		"samples", total, "failures", failed, "cool_down", p.hc.CoolDown)
+}
+
+func (p *Pool) degraded(rh *regionHealth) bool {
+	total := len(rh.samples)
+	if total == 0 || total < (p.hc.MinSamples+1)/2 {
+		return false
+	}
+	return float64(failures(rh.samples))/float64(total) >= p.hc.FailureRatio/2
+}
+
+func failures(s []sample) int {
+	n := 0
+	for _, x := range s {
+		if x.failed {
+			n++
+		}
+	}
+	return n
+}

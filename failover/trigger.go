@@ -1,0 +1,236 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"syscall"
+
+	"github.com/sipbridge/sipbridge/realtime"
+)
+
+// ErrAllRegionsFailed is returned by Conversation.Run when MaxSwapsInRow
+// consecutive attempts to get a working session failed (after the apology
+// was queued and ControlGiveUp emitted).
+var ErrAllRegionsFailed = errors.New("failover: all regions failed")
+
+// Trigger is why a conversation left its session. Each failure is classified
+// once, here; String is the label used in logs and metrics.
+type Trigger uint8
+
+const (
+	// TriggerResponseFailed: response.done status failed with server_error
+	// (or an error the bridge does not know).
+	TriggerResponseFailed Trigger = iota + 1
+	// TriggerRateLimited: response.done failed with inference_rate_limit_exceeded
+	// or rate_limit_exceeded.
+	TriggerRateLimited
+	// TriggerAuth: insufficient_quota, invalid_api_key or another auth error;
+	// the region's breaker opens at once.
+	TriggerAuth
+	// TriggerServerError: an `error` event of type server_error.
+	TriggerServerError
+	// TriggerExpiry: session_expired, close 1001, or expires_at reached.
+	TriggerExpiry
+	// TriggerClosed: the WebSocket closed with another code (1011, 4000, …)
+	// or the session ended on a fatal protocol error.
+	TriggerClosed
+	// TriggerDropped: the connection dropped without a close frame, or the
+	// event stream ended without a reason.
+	TriggerDropped
+	// TriggerStallNoResponse: no response.created StallNoResponse after the
+	// caller's turn ended (or after our response.create).
+	TriggerStallNoResponse
+	// TriggerStallFirstAudio: no output StallFirstAudio after response.created.
+	TriggerStallFirstAudio
+	// TriggerStallMidAudio: audio stopped StallMidAudio mid-answer with no
+	// response.done.
+	TriggerStallMidAudio
+	// TriggerRotation: proactive move to a fresh session at a turn boundary
+	// before the session limit. Not a failure.
+	TriggerRotation
+	// TriggerConnect: the first session of the call could not be opened
+	// (used for the give-up log and metrics of calls that never connected).
+	TriggerConnect
+)
+
+func (t Trigger) String() string {
+	switch t {
+	case TriggerResponseFailed:
+		return "response_failed"
+	case TriggerRateLimited:
+		return "rate_limited"
+	case TriggerAuth:
+		return "auth"
+	case TriggerServerError:
+		return "server_error_event"
+	case TriggerExpiry:
+		return "expiry"
+	case TriggerClosed:
+		return "closed"
+	case TriggerDropped:
+		return "dropped"
+	case TriggerStallNoResponse:
+		return "stall_no_response"
+	case TriggerStallFirstAudio:
+		return "stall_first_audio"
+	case TriggerStallMidAudio:
+		return "stall_mid_audio"
+	case TriggerRotation:
+		return "rotation"
+	case TriggerConnect:
+		return "connect"
+	}
+	return "unknown"
+}
+
+// outcome is what the trigger says about the region's health (0 = nothing:
+// expiry and rotation are the provider's limits, not faults).
+func (t Trigger) outcome() Outcome {
+	switch t {
+	case TriggerResponseFailed, TriggerRateLimited, TriggerServerError:
+		return OutcomeResponseFailed
+	case TriggerAuth:
+		return OutcomeAuthError
+	case TriggerClosed, TriggerDropped:
+		return OutcomeSessionLost
+	case TriggerStallNoResponse, TriggerStallFirstAudio, TriggerStallMidAudio:
+		return OutcomeStall
+	}
+	return 0
+}
+
+// Error codes the bridge acts on (protocol doc §3.7, §6.1).
+const (
+	codeRateLimit          = "rate_limit_exceeded"
+	codeInferenceRateLimit = "inference_rate_limit_exceeded"
+	codeInsufficientQuota  = "insufficient_quota"
+	codeInvalidAPIKey      = "invalid_api_key"
+	codeSessionExpired     = "session_expired"
+	codeActiveResponse     = "conversation_already_has_active_response"
+	codeCancelNotActive    = "response_cancel_not_active"
+	codeCommitEmpty        = "input_audio_buffer_commit_empty"
+	typeServerError        = "server_error"
+)
+
+func isAuthError(d *realtime.ErrorDetail) bool {
+	if d == nil {
+		return false
+	}
+	switch d.Code {
+	case codeInsufficientQuota, codeInvalidAPIKey:
+		return true
+	}
+	switch d.Type {
+	case "authentication_error", "permission_error", "insufficient_quota":
+		return true
+	}
+	return false
+}
+
+// classifyFailedResponse classifies a response.done with status failed.
+// Every failed response swaps: a session that failed once tends to keep
+// failing (protocol doc §6.4), so retrying in the same session is not tried.
+func classifyFailedResponse(r *realtime.ResponseInfo) Trigger {
+	var d *realtime.ErrorDetail
+	if r != nil && r.StatusDetails != nil {
+		d = r.StatusDetails.Error
+	}
+	switch {
+	case isAuthError(d):
+		return TriggerAuth
+	case d != nil && (d.Code == codeRateLimit || d.Code == codeInferenceRateLimit):
+		return TriggerRateLimited
+	}
+	return TriggerResponseFailed
+}
+
+// classifyErrorEvent classifies an `error` event: a trigger, or 0 when the
+// error is recoverable (most are: the session stays open, §3.2) and is only
+// logged.
+func classifyErrorEvent(d *realtime.ErrorDetail) Trigger {
+	if d == nil {
+		return 0
+	}
+	switch {
+	case d.Code == codeSessionExpired:
+		return TriggerExpiry
+	case d.Type == typeServerError:
+		return TriggerServerError
+	case isAuthError(d):
+		return TriggerAuth
+	}
+	return 0
+}
+
+// classifySessionEnd classifies the end of a session's event stream by its
+// Err(). pastExpiry says the session's deadline has passed, so whatever
+// ended it was the provider's limit.
+func classifySessionEnd(err error, pastExpiry bool) Trigger {
+	if pastExpiry {
+		return TriggerExpiry
+	}
+	var ce *realtime.CloseError
+	if errors.As(err, &ce) {
+		switch {
+		case ce.Code == 1001:
+			return TriggerExpiry
+		case ce.Code < 0:
+			return TriggerDropped
+		}
+		return TriggerClosed
+	}
+	var pe *realtime.ProtocolError
+	if errors.As(err, &pe) {
+		if pe.Detail.Code == codeSessionExpired {
+			return TriggerExpiry
+		}
+		if isAuthError(&pe.Detail) {
+			return TriggerAuth
+		}
+		return TriggerClosed
+	}
+	return TriggerDropped
+}
+
+// dialErrorKind is the bounded `kind` label of a failed dial, and whether it
+// is an auth failure (the breaker opens at once).
+func dialErrorKind(err error) (kind string, auth bool) {
+	var de *realtime.DialError
+	if errors.As(err, &de) && de.StatusCode != 0 {
+		switch {
+		case de.StatusCode == 401 || de.StatusCode == 403:
+			return "auth", true
+		case de.StatusCode == 429:
+			return "rate_limited", false
+		case de.StatusCode >= 500:
+			return "http_5xx", false
+		case de.StatusCode >= 400:
+			return "http_4xx", false
+		}
+		return "other", false
+	}
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout", false
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused", false
+	case de != nil, errors.As(err, &ne):
+		return "network", false
+	}
+	return "other", false
+}
+
+// recoverableErrorLevel says how loudly a recoverable error event is logged:
+// the ones the protocol doc lists as expected races are not warnings.
+func recoverableExpected(d *realtime.ErrorDetail) bool {
+	switch d.Code {
+	case codeActiveResponse, codeCancelNotActive, codeCommitEmpty:
+		return true
+	}
+	// Truncate races: "already shorter than", "Only model output audio
+	// messages can be truncated" (§2.4).
+	return strings.Contains(d.Message, "truncat") || strings.Contains(d.Message, "already shorter")
+}
