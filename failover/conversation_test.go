@@ -463,6 +463,8 @@ func runTriggerCase(t *testing.T, tc triggerCase) {
 		require.Empty(t, resp[0].Instructions)
 	}
 	require.Equal(t, swapAudio, s2.appended(), "caller audio of the swap delivered, nothing else")
+	require.Equal(t, []string{"create_item", "append", "create_response"}, opSequence(s2),
+		"replay, then the buffered audio, then one response.create")
 	require.Eventually(t, s1.closed, waitFor, time.Millisecond, "old session closed")
 	require.Equal(t, 1.0, h.metric("sipbridge_failover_swaps_total", "trigger", tc.trigger.String(), "from", "A", "to", tc.region))
 
@@ -880,4 +882,45 @@ func TestGreetingRedoneAfterFirstSessionFails(t *testing.T) {
 	require.Equal(t, testSessionConfig().Instructions+"\n\nSay hello.\n\n"+continueNote, resp[0].Instructions,
 		"the greeting's own instructions are kept, with the continuation")
 	h.actor(func(c *Conversation) { require.Equal(t, 1, c.failedInRow, "the first session never answered") })
+}
+
+func TestWriteCallerAudioDoesNotAllocate(t *testing.T) {
+	h := newHarness(t, Config{}, testRegions())
+	f := frameOf(1)
+	// Not running: the queue fills, then every frame takes the drop path,
+	// whose buffer goes back to the pool.
+	for i := 0; i < callerQueueFrames+1; i++ {
+		h.conv.WriteCallerAudio(f)
+	}
+	allocs := testing.AllocsPerRun(200, func() { h.conv.WriteCallerAudio(f) })
+	require.Zero(t, allocs)
+	require.Equal(t, float64(201+1), h.metric("sipbridge_failover_caller_frames_dropped_total"))
+}
+
+func TestBargeInAfterPlayoutCaughtUp(t *testing.T) {
+	h := newHarness(t, Config{}, testRegions())
+	h.start()
+	s1 := h.session(1)
+	h.waitActive(s1)
+	h.userTurn(s1, "u1", 1, 5)
+	h.push(s1, created("r1"))
+	h.speak(s1, "r1", "a1", "one two three", 200)
+	h.player.setPlayed("a1", 200) // the player caught up with the model
+	h.waitActor(func(c *Conversation) bool { return !c.isPlaying() }, "caught up")
+	h.push(s1, realtime.ServerEvent{Type: realtime.EvOutputAudioDelta, ResponseID: "r1", ItemID: "a1", Audio: make([]byte, 300*bpm)})
+	h.push(s1, realtime.ServerEvent{Type: realtime.EvInputSpeechStarted, ItemID: "u2", AudioStartMs: 100})
+	require.Equal(t, []call{{op: "truncate", itemID: "a1", audioEndMs: 200}}, s1.ops("truncate"))
+}
+
+// opSequence is s's calls with repeats collapsed.
+func opSequence(s *fakeSession) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, c := range s.calls {
+		if len(out) == 0 || out[len(out)-1] != c.op {
+			out = append(out, c.op)
+		}
+	}
+	return out
 }

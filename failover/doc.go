@@ -36,9 +36,9 @@
 //     assistant text cut to what the caller heard.
 //   - Caller audio is never dropped: audio the old session had not committed
 //     and everything said during the swap is buffered, and appended to the
-//     new session after the replay and the response.create, so that the new
-//     session's VAD decides whether it holds a turn (it then interrupts and
-//     supersedes the answer just asked for, like a live barge-in). The turn
+//     new session after the replay, before the response.create, so that the
+//     new session's VAD decides whether it holds a turn (whose answer then
+//     supersedes the one asked for, like a live barge-in). The turn
 //     whose answer failed was committed, so it is already a user item in the
 //     record (its audio, or its transcript when known) and is replayed.
 //   - Don't repeat: when the caller heard part of the failed answer, the

@@ -17,8 +17,9 @@ var errNilSession = errors.New("failover: dialer returned no session and no erro
 // onCallerAudio routes one caller frame: to the active session (and the
 // uncommitted-turn buffer kept for replay), or into the swap buffer while
 // no session takes it. Nothing is dropped during a swap.
-func (c *Conversation) onCallerAudio(f []byte) {
-	defer c.putFrame(f)
+func (c *Conversation) onCallerAudio(fp *[]byte) {
+	defer c.putFrame(fp)
+	f := *fp
 	if c.held {
 		return // on hold: the model hears nothing
 	}
@@ -193,6 +194,16 @@ func (c *Conversation) onSpeechStarted(ev realtime.ServerEvent) {
 	c.speechStart[ev.ItemID] = ev.AudioStartMs
 	if c.isPlaying() {
 		c.interrupt(!c.interruptsOnServer(), "barge_in")
+		return
+	}
+	if c.activeResp != "" && c.interruptsOnServer() {
+		// Nothing heard yet, but the server cancels this answer now
+		// (interrupt_response): audio of it still in flight must not play.
+		c.suppressRsp[c.activeResp] = true
+		for _, id := range c.activeItems {
+			c.suppressItm[id] = true
+		}
+		c.firstAudioAt, c.midAudioAt = time.Time{}, time.Time{}
 	}
 }
 
@@ -286,6 +297,9 @@ func (c *Conversation) onAudioDelta(ev realtime.ServerEvent) {
 	if ps == nil {
 		ps = &playState{}
 		c.playout[ev.ItemID] = ps
+	}
+	if !ps.listed {
+		ps.listed = true
 		c.playOrder = append(c.playOrder, ev.ItemID)
 	}
 	ps.bytes += len(ev.Audio)
@@ -422,19 +436,26 @@ func joinInstructions(a, b string) string {
 // it (PlayoutDone) or its played position reached what was produced.
 func (c *Conversation) isPlaying() bool {
 	playing := false
+	kept := c.playOrder[:0]
 	for _, id := range c.playOrder {
 		ps := c.playout[id]
+		if !ps.finished {
+			produced := ps.bytes / c.outBPM
+			if c.player.PlayedMs(id) >= produced-playTolMs {
+				ps.finished = true
+				c.rec.SetHeard(id, produced)
+			}
+		}
 		if ps.finished {
+			// Finished items leave the list, which stays as short as what
+			// is queued; more audio for one puts it back.
+			ps.listed = false
 			continue
 		}
-		produced := ps.bytes / c.outBPM
-		if c.player.PlayedMs(id) >= produced-playTolMs {
-			ps.finished = true
-			c.rec.SetHeard(id, produced)
-			continue
-		}
+		kept = append(kept, id)
 		playing = true
 	}
+	c.playOrder = kept
 	return playing
 }
 
@@ -473,7 +494,7 @@ func (c *Conversation) interrupt(cancelResponse bool, why string) {
 			}
 			cancel()
 		}
-		c.rec.SetHeard(id, heard)
+		c.rec.Truncate(id, heard)
 		c.suppressItm[id] = true
 		c.sessionLog().Debug("failover: playout interrupted", "why", why, "item_id", id, "heard_ms", heard, "produced_ms", produced)
 	}

@@ -174,7 +174,7 @@ func (c *Conversation) flushHeard() {
 		if ps.finished {
 			continue
 		}
-		c.rec.SetHeard(id, min(c.player.PlayedMs(id), ps.bytes/c.outBPM))
+		c.rec.Truncate(id, min(c.player.PlayedMs(id), ps.bytes/c.outBPM))
 	}
 	c.resetPlayout()
 }
@@ -318,13 +318,15 @@ func (c *Conversation) onDialResult(r dialResult) {
 	c.finishSwap(c.register(r.s, r.region), false)
 }
 
-// finishSwap puts ss in charge: replays the record, asks for the pending
-// answer, then delivers the caller audio buffered meanwhile. Audio goes in
+// finishSwap puts ss in charge: replays the record, delivers the caller
+// audio buffered meanwhile, then asks for the pending answer. Audio goes in
 // with input_audio_buffer.append after the replay, not folded into a user
 // item, so that the new session's VAD decides whether it holds a turn: the
-// caller may have said nothing, finished the sentence the failure cut, or
-// started a new one; a turn it finds is answered with the full context (and
-// interrupts the answer just asked for, exactly as a live barge-in would).
+// caller may have said nothing (comfort noise, silence: nothing happens),
+// finished the sentence the failure cut, or started a new one. A turn it
+// finds is answered with the full context: either its auto-response comes
+// first and our create is refused as a duplicate (non-fatal), or it
+// interrupts the answer we asked for, exactly as a live barge-in would.
 func (c *Conversation) finishSwap(ss *session, warm bool) {
 	sw := c.sw
 	c.active = ss
@@ -358,10 +360,10 @@ func (c *Conversation) finishSwap(ss *session, warm bool) {
 	c.state = stActive
 	c.sw = nil
 	c.unconfirmed = true
+	c.deliverBuffered()
 	if sw.redo != nil {
 		c.sendCreate(sw.redo)
 	}
-	c.deliverBuffered()
 	now := c.now()
 	if sw.initial {
 		c.sessionLog().Info("failover: session started", "attempts", sw.attempts, "connect_ms", now.Sub(sw.startedAt).Milliseconds())

@@ -54,6 +54,10 @@ type Entry struct {
 	ProducedBytes int
 	HeardMs       int
 	HeardKnown    bool
+	// Truncated: the caller was cut off at HeardMs (barge-in, swap). Text
+	// and audio that arrive later for the item are ignored, so the cut
+	// stays where it was measured.
+	Truncated bool
 	// Function call fields.
 	CallID, Name, Arguments, Output string
 }
@@ -185,25 +189,25 @@ func (r *Record) Apply(ev ServerEvent) {
 	case EvItemDeleted:
 		r.remove(ev.ItemID)
 	case EvItemTruncated:
-		r.SetHeard(ev.ItemID, ev.AudioEndMs)
+		r.Truncate(ev.ItemID, ev.AudioEndMs)
 	case EvInputTranscriptionCompleted:
 		if e, ok := r.byID[ev.ItemID]; ok && e.Kind == EntryUser && strings.TrimSpace(ev.Transcript) != "" {
 			e.Text = ev.Transcript
 		}
 	case EvOutputAudioDelta:
-		if e := r.assistant(ev.ItemID, ev.PreviousItemID); e != nil {
+		if e := r.assistant(ev.ItemID, ev.PreviousItemID); e != nil && !e.Truncated {
 			e.ProducedBytes += len(ev.Audio)
 		}
 	case EvOutputAudioTranscriptDelta, EvOutputTextDelta:
-		if e := r.assistant(ev.ItemID, ev.PreviousItemID); e != nil {
+		if e := r.assistant(ev.ItemID, ev.PreviousItemID); e != nil && !e.Truncated {
 			e.Text += ev.Delta
 		}
 	case EvOutputAudioTranscriptDone:
-		if e := r.assistant(ev.ItemID, ev.PreviousItemID); e != nil && ev.Transcript != "" {
+		if e := r.assistant(ev.ItemID, ev.PreviousItemID); e != nil && !e.Truncated && ev.Transcript != "" {
 			e.Text = ev.Transcript // authoritative full text
 		}
 	case EvOutputTextDone:
-		if e := r.assistant(ev.ItemID, ev.PreviousItemID); e != nil && ev.Text != "" {
+		if e := r.assistant(ev.ItemID, ev.PreviousItemID); e != nil && !e.Truncated && ev.Text != "" {
 			e.Text = ev.Text
 		}
 	case EvFunctionCallArgumentsDone:
@@ -367,14 +371,26 @@ func (r *Record) SetUserTranscript(itemID, text string) {
 	}
 }
 
-// SetHeard records how many ms of an assistant item's audio the caller heard
-// (from the played position on barge-in, swap or end of playout). It is
-// clamped to what the model produced.
+// SetHeard records how many ms of an assistant item's audio the caller has
+// heard so far (the played position at the end of playout). It is clamped
+// to what the model produced, and ignored once the item was truncated.
 func (r *Record) SetHeard(itemID string, ms int) {
-	e, ok := r.byID[itemID]
-	if !ok || e.Kind != EntryAssistant {
-		return
+	if e, ok := r.byID[itemID]; ok && e.Kind == EntryAssistant && !e.Truncated {
+		r.setHeard(e, ms)
 	}
+}
+
+// Truncate records that the caller was cut off at heardMs of an assistant
+// item (barge-in, hold, swap): the heard position is final and later text
+// or audio for the item no longer changes the cut.
+func (r *Record) Truncate(itemID string, heardMs int) {
+	if e, ok := r.byID[itemID]; ok && e.Kind == EntryAssistant && !e.Truncated {
+		r.setHeard(e, heardMs)
+		e.Truncated = true
+	}
+}
+
+func (r *Record) setHeard(e *Entry, ms int) {
 	if ms < 0 {
 		ms = 0
 	}

@@ -261,3 +261,30 @@ func TestRecordReplayBudgetByDialect(t *testing.T) {
 	require.Len(t, r.ReplayItems(DialectGA), 1, "GA's 28k context cannot take both")
 	require.Len(t, r.ReplayItems(DialectPreview), 2)
 }
+
+func TestRecordTruncateFreezesTheCut(t *testing.T) {
+	r := newTestRecord()
+	r.Apply(ServerEvent{Type: EvOutputItemAdded, Item: recItem("a1", "assistant")})
+	r.Apply(ServerEvent{Type: EvOutputAudioTranscriptDelta, ItemID: "a1", Delta: "one two three four"})
+	r.Apply(ServerEvent{Type: EvOutputAudioDelta, ItemID: "a1", Audio: make([]byte, 8000)}) // 1000 ms
+	r.Truncate("a1", 500)
+	// The tail of the interrupted answer still arrives; the cut must not move.
+	r.Apply(ServerEvent{Type: EvOutputAudioDelta, ItemID: "a1", Audio: make([]byte, 8000)})
+	r.Apply(ServerEvent{Type: EvOutputAudioTranscriptDelta, ItemID: "a1", Delta: " five six seven eight"})
+	r.Apply(ServerEvent{Type: EvOutputAudioTranscriptDone, ItemID: "a1", Transcript: "one two three four five six seven eight"})
+	r.SetHeard("a1", 2000) // a late playout report
+	e, ok := r.Entry("a1")
+	require.True(t, ok)
+	require.True(t, e.Truncated)
+	require.Equal(t, 500, e.HeardMs)
+	require.Equal(t, 8000, e.ProducedBytes)
+	require.Equal(t, "one two", r.HeardText(e))
+	// Before truncation, playout reports move the heard position.
+	r2 := newTestRecord()
+	r2.Apply(ServerEvent{Type: EvOutputAudioDelta, ItemID: "a2", Audio: make([]byte, 8000)})
+	r2.SetHeard("a2", 200)
+	r2.SetHeard("a2", 700)
+	e2, _ := r2.Entry("a2")
+	require.Equal(t, 700, e2.HeardMs)
+	require.False(t, e2.Truncated)
+}
