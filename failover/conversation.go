@@ -55,8 +55,10 @@ const (
 	// maxTurnMs caps the kept audio of one uncommitted turn, and maxSwapMs
 	// the audio buffered while no session takes it.
 	maxTurnMs = 30000
-	maxSwapMs = 60000
-	// appendChunkMs is the size of the appends that deliver buffered audio.
+	maxSwapMs = 30000
+	// appendChunkMs is the size of the appends that deliver buffered audio:
+	// large, so that even 60 s of it takes fewer slots than the client's
+	// audio queue has (64), yet within its 64 KiB frame limit at 24 kHz.
 	appendChunkMs = 1000
 	// endCallSlack is added to the unplayed goodbye before ControlEndCall is
 	// sent even without a playout report.
