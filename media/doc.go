@@ -6,5 +6,24 @@
 // out through an AudioSink and comes in through Play, tagged with an item id
 // so the caller of Play can ask how much of each item was actually sent.
 //
+// A Stream runs two goroutines under one errgroup (Run):
+//
+//   - the RTP reader: datagram → pion/rtp parse (into a reused Packet) →
+//     payload-type filter (RFC 3550 §5.1; the negotiated G.711 type and
+//     telephone-event) → symmetric-RTP latching → jitter.Buffer → G.711
+//     decode, or dtmf.Detector → 20 ms frames in the model format (Up3 to
+//     24 kHz PCM16, or G.711 in the model's law) → AudioSink. Lost packets
+//     are concealed so the model's audio clock stays continuous. It also
+//     enforces the media timeout (suspended while on hold).
+//   - the pacer: every 20 ms on absolute monotonic deadlines, exactly one
+//     G.711 packet to the current remote: queued audio, or comfort noise
+//     when nothing is queued. The RTP header is kept by hand (RFC 3550 §5.1,
+//     RFC 3551 §4.1 marker rules) and marshalled into a reused buffer.
+//
+// Play/Flush/PlayedMs/QueuedMs may be called from any goroutine; the queue
+// they share with the pacer is behind a mutex held for microseconds. The
+// per-frame paths (processInbound, nextOutboundPacket, Play) do not allocate
+// in steady state; hotpath_test.go proves it.
+//
 // Subpackages: g711, resample, jitter, dtmf (pure, allocation-free codecs).
 package media

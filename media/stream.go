@@ -1,70 +1,381 @@
 package media
 
-// PLACEHOLDER: the media owner replaces this file with the real Stream.
-
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
 	"net"
 	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pion/rtp"
+	"github.com/sipbridge/sipbridge/media/g711"
+	"github.com/sipbridge/sipbridge/media/jitter"
+	"github.com/sipbridge/sipbridge/media/resample"
 )
 
-// ErrMediaTimeout: no RTP arrived from the caller for StreamConfig.MediaTimeout.
-var ErrMediaTimeout = errors.New("media: no RTP received (media timeout)")
+const (
+	sampleRate   = 8000 // G.711 and telephone-event clock (RFC 3551 §4.5.14, RFC 4733 §2.1)
+	samplesPerMs = sampleRate / 1000
+	frameDur     = 20 * time.Millisecond
+	frameSamples = sampleRate * 20 / 1000 // 160 samples per 20 ms frame
+
+	// maxPacketSamples is the longest inbound packet we take: 60 ms
+	// (ptime 10–60 covers what trunks send).
+	maxPacketSamples = 480
+	// readBufSize takes any sane RTP datagram; longer ones are truncated and
+	// then fail to parse or exceed maxPacketSamples.
+	readBufSize  = 1500
+	rtpHeaderLen = 12
+
+	defaultComfortNoiseDB = -65.0
+	eventQueue            = 64
+
+	// flushAfter: when no packet arrived for this long, the jitter buffer
+	// releases what it holds (3 frames: the sender has gone quiet, not
+	// reordered).
+	flushAfter = 60 * time.Millisecond
+	// maxReadWait bounds a read so hold/timeout changes are noticed.
+	maxReadWait = 200 * time.Millisecond
+	// latchConfirm is how many consecutive packets a new source must send
+	// before symmetric RTP moves to it (one stray or spoofed packet must not
+	// redirect the call's audio).
+	latchConfirm = 3
+	// maxCatchUp: when the pacer wakes up at most this many frames late it
+	// sends the missed frames back to back (ordinary timer jitter); later
+	// than that it skips ahead instead of bursting.
+	maxCatchUp = 2
+	logEvery   = 10 * time.Second
+)
 
 // Stats are a stream's counters.
 type Stats struct {
 	PacketsIn, PacketsOut, Lost, Late, Duplicates, Concealed uint64
-	CallerFramesDropped                                      uint64
+	// CallerFramesDropped: caller frames not delivered (no Sink configured).
+	CallerFramesDropped uint64
+
+	Invalid        uint64 // datagrams that are not RTP version 2
+	IgnoredPT      uint64 // RTP with a payload type we did not negotiate
+	Restarts       uint64 // jitter restarts (new SSRC, sequence jump)
+	WriteErrors    uint64 // failed sends
+	SkippedFrames  uint64 // pacer frames skipped after a long stall
+	EventsDropped  uint64 // events lost because the Events channel was full
+	PlayoutDropped uint64 // ms of Play audio refused (queue at its maximum)
+	Latches        uint64 // symmetric-RTP address changes
 }
 
-// Stream is one call's RTP session.
-type Stream struct{ cfg StreamConfig }
+// counters mirror Stats with atomics, updated by the media goroutines.
+type counters struct {
+	packetsIn, packetsOut, lost, late, duplicates, concealed, framesDropped    atomic.Uint64
+	invalid, ignoredPT, restarts, writeErrors, skipped, eventsDropped, latches atomic.Uint64
+}
 
-// NewStream prepares a stream; Run starts it.
+// Stream is one call's RTP session: Run starts the reader and the pacer.
+//
+// Ownership of the fields, so the rest of the file can be read safely:
+//   - set by NewStream, read-only afterwards: cfg, log, conn, local, law
+//     helpers, events, epoch, noiseAmp;
+//   - atomics, written by any goroutine: remote, codec, dtmfPT, sending,
+//     relatch, resumeAt, stats, running;
+//   - reader goroutine only: in;
+//   - pacer goroutine only: out;
+//   - convMu: the Play-side conversion state (down, carry, scratch);
+//   - qMu: the playout queue q (Play/Flush/PlayedMs/QueuedMs and the pacer).
+//     Lock order: convMu before qMu.
+type Stream struct {
+	cfg    StreamConfig
+	log    *slog.Logger
+	conn   *net.UDPConn
+	local  netip.AddrPort
+	events chan Event
+	epoch  time.Time // monotonic reference for resumeAt
+
+	remote   atomic.Pointer[netip.AddrPort] // where RTP goes (SDP or latched)
+	codec    atomic.Uint32                  // Codec
+	dtmfPT   atomic.Int32                   // <0: none
+	sending  atomic.Bool
+	relatch  atomic.Bool  // SetRemote happened: latch to the next source at once
+	resumeAt atomic.Int64 // ns since epoch when the media timeout last restarted
+	running  atomic.Bool
+	stats    counters
+
+	in  inbound
+	out outbound
+
+	convMu sync.Mutex
+	down   resample.Down3
+	carry  [1]byte // odd byte of PCM16 left over from the previous Play
+	hasCry bool
+	cryID  string // item the carried byte belongs to
+	pcm24  [960]int16
+	pcm8   [480]int16
+
+	qMu sync.Mutex
+	q   playQueue
+}
+
+// NewStream prepares a stream on cfg.Conn; Run starts it. On error the
+// socket is left to the caller.
 func NewStream(cfg StreamConfig) (*Stream, error) {
-	return &Stream{cfg: cfg}, errors.New("media: not built yet")
+	if cfg.Conn == nil {
+		return nil, fmt.Errorf("media: new stream: nil Conn: %w", ErrBadConfig)
+	}
+	if cfg.Codec != CodecPCMU && cfg.Codec != CodecPCMA {
+		return nil, fmt.Errorf("media: new stream: codec %d is not PCMU (0) or PCMA (8): %w", cfg.Codec, ErrBadConfig)
+	}
+	if cfg.ModelFormat > ModelPCMA {
+		return nil, fmt.Errorf("media: new stream: model format %d: %w", cfg.ModelFormat, ErrBadConfig)
+	}
+	if cfg.DTMFPayloadType > 127 || cfg.DTMFPayloadType == int(CodecPCMU) || cfg.DTMFPayloadType == int(CodecPCMA) {
+		return nil, fmt.Errorf("media: new stream: telephone-event payload type %d: %w", cfg.DTMFPayloadType, ErrBadConfig)
+	}
+	if cfg.ComfortNoiseDB == 0 {
+		cfg.ComfortNoiseDB = defaultComfortNoiseDB
+	}
+	if cfg.ComfortNoiseDB > -20 || cfg.ComfortNoiseDB < -96 || math.IsNaN(cfg.ComfortNoiseDB) {
+		return nil, fmt.Errorf("media: new stream: comfort noise %v dBov outside -96..-20: %w", cfg.ComfortNoiseDB, ErrBadConfig)
+	}
+	if cfg.MediaTimeout < 0 {
+		return nil, fmt.Errorf("media: new stream: negative media timeout: %w", ErrBadConfig)
+	}
+	jb, err := jitter.New(cfg.JitterDepth, maxPacketSamples)
+	if err != nil {
+		return nil, fmt.Errorf("media: new stream: %w: %w", ErrBadConfig, err)
+	}
+	ua, ok := cfg.Conn.LocalAddr().(*net.UDPAddr)
+	if !ok {
+		return nil, fmt.Errorf("media: new stream: socket has no UDP address: %w", ErrBadConfig)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Stream{
+		cfg:    cfg,
+		log:    log,
+		conn:   cfg.Conn,
+		local:  ua.AddrPort(),
+		events: make(chan Event, eventQueue),
+		epoch:  time.Now(),
+	}
+	s.setRemote(cfg.Remote)
+	s.codec.Store(uint32(cfg.Codec))
+	s.dtmfPT.Store(int32(max(cfg.DTMFPayloadType, -1)))
+	s.sending.Store(true)
+	s.in.init(jb)
+	s.out.init(cfg.ComfortNoiseDB)
+	s.q = newPlayQueue(s.playoutDone)
+	return s, nil
 }
 
-// Run reads and paces RTP until ctx ends or the media times out.
-func (s *Stream) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+// Run reads and paces RTP until ctx ends (it returns nil) or no RTP arrived
+// for MediaTimeout (ErrMediaTimeout). It closes the socket on return and may
+// be called once.
+func (s *Stream) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return ErrAlreadyRunning
+	}
+	defer func() {
+		if err := s.conn.Close(); err != nil {
+			s.log.Debug("media: close rtp socket", "error", err)
+		}
+	}()
+	s.resumeAt.Store(int64(time.Since(s.epoch)))
+	g, gctx := errgroup.WithContext(ctx)
+	// Wake the reader from its blocking read when the group ends. The reader
+	// sets its own deadlines, so it re-checks gctx after each one (see
+	// readLoop for why that is race-free).
+	stop := context.AfterFunc(gctx, func() { _ = s.conn.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	g.Go(func() error { return s.readLoop(gctx) })
+	g.Go(func() error { return s.pacerLoop(gctx) })
+	err := g.Wait()
+	if errors.Is(err, ErrMediaTimeout) {
+		return ErrMediaTimeout
+	}
+	if err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}
 
-// Play queues model audio for itemID.
-func (s *Stream) Play(itemID string, audio []byte) {}
+// Play queues model audio (StreamConfig.ModelFormat) for itemID. It copies
+// the audio, never blocks on the network and may be called from any
+// goroutine.
+func (s *Stream) Play(itemID string, audio []byte) {
+	s.convMu.Lock()
+	defer s.convMu.Unlock()
+	if s.hasCry && s.cryID != itemID {
+		s.hasCry = false // a new item starts on a sample boundary
+	}
+	dropped := 0
+	switch s.cfg.ModelFormat {
+	case ModelPCM24:
+		if s.hasCry && len(audio) > 0 {
+			// Complete the sample split across two deltas.
+			s.hasCry = false
+			s.pcm24[0] = int16(uint16(s.carry[0]) | uint16(audio[0])<<8)
+			dropped += s.push24(itemID, s.pcm24[:1])
+			audio = audio[1:]
+		}
+		for len(audio) >= 2 {
+			k := min(len(audio)/2, len(s.pcm24))
+			g711.PCM16LEToInt16(s.pcm24[:k], audio[:2*k])
+			dropped += s.push24(itemID, s.pcm24[:k])
+			audio = audio[2*k:]
+		}
+		if len(audio) == 1 {
+			s.carry[0], s.hasCry, s.cryID = audio[0], true, itemID
+		}
+	default:
+		law := g711.Ulaw
+		if s.cfg.ModelFormat == ModelPCMA {
+			law = g711.Alaw
+		}
+		for len(audio) > 0 {
+			k := law.Decode(s.pcm8[:], audio)
+			s.qMu.Lock()
+			dropped += s.q.push(itemID, s.pcm8[:k])
+			s.qMu.Unlock()
+			audio = audio[k:]
+		}
+	}
+	if dropped > 0 {
+		s.log.Warn("media: playout queue full, audio dropped", "item_id", itemID, "dropped_ms", dropped/samplesPerMs)
+	}
+}
 
-// Flush drops all queued playout now.
-func (s *Stream) Flush() {}
+// push24 decimates 24 kHz samples into the queue (convMu held).
+func (s *Stream) push24(itemID string, x []int16) int {
+	n, err := s.down.Process(s.pcm8[:], x)
+	if err != nil { // cannot happen: pcm8 holds len(pcm24)/3+1 samples
+		return len(x) / 3
+	}
+	s.qMu.Lock()
+	d := s.q.push(itemID, s.pcm8[:n])
+	s.qMu.Unlock()
+	return d
+}
 
-// PlayedMs is how much of itemID was sent as RTP.
-func (s *Stream) PlayedMs(itemID string) int { return 0 }
+// Flush drops all queued playout at once (barge-in). A frame already being
+// sent finishes; the next audio starts a new talk-spurt (marker bit).
+func (s *Stream) Flush() {
+	s.convMu.Lock()
+	defer s.convMu.Unlock()
+	s.down.Reset()
+	s.hasCry = false
+	s.qMu.Lock()
+	s.q.flush()
+	s.qMu.Unlock()
+}
 
-// QueuedMs is how much audio is waiting to be played.
-func (s *Stream) QueuedMs() int { return 0 }
+// PlayedMs is how many ms of itemID were sent as RTP (for
+// conversation.item.truncate audio_end_ms). It remembers the last 64 items.
+func (s *Stream) PlayedMs(itemID string) int {
+	s.qMu.Lock()
+	defer s.qMu.Unlock()
+	return s.q.playedMs(itemID)
+}
 
-// Events reports DTMF, playout completion and latching.
-func (s *Stream) Events() <-chan Event { return nil }
+// QueuedMs is how much audio waits to be sent.
+func (s *Stream) QueuedMs() int {
+	s.qMu.Lock()
+	defer s.qMu.Unlock()
+	return s.q.n / samplesPerMs
+}
+
+// Events reports DTMF, playout completion and latching. It is buffered and
+// never closed; when it is full, events are dropped and counted rather than
+// blocking the media goroutines.
+func (s *Stream) Events() <-chan Event { return s.events }
 
 // LocalAddr is the RTP socket's address.
-func (s *Stream) LocalAddr() netip.AddrPort { return netip.AddrPort{} }
+func (s *Stream) LocalAddr() netip.AddrPort { return s.local }
 
-// SetRemote applies a re-INVITE's new address / codec.
-func (s *Stream) SetRemote(remote netip.AddrPort, codec Codec, dtmfPT int) {}
-
-// SetSending stops (hold) or resumes sending RTP.
-func (s *Stream) SetSending(on bool) {}
-
-// Stats returns the counters.
-func (s *Stream) Stats() Stats { return Stats{} }
-
-// PortAllocator hands out RTP sockets on even ports from a range.
-type PortAllocator struct{}
-
-// NewPortAllocator binds on ip within [min, max].
-func NewPortAllocator(ip netip.Addr, min, max int) (*PortAllocator, error) {
-	return &PortAllocator{}, nil
+// SetRemote applies a re-INVITE: new SDP address, codec and telephone-event
+// payload type (<0 for none). With symmetric RTP the next valid packet
+// latches again, from wherever it comes.
+func (s *Stream) SetRemote(remote netip.AddrPort, codec Codec, dtmfPT int) {
+	s.setRemote(remote)
+	if codec == CodecPCMU || codec == CodecPCMA {
+		s.codec.Store(uint32(codec))
+	}
+	if dtmfPT == int(CodecPCMU) || dtmfPT == int(CodecPCMA) || dtmfPT > 127 {
+		dtmfPT = -1 // never take audio packets for events
+	}
+	s.dtmfPT.Store(int32(max(dtmfPT, -1)))
+	s.relatch.Store(true)
 }
 
-// Allocate binds the next free even port.
-func (a *PortAllocator) Allocate() (*net.UDPConn, error) {
-	return nil, errors.New("media: not built yet")
+func (s *Stream) setRemote(a netip.AddrPort) {
+	a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+	s.remote.Store(&a)
+}
+
+// SetSending(false) stops sending RTP while the caller holds us (we
+// answered recvonly or inactive, RFC 3264 §5.1); the media timeout is
+// suspended meanwhile, since a holding caller may send nothing.
+// SetSending(true) resumes and restarts the timeout.
+func (s *Stream) SetSending(on bool) {
+	if on && !s.sending.Load() {
+		s.resumeAt.Store(int64(time.Since(s.epoch)))
+	}
+	s.sending.Store(on)
+}
+
+// Stats returns the counters.
+func (s *Stream) Stats() Stats {
+	c := &s.stats
+	s.qMu.Lock()
+	dropped := s.q.dropped
+	s.qMu.Unlock()
+	return Stats{
+		PacketsIn: c.packetsIn.Load(), PacketsOut: c.packetsOut.Load(), Lost: c.lost.Load(),
+		Late: c.late.Load(), Duplicates: c.duplicates.Load(), Concealed: c.concealed.Load(),
+		CallerFramesDropped: c.framesDropped.Load(), Invalid: c.invalid.Load(),
+		IgnoredPT: c.ignoredPT.Load(), Restarts: c.restarts.Load(), WriteErrors: c.writeErrors.Load(),
+		SkippedFrames: c.skipped.Load(), EventsDropped: c.eventsDropped.Load(),
+		PlayoutDropped: uint64(dropped / samplesPerMs), Latches: c.latches.Load(),
+	}
+}
+
+// emit delivers an event without ever blocking a media goroutine.
+func (s *Stream) emit(ev Event) {
+	select {
+	case s.events <- ev:
+	default:
+		s.stats.eventsDropped.Add(1)
+	}
+}
+
+// playoutDone is the queue's done callback (qMu held).
+func (s *Stream) playoutDone(it *itemRec) {
+	s.emit(Event{Kind: EventPlayoutDone, ItemID: it.id, PlayedMs: it.played / samplesPerMs})
+}
+
+func (c Codec) law() g711.Law {
+	if c == CodecPCMA {
+		return g711.Alaw
+	}
+	return g711.Ulaw
+}
+
+// randomHeader starts an outbound RTP header: random SSRC (RFC 3550 §8),
+// random initial sequence number and timestamp (§5.1). The sequence starts
+// below 2^15 as pion's random sequencer does, leaving SRTP rollover room.
+func randomHeader(pt uint8) rtp.Header {
+	return rtp.Header{
+		Version:        2,
+		PayloadType:    pt,
+		SequenceNumber: uint16(rand.N(1 << 15)),
+		Timestamp:      rand.Uint32(),
+		SSRC:           rand.Uint32(),
+	}
 }

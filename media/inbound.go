@@ -1,0 +1,314 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/sipbridge/sipbridge/media/dtmf"
+	"github.com/sipbridge/sipbridge/media/g711"
+	"github.com/sipbridge/sipbridge/media/jitter"
+	"github.com/sipbridge/sipbridge/media/resample"
+)
+
+// inbound is the RTP reader goroutine's state; nothing else touches it.
+type inbound struct {
+	buf     [readBufSize]byte
+	pkt     rtp.Packet // reused: Unmarshal parses in place, Payload aliases buf
+	jb      *jitter.Buffer
+	det     dtmf.Detector
+	presses []dtmf.Press
+	up      resample.Up3
+
+	acc  [frameSamples]int16 // 8 kHz samples of the frame being assembled
+	accN int
+	pcm  [maxPacketSamples]int16 // decode / concealment scratch
+	last [maxPacketSamples]int16 // last good packet, for concealment
+	// lastN is the length of the last good packet in samples: one lost packet
+	// is concealed with that much audio, so 30 ms ptime stays in step.
+	lastN   int
+	lossRun int // consecutive lost packets
+
+	lastPacket time.Time // arrival of the last valid RTP packet
+
+	latched   bool
+	latchAddr netip.AddrPort
+	candidate netip.AddrPort
+	candN     int
+
+	frame24 [3 * frameSamples]int16
+	out     [2 * 3 * frameSamples]byte // one frame in the model format
+
+	badLog, latchLog logLimiter
+}
+
+func (in *inbound) init(jb *jitter.Buffer) {
+	in.jb = jb
+	in.presses = make([]dtmf.Press, 0, 2)
+	in.lastN = frameSamples
+	in.badLog.every, in.latchLog.every = logEvery, logEvery
+}
+
+// readLoop is the RTP reader goroutine.
+func (s *Stream) readLoop(ctx context.Context) error {
+	in := &s.in
+	in.lastPacket = time.Time{}
+	for {
+		now := time.Now()
+		if err := s.checkTimeout(now); err != nil {
+			return err
+		}
+		// The deadline is set before ctx is checked: if Run's AfterFunc runs
+		// after the check, its past deadline overrides ours and the read
+		// returns at once; if it ran before, the check sees ctx done.
+		_ = s.conn.SetReadDeadline(s.readDeadline(now))
+		if ctx.Err() != nil {
+			return nil
+		}
+		n, from, err := s.conn.ReadFromUDPAddrPort(in.buf[:])
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				s.idle(time.Now())
+				continue
+			}
+			return fmt.Errorf("media: read rtp: %w", err)
+		}
+		s.processInbound(in.buf[:n], from, time.Now())
+	}
+}
+
+// readDeadline is the earliest of: releasing a stuck jitter buffer, a DTMF
+// event whose end never came, the media timeout, and maxReadWait.
+func (s *Stream) readDeadline(now time.Time) time.Time {
+	in := &s.in
+	d := now.Add(maxReadWait)
+	if in.jb.Pending() > 0 {
+		d = earlier(d, in.lastPacket.Add(flushAfter))
+	}
+	if t, ok := in.det.Deadline(); ok {
+		d = earlier(d, t)
+	}
+	if t, ok := s.timeoutAt(); ok {
+		d = earlier(d, t)
+	}
+	return d
+}
+
+func earlier(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// timeoutAt is when the media timeout fires, if it is armed: not while on
+// hold, and counted from the later of the last packet and the last resume.
+func (s *Stream) timeoutAt() (time.Time, bool) {
+	if s.cfg.MediaTimeout <= 0 || !s.sending.Load() {
+		return time.Time{}, false
+	}
+	base := s.epoch.Add(time.Duration(s.resumeAt.Load()))
+	if s.in.lastPacket.After(base) {
+		base = s.in.lastPacket
+	}
+	return base.Add(s.cfg.MediaTimeout), true
+}
+
+func (s *Stream) checkTimeout(now time.Time) error {
+	if t, ok := s.timeoutAt(); ok && !now.Before(t) {
+		s.log.Info("media: no RTP from the caller", "timeout", s.cfg.MediaTimeout)
+		return ErrMediaTimeout
+	}
+	return nil
+}
+
+// idle runs when a read timed out: release the jitter buffer after
+// flushAfter of silence, and report a DTMF event whose end was lost.
+func (s *Stream) idle(now time.Time) {
+	in := &s.in
+	if in.jb.Pending() > 0 && now.Sub(in.lastPacket) >= flushAfter {
+		in.jb.Flush()
+		s.drainJitter(now)
+	}
+	s.reportPresses(in.det.Expire(in.presses[:0], now))
+}
+
+// processInbound handles one datagram from the caller: parse, filter by
+// payload type, latch, reorder and decode into model frames for the Sink.
+// It is the per-packet hot path and does not allocate.
+func (s *Stream) processInbound(b []byte, from netip.AddrPort, now time.Time) {
+	in := &s.in
+	if err := in.pkt.Unmarshal(b); err != nil || in.pkt.Version != 2 {
+		s.stats.invalid.Add(1)
+		if ok, n := in.badLog.allow(now); ok {
+			s.log.Debug("media: ignoring non-RTP datagram", "from", from, "len", len(b), "suppressed", n)
+		}
+		return
+	}
+	// Any RTP from the caller proves the media path alive, even a payload
+	// type we ignore (e.g. comfort noise, RFC 3389).
+	in.lastPacket = now
+	h := &in.pkt.Header
+	codec := Codec(s.codec.Load())
+	dtmfPT := s.dtmfPT.Load()
+	if h.PayloadType != uint8(codec) && (dtmfPT < 0 || h.PayloadType != uint8(dtmfPT)) {
+		// RFC 3550 §5.1: a receiver ignores payload types it does not know.
+		s.stats.ignoredPT.Add(1)
+		return
+	}
+	isDTMF := h.PayloadType != uint8(codec)
+	if len(in.pkt.Payload) > maxPacketSamples || (isDTMF && len(in.pkt.Payload) < dtmf.PayloadLen) {
+		s.stats.invalid.Add(1) // longer than 60 ms of G.711, or a truncated event
+		return
+	}
+	s.stats.packetsIn.Add(1)
+	s.latch(from, now)
+	switch in.jb.Push(jitter.Packet{SSRC: h.SSRC, Seq: h.SequenceNumber, Timestamp: h.Timestamp,
+		PayloadType: h.PayloadType, Marker: h.Marker, Payload: in.pkt.Payload}) {
+	case jitter.Duplicate:
+		s.stats.duplicates.Add(1)
+	case jitter.Late:
+		s.stats.late.Add(1)
+	case jitter.Restarted:
+		s.stats.restarts.Add(1)
+		in.det.Reset()
+	}
+	s.drainJitter(now)
+	// A key whose end packets were all lost is reported after a timeout,
+	// also while audio keeps flowing.
+	if t, ok := in.det.Deadline(); ok && !now.Before(t) {
+		s.reportPresses(in.det.Expire(in.presses[:0], now))
+	}
+}
+
+// drainJitter turns everything the jitter buffer releases into audio (or
+// DTMF).
+func (s *Stream) drainJitter(now time.Time) {
+	in := &s.in
+	for {
+		f, ok := in.jb.Pop()
+		if !ok {
+			return
+		}
+		switch {
+		case f.Lost:
+			s.stats.lost.Add(1)
+			s.conceal()
+		case f.PayloadType == uint8(CodecPCMU) || f.PayloadType == uint8(CodecPCMA):
+			law := Codec(f.PayloadType).law()
+			n := law.Decode(in.pcm[:], f.Payload)
+			copy(in.last[:], in.pcm[:n])
+			in.lastN, in.lossRun = max(n, 1), 0
+			s.pushCallerAudio(in.pcm[:n])
+		default: // telephone-event (the only other type let through)
+			p, err := dtmf.Decode(f.Payload)
+			if err != nil {
+				continue // cannot happen: length checked before Push
+			}
+			s.reportPresses(in.det.Packet(in.presses[:0], f.Timestamp, p, now))
+		}
+	}
+}
+
+// conceal fills one lost packet: the last good packet at half level once
+// (−6 dB, masks a single loss), then silence, so the model's audio clock
+// stays continuous without inventing speech.
+func (s *Stream) conceal() {
+	in := &s.in
+	s.stats.concealed.Add(1)
+	n := in.lastN
+	if in.lossRun == 0 {
+		for i, v := range in.last[:n] {
+			in.pcm[i] = v / 2
+		}
+	} else {
+		clear(in.pcm[:n])
+	}
+	in.lossRun++
+	s.pushCallerAudio(in.pcm[:n])
+}
+
+// pushCallerAudio assembles 20 ms frames and hands each to the Sink.
+func (s *Stream) pushCallerAudio(x []int16) {
+	in := &s.in
+	for len(x) > 0 {
+		c := copy(in.acc[in.accN:], x)
+		in.accN += c
+		x = x[c:]
+		if in.accN == frameSamples {
+			in.accN = 0
+			s.deliverFrame()
+		}
+	}
+}
+
+func (s *Stream) deliverFrame() {
+	in := &s.in
+	if s.cfg.Sink == nil {
+		s.stats.framesDropped.Add(1)
+		return
+	}
+	var frame []byte
+	switch s.cfg.ModelFormat {
+	case ModelPCM24:
+		n, _ := in.up.Process(in.frame24[:], in.acc[:]) // frame24 is exactly 3× acc
+		frame = in.out[:g711.Int16ToPCM16LE(in.out[:], in.frame24[:n])]
+	case ModelPCMU:
+		frame = in.out[:g711.EncodeUlaw(in.out[:], in.acc[:])]
+	case ModelPCMA:
+		frame = in.out[:g711.EncodeAlaw(in.out[:], in.acc[:])]
+	}
+	s.cfg.Sink.WriteCallerAudio(frame)
+}
+
+func (s *Stream) reportPresses(ps []dtmf.Press) {
+	for _, p := range ps {
+		s.emit(Event{Kind: EventDTMF, Digit: p.Digit, DurationMs: p.DurationMs})
+	}
+}
+
+// latch implements symmetric RTP (RFC 4961; the COMEDIA behaviour of
+// RFC 4145 §4 applied to RTP): send to where the caller's RTP comes from,
+// which gets through NATs that rewrote the SDP address. The first valid
+// packet latches at once (also after a re-INVITE); a later change needs
+// latchConfirm consecutive packets from the new source.
+func (s *Stream) latch(from netip.AddrPort, now time.Time) {
+	if !s.cfg.SymmetricRTP {
+		return
+	}
+	in := &s.in
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	if s.relatch.Swap(false) {
+		in.latched = false
+	}
+	if in.latched && from == in.latchAddr {
+		in.candN = 0
+		return
+	}
+	if in.latched {
+		if from != in.candidate {
+			in.candidate, in.candN = from, 0
+		}
+		in.candN++
+		if in.candN < latchConfirm {
+			return
+		}
+	}
+	in.latched, in.latchAddr, in.candN = true, from, 0
+	if cur := s.remote.Load(); cur != nil && *cur == from {
+		return // the SDP address was right
+	}
+	s.setRemote(from)
+	s.stats.latches.Add(1)
+	if ok, n := in.latchLog.allow(now); ok {
+		s.log.Info("media: symmetric RTP latched", "addr", from, "suppressed", n)
+	}
+	s.emit(Event{Kind: EventRemoteLatched, Addr: from})
+}

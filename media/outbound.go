@@ -1,0 +1,159 @@
+package media
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/pion/rtp"
+)
+
+// minNoisePeak is the smallest comfort-noise peak that G.711 does not
+// encode as silence.
+const minNoisePeak = 8
+
+// outbound is the pacer goroutine's state; nothing else touches it.
+type outbound struct {
+	hdr     rtp.Header
+	pcm     [frameSamples]int16
+	payload [frameSamples]byte
+	pkt     [rtpHeaderLen + frameSamples]byte
+
+	// started: the first packet has been built (it carries the marker).
+	started bool
+	// idle: the last frame had no queued audio, so the next one with audio
+	// starts a talk-spurt.
+	idle bool
+	// gap: time passed without packets (hold, a stall skipped): the next
+	// packet carries the marker so the receiver resynchronises its playout.
+	gap bool
+
+	rng      uint64 // xorshift64 state for comfort noise, never 0
+	noiseAmp int32  // peak of the uniform comfort noise
+
+	writeLog logLimiter
+}
+
+func (o *outbound) init(noiseDB float64) {
+	o.hdr = randomHeader(0)
+	o.rng = rand.Uint64() | 1
+	// 0 dBov is a full-scale sine (RMS 32767/√2, ITU-T G.711 convention).
+	// Uniform noise on [−A, A] has RMS A/√3.
+	// The peak is at least minNoisePeak: below that μ-law encodes every
+	// sample as zero (|x| < 4 → 0xFF/0x7F), so very low settings are raised
+	// to about −74 dBov rather than becoming digital silence.
+	rmsLevel := 32767 / math.Sqrt2 * math.Pow(10, noiseDB/20)
+	o.noiseAmp = int32(max(minNoisePeak, math.Round(rmsLevel*math.Sqrt(3))))
+	o.writeLog.every = logEvery
+}
+
+// noise fills x with comfort noise: never digital silence, which some
+// gateways and listeners take for a dead line (and which stops some
+// carriers' media-inactivity timers from seeing us as alive).
+func (o *outbound) noise(x []int16) {
+	a := o.noiseAmp
+	for i := range x {
+		o.rng ^= o.rng << 13
+		o.rng ^= o.rng >> 7
+		o.rng ^= o.rng << 17
+		// Top 16 bits scaled onto [0, 2a], shifted to [−a, a].
+		x[i] = int16(int32((o.rng>>48)*uint64(2*a+1)>>16) - a)
+	}
+}
+
+// pacerLoop is the pacer goroutine: one packet per 20 ms on absolute
+// deadlines from the monotonic clock (start + n·20 ms), so timer lateness
+// does not accumulate into drift.
+func (s *Stream) pacerLoop(ctx context.Context) error {
+	start := time.Now()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+	for tick := int64(0); ; tick++ {
+		if d := time.Until(start.Add(time.Duration(tick) * frameDur)); d > 0 {
+			timer.Reset(d)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-timer.C:
+			}
+		} else if ctx.Err() != nil {
+			return nil
+		}
+		now := time.Now()
+		if behind := int64(now.Sub(start)/frameDur) - tick; behind > maxCatchUp {
+			// Stalled for several frames: do not burst the backlog at the
+			// caller. Skip ahead and advance the timestamp by the real
+			// elapsed samples, so RTP time keeps matching wall-clock time
+			// (RFC 3550 §5.1); queued audio is delayed, not lost.
+			tick += behind
+			s.out.hdr.Timestamp += uint32(behind) * frameSamples
+			s.out.gap = true
+			s.stats.skipped.Add(uint64(behind))
+		}
+		s.sendFrame(now)
+	}
+}
+
+// sendFrame sends this tick's packet (or, on hold or without an address,
+// only lets RTP time advance).
+func (s *Stream) sendFrame(now time.Time) {
+	remote := s.remote.Load()
+	if !s.sending.Load() || remote == nil || !remote.IsValid() {
+		s.out.hdr.Timestamp += frameSamples
+		s.out.gap = true
+		return
+	}
+	pkt := s.nextOutboundPacket(s.out.pkt[:])
+	// A UDP send completes at once unless the socket's send buffer is full
+	// (a dead interface); then the deadline, one frame from now, makes it
+	// fail instead of blocking the pacer, and the packet is lost like any
+	// other UDP loss. The deadline is taken right before the write: Go checks
+	// it before the syscall, so one computed earlier could expire while this
+	// goroutine waits for a CPU and fail a send that would have succeeded.
+	_ = s.conn.SetWriteDeadline(time.Now().Add(frameDur))
+	if _, err := s.conn.WriteToUDPAddrPort(pkt, *remote); err != nil {
+		s.stats.writeErrors.Add(1)
+		if ok, n := s.out.writeLog.allow(now); ok {
+			s.log.Warn("media: rtp send failed", "remote", *remote, "error", err, "suppressed", n)
+		}
+		return
+	}
+	s.stats.packetsOut.Add(1)
+}
+
+// nextOutboundPacket builds the next 20 ms RTP packet into buf (at least
+// 172 bytes) and returns it: queued audio, or comfort noise when nothing is
+// queued. It advances the sequence number and timestamp. This is the
+// per-frame hot path of the pacer and does not allocate.
+func (s *Stream) nextOutboundPacket(buf []byte) []byte {
+	o := &s.out
+	s.qMu.Lock()
+	k, flushed := s.q.take(o.pcm[:])
+	s.qMu.Unlock()
+	if flushed {
+		o.idle = true
+	}
+	if k < frameSamples {
+		o.noise(o.pcm[k:]) // pad the tail of the last frame of a spurt too
+	}
+	// RFC 3551 §4.1: the marker is set on the first packet of a talk-spurt
+	// (and we also set it on the very first packet and after a gap in
+	// transmission), and is zero otherwise. pion's Packetizer would set it on
+	// every packet (pion/rtp #69), hence the hand-kept header.
+	o.hdr.Marker = !o.started || o.gap || (k > 0 && o.idle)
+	o.started, o.gap, o.idle = true, false, k == 0
+
+	codec := Codec(s.codec.Load())
+	o.hdr.PayloadType = uint8(codec)
+	codec.law().Encode(o.payload[:], o.pcm[:])
+	n, err := o.hdr.MarshalTo(buf)
+	if err != nil || len(buf) < n+frameSamples {
+		return nil // buf too short: a programming error, never with out.pkt
+	}
+	n += copy(buf[n:], o.payload[:])
+	o.hdr.SequenceNumber++
+	o.hdr.Timestamp += frameSamples
+	return buf[:n]
+}
