@@ -120,7 +120,7 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 		}))
 		st := f.s.Stats()
 		require.Positive(t, st.Concealed)
-		require.Zero(t, st.Invalid + st.Late + st.Duplicates)
+		require.Zero(t, st.Invalid+st.Late+st.Duplicates)
 	})
 	t.Run("outbound tick", func(t *testing.T) {
 		f := newOutboundFixture(t)
