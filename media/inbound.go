@@ -123,8 +123,7 @@ func (s *Stream) timeoutAt() (time.Time, bool) {
 
 func (s *Stream) checkTimeout(now time.Time) error {
 	if t, ok := s.timeoutAt(); ok && !now.Before(t) {
-		s.log.Info("media: no RTP from the caller", "timeout", s.cfg.MediaTimeout)
-		return ErrMediaTimeout
+		return ErrMediaTimeout // the call logs it with its end reason
 	}
 	return nil
 }

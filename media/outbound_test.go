@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -402,4 +403,47 @@ func TestPlayQueueGrows(t *testing.T) {
 	n, _ = q.take(out[:10])
 	require.Equal(t, 10, n)
 	require.Equal(t, []int16{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, out[:10])
+}
+
+// Beyond maxQueue, Play audio is dropped and counted, never blocking.
+func TestPlayQueueBounded(t *testing.T) {
+	s := newStream(t, StreamConfig{Codec: CodecPCMU, DTMFPayloadType: -1, ModelFormat: ModelPCMU})
+	defer s.conn.Close()
+	big := make([]byte, samples8k(maxQueue)+8000) // 1 s too much
+	s.Play("x", big)
+	require.Equal(t, int(maxQueue/time.Millisecond), s.QueuedMs())
+	require.Equal(t, uint64(1000), s.Stats().PlayoutDropped)
+	s.Flush()
+	require.Zero(t, s.QueuedMs())
+}
+
+// A re-INVITE changes the codec of what we send and the telephone-event
+// type we accept.
+func TestSetRemoteChangesCodec(t *testing.T) {
+	s := newStream(t, StreamConfig{Codec: CodecPCMU, DTMFPayloadType: 101, ModelFormat: ModelPCMU, Sink: &frameSink{}})
+	defer s.conn.Close()
+	buf := make([]byte, 200)
+	var h rtp.Header
+	_, err := h.Unmarshal(s.nextOutboundPacket(buf))
+	require.NoError(t, err)
+	require.Equal(t, uint8(0), h.PayloadType)
+
+	s.SetRemote(netip.MustParseAddrPort("192.0.2.7:4000"), CodecPCMA, 96)
+	_, err = h.Unmarshal(s.nextOutboundPacket(buf))
+	require.NoError(t, err)
+	require.Equal(t, uint8(8), h.PayloadType)
+	require.Equal(t, netip.MustParseAddrPort("192.0.2.7:4000"), *s.remote.Load())
+
+	from := netip.MustParseAddrPort("192.0.2.8:4000")
+	ev, err := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SSRC: 3, SequenceNumber: 1},
+		Payload: []byte{11, 0x8A, 0, 160}}).Marshal()
+	require.NoError(t, err)
+	s.processInbound(ev, from, time.Now())
+	got := waitEvent(t, s, EventDTMF)
+	require.Equal(t, '#', got.Digit)
+	old, err := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 101, SSRC: 3, SequenceNumber: 2},
+		Payload: []byte{1, 0x8A, 0, 160}}).Marshal()
+	require.NoError(t, err)
+	s.processInbound(old, from, time.Now())
+	require.Equal(t, uint64(1), s.Stats().IgnoredPT, "the old event type is no longer negotiated")
 }

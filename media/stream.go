@@ -109,13 +109,14 @@ type Stream struct {
 	in  inbound
 	out outbound
 
-	convMu sync.Mutex
-	down   resample.Down3
-	carry  [1]byte // odd byte of PCM16 left over from the previous Play
-	hasCry bool
-	cryID  string // item the carried byte belongs to
-	pcm24  [960]int16
-	pcm8   [480]int16
+	convMu  sync.Mutex
+	down    resample.Down3
+	carry   [1]byte // odd byte of PCM16 left over from the previous Play
+	hasCry  bool
+	cryID   string // item the carried byte belongs to
+	pcm24   [960]int16
+	pcm8    [480]int16
+	playLog logLimiter
 
 	qMu sync.Mutex
 	q   playQueue
@@ -171,6 +172,7 @@ func NewStream(cfg StreamConfig) (*Stream, error) {
 	s.sending.Store(true)
 	s.in.init(jb)
 	s.out.init(cfg.ComfortNoiseDB)
+	s.playLog.every = logEvery
 	s.q = newPlayQueue(s.playoutDone)
 	return s, nil
 }
@@ -248,7 +250,10 @@ func (s *Stream) Play(itemID string, audio []byte) {
 		}
 	}
 	if dropped > 0 {
-		s.log.Warn("media: playout queue full, audio dropped", "item_id", itemID, "dropped_ms", dropped/samplesPerMs)
+		if ok, n := s.playLog.allow(time.Now()); ok {
+			s.log.Warn("media: playout queue full, audio dropped", "item_id", itemID,
+				"dropped_ms", dropped/samplesPerMs, "suppressed", n)
+		}
 	}
 }
 
