@@ -1,0 +1,104 @@
+// Command sipbridge is a SIP trunk endpoint that answers calls with a
+// speech-to-speech AI (OpenAI / Azure OpenAI gpt-realtime) and keeps the
+// caller connected when a realtime region fails.
+//
+//	sipbridge [-config FILE]        run the server (no -config: the embedded
+//	                                default with two local simulated regions)
+//	sipbridge check [-config FILE]  validate a config and exit
+//	sipbridge version               print the version
+//
+// SIGTERM drains (new INVITEs and OPTIONS get 503, active calls finish, then
+// exit); SIGINT hangs up every call and exits now.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && (args[0] == "check" || args[0] == "version" || args[0] == "serve") {
+		cmd, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("sipbridge "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "config file (YAML); empty runs the embedded local default")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "sipbridge: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	switch cmd {
+	case "version":
+		fmt.Fprintln(stdout, "sipbridge", version)
+		return 0
+	case "check":
+		return check(*configPath, stdout, stderr)
+	}
+
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "sipbridge: %v\n", err)
+		return 1
+	}
+	ctx, stop := signalContexts()
+	defer stop.cancel()
+	if err := serve(ctx, stop, cfg, stderr); err != nil {
+		fmt.Fprintf(stderr, "sipbridge: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// shutdown carries the two ways the process is asked to stop.
+type shutdown struct {
+	drain  <-chan struct{} // SIGTERM: stop taking calls, let active ones finish
+	now    <-chan struct{} // SIGINT (or a second SIGTERM): hang up and exit
+	cancel func()
+}
+
+func signalContexts() (context.Context, shutdown) {
+	ctx, cancel := context.WithCancel(context.Background())
+	drain := make(chan struct{})
+	now := make(chan struct{})
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		defer signal.Stop(sigs)
+		draining := false
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case s := <-sigs:
+				if s == syscall.SIGTERM && !draining {
+					draining = true
+					close(drain)
+					continue
+				}
+				close(now)
+				return
+			}
+		}
+	}()
+	return ctx, shutdown{drain: drain, now: now, cancel: cancel}
+}

@@ -1,0 +1,366 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sipbridge/sipbridge/configs"
+	"github.com/sipbridge/sipbridge/failover"
+	"github.com/sipbridge/sipbridge/media"
+	"github.com/sipbridge/sipbridge/realtime"
+	"github.com/sipbridge/sipbridge/realtime/sim"
+	"github.com/sipbridge/sipbridge/sip"
+)
+
+func newLogger(c configs.Log, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// app is one running sipbridge: everything serve starts, for a clean stop.
+type app struct {
+	cfg     *configs.Config
+	log     *slog.Logger
+	sims    []*sim.Server
+	simKeys map[string]string // region name → the key its in-process simulator expects
+	pool    *failover.Pool
+	fom     *failover.Metrics
+	sip     *sip.Server
+	filler  *prompt
+	apology *prompt
+	// draining is set on SIGTERM; /healthz answers 503 from then on.
+	draining atomic.Bool
+}
+
+func serve(ctx context.Context, stop shutdown, cfg *configs.Config, logw io.Writer) error {
+	log := newLogger(cfg.Log, logw)
+	a := &app{cfg: cfg, log: log, simKeys: map[string]string{}}
+
+	var err error
+	if cfg.Failover.FillerFile != "" {
+		if a.filler, err = loadPrompt(cfg.Failover.FillerFile); err != nil {
+			return fmt.Errorf("failover.filler_file: %w", err)
+		}
+	}
+	if cfg.Failover.ApologyFile != "" {
+		if a.apology, err = loadPrompt(cfg.Failover.ApologyFile); err != nil {
+			return fmt.Errorf("failover.apology_file: %w", err)
+		}
+	}
+	for _, w := range cfg.MissingKeys(os.Getenv) {
+		log.Warn("realtime key missing; the region will refuse us until it is set", "detail", w)
+	}
+
+	if err := a.startSimulators(log); err != nil {
+		a.closeSimulators()
+		return err
+	}
+	defer a.closeSimulators()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.fom = failover.NewMetrics(reg)
+	a.pool = failover.NewPool(a.regions(), failover.HealthConfig{
+		Window:       cfg.Failover.Health.Window.D(),
+		MinSamples:   cfg.Failover.Health.MinSamples,
+		FailureRatio: cfg.Failover.Health.FailureRatio,
+		CoolDown:     cfg.Failover.Health.CoolDown.D(),
+	}, a.fom, log)
+
+	rtpIP, err := a.rtpIP()
+	if err != nil {
+		return err
+	}
+	ports, err := media.NewPortAllocator(rtpIP, cfg.RTP.PortMin, cfg.RTP.PortMax)
+	if err != nil {
+		return fmt.Errorf("rtp: %w", err)
+	}
+	sipCfg := sip.Config{
+		AdvertiseHost:  cfg.SIP.Advertise,
+		UserAgent:      cfg.SIP.UserAgent,
+		MaxCalls:       cfg.SIP.MaxCalls,
+		ACKTimeout:     cfg.SIP.ACKTimeout.D(),
+		MediaTimeout:   cfg.RTP.MediaTimeout.D(),
+		ModelFormat:    media.ModelPCM24,
+		SymmetricRTP:   *cfg.RTP.Symmetric,
+		ComfortNoiseDB: cfg.RTP.ComfortNoiseDBov,
+	}
+	if cfg.Assistant.AudioFormat == "g711" {
+		sipCfg.ModelFormat = media.ModelPCMU // TODO: follow the call codec
+	}
+	for _, l := range cfg.SIP.Listen {
+		for _, t := range cfg.SIP.Transports {
+			sipCfg.Listen = append(sipCfg.Listen, sip.Listener{Network: t, Addr: l})
+		}
+	}
+	a.sip, err = sip.NewServer(sipCfg, ports, a.newConversation, log, sip.NewMetrics(reg))
+	if err != nil {
+		return err
+	}
+
+	sipCtx, cancelSIP := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSIP()
+	sipErr := make(chan error, 1)
+	go func() { sipErr <- a.sip.Serve(sipCtx) }()
+	select {
+	case <-a.sip.Ready():
+	case err := <-sipErr:
+		return fmt.Errorf("sip: %w", err)
+	}
+
+	adminSrv, err := a.startAdmin(reg)
+	if err != nil {
+		return err
+	}
+	if adminSrv != nil {
+		defer adminSrv.Close()
+	}
+	log.Info("sipbridge ready", "version", version, "sip", addrStrings(a.sip.Addrs()),
+		"regions", regionNames(cfg), "admin", cfg.Admin.Listen)
+
+	select {
+	case err := <-sipErr:
+		return fmt.Errorf("sip: %w", err)
+	case <-stop.now:
+		log.Info("SIGINT: hanging up all calls and stopping now", "active_calls", a.sip.ActiveCalls())
+		a.hangupAll(2 * time.Second)
+		return nil
+	case <-stop.drain:
+	}
+
+	log.Info("SIGTERM: draining; new calls get 503", "active_calls", a.sip.ActiveCalls(), "drain_timeout", cfg.DrainTimeout.D().String())
+	a.draining.Store(true)
+	a.sip.Drain()
+	waitCtx, cancelWait := context.WithTimeout(context.Background(), cfg.DrainTimeout.D())
+	defer cancelWait()
+	waitDone := make(chan error, 1)
+	go func() { waitDone <- a.sip.Wait(waitCtx) }()
+	select {
+	case err := <-waitDone:
+		if err != nil {
+			log.Warn("drain timeout reached; hanging up remaining calls", "active_calls", a.sip.ActiveCalls())
+			a.hangupAll(5 * time.Second)
+		} else {
+			log.Info("drained: no active calls")
+		}
+	case <-stop.now:
+		log.Info("second signal: hanging up all calls now", "active_calls", a.sip.ActiveCalls())
+		a.hangupAll(2 * time.Second)
+	}
+	return nil
+}
+
+func (a *app) hangupAll(d time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	a.sip.HangupAll(ctx)
+}
+
+// startSimulators runs the simulated regions in-process. A simulated region
+// with no api_key_env gets a random per-process key, so the auth check of the
+// simulator is exercised exactly as against a real region.
+func (a *app) startSimulators(log *slog.Logger) error {
+	for _, r := range a.cfg.Regions {
+		if !r.Simulator.Enabled {
+			continue
+		}
+		key := ""
+		if r.APIKeyEnv != "" {
+			key = os.Getenv(r.APIKeyEnv)
+		}
+		if key == "" {
+			key = randomKey()
+		}
+		a.simKeys[r.Name] = key
+		s := r.Simulator
+		srv := sim.New(sim.Config{
+			Region:        r.Name,
+			APIKey:        key,
+			VoiceHz:       s.VoiceHz,
+			ResponseDelay: s.ResponseDelay.D(),
+			Speedup:       s.Speedup,
+			SessionLimit:  r.SessionLimit.D(),
+			Faults:        simFaults(s.Faults),
+			Logger:        log.With("component", "simulator", "region", r.Name),
+		})
+		url, err := srv.Listen(r.ListenAddr())
+		if err != nil {
+			return fmt.Errorf("regions %q simulator: %w", r.Name, err)
+		}
+		a.sims = append(a.sims, srv)
+		log.Info("simulated realtime region listening", "region", r.Name, "url", url,
+			"failure_rate", s.Faults.FailureRate)
+	}
+	return nil
+}
+
+func (a *app) closeSimulators() {
+	for _, s := range a.sims {
+		_ = s.Close()
+	}
+	a.sims = nil
+}
+
+func simFaults(f configs.Faults) sim.Faults {
+	return sim.Faults{
+		FailBeforeAudio:       f.FailBeforeAudio,
+		FailAfterAudioMs:      f.FailAfterAudioMs,
+		Sticky:                f.Sticky,
+		FailureRate:           f.FailureRate,
+		Seed:                  f.Seed,
+		StallNoResponse:       f.StallNoResponse,
+		StallMidAudioMs:       f.StallMidAudioMs,
+		CloseAfterAudioMs:     f.CloseAfterAudioMs,
+		DropAfterAudioMs:      f.DropAfterAudioMs,
+		RefuseStatus:          f.RefuseStatus,
+		RefuseConnect:         f.RefuseConnect,
+		ExpireAfter:           f.ExpireAfter.D(),
+		ErrorEventServerError: f.ErrorEventServerErr,
+	}
+}
+
+func randomKey() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return "sim-" + hex.EncodeToString(b[:])
+}
+
+func (a *app) regions() []failover.Region {
+	out := make([]failover.Region, 0, len(a.cfg.Regions))
+	for _, r := range a.cfg.Regions {
+		dc := r.DialConfig(os.Getenv)
+		if r.Simulator.Enabled {
+			dc.APIKey = a.simKeys[r.Name]
+		}
+		out = append(out, failover.Region{
+			Name:         r.Name,
+			Dial:         dc,
+			SessionLimit: r.SessionLimit.D(),
+			WarmStandby:  r.WarmStandby,
+		})
+	}
+	return out
+}
+
+func (a *app) rtpIP() (netip.Addr, error) {
+	s := a.cfg.RTP.IP
+	if s == "" {
+		ap, err := netip.ParseAddrPort(a.cfg.SIP.Listen[0])
+		if err != nil {
+			return netip.Addr{}, fmt.Errorf("rtp.ip: cannot default from sip.listen %q: %w", a.cfg.SIP.Listen[0], err)
+		}
+		return ap.Addr(), nil
+	}
+	return netip.ParseAddr(s)
+}
+
+// newConversation builds the AI side of one call.
+func (a *app) newConversation(ctx context.Context, call sip.CallInfo, player failover.Player, log *slog.Logger) (sip.Conversation, error) {
+	format := realtime.FormatPCM24
+	if a.cfg.Assistant.AudioFormat == "g711" {
+		format = realtime.FormatPCMU
+		if call.Codec == media.CodecPCMA {
+			format = realtime.FormatPCMA
+		}
+	}
+	cfg := a.cfg
+	fc := failover.Config{
+		Session:         cfg.SessionConfig(format),
+		Greeting:        cfg.Assistant.Greeting,
+		StallNoResponse: cfg.Failover.StallNoResponse.D(),
+		StallFirstAudio: cfg.Failover.StallFirstAudio.D(),
+		StallMidAudio:   cfg.Failover.StallMidAudio.D(),
+		MaxSwapsInRow:   cfg.Failover.MaxSwapsInRow,
+		RotateMargin:    cfg.Failover.RotateMargin.D(),
+		FillerAfter:     cfg.Failover.FillerAfter.D(),
+		GiveUpTransfer:  cfg.Failover.GiveUpTransfer,
+		TransferTargets: cfg.Assistant.Tools.TransferTargets,
+	}
+	if a.filler != nil {
+		fc.FillerAudio = a.filler.render(format)
+	}
+	if a.apology != nil {
+		fc.ApologyAudio = a.apology.render(format)
+	}
+	return failover.NewConversation(failover.Params{
+		CallID:  call.CallID,
+		Config:  fc,
+		Pool:    a.pool,
+		Dialer:  failover.RealtimeDialer{Logger: log},
+		Player:  player,
+		Logger:  log,
+		Metrics: a.fom,
+	}), nil
+}
+
+func (a *app) startAdmin(reg *prometheus.Registry) (*http.Server, error) {
+	if a.cfg.Admin.Listen == "off" {
+		return nil, nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if a.draining.Load() {
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"version":      version,
+			"active_calls": a.sip.ActiveCalls(),
+			"draining":     a.draining.Load(),
+			"regions":      a.pool.Status(),
+		})
+	})
+	ln, err := net.Listen("tcp", a.cfg.Admin.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("admin.listen: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("admin server stopped", "err", err)
+		}
+	}()
+	return srv, nil
+}
+
+func addrStrings(as []net.Addr) []string {
+	out := make([]string, 0, len(as))
+	for _, a := range as {
+		out = append(out, a.Network()+"/"+a.String())
+	}
+	return out
+}
+
+func regionNames(c *configs.Config) []string {
+	out := make([]string, 0, len(c.Regions))
+	for _, r := range c.Regions {
+		out = append(out, r.Name)
+	}
+	return out
+}

@@ -1,0 +1,295 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sipbridge/sipbridge/integration/testphone"
+	"github.com/sipbridge/sipbridge/realtime/sim"
+)
+
+// binPath is the sipbridge binary under test, built once in TestMain.
+var binPath string
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "sipbridge-it-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if p := os.Getenv("SIPBRIDGE_BIN"); p != "" {
+		binPath = p
+	} else {
+		binPath = filepath.Join(dir, "sipbridge")
+		args := []string{"build", "-o", binPath}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		args = append(args, "../cmd/sipbridge")
+		cmd := exec.Command("go", args...)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building sipbridge:", err)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+// region is a simulated realtime region a test controls directly.
+type region struct {
+	Name   string
+	Sim    *sim.Server
+	URL    string // full realtime URL for the config
+	KeyEnv string
+	Key    string
+}
+
+// startRegion runs a simulated region on an ephemeral loopback port.
+func startRegion(t *testing.T, name string, cfg sim.Config) *region {
+	t.Helper()
+	cfg.Region = name
+	if cfg.APIKey == "" {
+		cfg.APIKey = "key-" + name
+	}
+	s := sim.New(cfg)
+	base, err := s.Listen("127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	env := "SIPBRIDGE_TEST_KEY_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+	return &region{Name: name, Sim: s, URL: base + "/openai/v1/realtime?model=gpt-realtime", KeyEnv: env, Key: cfg.APIKey}
+}
+
+// bridge is a running sipbridge process.
+type bridge struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	SIPAddr string // host:port
+	Admin   string
+	logs    *logBuffer
+	exited  chan struct{}
+	exitErr error
+}
+
+// freePort returns a port free for both UDP and TCP on 127.0.0.1.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// rtpRange hands out disjoint RTP port ranges so parallel bridges don't collide.
+var (
+	rtpMu   sync.Mutex
+	rtpNext = 30000
+)
+
+func rtpRange() (int, int) {
+	rtpMu.Lock()
+	defer rtpMu.Unlock()
+	lo := rtpNext
+	rtpNext += 400
+	if rtpNext > 60000 {
+		rtpNext = 30000
+	}
+	return lo, lo + 398
+}
+
+// startBridge writes the config (regions appended from rs) and starts the binary.
+// extra is YAML placed before the regions list (sip/rtp/assistant/failover…).
+func startBridge(t *testing.T, extra string, rs ...*region) *bridge {
+	t.Helper()
+	sipPort := freePort(t)
+	adminPort := freePort(t)
+	lo, hi := rtpRange()
+	var b strings.Builder
+	fmt.Fprintf(&b, "sip:\n  listen: 127.0.0.1:%d\n", sipPort)
+	if !strings.Contains(extra, "rtp:") {
+		fmt.Fprintf(&b, "rtp:\n  port_min: %d\n  port_max: %d\n", lo, hi)
+	}
+	fmt.Fprintf(&b, "admin:\n  listen: 127.0.0.1:%d\n", adminPort)
+	if !strings.Contains(extra, "log:") {
+		b.WriteString("log:\n  level: debug\n")
+	}
+	b.WriteString(extra)
+	if !strings.HasSuffix(extra, "\n") && extra != "" {
+		b.WriteString("\n")
+	}
+	b.WriteString("regions:\n")
+	env := os.Environ()
+	for _, r := range rs {
+		fmt.Fprintf(&b, "  - name: %s\n    url: %s\n    api_key_env: %s\n", r.Name, r.URL, r.KeyEnv)
+		env = append(env, r.KeyEnv+"="+r.Key)
+	}
+	path := filepath.Join(t.TempDir(), "sipbridge.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(b.String()), 0o600))
+	return startBridgeFile(t, path, env, fmt.Sprintf("127.0.0.1:%d", sipPort), fmt.Sprintf("127.0.0.1:%d", adminPort))
+}
+
+func startBridgeFile(t *testing.T, path string, env []string, sipAddr, admin string) *bridge {
+	t.Helper()
+	args := []string{}
+	if path != "" {
+		args = append(args, "-config", path)
+	}
+	cmd := exec.Command(binPath, args...)
+	cmd.Env = env
+	logs := &logBuffer{}
+	cmd.Stdout = logs
+	cmd.Stderr = logs
+	require.NoError(t, cmd.Start())
+	br := &bridge{t: t, cmd: cmd, SIPAddr: sipAddr, Admin: admin, logs: logs, exited: make(chan struct{})}
+	go func() {
+		br.exitErr = cmd.Wait()
+		close(br.exited)
+	}()
+	t.Cleanup(func() {
+		br.stop(syscall.SIGINT, 10*time.Second)
+		if t.Failed() {
+			t.Logf("sipbridge log:\n%s", logs.String())
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(logs.String(), "sipbridge ready") {
+		select {
+		case <-br.exited:
+			t.Fatalf("sipbridge exited early: %v\n%s", br.exitErr, logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sipbridge not ready:\n%s", logs.String())
+		}
+	}
+	return br
+}
+
+// stop signals the process and waits for it to exit.
+func (b *bridge) stop(sig syscall.Signal, wait time.Duration) error {
+	select {
+	case <-b.exited:
+		return b.exitErr
+	default:
+	}
+	_ = b.cmd.Process.Signal(sig)
+	select {
+	case <-b.exited:
+		return b.exitErr
+	case <-time.After(wait):
+		_ = b.cmd.Process.Kill()
+		<-b.exited
+		return fmt.Errorf("sipbridge did not exit within %v after %v", wait, sig)
+	}
+}
+
+// Logs returns everything the bridge has logged so far.
+func (b *bridge) Logs() string { return b.logs.String() }
+
+// LogLines returns log lines containing all of the substrings.
+func (b *bridge) LogLines(subs ...string) []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(b.logs.String()))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		ok := true
+		for _, s := range subs {
+			if !strings.Contains(line, s) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// WaitLog waits for a log line containing all substrings.
+func (b *bridge) WaitLog(timeout time.Duration, subs ...string) string {
+	b.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if l := b.LogLines(subs...); len(l) > 0 {
+			return l[0]
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("no log line with %q within %v", subs, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Target is the Request-URI to dial the bridge.
+func (b *bridge) Target() string { return "sip:bot@" + b.SIPAddr }
+
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// newPhone starts a test phone for one test.
+func newPhone(t *testing.T, transport string) *testphone.Phone {
+	t.Helper()
+	p, err := testphone.New(context.Background(), testphone.Config{Transport: transport})
+	require.NoError(t, err)
+	t.Cleanup(p.Close)
+	return p
+}
+
+// requirePeer finds a SIP peer binary; when SIPBRIDGE_REQUIRE_PEERS=1 (make
+// test, CI) a missing peer fails the test instead of skipping it.
+func requirePeer(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("SIPBRIDGE_REQUIRE_PEERS") == "1" {
+			t.Fatalf("%s not installed (make deps installs it)", name)
+		}
+		t.Skipf("%s not installed; run make deps", name)
+	}
+	return p
+}
+
