@@ -292,4 +292,3 @@ func requirePeer(t *testing.T, name string) string {
 	}
 	return p
 }
-
