@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,17 +44,25 @@ type call struct {
 	dlg      *sipgo.DialogServerSession
 	dialogID string
 	contact  sip.ContactHeader
-	conn     *net.UDPConn
-	stream   mediaStream
-	conv     Conversation
+	// laddr is the UDP listener the INVITE came in on: our in-dialog
+	// requests leave from it, so the trunk sees the address it talks to
+	// (sipgo would otherwise open an ephemeral socket for a destination it
+	// has not heard from, e.g. a Record-Route proxy). Invalid for TCP,
+	// where sipgo reuses the caller's connection.
+	laddr  netip.AddrPort
+	conn   *net.UDPConn
+	stream mediaStream
+	conv   Conversation
 
 	// Owned by the handler goroutine (run and finish).
 	answerDone chan error // result of the 200 OK (WriteResponse); nil until sent
 	answerErr  error
 	answerOver bool
 
-	answered        atomic.Bool  // our 200 OK was handed to sipgo
-	confirmed       atomic.Bool  // its ACK arrived
+	answered        atomic.Bool   // our 200 OK was handed to sipgo
+	confirmed       atomic.Bool   // its ACK arrived
+	confirmedCh     chan struct{} // closed when confirmed is set
+	confirmOnce     sync.Once
 	transferring    atomic.Bool  // a REFER is in progress
 	hangupRequested atomic.Bool  // ControlEndCall seen
 	pendingControls atomic.Int32 // control goroutines that will end the call themselves
@@ -93,16 +102,43 @@ func newCall(s *Server, req *sip.Request, tx sip.ServerTransaction) *call {
 	}
 	ctx, cancel := context.WithCancelCause(s.baseCtx)
 	return &call{
-		s:        s,
-		req:      req,
-		tx:       tx,
-		start:    time.Now(),
-		log:      s.log.With("call_id", info.CallID, "from", info.From, "to", info.To),
-		info:     info,
-		ctx:      ctx,
-		cancel:   cancel,
-		notifies: make(chan notifyStatus, notifyBufferSize),
+		s:           s,
+		req:         req,
+		tx:          tx,
+		start:       time.Now(),
+		log:         s.log.With("call_id", info.CallID, "from", info.From, "to", info.To),
+		info:        info,
+		ctx:         ctx,
+		cancel:      cancel,
+		notifies:    make(chan notifyStatus, notifyBufferSize),
+		confirmedCh: make(chan struct{}),
 	}
+}
+
+// markConfirmed records the ACK of our 200 (RFC 3261 §13.3.1.4).
+func (c *call) markConfirmed() {
+	c.confirmOnce.Do(func() {
+		c.confirmed.Store(true)
+		close(c.confirmedCh)
+	})
+}
+
+// waitConfirmed waits for the ACK of our 200, at most d. sipgo hands each
+// message to its own goroutine, so a request sent right after the ACK
+// (re-INVITE, or our own REFER decided at once) can be handled first.
+func (c *call) waitConfirmed(d time.Duration) bool {
+	if c.confirmed.Load() {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-c.confirmedCh:
+		return true
+	case <-t.C:
+	case <-c.ctx.Done():
+	}
+	return false
 }
 
 // uriForLog is scheme:user@host[:port]: no password, parameters or headers.
@@ -139,6 +175,9 @@ func (c *call) run() {
 		c.log.Debug("sip: 100 Trying not sent", "error", err)
 	}
 	c.contact = c.s.contactFor(c.req, c.tx)
+	if ap, ok := localAddr(c.tx); ok && strings.EqualFold(c.req.Transport(), "udp") {
+		c.laddr = ap
+	}
 	ua := &sipgo.DialogUA{Client: c.s.client, ContactHDR: c.contact, RewriteContact: true}
 	dlg, err := ua.ReadInvite(c.req, c.tx)
 	if err != nil {
@@ -285,10 +324,16 @@ func (c *call) answerAndRun() {
 
 	ackTimer := time.NewTimer(c.s.cfg.ACKTimeout)
 	defer ackTimer.Stop()
-	for !c.confirmed.Load() {
+	for !c.answerOver {
 		select {
 		case err := <-c.answerDone:
 			c.answerOver, c.answerErr = true, err
+			if err != nil && c.confirmed.Load() {
+				// ReadAck confirmed the dialog but WriteResponse failed
+				// afterwards (a late retransmission): the call is up.
+				c.log.Debug("sip: 200 retransmission failed after ACK", "error", err)
+				break
+			}
 			if err != nil {
 				if errors.Is(err, sip.ErrTransactionCanceled) {
 					c.end(EndCancelled, nil) // CANCEL crossed our 200
@@ -297,12 +342,14 @@ func (c *call) answerAndRun() {
 				}
 				return
 			}
-			c.confirmed.Store(true)
+			c.markConfirmed()
 		case ack := <-c.tx.Acks():
 			// An ACK matched to the INVITE transaction itself (a peer that
 			// reuses the INVITE branch): confirm the dialog with it.
 			if err := c.dlg.ReadAck(ack, c.tx); err != nil {
 				c.log.Debug("sip: ACK in INVITE transaction rejected", "error", err)
+			} else {
+				c.markConfirmed()
 			}
 		case <-ackTimer.C:
 			c.end(EndNoACK, fmt.Errorf("sip: no ACK within %s", c.s.cfg.ACKTimeout))
@@ -497,6 +544,8 @@ func (c *call) waitPlayout(max time.Duration) {
 func (c *call) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	if err := c.dlg.ReadAck(req, tx); err != nil {
 		c.log.Debug("sip: ACK with unexpected CSeq", "error", err)
+	} else if c.answered.Load() {
+		c.markConfirmed()
 	}
 	c.mu.Lock()
 	p := c.reinvite
@@ -616,8 +665,18 @@ func (c *call) bye(ctx context.Context, reason string) {
 		bye.AppendHeader(sip.NewHeader("Reason", reason))
 	}
 	bye.AppendHeader(sip.NewHeader("User-Agent", c.s.cfg.UserAgent))
+	c.fromListener(bye)
 	if err := c.dlg.WriteBye(ctx, bye); err != nil {
 		c.log.Warn("sip: BYE failed", "error", err)
+	}
+}
+
+// fromListener makes an in-dialog request leave from the socket the INVITE
+// came in on (UDP).
+func (c *call) fromListener(req *sip.Request) {
+	if c.laddr.IsValid() {
+		ip := c.laddr.Addr().AsSlice()
+		req.Laddr = sip.Addr{IP: net.IP(ip), Port: int(c.laddr.Port())}
 	}
 }
 

@@ -171,6 +171,7 @@ func TestModelEndsCall(t *testing.T) {
 	conv := h.conv()
 	conv.controls <- failover.Control{Kind: failover.ControlEndCall, Reason: "goodbye"}
 	bye := u.nextBye()
+	require.Equal(t, h.addr, bye.Source(), "BYE leaves from the listener the INVITE came in on")
 	require.Contains(t, bye.GetHeader("Reason").Value(), `cause=16`)
 	require.Contains(t, bye.GetHeader("Reason").Value(), `model ended call`)
 	h.waitEnd(EndModelHangup, 1)

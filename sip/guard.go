@@ -193,7 +193,7 @@ func (c *guardedConn) frame() bool {
 		return false
 	}
 	head := c.buf[:end+4]
-	cl, err := streamContentLength(head)
+	cl, hasCL, err := streamContentLength(head)
 	if err != nil {
 		// Without a length there is no next message to find: answer if we
 		// can and close, as sipgo would have.
@@ -211,11 +211,15 @@ func (c *guardedConn) frame() bool {
 		return false
 	}
 	msg := c.buf[:total]
-	if cl < 0 || !hasContentLength(head) {
+	if !hasCL {
 		// RFC 3261 §18.3: Content-Length is mandatory on streams. Assume
 		// no body, answer 400 and carry on with the next message.
 		c.rejectStream(msg, errors.New("missing Content-Length"))
-	} else if _, perr := c.g.parser.ParseSIP(msg); perr != nil {
+	} else if _, n, perr := c.g.parser.Parse(msg, true); perr != nil || n != len(msg) {
+		// Parsed the way sipgo's stream parser will parse it.
+		if perr == nil {
+			perr = errStreamFraming
+		}
 		c.rejectStream(msg, perr)
 	} else {
 		c.out = append(c.out, msg...)
@@ -249,43 +253,34 @@ func leadingCRLF(b []byte) int {
 }
 
 // streamContentLength reads Content-Length (or its compact form "l") from a
-// header section. Missing: 0 with no error (the caller checks). Two
-// different values or a bad number: an error.
-func streamContentLength(head []byte) (int, error) {
-	val := -1
-	for _, ln := range bytes.Split(head, []byte("\r\n")) {
+// header section as sipgo will: the start line and folded continuation lines
+// (starting with a space or tab) are not headers. found is false when there
+// is none; two different values or a bad number are an error.
+func streamContentLength(head []byte) (n int, found bool, err error) {
+	lines := bytes.Split(head, []byte("\r\n"))
+	for _, ln := range lines[1:] {
+		if len(ln) == 0 || ln[0] == ' ' || ln[0] == '\t' {
+			continue
+		}
 		name, v, ok := bytes.Cut(ln, []byte(":"))
 		if !ok {
 			continue
 		}
-		n := strings.ToLower(strings.TrimSpace(string(name)))
-		if n != "content-length" && n != "l" {
+		switch strings.ToLower(strings.TrimSpace(string(name))) {
+		case "content-length", "l":
+		default:
 			continue
 		}
 		x, err := strconv.Atoi(strings.TrimSpace(string(v)))
 		if err != nil || x < 0 {
-			return 0, errStreamFraming
+			return 0, false, errStreamFraming
 		}
-		if val >= 0 && val != x {
-			return 0, errStreamFraming
+		if found && x != n {
+			return 0, false, errStreamFraming
 		}
-		val = x
+		n, found = x, true
 	}
-	return max(val, 0), nil
-}
-
-func hasContentLength(head []byte) bool {
-	for _, ln := range bytes.Split(head, []byte("\r\n")) {
-		name, _, ok := bytes.Cut(ln, []byte(":"))
-		if !ok {
-			continue
-		}
-		n := strings.ToLower(strings.TrimSpace(string(name)))
-		if n == "content-length" || n == "l" {
-			return true
-		}
-	}
-	return false
+	return n, found, nil
 }
 
 // badRequestFor builds a 400 for a request sipgo could not parse, copying
@@ -325,7 +320,9 @@ func badRequestFor(data []byte, detail, server string) ([]byte, bool) {
 			continue
 		}
 		val = strings.TrimSpace(val)
-		safe := isFieldValue(val)
+		// Copy only what a strict parser reads back: a header sipgo could
+		// not parse would make our 400 as unreadable as the request.
+		safe := isFieldValue(val) && headerParses(name, val)
 		switch strings.ToLower(strings.TrimSpace(name)) {
 		case "via", "v":
 			if !safe || val == "" {
@@ -383,6 +380,14 @@ func badRequestFor(data []byte, detail, server string) ([]byte, bool) {
 	}
 	b.WriteString("Content-Length: 0\r\n\r\n")
 	return []byte(b.String()), true
+}
+
+var headerParser = sip.DefaultHeadersParser()
+
+// headerParses reports whether sipgo's parser accepts the header line.
+func headerParses(name, val string) bool {
+	_, err := sip.HeadersParser(headerParser).ParseHeader(nil, []byte(strings.TrimSpace(name)+": "+val))
+	return err == nil
 }
 
 // isToken: RFC 3261 §25.1 token characters.

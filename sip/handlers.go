@@ -29,6 +29,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	c := newCall(s, req, tx)
 	if r := s.admit(c); r != nil {
+		c.cancel(nil) // release the context; the call never started
 		s.rejectRequest(req, tx, r)
 		s.metrics.callEnds.WithLabelValues(r.reason.String()).Inc()
 		return

@@ -17,6 +17,7 @@ type pendingReinvite struct {
 	cseq      uint32
 	offerless bool // we sent the offer in the 200; the ACK carries the answer
 	acks      chan *sip.Request
+	done      chan struct{} // closed when its handler returns
 }
 
 func (p *pendingReinvite) ack(req *sip.Request) {
@@ -30,13 +31,26 @@ func (p *pendingReinvite) ack(req *sip.Request) {
 // hold and resume (RFC 3264 §8.4), a new remote address or codec. A failed
 // re-INVITE leaves the session as it was.
 func (c *call) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
-	if !c.confirmed.Load() {
+	if !c.waitConfirmed(c.s.ackGrace) {
 		// RFC 3261 §14.2: our INVITE transaction (its ACK) is still pending.
 		_ = c.s.respond(req, tx, sip.StatusRequestPending, "Request Pending", nil)
 		c.s.metrics.reinvites.WithLabelValues("rejected").Inc()
 		return
 	}
 	c.mu.Lock()
+	if prev := c.reinvite; prev != nil {
+		// The previous one may only be waiting for an ACK that is already
+		// on its way (sipgo handles each message on its own goroutine).
+		c.mu.Unlock()
+		t := time.NewTimer(c.s.ackGrace)
+		select {
+		case <-prev.done:
+		case <-t.C:
+		case <-c.ctx.Done():
+		}
+		t.Stop()
+		c.mu.Lock()
+	}
 	if c.reinvite != nil {
 		c.mu.Unlock()
 		// RFC 3261 §14.2: a re-INVITE while another is in progress gets 500
@@ -46,13 +60,14 @@ func (c *call) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 		c.s.metrics.reinvites.WithLabelValues("rejected").Inc()
 		return
 	}
-	p := &pendingReinvite{cseq: req.CSeq().SeqNo, acks: make(chan *sip.Request, 1)}
+	p := &pendingReinvite{cseq: req.CSeq().SeqNo, acks: make(chan *sip.Request, 1), done: make(chan struct{})}
 	c.reinvite = p
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
 		c.reinvite = nil
 		c.mu.Unlock()
+		close(p.done)
 	}()
 
 	if err := c.dlg.ReadRequest(req, tx); err != nil {

@@ -62,6 +62,9 @@ type mediaStream interface {
 	Stats() media.Stats
 }
 
+// *media.Stream is the production mediaStream.
+var _ mediaStream = (*media.Stream)(nil)
+
 // mediaBackend allocates RTP sockets and streams; tests swap it.
 type mediaBackend struct {
 	allocate  func() (*net.UDPConn, error)
@@ -131,6 +134,9 @@ type Server struct {
 	draining atomic.Bool
 
 	badLog *logLimiter // malformed and rejected traffic
+	// ackGrace is how long a re-INVITE waits for an ACK already in flight
+	// before getting 491 (tests shorten it before Serve).
+	ackGrace time.Duration
 
 	mu      sync.Mutex
 	addrs   []net.Addr       // guarded by mu; set once before ready closes
@@ -201,6 +207,7 @@ func newServer(cfg Config, mb mediaBackend, newConv ConversationFactory, log *sl
 		baseCancel: baseCancel,
 		ready:      make(chan struct{}),
 		badLog:     newLogLimiter(time.Second, 10),
+		ackGrace:   2 * time.Second,
 		calls:      map[*call]bool{},
 		dialogs:    map[string]*call{},
 		changed:    make(chan struct{}),
@@ -417,17 +424,23 @@ func (s *Server) lookupDialog(req *sip.Request) *call {
 	return s.dialogs[id]
 }
 
+// localAddr is the address of the socket req came in on.
+func localAddr(tx sip.ServerTransaction) (netip.AddrPort, bool) {
+	ct, ok := tx.(interface{ Connection() sip.Connection })
+	if !ok || ct.Connection() == nil {
+		return netip.AddrPort{}, false
+	}
+	ap, err := netip.ParseAddrPort(ct.Connection().LocalAddr().String())
+	return ap, err == nil
+}
+
 // contactFor is our Contact for a dialog created by req: the advertised
 // host with the port of the socket the request came in on.
 func (s *Server) contactFor(req *sip.Request, tx sip.ServerTransaction) sip.ContactHeader {
 	network := strings.ToLower(req.Transport())
 	port := 0
-	if ct, ok := tx.(interface{ Connection() sip.Connection }); ok {
-		if conn := ct.Connection(); conn != nil {
-			if _, p, err := sip.ParseAddr(conn.LocalAddr().String()); err == nil {
-				port = p
-			}
-		}
+	if ap, ok := localAddr(tx); ok {
+		port = int(ap.Port())
 	}
 	if port == 0 {
 		for _, a := range s.Addrs() {
@@ -517,9 +530,17 @@ func (s *Server) rejectRequest(req *sip.Request, tx sip.ServerTransaction, r *re
 	}
 	err := s.respond(req, tx, t.Status, r.phrase(), nil, hdrs...)
 	if ok, suppressed := s.badLog.allow(); ok {
+		var from, to string
+		if h := req.From(); h != nil {
+			from = sanitizePhrase(uriForLog(h.Address))
+		}
+		if h := req.To(); h != nil {
+			to = sanitizePhrase(uriForLog(h.Address))
+		}
 		s.log.Log(context.Background(), t.Level, "sip: request rejected",
+			"call_id", headerValue(req.CallID()), "from", from, "to", to,
 			"method", sanitizePhrase(req.Method.String()), "status", t.Status, "reason", r.phrase(),
-			"call_id", headerValue(req.CallID()), "src", req.Source(), "suppressed", suppressed, "error", err)
+			"src", req.Source(), "suppressed", suppressed, "error", err)
 	}
 }
 

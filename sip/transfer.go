@@ -33,7 +33,7 @@ func (c *call) transfer(target string) (bool, string) {
 		c.log.Warn("transfer target rejected", "error", err)
 		return false, "invalid transfer target"
 	}
-	if !c.confirmed.Load() {
+	if !c.waitConfirmed(c.s.cfg.ACKTimeout) {
 		c.s.metrics.transfers.WithLabelValues("not_established").Inc()
 		return false, "the call is not established yet"
 	}
@@ -53,6 +53,7 @@ func (c *call) transfer(target string) (bool, string) {
 	// RFC 3892: who asked for the transfer, the identity the caller dialled.
 	refer.AppendHeader(sip.NewHeader("Referred-By", "<"+uriForLog(c.req.To().Address)+">"))
 	refer.AppendHeader(sip.NewHeader("User-Agent", c.s.cfg.UserAgent))
+	c.fromListener(refer)
 	c.log.Info("transfer: sending REFER", "target", uri)
 	res, err := c.dlg.Do(ctx, refer)
 	if err != nil {
