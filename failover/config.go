@@ -113,5 +113,6 @@ func (d RealtimeDialer) Dial(ctx context.Context, region Region, cfg realtime.Se
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return realtime.Dial(ctx, dc, cfg, log.With("region", region.Name))
+	// realtime logs region and session_id on every line itself.
+	return realtime.Dial(ctx, dc, cfg, log)
 }

@@ -334,6 +334,14 @@ func (c *Conversation) onResponseDone(ev realtime.ServerEvent) {
 		status = "other"
 	}
 	c.m.Responses.WithLabelValues(c.active.region.Name, status).Inc()
+	if status != realtime.StatusFailed {
+		// One line per answer: the ids operators quote to their provider.
+		reason := ""
+		if r.StatusDetails != nil {
+			reason = r.StatusDetails.Reason
+		}
+		c.sessionLog().Info("failover: response done", "response_id", id, "status", r.Status, "reason", reason)
+	}
 	if status == realtime.StatusFailed {
 		trig := classifyFailedResponse(r)
 		msg := ""

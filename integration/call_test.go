@@ -92,6 +92,9 @@ func TestCallIsAnsweredAndTheAssistantIsHeard(t *testing.T) {
 		return !rec.Ended.IsZero()
 	})
 	line := br.WaitLog(5*time.Second, "call ended", call.CallID())
+	if testing.Verbose() {
+		t.Log(br.Logs())
+	}
 	require.Contains(t, line, "caller")
 }
 

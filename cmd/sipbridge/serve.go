@@ -309,7 +309,8 @@ func (a *app) newConversation(ctx context.Context, call sip.CallInfo, player fai
 		Pool:    a.pool,
 		Dialer:  failover.RealtimeDialer{Logger: log},
 		Player:  player,
-		Logger:  log,
+		// The call's logger already carries call_id; failover adds it itself.
+		Logger:  a.log,
 		Metrics: a.fom,
 	}), nil
 }
