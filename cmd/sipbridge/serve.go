@@ -304,11 +304,11 @@ func (a *app) newConversation(ctx context.Context, call sip.CallInfo, player fai
 		fc.ApologyAudio = a.apology.render(format)
 	}
 	return failover.NewConversation(failover.Params{
-		CallID:  call.CallID,
-		Config:  fc,
-		Pool:    a.pool,
-		Dialer:  failover.RealtimeDialer{Logger: log},
-		Player:  player,
+		CallID: call.CallID,
+		Config: fc,
+		Pool:   a.pool,
+		Dialer: failover.RealtimeDialer{Logger: log},
+		Player: player,
 		// The call's logger already carries call_id; failover adds it itself.
 		Logger:  a.log,
 		Metrics: a.fom,
