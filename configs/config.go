@@ -166,6 +166,7 @@ type Faults struct {
 	RefuseConnect       bool     `yaml:"refuse_connect"`
 	ExpireAfter         Duration `yaml:"expire_after"`
 	ErrorEventServerErr int      `yaml:"error_event_server_error"`
+	StallFirstAudio     int      `yaml:"stall_first_audio"`
 }
 
 // Failover tunes failure detection and session swaps.

@@ -237,6 +237,7 @@ func simFaults(f configs.Faults) sim.Faults {
 		RefuseConnect:         f.RefuseConnect,
 		ExpireAfter:           f.ExpireAfter.D(),
 		ErrorEventServerError: f.ErrorEventServerErr,
+		StallFirstAudio:       f.StallFirstAudio,
 	}
 }
 

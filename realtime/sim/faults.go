@@ -63,6 +63,10 @@ type Faults struct {
 	// ErrorEventServerError: the next N responses get an `error` event of
 	// type server_error instead of starting (no response.created).
 	ErrorEventServerError int `yaml:"error_event_server_error"`
+	// StallFirstAudio: the next N responses send response.created and then
+	// nothing at all (no output, no response.done): the "created but no
+	// first audio" stall seen as client timeouts at peak hours.
+	StallFirstAudio int `yaml:"stall_first_audio"`
 }
 
 type faultKind uint8
@@ -72,6 +76,7 @@ const (
 	faultStall
 	faultErrorEvent
 	faultFailBefore
+	faultStallAfterCreated
 )
 
 // respFault is what one response will suffer, decided when it starts.
@@ -130,6 +135,10 @@ func (fs *faultState) decide(sessionFailed bool) respFault {
 	case f.StallNoResponse > 0:
 		f.StallNoResponse--
 		rf.kind = faultStall
+		return rf
+	case f.StallFirstAudio > 0:
+		f.StallFirstAudio--
+		rf.kind = faultStallAfterCreated
 		return rf
 	case f.ErrorEventServerError > 0:
 		f.ErrorEventServerError--

@@ -132,6 +132,27 @@ func TestFaultStallNoResponse(t *testing.T) {
 	require.Equal(t, "stall_no_response", sessionByID(t, s, id).Responses[0].Fault)
 }
 
+func TestFaultStallFirstAudio(t *testing.T) {
+	cfg := fastConfig("east")
+	cfg.Faults = Faults{StallFirstAudio: 1}
+	s, url := startSim(t, cfg)
+	c, id := readyNoVAD(t, url)
+	c.send(map[string]any{"type": "response.create"})
+	evs := c.until("rate_limits.updated")
+	require.Equal(t, "response.created", evs[0]["type"])
+	time.Sleep(5 * cfg.ResponseDelay) // a healthy response would be streaming by now
+	// Nothing more arrives: the clear's answer comes first.
+	c.send(map[string]any{"type": "input_audio_buffer.clear"})
+	for ev := c.next(); ev["type"] != "input_audio_buffer.cleared"; ev = c.next() {
+		require.NotEqual(t, "response.output_audio.delta", ev["type"])
+		require.NotEqual(t, "response.done", ev["type"])
+	}
+	c.send(map[string]any{"type": "response.cancel"})
+	require.Equal(t, "cancelled", doneOf(c.until("response.done"))["status"])
+	require.Equal(t, "completed", doneOf(c.respond())["status"], "the fault is consumed")
+	require.Equal(t, "stall_first_audio", sessionByID(t, s, id).Responses[0].Fault)
+}
+
 func TestFaultStallMidAudio(t *testing.T) {
 	cfg := fastConfig("east")
 	cfg.Faults = Faults{StallMidAudioMs: 200}

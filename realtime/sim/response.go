@@ -100,7 +100,7 @@ func (s *session) startResponse(trigger string, spec *responseSpec, eventID stri
 	if spec.Voice != "" {
 		r.voice = spec.Voice
 	}
-	faultName := map[faultKind]string{faultStall: "stall_no_response", faultErrorEvent: "error_event_server_error", faultFailBefore: "fail_before_audio"}[r.fault.kind]
+	faultName := map[faultKind]string{faultStall: "stall_no_response", faultErrorEvent: "error_event_server_error", faultFailBefore: "fail_before_audio", faultStallAfterCreated: "stall_first_audio"}[r.fault.kind]
 	s.record(func(rec *SessionRecord) {
 		rec.Responses = append(rec.Responses, ResponseRecord{ID: r.id, Trigger: trigger, OutOfBand: r.outOfBand,
 			Status: realtime.StatusInProgress, Fault: faultName})
@@ -119,6 +119,9 @@ func (s *session) startResponse(trigger string, spec *responseSpec, eventID stri
 		r.created = true
 		r.phase = phaseDelay
 		r.due = time.Now().Add(s.srv.cfg.ResponseDelay)
+		if r.fault.kind == faultStallAfterCreated {
+			r.phase = phaseStalled
+		}
 		_ = s.send(map[string]any{"type": realtime.EvResponseCreated, "response": s.renderResponse(r, realtime.StatusInProgress, nil, false)})
 		// §3.8: rate_limits.updated at the start of each response.
 		_ = s.send(map[string]any{"type": realtime.EvRateLimitsUpdated, "rate_limits": []map[string]any{
