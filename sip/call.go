@@ -55,6 +55,7 @@ type call struct {
 	conv   Conversation
 
 	// Owned by the handler goroutine (run and finish).
+	lateOffer  bool       // the INVITE had no SDP: our 200 offers, the ACK answers
 	answerDone chan error // result of the 200 OK (WriteResponse); nil until sent
 	answerErr  error
 	answerOver bool
@@ -78,6 +79,7 @@ type call struct {
 	reinvite  *pendingReinvite
 	referSent bool
 	notifies  chan notifyStatus
+	ackSDP    []byte // SDP of the ACK of our 200 (the answer, for a late offer)
 }
 
 // Control timings.
@@ -207,29 +209,34 @@ func (c *call) setup() bool {
 		c.endWith(r, nil)
 		return false
 	}
+	var (
+		offer sdp.Offer
+		ans   sdp.Answer
+	)
 	if body == nil {
-		// Late offer (RFC 3261 §13.2.1: offer in our 200, answer in the ACK)
-		// is not supported yet.
-		r := reject(EndRejectNoOffer, "no SDP offer")
-		r.hdrs = append(r.hdrs, warning(c.s.cfg.AdvertiseHost, 304, "SDP offer required"))
-		c.endWith(r, nil)
-		return false
-	}
-	offer, err := sdp.ParseOffer(body)
-	if err != nil {
-		c.endWith(reject(EndRejectBadRequest, "unparsable SDP"), err)
-		return false
-	}
-	if offer.Lenient {
-		c.log.Debug("sip: SDP read by the lenient parser", "pion_error", offer.PionErr)
-	}
-	ans, err := sdp.Negotiate(offer, sdp.Prefs{})
-	if err != nil {
-		// RFC 3261 §21.4.26 and §20.43 (Warning 305 Incompatible media format).
-		r := reject(EndRejectNoCommonCodec, "")
-		r.hdrs = append(r.hdrs, warning(c.s.cfg.AdvertiseHost, 305, "Incompatible media format"))
-		c.endWith(r, err)
-		return false
+		// Late offer (RFC 3261 §13.2.1): our offer goes in the 200 and the
+		// answer comes in the ACK; until then the stream has no remote
+		// and PCMU as a placeholder.
+		c.lateOffer = true
+		ans = sdp.Answer{Codec: sdp.Codec{PT: sdp.PTPCMU, Name: "PCMU", Rate: 8000}, DTMFPT: -1, Direction: sdp.SendRecv, Ptime: sdp.DefaultPtime}
+	} else {
+		var err error
+		offer, err = sdp.ParseOffer(body)
+		if err != nil {
+			c.endWith(reject(EndRejectBadRequest, "unparsable SDP"), err)
+			return false
+		}
+		if offer.Lenient {
+			c.log.Debug("sip: SDP read by the lenient parser", "pion_error", offer.PionErr)
+		}
+		ans, err = sdp.Negotiate(offer, sdp.Prefs{})
+		if err != nil {
+			// RFC 3261 §21.4.26 and §20.43 (Warning 305 Incompatible media format).
+			r := reject(EndRejectNoCommonCodec, "")
+			r.hdrs = append(r.hdrs, warning(c.s.cfg.AdvertiseHost, 305, "Incompatible media format"))
+			c.endWith(r, err)
+			return false
+		}
 	}
 	codec := media.Codec(ans.Codec.PT)
 	c.info.Codec = codec
@@ -287,7 +294,12 @@ func (c *call) setup() bool {
 		SessionVersion: 1,
 		Username:       "sipbridge",
 	}
-	out, err := sdp.BuildAnswer(offer, ans, local)
+	var out []byte
+	if c.lateOffer {
+		out, err = sdp.BuildOffer(local, sdp.Prefs{})
+	} else {
+		out, err = sdp.BuildAnswer(offer, ans, local)
+	}
 	if err != nil {
 		c.end(EndInternal, err)
 		return false
@@ -346,6 +358,7 @@ func (c *call) answerAndRun() {
 		case ack := <-c.tx.Acks():
 			// An ACK matched to the INVITE transaction itself (a peer that
 			// reuses the INVITE branch): confirm the dialog with it.
+			c.keepACKSDP(ack)
 			if err := c.dlg.ReadAck(ack, c.tx); err != nil {
 				c.log.Debug("sip: ACK in INVITE transaction rejected", "error", err)
 			} else {
@@ -357,6 +370,9 @@ func (c *call) answerAndRun() {
 		case <-c.ctx.Done():
 			return
 		}
+	}
+	if c.lateOffer && !c.applyLateAnswer() {
+		return
 	}
 	c.mu.Lock()
 	ans := c.answer
@@ -542,9 +558,13 @@ func (c *call) waitPlayout(max time.Duration) {
 // onAck handles an ACK in our dialog: the ACK of our 200 (ReadAck releases
 // WriteResponse) or of a re-INVITE's 200.
 func (c *call) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	initial := c.answered.Load() && req.CSeq().SeqNo == c.req.CSeq().SeqNo
+	if initial {
+		c.keepACKSDP(req) // before ReadAck releases the answering goroutine
+	}
 	if err := c.dlg.ReadAck(req, tx); err != nil {
 		c.log.Debug("sip: ACK with unexpected CSeq", "error", err)
-	} else if c.answered.Load() {
+	} else if initial {
 		c.markConfirmed()
 	}
 	c.mu.Lock()
@@ -553,6 +573,55 @@ func (c *call) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	if p != nil && req.CSeq().SeqNo == p.cseq {
 		p.ack(req)
 	}
+}
+
+// keepACKSDP stores the SDP of the ACK of our 200, before markConfirmed
+// publishes it.
+func (c *call) keepACKSDP(ack *sip.Request) {
+	body, r := sdpBody(ack)
+	if r != nil || body == nil {
+		return
+	}
+	c.mu.Lock()
+	if c.ackSDP == nil {
+		c.ackSDP = body
+	}
+	c.mu.Unlock()
+}
+
+// applyLateAnswer reads the answer to our offer from the ACK and points the
+// stream at it. Without an acceptable answer the call ends (RFC 3261
+// §13.3.1.4: the session SHOULD then be terminated with BYE).
+func (c *call) applyLateAnswer() bool {
+	c.mu.Lock()
+	body := c.ackSDP
+	c.mu.Unlock()
+	if body == nil {
+		c.end(EndBadAnswer, errors.New("sip: ACK without SDP answer"))
+		return false
+	}
+	answer, err := sdp.ParseOffer(body)
+	if err != nil {
+		c.end(EndBadAnswer, fmt.Errorf("sip: SDP answer in ACK: %w", err))
+		return false
+	}
+	// The answer's direction describes the caller, so negotiating it like an
+	// offer gives our side (RFC 3264 §6.1 mirrors both ways).
+	ans, err := sdp.Negotiate(answer, sdp.Prefs{})
+	if err != nil {
+		c.end(EndBadAnswer, fmt.Errorf("sip: SDP answer in ACK: %w", err))
+		return false
+	}
+	c.stream.SetRemote(ans.Remote, media.Codec(ans.Codec.PT), ans.DTMFPT)
+	hold := ans.Hold()
+	if hold {
+		c.stream.SetSending(false)
+		c.conv.SetHold(true)
+	}
+	c.mu.Lock()
+	c.offer, c.answer, c.held = answer, ans, hold
+	c.mu.Unlock()
+	return true
 }
 
 // onBye ends the call on the caller's BYE (RFC 3261 §15.1.2).

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -314,7 +315,6 @@ func TestRejections(t *testing.T) {
 				require.Contains(t, res.GetHeader("Warning").Value(), "305")
 			}},
 		{name: "savp only", body: strings.Replace(offer(4000, "0"), "RTP/AVP", "RTP/SAVP", 1), status: 488, reason: EndRejectNoCommonCodec},
-		{name: "no offer", body: "", status: 488, reason: EndRejectNoOffer},
 		{name: "unparsable sdp", body: "this is not sdp", status: 400, reason: EndRejectBadRequest,
 			check: func(t *testing.T, res *sip.Response) { require.Contains(t, res.Reason, "SDP") }},
 		{name: "require 100rel", body: offer(4000, "0"), hdrs: []sip.Header{sip.NewHeader("Require", "100rel")}, status: 420, reason: EndRejectBadExtension,
@@ -449,4 +449,117 @@ func TestHangupAll(t *testing.T) {
 	u.nextBye()
 	u.nextBye()
 	require.Equal(t, float64(2), h.endCount(EndShutdown))
+}
+
+// TestCallWithRealMedia runs the production wiring: media.PortAllocator and
+// media.Stream (jitter buffer, pacer, G.711) between the caller's RTP and
+// the conversation.
+func TestCallWithRealMedia(t *testing.T) {
+	ports, err := media.NewPortAllocator(netip.MustParseAddr("127.0.0.1"), 42000, 42998)
+	require.NoError(t, err)
+	greeting := bytes.Repeat([]byte{0x55}, 160*10)
+	h := newHarness(t, func(c *Config, h *harness) {
+		h.ports = ports
+		h.greet = greeting
+		c.ModelFormat = media.ModelPCMU
+		c.MediaTimeout = 0 // the default (30 s): the test ends long before
+	})
+	rtpc := newCallerRTP(t)
+	u := newUAC(t, h.addr)
+	tc := u.answeredCall(offer(rtpc.port(), "0 101", "a=rtpmap:101 telephone-event/8000"))
+	m := answerAudio(t, tc.answer)
+	require.GreaterOrEqual(t, m.Port, 42000)
+	require.Zero(t, m.Port%2, "RTP on an even port (RFC 3550 §11)")
+	conv := h.conv()
+
+	// Caller audio, paced like a phone, reaches the conversation as PCMU
+	// frames of 20 ms.
+	voice := bytes.Repeat([]byte{0x2a}, 160)
+	stop := make(chan struct{})
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				rtpc.send(m.Port, 0, voice, false)
+			}
+		}
+	}()
+	select {
+	case f := <-conv.frames:
+		require.Len(t, f, 160)
+	case <-time.After(wait):
+		t.Fatal("no caller audio reached the conversation")
+	}
+	// The conversation's greeting comes back as PCMU RTP.
+	require.True(t, rtpc.recvPayload(func(pt uint8, p []byte) bool {
+		return pt == 0 && bytes.Equal(p, greeting[:160])
+	}), "greeting never arrived as RTP")
+	close(stop)
+	<-sent
+
+	tc.bye()
+	h.waitEnd(EndCallerBye, 1)
+	h.waitIdle()
+}
+
+// TestLateOffer: an INVITE without SDP gets our offer in the 200 and the
+// caller's answer in the ACK decides codec and address (RFC 3261 §13.2.1).
+func TestLateOffer(t *testing.T) {
+	greeting := bytes.Repeat([]byte{0x77}, 160*3)
+	h := newHarness(t, func(_ *Config, h *harness) { h.greet = greeting })
+	rtpc := newCallerRTP(t)
+	u := newUAC(t, h.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	tc, err := u.invite(ctx, "")
+	require.NoError(t, err)
+	o, err := sdp.ParseOffer(tc.answer)
+	require.NoError(t, err)
+	m := o.Media[0]
+	require.Equal(t, []string{"0", "8", "101"}, m.Formats, "our offer: PCMU, PCMA, telephone-event")
+	_, ok := m.TelephoneEvent()
+	require.True(t, ok)
+
+	// The caller answers PCMA in the ACK.
+	ack := sip.NewRequest(sip.ACK, tc.dlg.InviteResponse.Contact().Address)
+	ack.SetBody([]byte(offer(rtpc.port(), "8 101", "a=rtpmap:101 telephone-event/8000")))
+	ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	require.NoError(t, tc.dlg.WriteAck(ctx, ack))
+	conv := h.conv()
+
+	require.Eventually(t, func() bool {
+		rtpc.send(m.Port, 8, bytes.Repeat([]byte{1}, 160), false)
+		select {
+		case <-conv.frames:
+			return true
+		case <-time.After(20 * time.Millisecond):
+			return false
+		}
+	}, wait, time.Millisecond)
+	require.True(t, rtpc.recvPayload(func(pt uint8, p []byte) bool {
+		return pt == 8 && bytes.Equal(p, greeting[:160])
+	}), "RTP goes to the address and codec of the ACK's answer")
+	tc.bye()
+	h.waitEnd(EndCallerBye, 1)
+	h.waitIdle()
+}
+
+func TestLateOfferACKWithoutAnswer(t *testing.T) {
+	h := newHarness(t)
+	u := newUAC(t, h.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	tc, err := u.invite(ctx, "")
+	require.NoError(t, err)
+	require.NoError(t, tc.dlg.Ack(ctx)) // no SDP in the ACK
+	bye := u.nextBye()
+	require.Contains(t, bye.GetHeader("Reason").Value(), "cause=488")
+	h.waitEnd(EndBadAnswer, 1)
+	h.waitIdle()
 }

@@ -9,10 +9,12 @@
 // the RTP stream (package media) and the conversation (package failover).
 //
 // What each request gets:
-//   - INVITE: 100, then 200 with the SDP answer (RFC 3264), or 400/415/420/
-//     483/488/503 (validate.go, termination.go). A request with a To-tag
-//     that matches a dialog is a re-INVITE (hold/resume, RFC 3264 §8.4);
-//     an unknown one gets 481.
+//   - INVITE: 100, then 200 with the SDP answer (RFC 3264), or 400/415/416/
+//     420/483/488/500/503/505 (validate.go, termination.go). An INVITE
+//     without SDP gets our offer in the 200 and its answer from the ACK
+//     (RFC 3261 §13.2.1). A request with a To-tag that matches a dialog is
+//     a re-INVITE (hold/resume, RFC 3264 §8.4; 491 before our ACK, 500 while
+//     another is pending); an unknown one gets 481.
 //   - ACK, BYE (200; 481 when unknown), CANCEL (sipgo answers 200 + 487),
 //     OPTIONS (200 with Allow/Accept/Supported; 503 while draining),
 //     NOTIFY for our REFER subscriptions (RFC 3515), everything else 405.

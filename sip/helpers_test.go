@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sipbridge/sipbridge/failover"
+	"github.com/sipbridge/sipbridge/media"
 )
 
 // wait is the generous bound for anything a test waits for: the suite runs
@@ -183,6 +184,9 @@ type harness struct {
 	factory func(ctx context.Context, info CallInfo, p failover.Player) (*fakeConv, error)
 	greet   []byte
 	tweak   func(*Server) // applied before Serve
+	// ports, when set, gives the server the production media backend
+	// (media.Stream on this allocator) instead of testStream.
+	ports *media.PortAllocator
 }
 
 type harnessOpt func(*Config, *harness)
@@ -220,7 +224,11 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 		h.convs <- fc
 		return fc, nil
 	}
-	srv, err := newServer(cfg, h.media.backend(), factory, log, NewMetrics(h.reg))
+	mb := h.media.backend()
+	if h.ports != nil {
+		mb = realMedia(h.ports)
+	}
+	srv, err := newServer(cfg, mb, factory, log, NewMetrics(h.reg))
 	require.NoError(t, err)
 	h.srv = srv
 	if h.tweak != nil {

@@ -30,7 +30,7 @@ type CallInfo struct {
 	FromUser string
 	ToUser   string
 	Remote   netip.AddrPort // source of the INVITE (the trunk's signalling address)
-	Codec    media.Codec    // negotiated G.711 law
+	Codec    media.Codec    // negotiated G.711 law (for a late offer: PCMU, fixed by the ACK's answer later)
 }
 
 // Conversation is one call's AI conversation (implemented by

@@ -105,12 +105,14 @@ type testStream struct {
 	played  map[string]int
 	in, out atomic.Uint64
 	running atomic.Bool
+	codec   atomic.Int32 // changed by SetRemote
+	dtmfPT  atomic.Int32
 	// timeoutNow makes Run return ErrMediaTimeout at once (test knob).
 	timeoutNow chan struct{}
 }
 
 func newTestStream(cfg media.StreamConfig) *testStream {
-	return &testStream{
+	s := &testStream{
 		cfg:        cfg,
 		events:     make(chan media.Event, 64),
 		remote:     cfg.Remote,
@@ -118,6 +120,9 @@ func newTestStream(cfg media.StreamConfig) *testStream {
 		played:     map[string]int{},
 		timeoutNow: make(chan struct{}),
 	}
+	s.codec.Store(int32(cfg.Codec))
+	s.dtmfPT.Store(int32(cfg.DTMFPayloadType))
+	return s
 }
 
 func (s *testStream) Run(ctx context.Context) error {
@@ -154,7 +159,7 @@ func (s *testStream) Run(ctx context.Context) error {
 			}
 			seq++
 			ts += 160
-			pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: uint8(s.cfg.Codec), SequenceNumber: seq, Timestamp: ts, SSRC: 0x5eed}, Payload: frame}
+			pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: uint8(s.codec.Load()), SequenceNumber: seq, Timestamp: ts, SSRC: 0x5eed}, Payload: frame}
 			b, err := pkt.Marshal()
 			if err != nil {
 				continue
@@ -212,13 +217,13 @@ func (s *testStream) read() error {
 			s.mu.Unlock()
 		}
 		switch {
-		case int(p.PayloadType) == s.cfg.DTMFPayloadType && len(p.Payload) >= 4:
+		case int32(p.PayloadType) == s.dtmfPT.Load() && len(p.Payload) >= 4:
 			// RFC 4733: report once per event (keyed by timestamp) at its end.
 			if p.Payload[1]&0x80 != 0 && p.Timestamp != lastDTMF {
 				lastDTMF = p.Timestamp
 				s.events <- media.Event{Kind: media.EventDTMF, Digit: rune("0123456789*#ABCD"[p.Payload[0]&15])}
 			}
-		case p.PayloadType == uint8(s.cfg.Codec):
+		case int32(p.PayloadType) == s.codec.Load():
 			s.cfg.Sink.WriteCallerAudio(append([]byte(nil), p.Payload...))
 		}
 	}
@@ -258,6 +263,8 @@ func (s *testStream) SetRemote(remote netip.AddrPort, codec media.Codec, dtmfPT 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.remote = remote
+	s.codec.Store(int32(codec))
+	s.dtmfPT.Store(int32(dtmfPT))
 }
 
 func (s *testStream) SetSending(on bool) {

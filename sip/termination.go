@@ -28,6 +28,7 @@ const (
 	EndAIFailed     // the conversation failed: every region failed, nobody to transfer to
 	EndShutdown     // the server is stopping (HangupAll, Serve context ended)
 	EndDialogEnded  // sipgo ended the dialog under us (transaction terminated)
+	EndBadAnswer    // late offer: the ACK carried no acceptable SDP answer (RFC 3261 §13.2.1)
 
 	// The INVITE was rejected before any media or AI was set up.
 	EndRejectBadRequest           // malformed request (400)
@@ -36,7 +37,6 @@ const (
 	EndRejectUnsupportedURIScheme // Request-URI not sip/sips/tel (416)
 	EndRejectVersion              // not SIP/2.0 (505)
 	EndRejectTooManyHops          // Max-Forwards: 0 (483)
-	EndRejectNoOffer              // INVITE without SDP; late offer not supported (488)
 	EndRejectNoCommonCodec        // no PCMU/PCMA over plain RTP (488)
 	EndRejectMaxCalls             // MaxCalls reached (503)
 	EndRejectDraining             // Drain was called (503)
@@ -76,6 +76,7 @@ var terminations = [endReasonCount]Termination{
 	EndAIFailed:     {Label: "ai_failed", Status: sip.StatusServiceUnavailable, Phrase: "Service Unavailable", RetryAfter: true, Hangup: true, Reason: `Q.850;cause=41;text="AI unavailable"`, Level: slog.LevelError},
 	EndShutdown:     {Label: "shutdown", Status: sip.StatusServiceUnavailable, Phrase: "Service Unavailable", RetryAfter: true, Hangup: true, Reason: `Q.850;cause=41;text="server shutting down"`, Level: slog.LevelInfo},
 	EndDialogEnded:  {Label: "dialog_ended", Status: sip.StatusInternalServerError, Phrase: "Server Internal Error", Level: slog.LevelWarn},
+	EndBadAnswer:    {Label: "bad_sdp_answer", Status: sip.StatusNotAcceptableHere, Phrase: "Not Acceptable Here", Hangup: true, Reason: `SIP;cause=488;text="no acceptable SDP answer"`, Level: slog.LevelWarn},
 
 	EndRejectBadRequest:           {Label: "bad_request", Status: sip.StatusBadRequest, Phrase: "Bad Request", Level: slog.LevelWarn},
 	EndRejectUnsupportedMediaType: {Label: "unsupported_media_type", Status: sip.StatusUnsupportedMediaType, Phrase: "Unsupported Media Type", Level: slog.LevelWarn},
@@ -83,7 +84,6 @@ var terminations = [endReasonCount]Termination{
 	EndRejectUnsupportedURIScheme: {Label: "unsupported_uri_scheme", Status: 416, Phrase: "Unsupported URI Scheme", Level: slog.LevelInfo},
 	EndRejectVersion:              {Label: "version_not_supported", Status: sip.StatusVersionNotSupported, Phrase: "Version Not Supported", Level: slog.LevelWarn},
 	EndRejectTooManyHops:          {Label: "too_many_hops", Status: sip.StatusTooManyHops, Phrase: "Too Many Hops", Level: slog.LevelWarn},
-	EndRejectNoOffer:              {Label: "no_offer", Status: sip.StatusNotAcceptableHere, Phrase: "Not Acceptable Here", Level: slog.LevelInfo},
 	EndRejectNoCommonCodec:        {Label: "no_common_codec", Status: sip.StatusNotAcceptableHere, Phrase: "Not Acceptable Here", Level: slog.LevelInfo},
 	EndRejectMaxCalls:             {Label: "max_calls", Status: sip.StatusServiceUnavailable, Phrase: "Service Unavailable", RetryAfter: true, Level: slog.LevelWarn},
 	EndRejectDraining:             {Label: "draining", Status: sip.StatusServiceUnavailable, Phrase: "Service Unavailable", RetryAfter: true, Level: slog.LevelInfo},

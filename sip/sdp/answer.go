@@ -46,18 +46,49 @@ func BuildAnswer(o Offer, a Answer, l Local) ([]byte, error) {
 	if a.MediaIndex < 0 || a.MediaIndex >= len(o.Media) {
 		return nil, fmt.Errorf("sdp: answer: media index %d out of range (%d m-lines)", a.MediaIndex, len(o.Media))
 	}
+	sd, err := session(l)
+	if err != nil {
+		return nil, err
+	}
+	for i, m := range o.Media {
+		if i == a.MediaIndex {
+			sd.MediaDescriptions = append(sd.MediaDescriptions, acceptedMedia(m, a, l.Port))
+			continue
+		}
+		formats := m.Formats
+		if len(formats) == 0 {
+			formats = []string{"0"} // the fmt list may not be empty (RFC 4566 §5.14)
+		}
+		sd.MediaDescriptions = append(sd.MediaDescriptions, &pion.MediaDescription{
+			MediaName: pion.MediaName{
+				Media:   m.Type,
+				Port:    pion.RangedPort{Value: 0},
+				Protos:  strings.Split(m.Proto, "/"),
+				Formats: formats,
+			},
+		})
+	}
+	out, err := sd.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("sdp: answer: marshal: %w", err)
+	}
+	return out, nil
+}
+
+// session is the session-level part of our SDP (v=, o=, s=, c=, t=).
+func session(l Local) (pion.SessionDescription, error) {
 	if l.Port <= 0 || l.Port > 65535 {
-		return nil, fmt.Errorf("sdp: answer: invalid local port %d", l.Port)
+		return pion.SessionDescription{}, fmt.Errorf("sdp: invalid local port %d", l.Port)
 	}
 	if !isToken(l.Host) {
-		return nil, fmt.Errorf("sdp: answer: invalid local host %q", clip(l.Host))
+		return pion.SessionDescription{}, fmt.Errorf("sdp: invalid local host %q", clip(l.Host))
 	}
 	user := l.Username
 	if user == "" {
 		user = "-"
 	}
 	if !isToken(user) {
-		return nil, fmt.Errorf("sdp: answer: invalid username %q", clip(user))
+		return pion.SessionDescription{}, fmt.Errorf("sdp: invalid username %q", clip(user))
 	}
 	addrType := "IP4"
 	if ip, err := netip.ParseAddr(l.Host); err == nil && ip.Is6() && !ip.Is4In6() {
@@ -81,27 +112,50 @@ func BuildAnswer(o Offer, a Answer, l Local) ([]byte, error) {
 		},
 		TimeDescriptions: []pion.TimeDescription{{Timing: pion.Timing{StartTime: 0, StopTime: 0}}},
 	}
-	for i, m := range o.Media {
-		if i == a.MediaIndex {
-			sd.MediaDescriptions = append(sd.MediaDescriptions, acceptedMedia(m, a, l.Port))
+	return sd, nil
+}
+
+// OfferTelephoneEventPT is the payload type of telephone-event in our own
+// offers (the common choice; any of 96-127 would do).
+const OfferTelephoneEventPT = 101
+
+// BuildOffer writes our offer, for an INVITE that came without one
+// (RFC 3261 §13.2.1: the offer goes in our 200, the answer comes in the ACK)
+// and for offerless re-INVITEs: PCMU and PCMA (as p allows),
+// telephone-event, a=ptime:20, sendrecv.
+func BuildOffer(l Local, p Prefs) ([]byte, error) {
+	sd, err := session(l)
+	if err != nil {
+		return nil, err
+	}
+	md := &pion.MediaDescription{
+		MediaName: pion.MediaName{Media: "audio", Port: pion.RangedPort{Value: l.Port}, Protos: []string{"RTP", "AVP"}},
+	}
+	for _, c := range []Codec{{PT: PTPCMU, Name: "PCMU"}, {PT: PTPCMA, Name: "PCMA"}} {
+		if !p.accepts(c.PT) {
 			continue
 		}
-		formats := m.Formats
-		if len(formats) == 0 {
-			formats = []string{"0"} // the fmt list may not be empty (RFC 4566 §5.14)
-		}
-		sd.MediaDescriptions = append(sd.MediaDescriptions, &pion.MediaDescription{
-			MediaName: pion.MediaName{
-				Media:   m.Type,
-				Port:    pion.RangedPort{Value: 0},
-				Protos:  strings.Split(m.Proto, "/"),
-				Formats: formats,
-			},
-		})
+		pt := strconv.Itoa(int(c.PT))
+		md.MediaName.Formats = append(md.MediaName.Formats, pt)
+		md.Attributes = append(md.Attributes, pion.NewAttribute("rtpmap", pt+" "+c.Name+"/8000"))
 	}
+	if len(md.MediaName.Formats) == 0 {
+		return nil, fmt.Errorf("sdp: offer: no codec allowed by %v", p.Codecs)
+	}
+	if !p.NoTelephoneEvent {
+		te := strconv.Itoa(OfferTelephoneEventPT)
+		md.MediaName.Formats = append(md.MediaName.Formats, te)
+		md.Attributes = append(md.Attributes,
+			pion.NewAttribute("rtpmap", te+" "+telephoneEvName+"/8000"),
+			pion.NewAttribute("fmtp", te+" 0-15"))
+	}
+	md.Attributes = append(md.Attributes,
+		pion.NewAttribute("ptime", strconv.Itoa(DefaultPtime)),
+		pion.NewPropertyAttribute(SendRecv.String()))
+	sd.MediaDescriptions = []*pion.MediaDescription{md}
 	out, err := sd.Marshal()
 	if err != nil {
-		return nil, fmt.Errorf("sdp: answer: marshal: %w", err)
+		return nil, fmt.Errorf("sdp: offer: marshal: %w", err)
 	}
 	return out, nil
 }

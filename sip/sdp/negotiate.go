@@ -97,7 +97,9 @@ func Negotiate(o Offer, p Prefs) (Answer, error) {
 			Ptime:      DefaultPtime,
 		}
 		if !p.NoTelephoneEvent {
-			if te, ok := m.TelephoneEvent(); ok {
+			// RFC 4733 events use a dynamic payload type (RFC 3551 §3: 96-127);
+			// one mapped onto a static audio type would swallow audio.
+			if te, ok := m.TelephoneEvent(); ok && te.PT >= 96 {
 				if ev := intersectEvents(te.Fmtp); ev != "" {
 					a.DTMFPT, a.DTMFEvents = int(te.PT), ev
 				}

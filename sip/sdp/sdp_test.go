@@ -297,6 +297,8 @@ func TestNegotiate(t *testing.T) {
 		{name: "c=0.0.0.0 hold", body: sessionHoldOffer, pt: 8, codec: "PCMA", dtmfPT: -1, dir: RecvOnly, remote: "invalid AddrPort", hold: true},
 		{name: "savp and avp: take the avp line", body: savpAndAvpOffer, idx: 1, pt: 8, codec: "PCMA", dtmfPT: -1, dir: SendRecv, remote: "203.0.113.1:4002"},
 		{name: "lenient c= after t=", body: cAfterTOffer, pt: 8, codec: "PCMA", dtmfPT: 101, events: "0-15", dir: SendRecv, remote: "192.0.2.99:7078"},
+		{name: "telephone-event on a static PT is ignored", body: strings.Replace(sippOffer, "m=audio 6000 RTP/AVP 0\n", "m=audio 6000 RTP/AVP 0 8\na=rtpmap:8 telephone-event/8000\n", 1),
+			pt: 0, codec: "PCMU", dtmfPT: -1, dir: SendRecv, remote: "127.0.0.1:6000"},
 		{name: "no common codec", body: noCommonOffer, wantErr: "no PCMU/PCMA"},
 		{name: "savp only", body: savpOffer, wantErr: "secure"},
 		{name: "no audio", body: faxOnlyOffer, wantErr: "no audio"},
@@ -489,4 +491,25 @@ func FuzzParseOffer(f *testing.F) {
 			t.Fatalf("accepted codec %v missing from answer\n%s", a.Codec, out)
 		}
 	})
+}
+
+func TestBuildOffer(t *testing.T) {
+	out, err := BuildOffer(Local{Host: "192.0.2.5", Port: 30002, SessionID: 5, SessionVersion: 1, Username: "sipbridge"}, Prefs{})
+	require.NoError(t, err)
+	require.Equal(t, "v=0\r\no=sipbridge 5 1 IN IP4 192.0.2.5\r\ns=sipbridge\r\nc=IN IP4 192.0.2.5\r\nt=0 0\r\n"+
+		"m=audio 30002 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"+
+		"a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n", string(out))
+	// Our offer negotiates against itself (an answerer echoing it).
+	o, err := ParseOffer(out)
+	require.NoError(t, err)
+	a, err := Negotiate(o, Prefs{})
+	require.NoError(t, err)
+	require.Equal(t, "PCMU", a.Codec.Name)
+	require.Equal(t, 101, a.DTMFPT)
+
+	out, err = BuildOffer(Local{Host: "192.0.2.5", Port: 30002}, Prefs{Codecs: []uint8{PTPCMA}, NoTelephoneEvent: true})
+	require.NoError(t, err)
+	require.Contains(t, string(out), "m=audio 30002 RTP/AVP 8\r\n")
+	_, err = BuildOffer(Local{Host: "192.0.2.5", Port: 30002}, Prefs{Codecs: []uint8{18}})
+	require.Error(t, err)
 }
