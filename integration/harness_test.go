@@ -62,6 +62,8 @@ type region struct {
 	URL    string // full realtime URL for the config
 	KeyEnv string
 	Key    string
+	// Extra region keys for the bridge config, e.g. "warm_standby: true".
+	Extra []string
 }
 
 // startRegion runs a simulated region on an ephemeral loopback port.
@@ -149,6 +151,9 @@ func startBridge(t *testing.T, extra string, rs ...*region) *bridge {
 	env := os.Environ()
 	for _, r := range rs {
 		fmt.Fprintf(&b, "  - name: %s\n    url: %s\n    api_key_env: %s\n", r.Name, r.URL, r.KeyEnv)
+		for _, e := range r.Extra {
+			fmt.Fprintf(&b, "    %s\n", e)
+		}
 		env = append(env, r.KeyEnv+"="+r.Key)
 	}
 	path := filepath.Join(t.TempDir(), "sipbridge.yaml")
