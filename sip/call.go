@@ -241,6 +241,10 @@ func (c *call) setup() bool {
 	codec := media.Codec(ans.Codec.PT)
 	c.info.Codec = codec
 
+	// A CANCEL (or shutdown) so far costs nothing: stop before each resource.
+	if c.ctx.Err() != nil {
+		return false
+	}
 	conn, err := c.s.media.allocate()
 	if err != nil {
 		c.end(EndRejectNoRTPPort, fmt.Errorf("sip: allocate rtp port: %w", err))
@@ -273,6 +277,9 @@ func (c *call) setup() bool {
 		stream.SetSending(false)
 	}
 
+	if c.ctx.Err() != nil {
+		return false
+	}
 	conv, err := c.s.newConv(c.ctx, c.info, stream, c.log)
 	if err == nil && conv == nil {
 		err = errors.New("factory returned no conversation")

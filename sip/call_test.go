@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -277,8 +278,10 @@ func TestCancelBeforeAnswer(t *testing.T) {
 
 func TestCancelBeforeConversationIsBuilt(t *testing.T) {
 	gate := make(chan struct{})
+	var factoryCalls atomic.Int32
 	h := newHarness(t, func(_ *Config, h *harness) {
 		h.factory = func(ctx context.Context, info CallInfo, p failover.Player) (*fakeConv, error) {
+			factoryCalls.Add(1)
 			return nil, errors.New("unreachable: the call is cancelled first")
 		}
 		// Block media allocation until the CANCEL has been processed.
@@ -297,6 +300,7 @@ func TestCancelBeforeConversationIsBuilt(t *testing.T) {
 	close(gate)
 	h.waitEnd(EndCancelled, 1)
 	h.waitIdle()
+	require.Zero(t, factoryCalls.Load(), "no conversation is built for a cancelled call")
 	require.Empty(t, h.convs)
 }
 
