@@ -302,7 +302,20 @@ func TestRotationBeforeTheSessionLimit(t *testing.T) {
 	require.GreaterOrEqual(t, len(sessions), 2)
 	require.NotEqual(t, 1001, sessions[0].CloseCode, "rotated before the provider ended it")
 	turn(t, ctx, call, eastHz, 20*time.Second)
-	tr := east.Sim.Sessions()[1].Transcript()
+	// The session that answered turn 2 was rotated in: it holds turn 1 replayed.
+	var tr []string
+	waitFor(t, 10*time.Second, "the session that answered turn 2", func() bool {
+		for _, rec := range east.Sim.Sessions() {
+			for _, r := range rec.Responses {
+				if r.Status == "completed" && strings.Contains(r.Text, "You are turn 2") {
+					tr = rec.Transcript()
+					return true
+				}
+			}
+		}
+		return false
+	})
+	require.GreaterOrEqual(t, len(tr), 3, "%q", tr)
 	require.True(t, strings.HasPrefix(tr[0], "user: "), "%q", tr)
 	require.True(t, strings.HasPrefix(tr[1], "assistant: This is east. You are turn 1"), "%q", tr)
 	require.NoError(t, call.Hangup(ctx))

@@ -67,7 +67,7 @@ type region struct {
 }
 
 // startRegion runs a simulated region on an ephemeral loopback port.
-func startRegion(t *testing.T, name string, cfg sim.Config) *region {
+func startRegion(t testing.TB, name string, cfg sim.Config) *region {
 	t.Helper()
 	cfg.Region = name
 	if cfg.APIKey == "" {
@@ -83,7 +83,7 @@ func startRegion(t *testing.T, name string, cfg sim.Config) *region {
 
 // bridge is a running sipbridge process.
 type bridge struct {
-	t       *testing.T
+	t       testing.TB
 	cmd     *exec.Cmd
 	SIPAddr string // host:port
 	Admin   string
@@ -93,7 +93,7 @@ type bridge struct {
 }
 
 // freePort returns a port free for both UDP and TCP on 127.0.0.1.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	for range 50 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -129,7 +129,7 @@ func rtpRange() (int, int) {
 
 // startBridge writes the config (regions appended from rs) and starts the binary.
 // extra is YAML placed before the regions list (sip/rtp/assistant/failover…).
-func startBridge(t *testing.T, extra string, rs ...*region) *bridge {
+func startBridge(t testing.TB, extra string, rs ...*region) *bridge {
 	t.Helper()
 	sipPort := freePort(t)
 	adminPort := freePort(t)
@@ -161,7 +161,7 @@ func startBridge(t *testing.T, extra string, rs ...*region) *bridge {
 	return startBridgeFile(t, path, env, fmt.Sprintf("127.0.0.1:%d", sipPort), fmt.Sprintf("127.0.0.1:%d", adminPort))
 }
 
-func startBridgeFile(t *testing.T, path string, env []string, sipAddr, admin string) *bridge {
+func startBridgeFile(t testing.TB, path string, env []string, sipAddr, admin string) *bridge {
 	t.Helper()
 	args := []string{}
 	if path != "" {
@@ -276,7 +276,7 @@ func (l *logBuffer) String() string {
 }
 
 // newPhone starts a test phone for one test.
-func newPhone(t *testing.T, transport string) *testphone.Phone {
+func newPhone(t testing.TB, transport string) *testphone.Phone {
 	t.Helper()
 	p, err := testphone.New(context.Background(), testphone.Config{Transport: transport})
 	require.NoError(t, err)
@@ -286,7 +286,7 @@ func newPhone(t *testing.T, transport string) *testphone.Phone {
 
 // requirePeer finds a SIP peer binary; when SIPBRIDGE_REQUIRE_PEERS=1 (make
 // test, CI) a missing peer fails the test instead of skipping it.
-func requirePeer(t *testing.T, name string) string {
+func requirePeer(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {

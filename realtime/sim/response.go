@@ -122,6 +122,13 @@ func (s *session) startResponse(trigger string, spec *responseSpec, eventID stri
 		if r.fault.kind == faultStallAfterCreated {
 			r.phase = phaseStalled
 		}
+		if r.fault.kind == faultFailBefore {
+			// A failed-before-audio response (output [], zero usage, §3.7)
+			// is reported without the inference latency: the server never
+			// got to generate. This keeps the bridge's own swap cost, not
+			// the provider's error latency, in the failover-pause benchmark.
+			r.due = time.Now()
+		}
 		_ = s.send(map[string]any{"type": realtime.EvResponseCreated, "response": s.renderResponse(r, realtime.StatusInProgress, nil, false)})
 		// §3.8: rate_limits.updated at the start of each response.
 		_ = s.send(map[string]any{"type": realtime.EvRateLimitsUpdated, "rate_limits": []map[string]any{
