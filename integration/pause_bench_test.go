@@ -119,4 +119,3 @@ func BenchmarkFailoverPause(b *testing.B) {
 func shortReply(tc sim.TurnContext) sim.Reply {
 	return sim.Reply{Text: fmt.Sprintf("Answer number %d here.", tc.Turn)}
 }
-
