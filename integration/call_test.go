@@ -306,3 +306,25 @@ func rawSIPMessage(t *testing.T, addr string, msg func(port int) string) string 
 		return res
 	}
 }
+
+// TestG711PassthroughFollowsTheCallCodec: with audio_format g711 the model
+// gets the call's own law (no transcoding): a PCMA call asks the realtime
+// session for audio/pcma both ways, and the answer is heard.
+func TestG711PassthroughFollowsTheCallCodec(t *testing.T) {
+	t.Parallel()
+	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
+	br := startBridge(t, "assistant:\n  audio_format: g711\n", east)
+	ph := newPhone(t, "udp")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	call, err := ph.Call(ctx, testphone.CallOptions{Target: br.Target(), Codecs: []string{"PCMA"}})
+	require.NoError(t, err)
+	call.Speak(callerHz, 1200*time.Millisecond, -20)
+	_, err = call.WaitTone(ctx, eastHz, 0, 600*time.Millisecond, 20*time.Second)
+	require.NoError(t, err)
+	rec, _ := lastSession(east)
+	upd := string(rec.SessionUpdates[0])
+	require.Contains(t, upd, `"input":{"format":{"type":"audio/pcma"}`)
+	require.Contains(t, upd, `"output":{"format":{"type":"audio/pcma"}`)
+	require.NoError(t, call.Hangup(ctx))
+}

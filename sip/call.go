@@ -255,13 +255,20 @@ func (c *call) setup() bool {
 	if ua, ok := conn.LocalAddr().(*net.UDPAddr); ok {
 		port = ua.Port
 	}
+	modelFormat := c.s.cfg.ModelFormat
+	if c.s.cfg.ModelFormatFollowsCodec {
+		modelFormat = media.ModelPCMU
+		if codec == media.CodecPCMA {
+			modelFormat = media.ModelPCMA
+		}
+	}
 	sink := &sinkShim{}
 	stream, err := c.s.media.newStream(media.StreamConfig{
 		Conn:            conn,
 		Remote:          ans.Remote,
 		Codec:           codec,
 		DTMFPayloadType: ans.DTMFPT,
-		ModelFormat:     c.s.cfg.ModelFormat,
+		ModelFormat:     modelFormat,
 		SymmetricRTP:    c.s.cfg.SymmetricRTP,
 		MediaTimeout:    c.s.cfg.MediaTimeout,
 		ComfortNoiseDB:  c.s.cfg.ComfortNoiseDB,

@@ -44,6 +44,11 @@ type Config struct {
 	MediaTimeout time.Duration
 	// ModelFormat is the audio format exchanged with the conversation.
 	ModelFormat media.ModelFormat
+	// ModelFormatFollowsCodec passes G.711 through to the model: the model
+	// format is the call's negotiated law (PCMU or PCMA) instead of
+	// ModelFormat, so no transcoding or resampling happens on the way. The
+	// conversation factory sees the law in CallInfo.Codec.
+	ModelFormatFollowsCodec bool
 	// SymmetricRTP sends RTP to where the caller's RTP comes from instead
 	// of the SDP address (NATed callers).
 	SymmetricRTP bool

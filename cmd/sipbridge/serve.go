@@ -107,7 +107,7 @@ func serve(ctx context.Context, stop shutdown, cfg *configs.Config, logw io.Writ
 		ComfortNoiseDB: cfg.RTP.ComfortNoiseDBov,
 	}
 	if cfg.Assistant.AudioFormat == "g711" {
-		sipCfg.ModelFormat = media.ModelPCMU // TODO: follow the call codec
+		sipCfg.ModelFormatFollowsCodec = true
 	}
 	for _, l := range cfg.SIP.Listen {
 		for _, t := range cfg.SIP.Transports {
