@@ -57,6 +57,11 @@ type SIP struct {
 	MaxCalls int `yaml:"max_calls"`
 	// ACKTimeout ends a call whose 200 OK is never ACKed (default 32s).
 	ACKTimeout Duration `yaml:"ack_timeout"`
+	// AnswerWhenReady rings (180) until the AI session is up, then answers;
+	// 503 if no region can take the call (default true).
+	AnswerWhenReady *bool `yaml:"answer_when_ready"`
+	// AnswerTimeout bounds that ringing (default 10s).
+	AnswerTimeout Duration `yaml:"answer_timeout"`
 }
 
 // RTP is the media side.
@@ -315,6 +320,13 @@ func (c *Config) applyDefaults() {
 	}
 	if c.SIP.ACKTimeout == 0 {
 		c.SIP.ACKTimeout = Duration(32 * time.Second)
+	}
+	if c.SIP.AnswerWhenReady == nil {
+		t := true
+		c.SIP.AnswerWhenReady = &t
+	}
+	if c.SIP.AnswerTimeout == 0 {
+		c.SIP.AnswerTimeout = Duration(10 * time.Second)
 	}
 	if c.RTP.PortMin == 0 && c.RTP.PortMax == 0 {
 		c.RTP.PortMin, c.RTP.PortMax = 10000, 20000

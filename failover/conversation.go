@@ -148,6 +148,10 @@ type Conversation struct {
 	awaitingResponse bool
 	reqSeq           int
 	greeted          bool
+	// ready is closed once the call's first session is configured: the
+	// SIP side answers the call then (answer-when-ready).
+	ready     chan struct{}
+	readyOnce sync.Once
 
 	// Playout of the active session's audio.
 	playout     map[string]*playState
@@ -240,6 +244,7 @@ func NewConversation(p Params) *Conversation {
 	}
 	c := &Conversation{
 		callID:           p.CallID,
+		ready:            make(chan struct{}),
 		cfg:              cfg,
 		pool:             p.Pool,
 		dialer:           p.Dialer,
@@ -277,6 +282,11 @@ func NewConversation(p Params) *Conversation {
 // when Run returns. The call must keep reading it: end-call, transfer and
 // give-up wait for room; swap notices are dropped when it is full.
 func (c *Conversation) Controls() <-chan Control { return c.controls }
+
+// Ready is closed once the first realtime session is connected and
+// configured, so the call can be answered with the AI already listening. If
+// no region can take the call, Run returns ErrAllRegionsFailed instead.
+func (c *Conversation) Ready() <-chan struct{} { return c.ready }
 
 // WriteCallerAudio takes one frame of caller audio (session input format),
 // copied. It never blocks: when the actor is wedged and the queue is full

@@ -25,10 +25,20 @@ func requireSameConfig(t *testing.T, want, got realtime.SessionConfig) {
 
 func TestNormalTurn(t *testing.T) {
 	h := newHarness(t, Config{Greeting: "Greet the caller by saying the clinic's name."}, testRegions())
+	select {
+	case <-h.conv.Ready():
+		t.Fatal("ready before any session")
+	default:
+	}
 	h.start()
 	s1 := h.session(1)
 	h.waitActive(s1)
 	requireSameConfig(t, testSessionConfig(), s1.cfg)
+	select {
+	case <-h.conv.Ready():
+	case <-time.After(waitFor):
+		t.Fatal("Ready not closed once the first session is up")
+	}
 
 	// The greeting: one response.create, instructions after the session's.
 	require.Eventually(t, func() bool { return len(s1.responses()) == 1 }, waitFor, time.Millisecond)

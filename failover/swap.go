@@ -367,6 +367,7 @@ func (c *Conversation) finishSwap(ss *session, warm bool) {
 	now := c.now()
 	if sw.initial {
 		c.sessionLog().Info("failover: session started", "attempts", sw.attempts, "connect_ms", now.Sub(sw.startedAt).Milliseconds())
+		c.readyOnce.Do(func() { close(c.ready) })
 		if c.cfg.Greeting != "" && !c.greeted {
 			c.greeted = true
 			c.enqueue(&createReq{params: greetingParams(c.cfg)})

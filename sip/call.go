@@ -333,6 +333,9 @@ func (c *call) answerAndRun() {
 	// 200/ACK exchange, so the AI is ready when the caller first speaks.
 	c.wg.Go(c.runConversation)
 	c.wg.Go(c.forward)
+	if c.s.cfg.AnswerWhenReady && !c.waitAIReady() {
+		return
+	}
 
 	res := sip.NewSDPResponseFromRequest(c.dlg.InviteRequest, c.answerSDP)
 	for _, h := range capabilityHeaders() {
@@ -395,6 +398,32 @@ func (c *call) answerAndRun() {
 		"direction", ans.Direction.String(), "setup_ms", time.Since(c.start).Milliseconds())
 	c.wg.Go(c.runMedia)
 	<-c.ctx.Done()
+}
+
+// waitAIReady rings until the conversation is ready to listen (Config.
+// AnswerWhenReady). It returns false when the call ended meanwhile: CANCEL
+// (sipgo answers 487), the conversation gave up (503), or the timeout (503).
+func (c *call) waitAIReady() bool {
+	ringing := sip.NewResponseFromRequest(c.dlg.InviteRequest, sip.StatusRinging, "Ringing", nil)
+	ringing.AppendHeader(sip.NewHeader("Server", c.s.cfg.UserAgent))
+	if err := c.tx.Respond(sanitizeResponse(ringing)); err != nil {
+		c.log.Debug("sip: 180 Ringing not sent", "error", err)
+	}
+	timeout := c.s.cfg.AnswerTimeout
+	if timeout <= 0 {
+		timeout = defaultAnswerTimeout
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-c.conv.Ready():
+		return c.ctx.Err() == nil
+	case <-c.ctx.Done():
+		return false
+	case <-t.C:
+		c.end(EndAIFailed, fmt.Errorf("sip: AI not ready within %s", timeout))
+		return false
+	}
 }
 
 // runConversation runs the AI side until the call ends or it gives out.
@@ -520,6 +549,12 @@ func (c *call) onControl(ctl failover.Control) {
 		})
 	case failover.ControlGiveUp:
 		c.log.Warn("conversation gave up", "reason", ctl.Reason, "target", ctl.Target)
+		if !c.answered.Load() {
+			// Not answered yet (answer-when-ready): refuse with 503 so the
+			// SBC can route the call elsewhere; there is no dialog to REFER.
+			c.end(EndAIFailed, fmt.Errorf("sip: no AI region available: %s", ctl.Reason))
+			return
+		}
 		c.spawnControl(func() {
 			c.waitPlayout(giveUpDrainMax) // let the apology finish
 			if ctl.Target != "" && c.transferring.CompareAndSwap(false, true) {

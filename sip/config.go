@@ -49,6 +49,15 @@ type Config struct {
 	// ModelFormat, so no transcoding or resampling happens on the way. The
 	// conversation factory sees the law in CallInfo.Codec.
 	ModelFormatFollowsCodec bool
+	// AnswerWhenReady sends 180 Ringing and answers (200) only once the
+	// conversation's first realtime session is up, so the caller never talks
+	// into an AI that is not listening; if no region can take the call it is
+	// refused with 503 instead of answered into dead air. A CANCEL while
+	// ringing gets 487 and closes the session being opened.
+	AnswerWhenReady bool
+	// AnswerTimeout bounds the wait for the AI when AnswerWhenReady (default
+	// 10 s); past it the call gets 503.
+	AnswerTimeout time.Duration
 	// SymmetricRTP sends RTP to where the caller's RTP comes from instead
 	// of the SDP address (NATed callers).
 	SymmetricRTP bool
@@ -62,6 +71,8 @@ const (
 	DefaultUserAgent    = "sipbridge"
 	DefaultACKTimeout   = 32 * time.Second
 	DefaultMediaTimeout = 30 * time.Second
+	// defaultAnswerTimeout bounds ringing while the AI connects.
+	defaultAnswerTimeout = 10 * time.Second
 )
 
 // withDefaults validates c and fills in the defaults.

@@ -161,6 +161,11 @@ func (f *fakeConv) TransferResult(callID string, ok bool, detail string) {
 }
 func (f *fakeConv) SetHold(held bool) { f.holds <- held }
 
+// Ready: the fake is ready at once.
+func (f *fakeConv) Ready() <-chan struct{} { return closedChan }
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
 func (f *fakeConv) started() bool {
 	select {
 	case <-f.runStarted:

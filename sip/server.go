@@ -43,6 +43,9 @@ type Conversation interface {
 	DTMF(digit rune)
 	TransferResult(callID string, ok bool, detail string)
 	SetHold(held bool)
+	// Ready is closed once the AI is connected and configured (the call is
+	// answered then when Config.AnswerWhenReady is set).
+	Ready() <-chan struct{}
 }
 
 // ConversationFactory builds the conversation of a call. It must not dial

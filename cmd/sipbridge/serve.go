@@ -97,14 +97,16 @@ func serve(ctx context.Context, stop shutdown, cfg *configs.Config, logw io.Writ
 		return fmt.Errorf("rtp: %w", err)
 	}
 	sipCfg := sip.Config{
-		AdvertiseHost:  cfg.SIP.Advertise,
-		UserAgent:      cfg.SIP.UserAgent,
-		MaxCalls:       cfg.SIP.MaxCalls,
-		ACKTimeout:     cfg.SIP.ACKTimeout.D(),
-		MediaTimeout:   cfg.RTP.MediaTimeout.D(),
-		ModelFormat:    media.ModelPCM24,
-		SymmetricRTP:   *cfg.RTP.Symmetric,
-		ComfortNoiseDB: cfg.RTP.ComfortNoiseDBov,
+		AdvertiseHost:   cfg.SIP.Advertise,
+		UserAgent:       cfg.SIP.UserAgent,
+		MaxCalls:        cfg.SIP.MaxCalls,
+		ACKTimeout:      cfg.SIP.ACKTimeout.D(),
+		AnswerWhenReady: *cfg.SIP.AnswerWhenReady,
+		AnswerTimeout:   cfg.SIP.AnswerTimeout.D(),
+		MediaTimeout:    cfg.RTP.MediaTimeout.D(),
+		ModelFormat:     media.ModelPCM24,
+		SymmetricRTP:    *cfg.RTP.Symmetric,
+		ComfortNoiseDB:  cfg.RTP.ComfortNoiseDBov,
 	}
 	if cfg.Assistant.AudioFormat == "g711" {
 		sipCfg.ModelFormatFollowsCodec = true

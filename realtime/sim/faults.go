@@ -67,6 +67,9 @@ type Faults struct {
 	// nothing at all (no output, no response.done): the "created but no
 	// first audio" stall seen as client timeouts at peak hours.
 	StallFirstAudio int `yaml:"stall_first_audio"`
+	// HandshakeDelay holds session.created back this long after the
+	// upgrade (a slow or overloaded region).
+	HandshakeDelay time.Duration `yaml:"handshake_delay"`
 }
 
 type faultKind uint8

@@ -167,6 +167,13 @@ func (s *session) run() {
 	defer s.cancel()
 	s.log.Info("session started", "path", s.rec.Path, "model", s.model)
 	go s.readLoop()
+	if d := s.srv.faults.snapshot().HandshakeDelay; d > 0 {
+		// A slow region: the upgrade succeeded but session.created is late.
+		select {
+		case <-time.After(d):
+		case <-s.ctx.Done():
+		}
+	}
 	s.sendSessionCreated()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
