@@ -64,6 +64,10 @@ type Config struct {
 	// ComfortNoiseDB is the level of the noise sent when nothing plays
 	// (dBov, e.g. -65); 0 = the media default.
 	ComfortNoiseDB float64
+	// Registrations are bindings kept at registrars as a client (RFC 3261
+	// §10, register.go): for PBXs and carriers that route calls to a
+	// registered contact rather than to a fixed address.
+	Registrations []Registration
 }
 
 // Defaults.
@@ -120,6 +124,11 @@ func (c Config) withDefaults() (Config, error) {
 	if !isHostToken(c.AdvertiseHost) {
 		return c, fmt.Errorf("%w: advertise host %q", ErrConfig, c.AdvertiseHost)
 	}
+	regs, err := registrationsWithDefaults(c.Registrations, c.Listen)
+	if err != nil {
+		return c, err
+	}
+	c.Registrations = regs
 	return c, nil
 }
 

@@ -19,6 +19,10 @@ type Metrics struct {
 	answerDelay  prometheus.Histogram   // sipbridge_sip_answer_seconds
 	transfers    *prometheus.CounterVec // sipbridge_sip_transfers_total{result}
 	reinvites    *prometheus.CounterVec // sipbridge_sip_reinvites_total{result}
+	// Client registrations (register.go); the registrar label is the
+	// configured registration name, so it is bounded by the config.
+	registrationUp *prometheus.GaugeVec   // sipbridge_sip_registration_up{registrar}
+	registers      *prometheus.CounterVec // sipbridge_sip_register_total{registrar,result}
 }
 
 // NewMetrics creates the series and registers them on reg (nil: not
@@ -63,6 +67,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "sipbridge", Subsystem: "sip", Name: "reinvites_total",
 			Help: "re-INVITEs by result (hold, resume, update, rejected).",
 		}, []string{"result"}),
+		registrationUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "sipbridge", Subsystem: "sip", Name: "registration_up",
+			Help: "1 while the registration (by configured name) holds a binding at its registrar, else 0.",
+		}, []string{"registrar"}),
+		registers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "sipbridge", Subsystem: "sip", Name: "register_total",
+			Help: "REGISTER attempts by registration name and result (ok, auth_rejected, rejected, error, unregistered).",
+		}, []string{"registrar", "result"}),
 	}
 	for r := EndReason(0); r < endReasonCount; r++ {
 		m.callEnds.WithLabelValues(r.String())
@@ -77,6 +89,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.answerDelay = register(reg, m.answerDelay)
 		m.transfers = register(reg, m.transfers)
 		m.reinvites = register(reg, m.reinvites)
+		m.registrationUp = register(reg, m.registrationUp)
+		m.registers = register(reg, m.registers)
 	}
 	return m
 }

@@ -136,7 +136,8 @@ type Server struct {
 	serving  atomic.Bool
 	draining atomic.Bool
 
-	badLog *logLimiter // malformed and rejected traffic
+	badLog *logLimiter    // malformed and rejected traffic
+	regs   *registrations // client registrations (register.go)
 	// ackGrace is how long a re-INVITE waits for an ACK already in flight
 	// before getting 491 (tests shorten it before Serve).
 	ackGrace time.Duration
@@ -216,6 +217,7 @@ func newServer(cfg Config, mb mediaBackend, newConv ConversationFactory, log *sl
 		changed:    make(chan struct{}),
 	}
 	s.guard = &guard{parser: sip.NewParser(), server: cfg.UserAgent, report: s.reportMalformed}
+	s.regs = newRegistrations(s)
 
 	srv.OnInvite(s.handler(s.onInvite))
 	srv.OnAck(s.handler(s.onAck))
@@ -302,12 +304,15 @@ func (s *Server) Serve(ctx context.Context) error {
 			return fmt.Errorf("sip: serve %s %s: %w", b.l.Network, b.l.Addr, err)
 		})
 	}
+	// Registrations end with their unREGISTER while the sockets are open.
+	regsDone := s.regs.start(gctx)
 	g.Go(func() error {
 		<-gctx.Done()
 		// Calls still up get their BYE while the sockets are open.
 		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownHangup)
 		s.HangupAll(hctx)
 		cancel()
+		<-regsDone
 		stopping.Store(true)
 		closeAll()
 		return nil
