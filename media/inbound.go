@@ -34,6 +34,9 @@ type inbound struct {
 	lossRun int // consecutive lost packets
 
 	lastPacket time.Time // arrival of the last valid RTP packet
+	// fillNext is when the next silence frame is due while the caller sends
+	// no RTP (zero when not filling); see fillSilence.
+	fillNext time.Time
 
 	latched   bool
 	latchAddr netip.AddrPort
@@ -98,8 +101,50 @@ func (s *Stream) readDeadline(now time.Time) time.Time {
 	if t, ok := s.timeoutAt(); ok {
 		d = earlier(d, t)
 	}
+	if t, ok := s.nextFill(); ok {
+		d = earlier(d, t)
+	}
 	return d
 }
+
+// nextFill is when the next silence frame is due, if the caller has gone
+// quiet on the wire.
+func (s *Stream) nextFill() (time.Time, bool) {
+	in := &s.in
+	if in.lastPacket.IsZero() {
+		return time.Time{}, false // nothing heard yet: nothing to keep going
+	}
+	start := in.lastPacket.Add(silenceFillAfter)
+	if in.fillNext.After(start) {
+		return in.fillNext, true
+	}
+	return start, true
+}
+
+// fillSilence keeps the model's audio clock running while the caller sends
+// no RTP: phones with silence suppression (RFC 3551 §4.1, comfort noise or
+// nothing at all between talk-spurts) and SIPp after its capture ends go
+// quiet on the wire, and a server VAD that receives no audio never sees the
+// silence that ends the caller's turn, so the answer would never come. Each
+// 20 ms without RTP after silenceFillAfter becomes one frame of silence.
+func (s *Stream) fillSilence(now time.Time) {
+	next, ok := s.nextFill()
+	if !ok {
+		return
+	}
+	for i := 0; !now.Before(next) && i < maxFillBurst; i++ {
+		s.pushCallerAudio(silenceFrame[:])
+		s.stats.silenceFilled.Add(1)
+		next = next.Add(frameDur)
+	}
+	if now.Sub(next) > frameDur*maxFillBurst {
+		next = now // the reader was stalled: do not burst the backlog
+	}
+	s.in.fillNext = next
+}
+
+// silenceFrame is 20 ms of digital silence at 8 kHz.
+var silenceFrame [frameSamples]int16
 
 func earlier(a, b time.Time) time.Time {
 	if b.Before(a) {
@@ -137,6 +182,7 @@ func (s *Stream) idle(now time.Time) {
 		s.drainJitter(now)
 	}
 	s.reportPresses(in.det.Expire(in.presses[:0], now))
+	s.fillSilence(now)
 }
 
 // processInbound handles one datagram from the caller: parse, filter by

@@ -329,3 +329,28 @@ func TestNewStreamValidates(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, addrOf(conn), s.LocalAddr())
 }
+
+// TestSilenceFillWhenCallerGoesQuiet: a caller using silence suppression (or
+// a capture that ends) stops sending RTP mid-call; the model keeps receiving
+// 20 ms frames of silence so its VAD can end the caller's turn.
+func TestSilenceFillWhenCallerGoesQuiet(t *testing.T) {
+	sink := &frameSink{}
+	s := start(t, newStream(t, StreamConfig{Codec: CodecPCMU, DTMFPayloadType: -1, ModelFormat: ModelPCM24, Sink: sink}))
+	snd := newSender(t, s.LocalAddr(), 0)
+	const packets = 10
+	pcm := tone(packets*160, 1000, 8000, 10000, 0)
+	for i := 0; i < packets; i++ {
+		payload := make([]byte, 160)
+		CodecPCMU.law().Encode(payload, pcm[160*i:160*(i+1)])
+		snd.send(t, snd.packet(t, uint16(i), uint32(160*i), 0, payload))
+	}
+	// No more RTP: at least 10 more frames (200 ms) must follow, silent.
+	frames := sink.waitFrames(t, packets+10)
+	// The first filler frame still holds the resampler tail of the tone.
+	for _, f := range frames[packets+1:] {
+		x := make([]int16, 480)
+		g711.PCM16LEToInt16(x, f)
+		require.Less(t, rms(x), 5.0, "filler frames are silence")
+	}
+	require.GreaterOrEqual(t, s.Stats().SilenceFilled, uint64(10))
+}

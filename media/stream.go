@@ -42,6 +42,12 @@ const (
 	// releases what it holds (3 frames: the sender has gone quiet, not
 	// reordered).
 	flushAfter = 60 * time.Millisecond
+	// silenceFillAfter: after this long without caller RTP the model gets
+	// silence frames (fillSilence); past the jitter flush, so no reordered
+	// packet is overtaken by filler.
+	silenceFillAfter = 80 * time.Millisecond
+	// maxFillBurst caps filler frames sent at once after a late wake-up.
+	maxFillBurst = 5
 	// maxReadWait bounds a read so hold/timeout changes are noticed.
 	maxReadWait = 200 * time.Millisecond
 	// latchConfirm is how many consecutive packets a new source must send
@@ -69,12 +75,14 @@ type Stats struct {
 	EventsDropped  uint64 // events lost because the Events channel was full
 	PlayoutDropped uint64 // ms of Play audio refused (queue at its maximum)
 	Latches        uint64 // symmetric-RTP address changes
+	SilenceFilled  uint64 // silence frames given to the model while the caller sent no RTP
 }
 
 // counters mirror Stats with atomics, updated by the media goroutines.
 type counters struct {
 	packetsIn, packetsOut, lost, late, duplicates, concealed, framesDropped    atomic.Uint64
 	invalid, ignoredPT, restarts, writeErrors, skipped, eventsDropped, latches atomic.Uint64
+	silenceFilled                                                              atomic.Uint64
 }
 
 // Stream is one call's RTP session: Run starts the reader and the pacer.
@@ -348,6 +356,7 @@ func (s *Stream) Stats() Stats {
 		IgnoredPT: c.ignoredPT.Load(), Restarts: c.restarts.Load(), WriteErrors: c.writeErrors.Load(),
 		SkippedFrames: c.skipped.Load(), EventsDropped: c.eventsDropped.Load(),
 		PlayoutDropped: uint64(dropped / samplesPerMs), Latches: c.latches.Load(),
+		SilenceFilled: c.silenceFilled.Load(),
 	}
 }
 

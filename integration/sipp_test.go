@@ -1,0 +1,58 @@
+package integration
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sipbridge/sipbridge/realtime/sim"
+)
+
+// runSIPp runs one SIPp scenario against the bridge (loopback only, bounded
+// by -m and -timeout) and returns its combined output and error.
+func runSIPp(t testing.TB, target, scenario string, extra ...string) (string, error) {
+	t.Helper()
+	bin := requirePeer(t, "sipp")
+	host, port, ok := strings.Cut(target, ":")
+	require.True(t, ok)
+	mediaPort := freePort(t)
+	args := []string{host + ":" + port, "-sf", filepath.Join("testdata", "sipp", scenario),
+		"-i", "127.0.0.1", "-p", strconv.Itoa(freePort(t)), "-mi", "127.0.0.1", "-mp", strconv.Itoa(mediaPort),
+		"-m", "1", "-l", "1", "-timeout", "40s", "-timeout_error", "-nostdin", "-trace_err",
+		"-error_file", filepath.Join(t.TempDir(), "sipp_errors.log")}
+	args = append(args, extra...)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = "."
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestSIPpCallWithSpeech: SIPp places a call offering PCMA, streams the
+// Debian speech capture; the simulator hears a caller turn and answers; SIPp
+// hangs up and gets 200.
+func TestSIPpCallWithSpeech(t *testing.T) {
+	t.Parallel()
+	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
+	br := startBridge(t, "", east)
+	out, err := runSIPp(t, br.SIPAddr, "uac_pcap_call.xml")
+	require.NoError(t, err, "sipp failed:\n%s", out)
+
+	rec, ok := lastSession(east)
+	require.True(t, ok, "a realtime session was opened")
+	require.GreaterOrEqual(t, rec.AppendedAudioMs, 6000, "SIPp's RTP reached the model")
+	require.NotEmpty(t, rec.Turns, "the speech in the capture was heard as a caller turn")
+	require.GreaterOrEqual(t, completedResponses(rec), 1, "the assistant answered: turns %+v responses %+v", rec.Turns, rec.Responses)
+	line := br.WaitLog(10*time.Second, "call ended", "reason=caller_bye")
+	a := logAttrs(line)
+	out2, _ := strconv.Atoi(a["rtp_out"])
+	require.Greater(t, out2, 400, "RTP flowed to SIPp for the whole call: %s", line)
+	require.Contains(t, br.LogLines("call answered")[0], "codec=PCMA")
+}
