@@ -83,4 +83,3 @@ func TestRingingThenAnswer(t *testing.T) {
 	turn(t, ctx, call, eastHz, 20*time.Second)
 	require.NoError(t, call.Hangup(ctx))
 }
-
