@@ -22,6 +22,8 @@ type Params struct {
 	Logger  *slog.Logger
 	Metrics *Metrics
 	Now     func() time.Time // nil = time.Now
+	// Tools runs the custom functions the model may call (webhooks); nil: none.
+	Tools ToolRunner
 }
 
 // Queue sizes and internal timings.
@@ -169,6 +171,7 @@ type Conversation struct {
 	// Functions.
 	handledCalls     map[string]bool
 	pendingTransfers map[string]string
+	tools            toolState // custom tool calls (tools.go)
 	ending           *endState
 
 	// Failover.
@@ -190,6 +193,7 @@ const (
 	msgTransfer
 	msgHold
 	msgInspect
+	msgTool // a custom tool's output (tools.go)
 )
 
 type message struct {
@@ -271,6 +275,7 @@ func NewConversation(p Params) *Conversation {
 		suppressItm:      map[string]bool{},
 		handledCalls:     map[string]bool{},
 		pendingTransfers: map[string]string{},
+		tools:            toolState{runner: p.Tools},
 	}
 	if c.pool == nil {
 		c.pool = NewPool(nil, HealthConfig{Now: now}, m, log)
@@ -475,6 +480,8 @@ func (c *Conversation) onMessage(m message) {
 		c.onTransferResult(m.callID, m.ok, m.detail)
 	case msgHold:
 		c.onHold(m.ok)
+	case msgTool:
+		c.onToolResult(m.callID, m.detail)
 	case msgInspect:
 		m.fn()
 	}

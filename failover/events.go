@@ -631,6 +631,10 @@ func (c *Conversation) onFunctionCall(it realtime.Item) {
 		c.pendingTransfers[it.CallID] = target
 		c.emit(Control{Kind: ControlTransfer, Target: target, CallID: it.CallID})
 	default:
+		if c.tools.runner != nil && c.tools.runner.Has(it.Name) {
+			c.startTool(log, it)
+			return
+		}
 		log.Warn("failover: model called an unknown function")
 		c.sendFunctionOutput(it.CallID, jsonString(map[string]any{"ok": false, "error": fmt.Sprintf("unknown function %q", it.Name)}))
 		c.enqueue(&createReq{plain: true})
