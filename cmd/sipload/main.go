@@ -37,18 +37,19 @@ func main() {
 	ramp := flag.Duration("ramp", 10*time.Second, "time to place all calls")
 	turnEvery := flag.Duration("turn", 6*time.Second, "each caller speaks for 1 s this often")
 	failRate := flag.Float64("failure-rate", 0, "simulated failed-response rate in each region")
+	logPath := flag.String("log", "", "keep the bridge's log in this file (info level)")
 	flag.Parse()
 	if *bin == "" || *calls < 1 || *calls > 500 || *dur > 5*time.Minute {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*bin, *calls, *dur, *ramp, *turnEvery, *failRate); err != nil {
+	if err := run(*bin, *calls, *dur, *ramp, *turnEvery, *failRate, *logPath); err != nil {
 		fmt.Fprintln(os.Stderr, "sipload:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, n int, dur, ramp, turnEvery time.Duration, failRate float64) error {
+func run(bin string, n int, dur, ramp, turnEvery time.Duration, failRate float64, logPath string) error {
 	quiet := slog.New(slog.DiscardHandler)
 	var regions []string
 	env := os.Environ()
@@ -68,8 +69,12 @@ func run(bin string, n int, dur, ramp, turnEvery time.Duration, failRate float64
 	if err != nil {
 		return err
 	}
-	cfg := fmt.Sprintf("sip:\n  listen: 127.0.0.1:%d\n  max_calls: %d\nrtp:\n  port_min: 40000\n  port_max: 42000\nadmin:\n  listen: \"off\"\nlog:\n  level: warn\nregions:\n%s",
-		sipPort, n+10, strings.Join(regions, ""))
+	level := "warn"
+	if logPath != "" {
+		level = "info"
+	}
+	cfg := fmt.Sprintf("sip:\n  listen: 127.0.0.1:%d\n  max_calls: %d\nrtp:\n  port_min: 40000\n  port_max: 42000\nadmin:\n  listen: \"off\"\nlog:\n  level: %s\nregions:\n%s",
+		sipPort, n+10, level, strings.Join(regions, ""))
 	dir, err := os.MkdirTemp("", "sipload-")
 	if err != nil {
 		return err
@@ -81,7 +86,14 @@ func run(bin string, n int, dur, ramp, turnEvery time.Duration, failRate float64
 	}
 	cmd := exec.Command(bin, "-config", path)
 	cmd.Env = env
-	logf, _ := os.Create(filepath.Join(dir, "bridge.log"))
+	if logPath == "" {
+		logPath = filepath.Join(dir, "bridge.log")
+	}
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return err
@@ -143,12 +155,18 @@ func run(bin string, n int, dur, ramp, turnEvery time.Duration, failRate float64
 				case <-t.C:
 					from := c.HeardMs()
 					c.Speak(300, time.Second, -20)
-					turns.Add(1)
+					// A turn counts once its wait is over, heard or not, so
+					// turns still in flight at the snapshot are not "missed".
+					ok := false
 					if _, err := c.WaitTone(ctx, 440, from+1000, 300*time.Millisecond, turnEvery-time.Second); err == nil {
-						heard.Add(1)
+						ok = true
 					} else if _, err := c.WaitTone(ctx, 660, from+1000, 300*time.Millisecond, time.Second); err == nil {
+						ok = true
+					}
+					if ok {
 						heard.Add(1)
 					}
+					turns.Add(1)
 				}
 			}
 		}(i)
