@@ -62,6 +62,12 @@ type SIP struct {
 	AnswerWhenReady *bool `yaml:"answer_when_ready"`
 	// AnswerTimeout bounds that ringing (default 10s).
 	AnswerTimeout Duration `yaml:"answer_timeout"`
+	// Trunks say who may call (trunks.go); none = anyone.
+	Trunks []Trunk `yaml:"trunks"`
+	// AuthLimit blocks sources that keep failing authorisation.
+	AuthLimit AuthLimit `yaml:"auth_limit"`
+	// TLS, when present, adds a SIP over TLS listener.
+	TLS *TLS `yaml:"tls"`
 }
 
 // RTP is the media side.
@@ -290,6 +296,7 @@ var sectionOf = map[string]string{
 	"Tools": "assistant.tools", "Region": "regions[]", "Simulator": "regions[].simulator",
 	"Faults": "regions[].simulator.faults", "Failover": "failover", "Health": "failover.health",
 	"Admin": "admin", "Log": "log",
+	"Trunk": "sip.trunks[]", "TLS": "sip.tls", "AuthLimit": "sip.auth_limit",
 }
 
 func friendlyYAMLError(err error) error {
@@ -328,6 +335,7 @@ func (c *Config) applyDefaults() {
 	if c.SIP.AnswerTimeout == 0 {
 		c.SIP.AnswerTimeout = Duration(10 * time.Second)
 	}
+	c.applyTrunkDefaults() // trunks.go
 	if c.RTP.PortMin == 0 && c.RTP.PortMax == 0 {
 		c.RTP.PortMin, c.RTP.PortMax = 10000, 20000
 	}
@@ -516,6 +524,7 @@ func (c *Config) Validate() error {
 	if strings.ContainsAny(c.SIP.UserAgent, "\r\n\x00") {
 		bad("sip.user_agent", "must not contain CR, LF or NUL")
 	}
+	c.validateTrunks(bad) // trunks.go: sip.trunks, sip.auth_limit, sip.tls
 	if c.RTP.IP != "" {
 		if _, err := netip.ParseAddr(c.RTP.IP); err != nil {
 			bad("rtp.ip", "%q is not an IP address", c.RTP.IP)

@@ -104,6 +104,23 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"crlf transfer", "failover:\n  give_up_transfer: \"sip:a@b\\r\\nX: y\"\n" + base, "failover.give_up_transfer"},
 		{"bad port range", "rtp:\n  port_min: 30000\n  port_max: 20000\n" + base, "rtp.port_min"},
 		{"bad log level", "log:\n  level: loud\n" + base, "log.level"},
+		{"unknown trunk key", "sip:\n  trunks:\n    - name: t\n      password: x\n" + base, `unknown key "password" in sip.trunks[]`},
+		{"bad trunk name", "sip:\n  trunks:\n    - name: \"a b\"\n      allow: [10.0.0.0/8]\n" + base, "sip.trunks[0].name"},
+		{"dup trunk name", "sip:\n  trunks:\n    - {name: t, allow: [10.0.0.1]}\n    - {name: t, allow: [10.0.0.2]}\n" + base, "sip.trunks[1].name"},
+		{"bad trunk cidr", "sip:\n  trunks:\n    - name: t\n      allow: [10.0.0.0/33]\n" + base, "sip.trunks[0].allow[0]"},
+		{"open trunk", "sip:\n  trunks:\n    - name: t\n" + base, "sip.trunks[0].allow"},
+		{"username without password_env", "sip:\n  trunks:\n    - name: t\n      username: u\n" + base, "sip.trunks[0].password_env"},
+		{"password_env without username", "sip:\n  trunks:\n    - name: t\n      allow: [10.0.0.1]\n      password_env: P\n" + base, "sip.trunks[0].username"},
+		{"password in password_env", "sip:\n  trunks:\n    - name: t\n      username: u\n      password_env: hunter2!\n" + base, "sip.trunks[0].password_env"},
+		{"quote in username", "sip:\n  trunks:\n    - name: t\n      username: 'a\"b'\n      password_env: P\n" + base, "sip.trunks[0].username"},
+		{"bad realm", "sip:\n  trunks:\n    - name: t\n      username: u\n      password_env: P\n      realm: \"a\\\\b\"\n" + base, "sip.trunks[0].realm"},
+		{"bad auth limit", "sip:\n  auth_limit:\n    failures: -1\n" + base, "sip.auth_limit.failures"},
+		{"unknown auth limit key", "sip:\n  auth_limit:\n    max: 3\n" + base, `unknown key "max" in sip.auth_limit`},
+		{"tls without cert", "sip:\n  tls:\n    listen: 127.0.0.1:5061\n    key_file: k.pem\n" + base, "sip.tls.cert_file"},
+		{"tls without key", "sip:\n  tls:\n    listen: 127.0.0.1:5061\n    cert_file: c.pem\n" + base, "sip.tls.key_file"},
+		{"bad tls listen", "sip:\n  tls:\n    listen: localhost:5061\n    cert_file: c\n    key_file: k\n" + base, "sip.tls.listen"},
+		{"tls on the tcp port", "sip:\n  tls:\n    listen: 127.0.0.1:5060\n    cert_file: c\n    key_file: k\n" + base, "sip.tls.listen"},
+		{"unknown tls key", "sip:\n  tls:\n    port: 5061\n" + base, `unknown key "port" in sip.tls`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

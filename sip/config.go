@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/netip"
@@ -12,13 +13,18 @@ import (
 
 // Listener is one socket the server answers on.
 type Listener struct {
-	// Network is "udp" or "tcp" ("udp4", "udp6", "tcp4", "tcp6" also work).
-	// TLS will be a third kind with its own certificate fields; the guard
-	// that answers malformed input wraps any net.Listener, so it applies
-	// to TLS unchanged.
+	// Network is "udp", "tcp" or "tls" ("udp4", "udp6", "tcp4", "tcp6",
+	// "tls4", "tls6" also work). The guard that answers malformed input
+	// wraps TLS listeners too (tls.go).
 	Network string
 	// Addr is host:port; port 0 picks a free port (see Server.Addrs).
 	Addr string
+	// CertFile and KeyFile are the PEM certificate chain and key of a TLS
+	// listener (reloaded when the files change), unless TLSConfig is set.
+	CertFile, KeyFile string
+	// TLSConfig, for a TLS listener, replaces CertFile/KeyFile (TLS 1.2 at
+	// least is enforced).
+	TLSConfig *tls.Config
 }
 
 // Config configures a Server. Zero values get the defaults noted per field.
@@ -64,6 +70,12 @@ type Config struct {
 	// ComfortNoiseDB is the level of the noise sent when nothing plays
 	// (dBov, e.g. -65); 0 = the media default.
 	ComfortNoiseDB float64
+	// Trunks say who may call (acl.go, auth.go): none = anyone; otherwise
+	// the source IP must match a trunk, and trunks with credentials
+	// require digest authentication of each new INVITE.
+	Trunks []Trunk
+	// AuthLimit blocks a source after repeated authorisation failures.
+	AuthLimit AuthLimit
 	// Registrations are bindings kept at registrars as a client (RFC 3261
 	// §10, register.go): for PBXs and carriers that route calls to a
 	// registered contact rather than to a fixed address.
@@ -88,8 +100,12 @@ func (c Config) withDefaults() (Config, error) {
 	for i, l := range c.Listen {
 		switch strings.ToLower(l.Network) {
 		case "udp", "udp4", "udp6", "tcp", "tcp4", "tcp6":
+		case "tls", "tls4", "tls6":
+			if err := tlsListenerDefaults(&c.Listen[i]); err != nil { // tls.go
+				return c, err
+			}
 		default:
-			return c, fmt.Errorf("%w: listener %d: network %q (want udp or tcp)", ErrConfig, i, l.Network)
+			return c, fmt.Errorf("%w: listener %d: network %q (want udp, tcp or tls)", ErrConfig, i, l.Network)
 		}
 		if _, _, err := net.SplitHostPort(l.Addr); err != nil {
 			return c, fmt.Errorf("%w: listener %d: addr %q: %w", ErrConfig, i, l.Addr, err)
@@ -123,6 +139,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if !isHostToken(c.AdvertiseHost) {
 		return c, fmt.Errorf("%w: advertise host %q", ErrConfig, c.AdvertiseHost)
+	}
+	if err := c.withTrunkDefaults(); err != nil { // acl.go
+		return c, err
 	}
 	regs, err := registrationsWithDefaults(c.Registrations, c.Listen)
 	if err != nil {

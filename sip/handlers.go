@@ -22,6 +22,12 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		c.onReInvite(req, tx)
 		return
 	}
+	// RFC 3261 §8.2: authentication before the other checks, and before
+	// anything is allocated for the call (auth.go). A request too broken
+	// to answer properly is left to validateInvite's 400.
+	if validateRequest(req) == nil && !s.authorize(req, tx) {
+		return
+	}
 	if r := validateInvite(req); r != nil {
 		s.rejectRequest(req, tx, r)
 		s.metrics.callEnds.WithLabelValues(r.reason.String()).Inc()

@@ -23,6 +23,8 @@ type Metrics struct {
 	// configured registration name, so it is bounded by the config.
 	registrationUp *prometheus.GaugeVec   // sipbridge_sip_registration_up{registrar}
 	registers      *prometheus.CounterVec // sipbridge_sip_register_total{registrar,result}
+	// Trunk access control (acl.go, auth.go).
+	auth *authMetrics
 }
 
 // NewMetrics creates the series and registers them on reg (nil: not
@@ -79,6 +81,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for r := EndReason(0); r < endReasonCount; r++ {
 		m.callEnds.WithLabelValues(r.String())
 	}
+	m.auth = newAuthMetrics(reg)
 	if reg != nil {
 		m.requests = register(reg, m.requests)
 		m.responses = register(reg, m.responses)

@@ -126,6 +126,7 @@ type Server struct {
 	srv    *sipgo.Server
 	client *sipgo.Client
 	guard  *guard
+	auth   *authenticator // trunk access control; nil: anyone may call (auth.go)
 
 	// baseCtx parents every call: detached from request scope, cancelled
 	// when Serve returns.
@@ -217,6 +218,7 @@ func newServer(cfg Config, mb mediaBackend, newConv ConversationFactory, log *sl
 		changed:    make(chan struct{}),
 	}
 	s.guard = &guard{parser: sip.NewParser(), server: cfg.UserAgent, report: s.reportMalformed}
+	s.auth = newAuthenticator(s)
 	s.regs = newRegistrations(s)
 
 	srv.OnInvite(s.handler(s.onInvite))
@@ -262,12 +264,12 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 			b.pc, b.close = &guardedPacketConn{PacketConn: pc, g: s.guard}, pc.Close
 		} else {
-			ln, err := lc.Listen(ctx, l.Network, l.Addr)
+			ln, err := lc.Listen(ctx, streamNetwork(l.Network), l.Addr)
 			if err != nil {
 				closeAll()
 				return fmt.Errorf("sip: listen %s %s: %w", l.Network, l.Addr, err)
 			}
-			b.ln, b.close = &guardedListener{Listener: ln, g: s.guard, transport: "tcp"}, ln.Close
+			b.ln, b.close = s.wrapStream(l, ln), ln.Close // tls.go
 		}
 		socks = append(socks, b)
 	}
@@ -293,7 +295,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			if b.pc != nil {
 				err = s.srv.ServeUDP(b.pc)
 			} else {
-				err = s.srv.ServeTCP(b.ln)
+				err = s.serveStream(b.l, b.ln)
 			}
 			if stopping.Load() {
 				return nil
@@ -465,7 +467,11 @@ func (s *Server) contactFor(req *sip.Request, tx sip.ServerTransaction) sip.Cont
 		host = "[" + ip.String() + "]"
 	}
 	uri := sip.Uri{Scheme: "sip", Host: host, Port: port}
-	if network != "udp" && network != "" {
+	if strings.EqualFold(req.Recipient.Scheme, "sips") && network == "tls" {
+		// RFC 3261 §12.1.1: a sips Request-URI makes our Contact sips
+		// (transport=tls is implied and deprecated there, RFC 5630 §3.2).
+		uri.Scheme = "sips"
+	} else if network != "udp" && network != "" {
 		uri.UriParams = sip.NewParams()
 		uri.UriParams.Add("transport", network)
 	}
@@ -501,6 +507,9 @@ func (s *Server) handler(h func(req *sip.Request, tx sip.ServerTransaction)) sip
 				}
 			}
 		}()
+		if !s.screen(req, tx) { // trunk IP check and failure block (acl.go)
+			return
+		}
 		h(req, tx)
 	}
 }

@@ -39,6 +39,9 @@ func check(path string, stdout, stderr io.Writer) int {
 	for _, w := range cfg.MissingKeys(os.Getenv) {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
+	for _, w := range cfg.MissingTrunkPasswords(os.Getenv) {
+		fmt.Fprintf(stderr, "warning: %s (serve refuses to start without it)\n", w)
+	}
 	name := path
 	if name == "" {
 		name = "embedded default"

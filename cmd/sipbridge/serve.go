@@ -116,6 +116,9 @@ func serve(ctx context.Context, stop shutdown, cfg *configs.Config, logw io.Writ
 			sipCfg.Listen = append(sipCfg.Listen, sip.Listener{Network: t, Addr: l})
 		}
 	}
+	if err := applyTrunks(&sipCfg, cfg, os.Getenv); err != nil { // trunks.go
+		return err
+	}
 	a.sip, err = sip.NewServer(sipCfg, ports, a.newConversation, log, sip.NewMetrics(reg))
 	if err != nil {
 		return err

@@ -1,0 +1,178 @@
+package configs
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Trunk is one peer allowed to call (sip.trunks[]). With no trunk anyone
+// may call; with trunks the source IP must match one, and a trunk with a
+// username requires digest authentication of each new INVITE.
+type Trunk struct {
+	Name string `yaml:"name"`
+	// Allow lists the trunk's signalling sources: CIDRs or bare IPs.
+	// Optional when Username is set (digest from any source).
+	Allow []string `yaml:"allow"`
+	// Username for digest authentication; the password is read from the
+	// environment variable PasswordEnv (never from this file).
+	Username    string `yaml:"username"`
+	PasswordEnv string `yaml:"password_env"`
+	// Realm of the digest challenge (default: sip.advertise or the listen IP).
+	Realm string `yaml:"realm"`
+}
+
+// TLS is the SIP over TLS listener (sip.tls); absent = no TLS.
+type TLS struct {
+	Listen   string `yaml:"listen"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// AuthLimit blocks a source after repeated authorisation failures
+// (sip.auth_limit).
+type AuthLimit struct {
+	Failures int      `yaml:"failures"` // tolerated per window (default 10)
+	Window   Duration `yaml:"window"`   // default 1m
+	Block    Duration `yaml:"block"`    // default 5m
+}
+
+var (
+	trunkNameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+	digestValueRE = regexp.MustCompile(`^[\x20-\x21\x23-\x5b\x5d-\x7e]{1,128}$`) // printable, no '"' or '\'
+)
+
+func (c *Config) applyTrunkDefaults() {
+	l := &c.SIP.AuthLimit
+	if l.Failures == 0 {
+		l.Failures = 10
+	}
+	if l.Window == 0 {
+		l.Window = Duration(time.Minute)
+	}
+	if l.Block == 0 {
+		l.Block = Duration(5 * time.Minute)
+	}
+}
+
+// Prefixes returns the trunk's allow list as prefixes (a bare IP is
+// a /32 or /128). Validate has checked every entry.
+func (t Trunk) Prefixes() []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(t.Allow))
+	for _, a := range t.Allow {
+		if p, ok := parseAllow(a); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parseAllow(s string) (netip.Prefix, bool) {
+	s = strings.TrimSpace(s)
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), true
+	}
+	if ip, err := netip.ParseAddr(s); err == nil {
+		return netip.PrefixFrom(ip, ip.BitLen()), true
+	}
+	return netip.Prefix{}, false
+}
+
+// Password reads the trunk's password from its environment variable; a
+// trunk with a username and an unset variable is an error (it would admit
+// nobody, or worse, an empty password).
+func (t Trunk) Password(getenv func(string) string) (string, error) {
+	if t.Username == "" {
+		return "", nil
+	}
+	p := getenv(t.PasswordEnv)
+	if p == "" {
+		return "", fmt.Errorf("environment variable %s (password of trunk %q) is not set", t.PasswordEnv, t.Name)
+	}
+	return p, nil
+}
+
+// validateTrunks checks sip.trunks, sip.auth_limit and sip.tls.
+func (c *Config) validateTrunks(bad func(key, format string, args ...any)) {
+	seen := map[string]bool{}
+	for i, t := range c.SIP.Trunks {
+		key := fmt.Sprintf("sip.trunks[%d]", i)
+		if !trunkNameRE.MatchString(t.Name) {
+			bad(key+".name", "%q must be 1-63 letters, digits, '-', '_' or '.'", t.Name)
+		} else if seen[t.Name] {
+			bad(key+".name", "%q is used by another trunk", t.Name)
+		}
+		seen[t.Name] = true
+		for j, a := range t.Allow {
+			if _, ok := parseAllow(a); !ok {
+				bad(fmt.Sprintf("%s.allow[%d]", key, j), "%q is not a CIDR (e.g. 203.0.113.0/24) or an IP address", a)
+			}
+		}
+		if len(t.Allow) == 0 && t.Username == "" {
+			bad(key+".allow", "required unless username is set (a trunk with neither would admit anyone; to admit anyone, configure no trunks)")
+		}
+		if t.Username != "" && !digestValueRE.MatchString(t.Username) {
+			bad(key+".username", "must be 1-128 printable characters without '\"' or '\\'")
+		}
+		switch {
+		case t.Username != "" && t.PasswordEnv == "":
+			bad(key+".password_env", "required with username (the password itself never goes in the file)")
+		case t.Username == "" && t.PasswordEnv != "":
+			bad(key+".username", "required with password_env")
+		case t.PasswordEnv != "" && !envNameRE.MatchString(t.PasswordEnv):
+			bad(key+".password_env", "%q is not an environment variable name (the password itself never goes in the file)", t.PasswordEnv)
+		}
+		if t.Realm != "" && !digestValueRE.MatchString(t.Realm) {
+			bad(key+".realm", "must be 1-128 printable characters without '\"' or '\\'")
+		}
+	}
+	if c.SIP.AuthLimit.Failures < 1 {
+		bad("sip.auth_limit.failures", "must be ≥ 1")
+	}
+	if tl := c.SIP.TLS; tl != nil {
+		ap, err := netip.ParseAddrPort(tl.Listen)
+		if err != nil {
+			bad("sip.tls.listen", "%q is not IP:port (e.g. 0.0.0.0:5061)", tl.Listen)
+		} else {
+			for _, l := range c.SIP.Listen {
+				lap, err := netip.ParseAddrPort(l)
+				if err == nil && lap.Port() == ap.Port() && hasTCP(c.SIP.Transports) &&
+					(lap.Addr() == ap.Addr() || lap.Addr().IsUnspecified() || ap.Addr().IsUnspecified()) {
+					bad("sip.tls.listen", "%s collides with the TCP listener on %s", tl.Listen, l)
+				}
+			}
+			if ap.Addr().IsUnspecified() && c.SIP.Advertise == "" {
+				bad("sip.advertise", "required when sip.tls.listen is %s", tl.Listen)
+			}
+		}
+		if tl.CertFile == "" {
+			bad("sip.tls.cert_file", "required (PEM certificate chain)")
+		}
+		if tl.KeyFile == "" {
+			bad("sip.tls.key_file", "required (PEM private key)")
+		}
+	}
+}
+
+func hasTCP(transports []string) bool {
+	for _, t := range transports {
+		if t == "tcp" {
+			return true
+		}
+	}
+	return false
+}
+
+// MissingTrunkPasswords lists trunks whose password variable is unset
+// (serve refuses to start; check warns).
+func (c *Config) MissingTrunkPasswords(getenv func(string) string) []string {
+	var out []string
+	for i, t := range c.SIP.Trunks {
+		if _, err := t.Password(getenv); err != nil {
+			out = append(out, fmt.Sprintf("sip.trunks[%d].password_env: %v", i, err))
+		}
+	}
+	return out
+}
