@@ -68,6 +68,13 @@ type SIP struct {
 	AuthLimit AuthLimit `yaml:"auth_limit"`
 	// TLS, when present, adds a SIP over TLS listener.
 	TLS *TLS `yaml:"tls"`
+	// SessionExpires is the RFC 4028 session interval we ask for when the
+	// caller supports timers but offers none (default 30m; indialog.go).
+	SessionExpires Duration `yaml:"session_expires"`
+	// MinSE is the smallest session interval accepted; below it 422 (default 90s).
+	MinSE Duration `yaml:"min_se"`
+	// SessionRefresher is who refreshes when the caller leaves it open: uas (us, default) or uac.
+	SessionRefresher string `yaml:"session_refresher"`
 }
 
 // RTP is the media side.
@@ -105,6 +112,8 @@ type Assistant struct {
 	Model string `yaml:"model"`
 	// Tools the model may call.
 	Tools Tools `yaml:"tools"`
+	// DTMF passes the caller's key presses to the model (indialog.go).
+	DTMF DTMF `yaml:"dtmf"`
 }
 
 // TurnDetection mirrors the realtime turn_detection object.
@@ -297,6 +306,7 @@ var sectionOf = map[string]string{
 	"Faults": "regions[].simulator.faults", "Failover": "failover", "Health": "failover.health",
 	"Admin": "admin", "Log": "log",
 	"Trunk": "sip.trunks[]", "TLS": "sip.tls", "AuthLimit": "sip.auth_limit",
+	"DTMF": "assistant.dtmf",
 }
 
 func friendlyYAMLError(err error) error {
@@ -450,6 +460,7 @@ func (c *Config) applyDefaults() {
 	if h.CoolDown == 0 {
 		h.CoolDown = Duration(30 * time.Second)
 	}
+	c.applyInDialogDefaults() // indialog.go
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = "127.0.0.1:9090"
 	}
@@ -621,6 +632,7 @@ func (c *Config) Validate() error {
 	if r := f.Health.FailureRatio; r <= 0 || r > 1 {
 		bad("failover.health.failure_ratio", "%v is outside (0, 1]", r)
 	}
+	c.validateInDialog(bad) // indialog.go
 	if c.Admin.Listen != "off" {
 		if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
 			bad("admin.listen", "%q is not host:port or \"off\"", c.Admin.Listen)

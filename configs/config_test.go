@@ -121,6 +121,12 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"bad tls listen", "sip:\n  tls:\n    listen: localhost:5061\n    cert_file: c\n    key_file: k\n" + base, "sip.tls.listen"},
 		{"tls on the tcp port", "sip:\n  tls:\n    listen: 127.0.0.1:5060\n    cert_file: c\n    key_file: k\n" + base, "sip.tls.listen"},
 		{"unknown tls key", "sip:\n  tls:\n    port: 5061\n" + base, `unknown key "port" in sip.tls`},
+		{"min_se below 1s", "sip:\n  min_se: 500ms\n" + base, "sip.min_se"},
+		{"min_se fraction", "sip:\n  min_se: 1500ms\n" + base, "sip.min_se"},
+		{"session_expires below min_se", "sip:\n  session_expires: 60s\n" + base, "sip.session_expires"},
+		{"session_expires fraction", "sip:\n  session_expires: 1800500ms\n" + base, "sip.session_expires"},
+		{"bad refresher", "sip:\n  session_refresher: proxy\n" + base, "sip.session_refresher"},
+		{"unknown dtmf key", "assistant:\n  dtmf:\n    speak: true\n" + base, `unknown key "speak" in assistant.dtmf`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -143,3 +149,36 @@ func TestPreviewDetection(t *testing.T) {
 	require.True(t, Region{URL: "wss://r.openai.azure.com/openai/realtime?api-version=2025-04-01-preview&deployment=d"}.IsPreview())
 	require.False(t, Region{URL: "wss://r.openai.azure.com/openai/v1/realtime?model=d"}.IsPreview())
 }
+
+func TestInDialogDefaults(t *testing.T) {
+	base := "regions:\n  - name: a\n    url: ws://127.0.0.1:9001/v1/realtime?model=gpt-realtime\n"
+	tests := []struct {
+		name      string
+		yaml      string
+		expires   time.Duration
+		minSE     time.Duration
+		refresher string
+		dtmf      DTMF
+	}{
+		{name: "defaults", yaml: base, expires: 30 * time.Minute, minSE: 90 * time.Second, refresher: "uas",
+			dtmf: DTMF{Enabled: ptr(true), Respond: ptr(true)}},
+		{name: "set", yaml: "sip:\n  session_expires: 10m\n  min_se: 120s\n  session_refresher: uac\nassistant:\n  dtmf:\n    respond: false\n" + base,
+			expires: 10 * time.Minute, minSE: 120 * time.Second, refresher: "uac", dtmf: DTMF{Enabled: ptr(true), Respond: ptr(false)}},
+		{name: "min_se above the default interval raises it", yaml: "sip:\n  min_se: 1h\n" + base,
+			expires: time.Hour, minSE: time.Hour, refresher: "uas", dtmf: DTMF{Enabled: ptr(true), Respond: ptr(true)}},
+		{name: "short for tests", yaml: "sip:\n  session_expires: 4s\n  min_se: 2s\nassistant:\n  dtmf:\n    enabled: false\n" + base,
+			expires: 4 * time.Second, minSE: 2 * time.Second, refresher: "uas", dtmf: DTMF{Enabled: ptr(false), Respond: ptr(true)}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(tc.yaml))
+			require.NoError(t, err)
+			require.Equal(t, tc.expires, c.SIP.SessionExpires.D())
+			require.Equal(t, tc.minSE, c.SIP.MinSE.D())
+			require.Equal(t, tc.refresher, c.SIP.SessionRefresher)
+			require.Equal(t, tc.dtmf, c.Assistant.DTMF)
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -47,6 +47,13 @@ type Config struct {
 	TransferTargets []string
 	// KeepAudioTurns: user turns whose audio is kept for replay (default 4).
 	KeepAudioTurns int
+	// DTMFDisabled drops the caller's key presses (RFC 4733 events, SIP
+	// INFO): the model never hears of them.
+	DTMFDisabled bool
+	// DTMFSilent gives the model its note for each key ("The caller pressed
+	// 4.") without asking it to respond: the digits wait for the caller's
+	// next turn (PIN entry, where the model answers once after the last key).
+	DTMFSilent bool
 }
 
 // Defaults.

@@ -318,7 +318,8 @@ func (c *Conversation) PlayoutDone(itemID string, playedMs int) {
 }
 
 // DTMF reports a key the caller pressed: the model gets a system note
-// "The caller pressed 4." and is asked to respond.
+// "The caller pressed 4." and is asked to respond (Config.DTMFDisabled and
+// DTMFSilent turn either off).
 func (c *Conversation) DTMF(digit rune) { c.post(message{kind: msgDTMF, digit: digit}) }
 
 // TransferResult reports the outcome of a ControlTransfer; the model gets it

@@ -566,11 +566,13 @@ func (c *Conversation) onHold(held bool) {
 // ---- DTMF and functions ----------------------------------------------------
 
 func (c *Conversation) onDTMF(digit rune) {
-	if c.ending != nil || c.state == stDone {
+	if c.ending != nil || c.state == stDone || c.cfg.DTMFDisabled {
 		return
 	}
 	c.addSystemNote(fmt.Sprintf("The caller pressed %c.", digit))
-	c.enqueue(&createReq{plain: true})
+	if !c.cfg.DTMFSilent {
+		c.enqueue(&createReq{plain: true})
+	}
 }
 
 // addSystemNote records a system message and sends it to the active session

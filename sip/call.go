@@ -80,6 +80,9 @@ type call struct {
 	referSent bool
 	notifies  chan notifyStatus
 	ackSDP    []byte // SDP of the ACK of our 200 (the answer, for a late offer)
+
+	timer  sessionTimer // RFC 4028 session timer (timers.go)
+	target remoteTarget // remote target after a target refresh (target.go)
 }
 
 // Control timings.
@@ -114,6 +117,7 @@ func newCall(s *Server, req *sip.Request, tx sip.ServerTransaction) *call {
 		cancel:      cancel,
 		notifies:    make(chan notifyStatus, notifyBufferSize),
 		confirmedCh: make(chan struct{}),
+		timer:       sessionTimer{kick: make(chan struct{}, 1)},
 	}
 }
 
@@ -180,7 +184,9 @@ func (c *call) run() {
 	if ap, ok := localAddr(c.tx); ok && strings.EqualFold(c.req.Transport(), "udp") {
 		c.laddr = ap
 	}
-	ua := &sipgo.DialogUA{Client: c.s.client, ContactHDR: c.contact, RewriteContact: true}
+	// No RewriteContact: it would send every request to the INVITE's
+	// source even after a target refresh; fromListener routes them instead.
+	ua := &sipgo.DialogUA{Client: c.s.client, ContactHDR: c.contact}
 	dlg, err := ua.ReadInvite(c.req, c.tx)
 	if err != nil {
 		if errors.Is(err, sip.ErrTransactionCanceled) {
@@ -338,7 +344,7 @@ func (c *call) answerAndRun() {
 	}
 
 	res := sip.NewSDPResponseFromRequest(c.dlg.InviteRequest, c.answerSDP)
-	for _, h := range capabilityHeaders() {
+	for _, h := range append(capabilityHeaders(), c.armTimer()...) {
 		res.AppendHeader(h)
 	}
 	res.AppendHeader(sip.NewHeader("Server", c.s.cfg.UserAgent))
@@ -397,6 +403,7 @@ func (c *call) answerAndRun() {
 	c.log.Info("call answered", "codec", ans.Codec.Name, "dtmf_pt", ans.DTMFPT, "rtp_remote", ans.Remote.String(),
 		"direction", ans.Direction.String(), "setup_ms", time.Since(c.start).Milliseconds())
 	c.wg.Go(c.runMedia)
+	c.wg.Go(c.runSessionTimer)
 	<-c.ctx.Done()
 }
 
@@ -790,12 +797,13 @@ func (c *call) bye(ctx context.Context, reason string) {
 }
 
 // fromListener makes an in-dialog request leave from the socket the INVITE
-// came in on (UDP).
+// came in on (UDP), toward the dialog's remote target (target.go).
 func (c *call) fromListener(req *sip.Request) {
 	if c.laddr.IsValid() {
 		ip := c.laddr.Addr().AsSlice()
 		req.Laddr = sip.Addr{IP: net.IP(ip), Port: int(c.laddr.Port())}
 	}
+	c.routeToTarget(req)
 }
 
 // warning is a Warning header (RFC 3261 §20.43).

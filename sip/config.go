@@ -70,6 +70,18 @@ type Config struct {
 	// ComfortNoiseDB is the level of the noise sent when nothing plays
 	// (dBov, e.g. -65); 0 = the media default.
 	ComfortNoiseDB float64
+	// SessionExpires is the session interval (RFC 4028) we ask for when the
+	// caller supports session timers but offers none. Default 30 min;
+	// negative: never impose one (a caller's Session-Expires is still
+	// honoured).
+	SessionExpires time.Duration
+	// MinSE is the smallest session interval we accept: a smaller
+	// Session-Expires gets 422 with this Min-SE (RFC 4028 §5, §9). Default
+	// 90 s, the RFC's floor; smaller values are for tests.
+	MinSE time.Duration
+	// SessionRefresher is who refreshes when the caller leaves it to us:
+	// "uas" (we do, the default) or "uac" (the caller).
+	SessionRefresher string
 	// Trunks say who may call (acl.go, auth.go): none = anyone; otherwise
 	// the source IP must match a trunk, and trunks with credentials
 	// require digest authentication of each new INVITE.
@@ -139,6 +151,10 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if !isHostToken(c.AdvertiseHost) {
 		return c, fmt.Errorf("%w: advertise host %q", ErrConfig, c.AdvertiseHost)
+	}
+	var terr error
+	if c, terr = c.withTimerDefaults(); terr != nil { // timers.go
+		return c, terr
 	}
 	if err := c.withTrunkDefaults(); err != nil { // acl.go
 		return c, err

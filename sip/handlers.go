@@ -33,6 +33,11 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.metrics.callEnds.WithLabelValues(r.reason.String()).Inc()
 		return
 	}
+	if r := s.checkSessionInterval(req); r != nil { // timers.go: 422, RFC 4028 §9
+		s.rejectRequest(req, tx, r)
+		s.metrics.callEnds.WithLabelValues(r.reason.String()).Inc()
+		return
+	}
 	c := newCall(s, req, tx)
 	if r := s.admit(c); r != nil {
 		c.cancel(nil) // release the context; the call never started
@@ -135,12 +140,13 @@ func (s *Server) inDialogUnknown(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 // capabilityHeaders go on OPTIONS 200 and on our 2xx to INVITE (RFC 3261
-// §13.3.1.4: a 2xx SHOULD carry Allow and Supported). We support no option
-// tags yet (no 100rel, no timer); the empty Supported is valid grammar.
+// §13.3.1.4: a 2xx SHOULD carry Allow and Supported). The one option tag is
+// timer (RFC 4028 §7.1, timers.go); no 100rel. Accept lists the SDP and the
+// DTMF INFO bodies (info.go).
 func capabilityHeaders() []sip.Header {
 	return []sip.Header{
 		sip.NewHeader("Allow", allowedMethods),
-		sip.NewHeader("Accept", "application/sdp"),
-		sip.NewHeader("Supported", ""),
+		sip.NewHeader("Accept", "application/sdp, "+ctDTMFRelay+", "+ctDTMF),
+		sip.NewHeader("Supported", "timer"),
 	}
 }

@@ -320,6 +320,7 @@ type uac struct {
 
 	byes   chan *sip.Request
 	refers chan *sip.Request
+	hooks  *inDialogHooks // UPDATE, re-INVITE and ACK from the server (indialog_test.go)
 	// referStatus answers REFERs (202 by default).
 	mu          sync.Mutex
 	referStatus int
@@ -334,6 +335,26 @@ func newUAC(t *testing.T, target string) *uac {
 	require.NoError(t, err)
 	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(discard))
 	require.NoError(t, err)
+	// Handlers go in before the listener serves: sipgo's handler map is
+	// not guarded.
+	u := &uac{
+		t: t, ua: ua, srv: srv, target: target,
+		byes:        make(chan *sip.Request, 8),
+		refers:      make(chan *sip.Request, 8),
+		hooks:       newInDialogHooks(srv),
+		referStatus: sip.StatusAccepted,
+	}
+	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		u.byes <- req
+		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
+	})
+	srv.OnRefer(func(req *sip.Request, tx sip.ServerTransaction) {
+		u.refers <- req
+		u.mu.Lock()
+		st := u.referStatus
+		u.mu.Unlock()
+		_ = tx.Respond(sip.NewResponseFromRequest(req, st, "Refer Response", nil))
+	})
 	// The UAC sends and receives on one listening socket: sipgo's ephemeral
 	// client sockets can lose their reference count and never close.
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
@@ -350,24 +371,8 @@ func newUAC(t *testing.T, target string) *uac {
 	}, wait, time.Millisecond, "uac listener not serving")
 	client, err := sipgo.NewClient(ua, sipgo.WithClientLogger(discard), sipgo.WithClientConnectionAddr(laddr.String()))
 	require.NoError(t, err)
-	u := &uac{
-		t: t, ua: ua, client: client, srv: srv, target: target,
-		byes:        make(chan *sip.Request, 8),
-		refers:      make(chan *sip.Request, 8),
-		referStatus: sip.StatusAccepted,
-	}
+	u.client = client
 	u.dua = sipgo.DialogUA{Client: client, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "caller", Host: "127.0.0.1", Port: laddr.Port}}}
-	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
-		u.byes <- req
-		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
-	})
-	srv.OnRefer(func(req *sip.Request, tx sip.ServerTransaction) {
-		u.refers <- req
-		u.mu.Lock()
-		st := u.referStatus
-		u.mu.Unlock()
-		_ = tx.Respond(sip.NewResponseFromRequest(req, st, "Refer Response", nil))
-	})
 	t.Cleanup(func() {
 		_ = ua.Close()
 		_ = pc.Close()

@@ -37,6 +37,12 @@ func (c *call) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 		c.s.metrics.reinvites.WithLabelValues("rejected").Inc()
 		return
 	}
+	if c.timer.offering.Load() {
+		// RFC 3261 §14.2: glare with our own refresh re-INVITE (timers.go).
+		_ = c.s.respond(req, tx, sip.StatusRequestPending, "Request Pending", nil)
+		c.s.metrics.reinvites.WithLabelValues("rejected").Inc()
+		return
+	}
 	c.mu.Lock()
 	if prev := c.reinvite; prev != nil {
 		// The previous one may only be waiting for an ACK that is already
@@ -87,6 +93,13 @@ func (c *call) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 		c.s.metrics.reinvites.WithLabelValues("rejected").Inc()
 		return
 	}
+	// Every re-INVITE is a session refresh (RFC 4028 §9 applies to it).
+	tres, r := c.timerFor(req)
+	if r != nil {
+		c.s.rejectRequest(req, tx, r)
+		c.s.metrics.reinvites.WithLabelValues("rejected").Inc()
+		return
+	}
 
 	var (
 		out    []byte
@@ -97,48 +110,25 @@ func (c *call) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if body == nil {
 		// No offer: the 200 carries ours, the current session unchanged
 		// (same o= version, RFC 3264 §8), and the ACK brings the answer.
-		p.offerless = true
 		c.mu.Lock()
+		p.offerless = true // under mu: offerlessPending reads it
 		out = c.answerSDP
 		c.mu.Unlock()
 		result = "offerless"
-	} else {
-		var err error
-		offer, err = sdp.ParseOffer(body)
-		if err != nil {
-			c.s.rejectRequest(req, tx, reject(EndRejectBadRequest, "unparsable SDP"))
-			c.s.metrics.reinvites.WithLabelValues("rejected").Inc()
-			return
-		}
-		ans, err = sdp.Negotiate(offer, sdp.Prefs{})
-		if err != nil {
-			r := reject(EndRejectNoCommonCodec, "")
-			r.hdrs = append(r.hdrs, warning(c.s.cfg.AdvertiseHost, 305, "Incompatible media format"))
-			c.s.rejectRequest(req, tx, r)
-			c.s.metrics.reinvites.WithLabelValues("rejected").Inc()
-			return
-		}
-		c.mu.Lock()
-		local := c.local
-		local.SessionVersion++ // our SDP changes with every answer (RFC 3264 §8)
-		out, err = sdp.BuildAnswer(offer, ans, local)
-		if err == nil {
-			c.local = local
-		}
-		c.mu.Unlock()
-		if err != nil {
-			_ = c.s.respond(req, tx, sip.StatusInternalServerError, "Server Internal Error", nil)
-			c.log.Error("sip: re-INVITE answer", "error", err)
-			return
-		}
+	} else if offer, ans, out, r = c.answerReoffer(body); r != nil { // update.go
+		c.s.rejectRequest(req, tx, r)
+		c.s.metrics.reinvites.WithLabelValues("rejected").Inc()
+		return
 	}
 
 	res := sip.NewSDPResponseFromRequest(req, out)
 	res.AppendHeader(sip.HeaderClone(&c.contact))
-	if err := c.s.send(req, tx, res, capabilityHeaders()...); err != nil {
+	if err := c.s.send(req, tx, res, append(capabilityHeaders(), tres.headers()...)...); err != nil {
 		c.log.Warn("sip: re-INVITE 200 not sent", "error", err)
 		return
 	}
+	c.commitTimer(req, tres)
+	c.refreshTarget(req) // RFC 3261 §12.2.2: a re-INVITE is a target refresh
 	if body != nil {
 		result = c.applyAnswer(offer, ans, out)
 	}

@@ -215,14 +215,14 @@ func TestOptionsAndMethodNotAllowed(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, sip.StatusOK, res.StatusCode)
 	allow := res.GetHeader("Allow").Value()
-	for _, m := range []string{"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "NOTIFY"} {
+	for _, m := range []string{"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "NOTIFY", "UPDATE", "INFO"} {
 		require.Contains(t, allow, m)
 	}
-	require.Equal(t, "application/sdp", res.GetHeader("Accept").Value())
-	require.NotNil(t, res.GetHeader("Supported"))
+	require.Equal(t, "application/sdp, application/dtmf-relay, application/dtmf", res.GetHeader("Accept").Value())
+	require.Equal(t, "timer", res.GetHeader("Supported").Value(), "RFC 4028 §7.1")
 	require.Equal(t, "sipbridge-test", res.GetHeader("Server").Value())
 
-	for _, m := range []sip.RequestMethod{sip.SUBSCRIBE, sip.MESSAGE, sip.REGISTER, sip.INFO, sip.UPDATE} {
+	for _, m := range []sip.RequestMethod{sip.SUBSCRIBE, sip.MESSAGE, sip.REGISTER} {
 		res, err := u.client.Do(ctx, sip.NewRequest(m, u.uri("ai")))
 		require.NoError(t, err)
 		require.Equal(t, sip.StatusMethodNotAllowed, res.StatusCode, m)
@@ -232,7 +232,7 @@ func TestOptionsAndMethodNotAllowed(t *testing.T) {
 
 func TestUnknownDialogRequests(t *testing.T) {
 	h := newHarness(t)
-	for i, m := range []string{"BYE", "INVITE", "NOTIFY", "CANCEL"} {
+	for i, m := range []string{"BYE", "INVITE", "NOTIFY", "CANCEL", "UPDATE", "INFO"} {
 		r := newRawUDP(t, h.addr) // the 481 to an INVITE is retransmitted until ACKed
 		req := newRawReq(m, h.addr, r.localPort(), "nodlg-"+strconv.Itoa(i)).set("To:", "To: <sip:ai@127.0.0.1>;tag=nope")
 		if m == "NOTIFY" {

@@ -96,7 +96,7 @@ const (
 )
 
 // allowedMethods go into Allow (OPTIONS, 405, 2xx to INVITE).
-const allowedMethods = "INVITE, ACK, BYE, CANCEL, OPTIONS, NOTIFY"
+const allowedMethods = "INVITE, ACK, BYE, CANCEL, OPTIONS, NOTIFY, UPDATE, INFO"
 
 var setGlobalsOnce sync.Once
 
@@ -227,6 +227,8 @@ func newServer(cfg Config, mb mediaBackend, newConv ConversationFactory, log *sl
 	srv.OnCancel(s.handler(s.onCancel))
 	srv.OnOptions(s.handler(s.onOptions))
 	srv.OnNotify(s.handler(s.onNotify))
+	srv.OnUpdate(s.handler(s.onUpdate)) // update.go
+	srv.OnInfo(s.handler(s.onInfo))     // info.go
 	srv.OnNoRoute(s.handler(s.onNoRoute))
 	return s, nil
 }

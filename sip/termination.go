@@ -30,6 +30,10 @@ const (
 	EndDialogEnded  // sipgo ended the dialog under us (transaction terminated)
 	EndBadAnswer    // late offer: the ACK carried no acceptable SDP answer (RFC 3261 §13.2.1)
 
+	// Session timers (RFC 4028 §10, timers.go).
+	EndSessionExpired // the caller was the refresher and no refresh came in time
+	EndRefreshFailed  // our session refresh got 408 or 481, or no answer
+
 	// The INVITE was rejected before any media or AI was set up.
 	EndRejectBadRequest           // malformed request (400)
 	EndRejectUnsupportedMediaType // body not application/sdp (415)
@@ -43,6 +47,7 @@ const (
 	EndRejectNoRTPPort            // the RTP port range is exhausted (503)
 	EndRejectMediaSetup           // the RTP stream could not be created (500)
 	EndRejectAIUnavailable        // the conversation could not be created (503)
+	EndRejectSessionInterval      // Session-Expires below our Min-SE (422, RFC 4028 §6)
 
 	endReasonCount
 )
@@ -78,6 +83,9 @@ var terminations = [endReasonCount]Termination{
 	EndDialogEnded:  {Label: "dialog_ended", Status: sip.StatusInternalServerError, Phrase: "Server Internal Error", Level: slog.LevelWarn},
 	EndBadAnswer:    {Label: "bad_sdp_answer", Status: sip.StatusNotAcceptableHere, Phrase: "Not Acceptable Here", Hangup: true, Reason: `SIP;cause=488;text="no acceptable SDP answer"`, Level: slog.LevelWarn},
 
+	EndSessionExpired: {Label: "session_expired", Status: sip.StatusRequestTimeout, Phrase: "Request Timeout", Hangup: true, Reason: `SIP;cause=408;text="Session timer expired"`, Level: slog.LevelWarn},
+	EndRefreshFailed:  {Label: "session_refresh_failed", Status: sip.StatusRequestTimeout, Phrase: "Request Timeout", Hangup: true, Reason: `SIP;cause=408;text="Session refresh failed"`, Level: slog.LevelWarn},
+
 	EndRejectBadRequest:           {Label: "bad_request", Status: sip.StatusBadRequest, Phrase: "Bad Request", Level: slog.LevelWarn},
 	EndRejectUnsupportedMediaType: {Label: "unsupported_media_type", Status: sip.StatusUnsupportedMediaType, Phrase: "Unsupported Media Type", Level: slog.LevelWarn},
 	EndRejectBadExtension:         {Label: "bad_extension", Status: sip.StatusBadExtension, Phrase: "Bad Extension", Level: slog.LevelInfo},
@@ -90,6 +98,7 @@ var terminations = [endReasonCount]Termination{
 	EndRejectNoRTPPort:            {Label: "no_rtp_port", Status: sip.StatusServiceUnavailable, Phrase: "Service Unavailable", RetryAfter: true, Level: slog.LevelError},
 	EndRejectMediaSetup:           {Label: "media_setup_failed", Status: sip.StatusInternalServerError, Phrase: "Server Internal Error", Level: slog.LevelError},
 	EndRejectAIUnavailable:        {Label: "ai_unavailable", Status: sip.StatusServiceUnavailable, Phrase: "Service Unavailable", RetryAfter: true, Level: slog.LevelError},
+	EndRejectSessionInterval:      {Label: "session_interval_too_small", Status: 422, Phrase: "Session Interval Too Small", Level: slog.LevelInfo},
 }
 
 // Termination returns what r means.

@@ -118,7 +118,8 @@ func validateInvite(req *sip.Request) *rejection {
 	var unsupported []string
 	for _, h := range req.GetHeaders("Require") {
 		for tag := range strings.SplitSeq(h.Value(), ",") {
-			if tag = strings.TrimSpace(tag); tag != "" {
+			// timer is the one extension we support (RFC 4028, timers.go).
+			if tag = strings.TrimSpace(tag); tag != "" && !strings.EqualFold(tag, "timer") {
 				unsupported = append(unsupported, tag)
 			}
 		}

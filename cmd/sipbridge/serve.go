@@ -111,6 +111,12 @@ func serve(ctx context.Context, stop shutdown, cfg *configs.Config, logw io.Writ
 	if cfg.Assistant.AudioFormat == "g711" {
 		sipCfg.ModelFormatFollowsCodec = true
 	}
+	// Session timers (RFC 4028).
+	sipCfg.SessionExpires, sipCfg.MinSE = cfg.SIP.SessionExpires.D(), cfg.SIP.MinSE.D()
+	sipCfg.SessionRefresher = cfg.SIP.SessionRefresher
+	if sipCfg.MinSE < configs.RFCMinSE {
+		log.Warn("sip.min_se is below RFC 4028's 90 s floor: for tests only", "min_se", sipCfg.MinSE.String())
+	}
 	for _, l := range cfg.SIP.Listen {
 		for _, t := range cfg.SIP.Transports {
 			sipCfg.Listen = append(sipCfg.Listen, sip.Listener{Network: t, Addr: l})
@@ -303,6 +309,8 @@ func (a *app) newConversation(ctx context.Context, call sip.CallInfo, player fai
 		GiveUpTransfer:  cfg.Failover.GiveUpTransfer,
 		TransferTargets: cfg.Assistant.Tools.TransferTargets,
 	}
+	fc.DTMFDisabled = !*cfg.Assistant.DTMF.Enabled
+	fc.DTMFSilent = !*cfg.Assistant.DTMF.Respond
 	if a.filler != nil {
 		fc.FillerAudio = a.filler.render(format)
 	}
