@@ -128,14 +128,23 @@ func rtpRange() (int, int) {
 }
 
 // startBridge writes the config (regions appended from rs) and starts the binary.
-// extra is YAML placed before the regions list (sip/rtp/assistant/failover…).
+// extra is YAML placed before the regions list (sip/rtp/assistant/failover…);
+// a leading "sip:" block is merged into the sip section the harness writes.
 func startBridge(t testing.TB, extra string, rs ...*region) *bridge {
+	t.Helper()
+	return startBridgeEnv(t, extra, nil, rs...)
+}
+
+// startBridgeEnv is startBridge with extra environment (NAME=value), e.g.
+// a trunk password.
+func startBridgeEnv(t testing.TB, extra string, extraEnv []string, rs ...*region) *bridge {
 	t.Helper()
 	sipPort := freePort(t)
 	adminPort := freePort(t)
 	lo, hi := rtpRange()
 	var b strings.Builder
-	fmt.Fprintf(&b, "sip:\n  listen: 127.0.0.1:%d\n", sipPort)
+	sipExtra, extra := splitSIPSection(extra)
+	fmt.Fprintf(&b, "sip:\n  listen: 127.0.0.1:%d\n%s", sipPort, sipExtra)
 	if !strings.Contains(extra, "rtp:") {
 		fmt.Fprintf(&b, "rtp:\n  port_min: %d\n  port_max: %d\n", lo, hi)
 	}
@@ -148,7 +157,7 @@ func startBridge(t testing.TB, extra string, rs ...*region) *bridge {
 		b.WriteString("\n")
 	}
 	b.WriteString("regions:\n")
-	env := os.Environ()
+	env := append(os.Environ(), extraEnv...)
 	for _, r := range rs {
 		fmt.Fprintf(&b, "  - name: %s\n    url: %s\n    api_key_env: %s\n", r.Name, r.URL, r.KeyEnv)
 		for _, e := range r.Extra {
@@ -159,6 +168,21 @@ func startBridge(t testing.TB, extra string, rs ...*region) *bridge {
 	path := filepath.Join(t.TempDir(), "sipbridge.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(b.String()), 0o600))
 	return startBridgeFile(t, path, env, fmt.Sprintf("127.0.0.1:%d", sipPort), fmt.Sprintf("127.0.0.1:%d", adminPort))
+}
+
+// splitSIPSection takes a leading "sip:" block (its indented lines) off
+// extra.
+func splitSIPSection(extra string) (sipLines, rest string) {
+	body, ok := strings.CutPrefix(extra, "sip:\n")
+	if !ok {
+		return "", extra
+	}
+	lines := strings.SplitAfter(body, "\n")
+	i := 0
+	for i < len(lines) && strings.HasPrefix(lines[i], " ") {
+		i++
+	}
+	return strings.Join(lines[:i], ""), strings.Join(lines[i:], "")
 }
 
 func startBridgeFile(t testing.TB, path string, env []string, sipAddr, admin string) *bridge {
