@@ -80,14 +80,18 @@ func TestWebhookRun(t *testing.T) {
 		wantCalled bool
 	}{
 		{name: "ok body passed through", args: `{"order_id":"A-17"}`, wantCalled: true, wantResult: "ok",
-			handler: func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, `{"status":"shipped","eta":"Tuesday"}`) },
-			want:    `{"status":"shipped","eta":"Tuesday"}`},
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.WriteString(w, `{"status":"shipped","eta":"Tuesday"}`)
+			},
+			want: `{"status":"shipped","eta":"Tuesday"}`},
 		{name: "empty body", args: ``, wantCalled: true, wantResult: "ok",
 			handler: func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) },
 			want:    `{"ok":true}`},
 		{name: "http error", args: `{}`, wantCalled: true, wantResult: "http_error", wantSub: true,
-			handler: func(w http.ResponseWriter, r *http.Request) { http.Error(w, "db down at 10.1.2.3", http.StatusInternalServerError) },
-			want:    `"error":"the lookup_order service answered with an error (HTTP 500)"`},
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				http.Error(w, "db down at 10.1.2.3", http.StatusInternalServerError)
+			},
+			want: `"error":"the lookup_order service answered with an error (HTTP 500)"`},
 		{name: "redirect not followed", args: `{}`, wantCalled: true, wantResult: "http_error", wantSub: true,
 			handler: func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/elsewhere", http.StatusFound) },
 			want:    `(HTTP 302)`},
@@ -100,8 +104,10 @@ func TestWebhookRun(t *testing.T) {
 			},
 			want: `did not answer in time`},
 		{name: "too large", args: `{}`, wantCalled: true, wantResult: "error", wantSub: true,
-			handler: func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(bytes.Repeat([]byte("x"), MaxResponseBytes+1)) },
-			want:    `answered too much`},
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				_, _ = w.Write(bytes.Repeat([]byte("x"), MaxResponseBytes+1))
+			},
+			want: `answered too much`},
 		{name: "bad arguments", args: `{"order_id":`, wantCalled: false, wantResult: "bad_arguments", wantSub: true,
 			handler: func(w http.ResponseWriter, r *http.Request) {},
 			want:    `not valid JSON`},
