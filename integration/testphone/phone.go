@@ -48,6 +48,8 @@ type Phone struct {
 	requests []*sip.Request
 	// OnRefer, if set, answers REFERs (default 202 and a NOTIFY 200).
 	OnRefer func(req *sip.Request) int
+	// refresh answers the bridge's session refreshes (reinvite.go).
+	refresh refreshHook
 }
 
 // New starts a phone listening on an ephemeral port.
@@ -90,6 +92,7 @@ func New(ctx context.Context, cfg Config) (*Phone, error) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 	})
 	srv.OnInvite(p.onReInvite)
+	srv.OnUpdate(p.onUpdate) // reinvite.go
 	srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {})
 	errc := make(chan error, 1)
 	go func() {
@@ -117,8 +120,10 @@ func New(ctx context.Context, cfg Config) (*Phone, error) {
 		cancel()
 		return nil, err
 	}
+	p.mu.Lock() // onBye may already run (a BYE to a phone that never called)
 	p.client = client
 	p.dc = sipgo.NewDialogClientCache(client, p.contact())
+	p.mu.Unlock()
 	return p, nil
 }
 
@@ -182,8 +187,9 @@ func (p *Phone) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	p.mu.Lock()
 	p.requests = append(p.requests, req)
 	c := p.calls[req.CallID().Value()]
+	dc := p.dc
 	p.mu.Unlock()
-	if err := p.dc.ReadBye(req, tx); err != nil {
+	if dc == nil || dc.ReadBye(req, tx) != nil {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
 	}
 	if c != nil {
@@ -228,8 +234,12 @@ func (p *Phone) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 	p.requests = append(p.requests, req)
 	c := p.calls[req.CallID().Value()]
 	p.mu.Unlock()
+	code := p.refresh.status()
 	if c == nil {
-		_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
+		code = 481
+	}
+	if code != 200 {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, code, "Refused", nil))
 		return
 	}
 	res := sip.NewResponseFromRequest(req, 200, "OK", c.offer)
