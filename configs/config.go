@@ -75,6 +75,8 @@ type SIP struct {
 	MinSE Duration `yaml:"min_se"`
 	// SessionRefresher is who refreshes when the caller leaves it open: uas (us, default) or uac.
 	SessionRefresher string `yaml:"session_refresher"`
+	// Register are registrars sipbridge registers with as a client (extensions.go).
+	Register []Registration `yaml:"register"`
 }
 
 // RTP is the media side.
@@ -141,6 +143,8 @@ type Tools struct {
 	EndCall *bool `yaml:"end_call"`
 	// TransferTargets are SIP URIs the model may transfer to; empty disables transfer_call.
 	TransferTargets []string `yaml:"transfer_targets"`
+	// Webhooks are custom tools served over HTTP (extensions.go).
+	Webhooks []Webhook `yaml:"webhooks"`
 }
 
 // Region is one realtime endpoint, in priority order.
@@ -346,6 +350,7 @@ func (c *Config) applyDefaults() {
 		c.SIP.AnswerTimeout = Duration(10 * time.Second)
 	}
 	c.applyTrunkDefaults() // trunks.go
+	c.extensionDefaults()  // extensions.go: sip.register, assistant.tools.webhooks
 	if c.RTP.PortMin == 0 && c.RTP.PortMax == 0 {
 		c.RTP.PortMin, c.RTP.PortMax = 10000, 20000
 	}
@@ -535,7 +540,8 @@ func (c *Config) Validate() error {
 	if strings.ContainsAny(c.SIP.UserAgent, "\r\n\x00") {
 		bad("sip.user_agent", "must not contain CR, LF or NUL")
 	}
-	c.validateTrunks(bad) // trunks.go: sip.trunks, sip.auth_limit, sip.tls
+	c.validateTrunks(bad)     // trunks.go: sip.trunks, sip.auth_limit, sip.tls
+	c.validateExtensions(bad) // extensions.go: sip.register, assistant.tools.webhooks
 	if c.RTP.IP != "" {
 		if _, err := netip.ParseAddr(c.RTP.IP); err != nil {
 			bad("rtp.ip", "%q is not an IP address", c.RTP.IP)
@@ -705,5 +711,5 @@ func (c *Config) MissingKeys(getenv func(string) string) []string {
 			out = append(out, fmt.Sprintf("regions %q: environment variable %s is not set", r.Name, r.APIKeyEnv))
 		}
 	}
-	return out
+	return append(out, c.missingExtensionKeys(getenv)...)
 }

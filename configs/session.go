@@ -63,6 +63,7 @@ func (c *Config) SessionConfig(format realtime.AudioFormat) realtime.SessionConf
 				string(targets) + `,"description":"Where to transfer the caller."}},"required":[]}`),
 		})
 	}
+	sc.Tools = append(sc.Tools, c.webhookTools()...) // extensions.go
 	return sc
 }
 
