@@ -49,6 +49,7 @@ type app struct {
 	sip     *sip.Server
 	filler  *prompt
 	apology *prompt
+	tools   failover.ToolRunner // webhook tools (extensions.go); nil: none
 	// draining is set on SIGTERM; /healthz answers 503 from then on.
 	draining atomic.Bool
 }
@@ -123,6 +124,10 @@ func serve(ctx context.Context, stop shutdown, cfg *configs.Config, logw io.Writ
 		}
 	}
 	if err := applyTrunks(&sipCfg, cfg, os.Getenv); err != nil { // trunks.go
+		return err
+	}
+	applyRegistrations(&sipCfg, cfg, os.Getenv) // extensions.go
+	if a.tools, err = newToolRunner(cfg, os.Getenv, log, reg); err != nil {
 		return err
 	}
 	a.sip, err = sip.NewServer(sipCfg, ports, a.newConversation, log, sip.NewMetrics(reg))
@@ -326,6 +331,7 @@ func (a *app) newConversation(ctx context.Context, call sip.CallInfo, player fai
 		// The call's logger already carries call_id; failover adds it itself.
 		Logger:  a.log,
 		Metrics: a.fom,
+		Tools:   a.tools,
 	}), nil
 }
 
@@ -345,10 +351,11 @@ func (a *app) startAdmin(reg *prometheus.Registry) (*http.Server, error) {
 	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{
-			"version":      version,
-			"active_calls": a.sip.ActiveCalls(),
-			"draining":     a.draining.Load(),
-			"regions":      a.pool.Status(),
+			"version":       version,
+			"active_calls":  a.sip.ActiveCalls(),
+			"draining":      a.draining.Load(),
+			"regions":       a.pool.Status(),
+			"registrations": a.sip.Registrations(),
 		})
 	})
 	ln, err := net.Listen("tcp", a.cfg.Admin.Listen)
