@@ -114,6 +114,7 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"password in password_env", "sip:\n  trunks:\n    - name: t\n      username: u\n      password_env: hunter2!\n" + base, "sip.trunks[0].password_env"},
 		{"quote in username", "sip:\n  trunks:\n    - name: t\n      username: 'a\"b'\n      password_env: P\n" + base, "sip.trunks[0].username"},
 		{"bad realm", "sip:\n  trunks:\n    - name: t\n      username: u\n      password_env: P\n      realm: \"a\\\\b\"\n" + base, "sip.trunks[0].realm"},
+		{"bad algorithm", "sip:\n  trunks:\n    - name: t\n      username: u\n      password_env: P\n      algorithms: [SHA-512]\n" + base, "sip.trunks[0].algorithms[0]"},
 		{"bad auth limit", "sip:\n  auth_limit:\n    failures: -1\n" + base, "sip.auth_limit.failures"},
 		{"unknown auth limit key", "sip:\n  auth_limit:\n    max: 3\n" + base, `unknown key "max" in sip.auth_limit`},
 		{"tls without cert", "sip:\n  tls:\n    listen: 127.0.0.1:5061\n    key_file: k.pem\n" + base, "sip.tls.cert_file"},

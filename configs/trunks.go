@@ -22,6 +22,9 @@ type Trunk struct {
 	PasswordEnv string `yaml:"password_env"`
 	// Realm of the digest challenge (default: sip.advertise or the listen IP).
 	Realm string `yaml:"realm"`
+	// Algorithms offered in the challenge, in order of preference
+	// (default [SHA-256, MD5]).
+	Algorithms []string `yaml:"algorithms"`
 }
 
 // TLS is the SIP over TLS listener (sip.tls); absent = no TLS.
@@ -126,6 +129,18 @@ func (c *Config) validateTrunks(bad func(key, format string, args ...any)) {
 		}
 		if t.Realm != "" && !digestValueRE.MatchString(t.Realm) {
 			bad(key+".realm", "must be 1-128 printable characters without '\"' or '\\'")
+		}
+		algSeen := map[string]bool{}
+		for j, a := range t.Algorithms {
+			if a != "SHA-256" && a != "MD5" {
+				bad(fmt.Sprintf("%s.algorithms[%d]", key, j), "%q is not SHA-256 or MD5", a)
+			} else if algSeen[a] {
+				bad(fmt.Sprintf("%s.algorithms[%d]", key, j), "%s is listed twice", a)
+			}
+			algSeen[a] = true
+		}
+		if len(t.Algorithms) > 0 && t.Username == "" {
+			bad(key+".algorithms", "only applies with username")
 		}
 	}
 	if c.SIP.AuthLimit.Failures < 1 {

@@ -3,6 +3,7 @@ package sip
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +44,11 @@ type Trunk struct {
 	Password string
 	// Realm of the challenge (RFC 3261 §22.1). Default: the advertise host.
 	Realm string
+	// Algorithms offered, in order of preference: "SHA-256", "MD5"
+	// (default both, SHA-256 first as RFC 8760 §2.4 asks). Clients that
+	// only read the first challenge and know only MD5 (SIPp 3.6, older
+	// PBXs) need MD5 first or alone.
+	Algorithms []string
 }
 
 // AuthLimit blocks a source after repeated authorisation failures.
@@ -150,6 +156,11 @@ func trunksWithDefaults(trunks []Trunk, advertise string, lim AuthLimit) ([]Trun
 		if !isDigestValue(t.Realm) {
 			return nil, lim, fmt.Errorf("%w: trunk %q: realm has characters a digest header cannot carry", ErrConfig, t.Name)
 		}
+		algs, err := digestAlgorithms(t.Algorithms)
+		if err != nil {
+			return nil, lim, fmt.Errorf("%w: trunk %q: %w", ErrConfig, t.Name, err)
+		}
+		t.Algorithms = algs
 		allow := make([]netip.Prefix, 0, len(t.Allow))
 		for _, p := range t.Allow {
 			if !p.IsValid() {
@@ -173,6 +184,27 @@ func trunksWithDefaults(trunks []Trunk, advertise string, lim AuthLimit) ([]Trun
 		return nil, lim, fmt.Errorf("%w: auth limit failures %d", ErrConfig, lim.Failures)
 	}
 	return out, lim, nil
+}
+
+// digestAlgorithms canonicalises a trunk's algorithm list.
+func digestAlgorithms(in []string) ([]string, error) {
+	if len(in) == 0 {
+		return append([]string(nil), challengeAlgorithms...), nil
+	}
+	var out []string
+	for _, a := range in {
+		switch strings.ToUpper(a) {
+		case "SHA-256", "MD5":
+		default:
+			return nil, fmt.Errorf("digest algorithm %q (want SHA-256 or MD5)", a)
+		}
+		a = strings.ToUpper(a)
+		if slices.Contains(out, a) {
+			return nil, fmt.Errorf("digest algorithm %s listed twice", a)
+		}
+		out = append(out, a)
+	}
+	return out, nil
 }
 
 // unmappedBits keeps a ::ffff:a.b.c.d/n prefix meaningful once unmapped.

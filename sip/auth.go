@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -21,7 +22,8 @@ import (
 // livekit/sip were the design references, and this goes further:
 //
 //   - the challenge offers SHA-256 first, then MD5 (RFC 8760 §2.4: in order
-//     of preference), with qop="auth" and an opaque value;
+//     of preference; configurable per trunk for clients that read only the
+//     first challenge), with qop="auth" and an opaque value;
 //   - nonces are ours (random, kept in a bounded table) and expire after
 //     nonceTTL; a correct answer to an expired or unknown nonce gets a new
 //     challenge with stale=true (RFC 2617 §3.2.1), so the client retries
@@ -46,7 +48,8 @@ const (
 	opaqueRandomBytes = 9
 )
 
-// challengeAlgorithms in order of preference (RFC 8760 §2.4).
+// challengeAlgorithms: the default offer, in order of preference (RFC 8760
+// §2.4).
 var challengeAlgorithms = []string{"SHA-256", "MD5"}
 
 // authenticator is the state of trunk access control; nil when no trunk is
@@ -119,8 +122,9 @@ func (s *Server) authorize(req *sip.Request, tx sip.ServerTransaction) bool {
 	return false
 }
 
-// challenge answers 401 with one WWW-Authenticate per realm and algorithm,
-// all on one fresh nonce (RFC 3261 §22.2, RFC 8760 §2.4).
+// challenge answers 401 with one WWW-Authenticate per realm and algorithm
+// (the algorithms of the first trunk with that realm), all on one fresh
+// nonce (RFC 3261 §22.2, RFC 8760 §2.4).
 func (a *authenticator) challenge(req *sip.Request, tx sip.ServerTransaction, trunks []*Trunk, stale bool) {
 	nonce, opaque, err := a.nonces.issue()
 	if err != nil {
@@ -135,7 +139,7 @@ func (a *authenticator) challenge(req *sip.Request, tx sip.ServerTransaction, tr
 			continue
 		}
 		seen[t.Realm] = true
-		for _, alg := range challengeAlgorithms {
+		for _, alg := range t.Algorithms {
 			c := digest.Challenge{Realm: t.Realm, Nonce: nonce, Opaque: opaque, Stale: stale,
 				Algorithm: alg, QOP: []string{"auth"}}
 			hdrs = append(hdrs, sip.NewHeader("WWW-Authenticate", c.String()))
@@ -243,6 +247,9 @@ func (a *authenticator) verify(req *sip.Request, candidates []*Trunk) verdict {
 	}
 	if trunk == nil {
 		return verdict{reason: authUnknownUser, user: user}
+	}
+	if !slices.Contains(trunk.Algorithms, alg) {
+		return verdict{reason: authMalformed, trunkName: trunk.Name, user: user} // not offered
 	}
 	if !sameResource(creds.URI, req.Recipient) {
 		return verdict{reason: authURIMismatch, trunkName: trunk.Name, user: user}

@@ -225,6 +225,34 @@ func TestNonceTableIsBounded(t *testing.T) {
 	require.Equal(t, authStale, s.use(first, "", true, 1, true), "the oldest nonce was evicted")
 }
 
+// TestTrunkAlgorithms: a trunk's algorithm list orders the challenges and
+// bounds what is accepted.
+func TestTrunkAlgorithms(t *testing.T) {
+	const uri = "sip:ai@127.0.0.1:5060"
+	trunk := digestTrunk()
+	trunk.Algorithms = []string{"md5"}
+	a := newTestAuthenticator(t, trunk)
+	require.Equal(t, []string{"MD5"}, a.trunks[0].Algorithms, "canonical names")
+	n, o, err := a.nonces.issue()
+	require.NoError(t, err)
+	sha := authAnswer{trunkRealm, n, o, "SHA-256", true, 1, trunkUser, trunkPass, "INVITE", uri}.header(t)
+	require.Equal(t, authMalformed, a.verify(authRequest(t, "INVITE", uri, sha), []*Trunk{&a.trunks[0]}).reason, "SHA-256 was not offered")
+	md5 := authAnswer{trunkRealm, n, o, "MD5", true, 1, trunkUser, trunkPass, "INVITE", uri}.header(t)
+	require.NotNil(t, a.verify(authRequest(t, "INVITE", uri, md5), []*Trunk{&a.trunks[0]}).trunk)
+
+	h := trunkHarness(t, AuthLimit{}, Trunk{Name: "old-pbx", Username: trunkUser, Password: trunkPass, Realm: trunkRealm,
+		Algorithms: []string{"MD5", "SHA-256"}})
+	u := newUAC(t, h.addr)
+	seen, _, err := inviteWithAuth(t, u, "", "")
+	var de *sipgo.ErrDialogResponse
+	require.ErrorAs(t, err, &de)
+	require.Equal(t, []int{401}, statusCodes(seen))
+	ws := de.Res.GetHeaders("WWW-Authenticate")
+	require.Len(t, ws, 2)
+	require.Contains(t, ws[0].Value(), "algorithm=MD5", "the trunk's order")
+	require.Contains(t, ws[1].Value(), "algorithm=SHA-256")
+}
+
 func TestSameResource(t *testing.T) {
 	tests := []struct {
 		cred, req string
@@ -294,6 +322,8 @@ func TestTrunkConfigErrors(t *testing.T) {
 		{"crlf in realm", []Trunk{{Name: "x", Username: "u", Password: "p", Realm: "a\r\nb"}}, AuthLimit{}, "realm"},
 		{"invalid prefix", []Trunk{{Name: "x", Allow: []netip.Prefix{{}}}}, AuthLimit{}, "invalid allow prefix"},
 		{"negative failures", []Trunk{{Name: "x", Allow: p}}, AuthLimit{Failures: -1}, "auth limit"},
+		{"unknown algorithm", []Trunk{{Name: "x", Username: "u", Password: "p", Algorithms: []string{"SHA-512"}}}, AuthLimit{}, "SHA-512"},
+		{"algorithm twice", []Trunk{{Name: "x", Username: "u", Password: "p", Algorithms: []string{"md5", "MD5"}}}, AuthLimit{}, "twice"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

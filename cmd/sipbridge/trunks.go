@@ -17,11 +17,12 @@ func applyTrunks(dst *sip.Config, cfg *configs.Config, getenv func(string) strin
 			return fmt.Errorf("sip.trunks[%d].password_env: %w", i, err)
 		}
 		dst.Trunks = append(dst.Trunks, sip.Trunk{
-			Name:     t.Name,
-			Allow:    t.Prefixes(),
-			Username: t.Username,
-			Password: pw,
-			Realm:    t.Realm,
+			Name:       t.Name,
+			Allow:      t.Prefixes(),
+			Username:   t.Username,
+			Password:   pw,
+			Realm:      t.Realm,
+			Algorithms: t.Algorithms,
 		})
 	}
 	dst.AuthLimit = sip.AuthLimit{

@@ -8,6 +8,7 @@ package testphone
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,9 +27,12 @@ import (
 type Config struct {
 	// LocalIP to bind SIP and RTP on (default 127.0.0.1).
 	LocalIP string
-	// Transport: "udp" (default) or "tcp".
+	// Transport: "udp" (default), "tcp" or "tls".
 	Transport string
-	Logger    *slog.Logger
+	// For "tls": ServerTLS is the phone's own listener (its certificate);
+	// ClientTLS verifies the far end (RootCAs).
+	ServerTLS, ClientTLS *tls.Config
+	Logger               *slog.Logger
 }
 
 // Phone is a user agent that can hold several calls.
@@ -64,7 +68,14 @@ func New(ctx context.Context, cfg Config) (*Phone, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Phone{cfg: cfg, calls: map[string]*Call{}, done: make(chan struct{})}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("testphone"))
+	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent("testphone")}
+	if cfg.Transport == "tls" {
+		if cfg.ServerTLS == nil || cfg.ClientTLS == nil {
+			return nil, errors.New("testphone: tls needs ServerTLS and ClientTLS")
+		}
+		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(cfg.ClientTLS))
+	}
+	ua, err := sipgo.NewUA(uaOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -97,6 +108,11 @@ func New(ctx context.Context, cfg Config) (*Phone, error) {
 	errc := make(chan error, 1)
 	go func() {
 		defer close(p.done)
+		if cfg.Transport == "tls" {
+			// "tls", not "tcp6": sipgo maps that to WSS.
+			errc <- srv.ListenAndServeTLS(lctx, "tls", net.JoinHostPort(cfg.LocalIP, "0"), cfg.ServerTLS)
+			return
+		}
 		errc <- srv.ListenAndServe(lctx, cfg.Transport, net.JoinHostPort(cfg.LocalIP, "0"))
 	}()
 	select {
@@ -139,9 +155,9 @@ func (p *Phone) contact() sip.ContactHeader {
 }
 
 func transportParams(t string) sip.HeaderParams {
-	if t == "tcp" {
+	if t == "tcp" || t == "tls" {
 		hp := sip.NewParams()
-		hp.Add("transport", "tcp")
+		hp.Add("transport", t)
 		return hp
 	}
 	return nil
@@ -282,8 +298,8 @@ func (p *Phone) Call(ctx context.Context, opt CallOptions) (*Call, error) {
 	if err := sip.ParseUri(opt.Target, &target); err != nil {
 		return nil, err
 	}
-	if p.cfg.Transport == "tcp" {
-		target.UriParams = transportParams("tcp")
+	if p.cfg.Transport == "tcp" || p.cfg.Transport == "tls" {
+		target.UriParams = transportParams(p.cfg.Transport)
 	}
 	rtpConn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(p.cfg.LocalIP)})
 	if err != nil {
