@@ -138,7 +138,21 @@ func serve(ctx context.Context, stop shutdown, cfg *configs.Config, logw io.Writ
 	sipCtx, cancelSIP := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSIP()
 	sipErr := make(chan error, 1)
-	go func() { sipErr <- a.sip.Serve(sipCtx) }()
+	sipDone := make(chan struct{})
+	go func() {
+		defer close(sipDone)
+		sipErr <- a.sip.Serve(sipCtx)
+	}()
+	// Before the process exits, Serve finishes its shutdown: calls still up
+	// get their BYE and registrations their unREGISTER (bounded).
+	defer func() {
+		cancelSIP()
+		select {
+		case <-sipDone:
+		case <-time.After(sipShutdownWait):
+			log.Warn("sip: shutdown did not finish in time", "waited", sipShutdownWait.String())
+		}
+	}()
 	select {
 	case <-a.sip.Ready():
 	case err := <-sipErr:
