@@ -1,0 +1,78 @@
+package integration
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sipbridge/sipbridge/realtime/sim"
+)
+
+// SIPp (Debian sip-tester) scenarios for the in-dialog features, run against
+// the binary; each asserts on SIPp's exit code (its <ereg check_it> checks
+// fail the call) and on what the bridge and the simulated model saw.
+
+// TestSIPpHoldAndResume: re-INVITE a=sendonly is answered a=recvonly, and
+// a=sendrecv resumes; the call survives both and ends on SIPp's BYE.
+func TestSIPpHoldAndResume(t *testing.T) {
+	t.Parallel()
+	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
+	br := startBridge(t, "", east)
+	out, err := runSIPp(t, br.SIPAddr, "uac_hold_resume.xml")
+	require.NoError(t, err, "sipp failed:\n%s", out)
+	br.WaitLog(10*time.Second, "call on hold", "direction=recvonly")
+	br.WaitLog(10*time.Second, "call resumed")
+	br.WaitLog(10*time.Second, "call ended", "reason=caller_bye")
+}
+
+// TestSIPpSessionRefresh: SIPp asks for a 4 s session it refreshes itself,
+// alternately with UPDATE and re-INVITE, for longer than the interval; every
+// 2xx carries Session-Expires and the call ends on SIPp's BYE, not ours.
+func TestSIPpSessionRefresh(t *testing.T) {
+	t.Parallel()
+	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
+	br := startBridge(t, "sip:\n  min_se: 2s\n", east)
+	out, err := runSIPp(t, br.SIPAddr, "uac_session_refresh.xml")
+	require.NoError(t, err, "sipp failed:\n%s", out)
+	br.WaitLog(10*time.Second, "call ended", "reason=caller_bye")
+}
+
+// TestSIPpSessionExpiry: SIPp asks for a 3 s session it then never
+// refreshes; the bridge sends BYE with Reason 408 "Session timer expired",
+// which the scenario waits for and checks.
+func TestSIPpSessionExpiry(t *testing.T) {
+	t.Parallel()
+	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
+	br := startBridge(t, "sip:\n  min_se: 2s\n", east)
+	out, err := runSIPp(t, br.SIPAddr, "uac_session_expiry.xml")
+	require.NoError(t, err, "sipp failed:\n%s", out)
+	br.WaitLog(10*time.Second, "call ended", "reason=session_expired")
+}
+
+// TestSIPpBridgeRefreshes: SIPp supports timers and allows UPDATE but asks
+// for no interval; the bridge imposes sip.session_expires, refreshes with
+// UPDATE at half of it, and SIPp answers each.
+func TestSIPpBridgeRefreshes(t *testing.T) {
+	t.Parallel()
+	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
+	br := startBridge(t, "sip:\n  min_se: 2s\n  session_expires: 4s\n", east)
+	out, err := runSIPp(t, br.SIPAddr, "uac_uas_refresh.xml")
+	require.NoError(t, err, "sipp failed:\n%s", out)
+	br.WaitLog(10*time.Second, "call ended", "reason=caller_bye")
+}
+
+// TestSIPpDTMF: SIPp plays the Debian RFC 4733 capture of digit 1 and sends
+// a SIP INFO dtmf-relay 5; both reach the model as notes.
+func TestSIPpDTMF(t *testing.T) {
+	t.Parallel()
+	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
+	br := startBridge(t, "", east)
+	out, err := runSIPp(t, br.SIPAddr, "uac_dtmf.xml")
+	require.NoError(t, err, "sipp failed:\n%s", out)
+	rec, ok := lastSession(east)
+	require.True(t, ok)
+	tr := rec.Transcript()
+	require.Contains(t, tr, "system: The caller pressed 1.", "RFC 4733 from the capture: %q", tr)
+	require.Contains(t, tr, "system: The caller pressed 5.", "SIP INFO: %q", tr)
+}
