@@ -31,16 +31,7 @@ func TestEmbeddedDefaultAnswers(t *testing.T) {
 	}
 	from := call.HeardMs()
 	call.Speak(callerHz, time.Second, -20)
-	waitFor(t, 20*time.Second, "the answer to the caller's turn", func() bool {
-		for _, hz := range []float64{eastHz, westHz} {
-			for _, sp := range testphone.ToneSpans(call.Heard(), hz) {
-				if sp.StartMs > from+900 && sp.EndMs-sp.StartMs >= 500 {
-					return true
-				}
-			}
-		}
-		return false
-	})
+	waitAnswer(t, call, from+900, 500, 20*time.Second, eastHz, westHz)
 	require.NoError(t, call.Hangup(ctx))
 	br.WaitLog(5*time.Second, "call ended", call.CallID())
 }
@@ -78,25 +69,12 @@ regions:
 	path := t.TempDir() + "/demo.yaml"
 	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o600))
 	br := startBridgeFile(t, path, os.Environ(), fmt.Sprintf("127.0.0.1:%d", sipPort), fmt.Sprintf("127.0.0.1:%d", adminPort))
-	ph := newPhone(t, "udp")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	call, err := ph.Call(ctx, testphone.CallOptions{Target: br.Target()})
-	require.NoError(t, err)
+	call, ctx := dial(t, br, 3*time.Minute, testphone.CallOptions{})
 	const turns = 10
 	for i := 0; i < turns; i++ {
 		from := call.HeardMs()
 		call.Speak(callerHz, time.Second, -20)
-		waitFor(t, 30*time.Second, fmt.Sprintf("turn %d to be answered", i+1), func() bool {
-			for _, hz := range []float64{eastHz, westHz} {
-				for _, sp := range testphone.ToneSpans(call.Heard(), hz) {
-					if sp.StartMs > from+900 && sp.EndMs-sp.StartMs >= 400 {
-						return true
-					}
-				}
-			}
-			return false
-		})
+		waitAnswer(t, call, from+900, 400, 30*time.Second, eastHz, westHz)
 		// Listen a little, then talk again (barge-in is part of a real call).
 		time.Sleep(700 * time.Millisecond)
 	}

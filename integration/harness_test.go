@@ -321,3 +321,40 @@ func requirePeer(t testing.TB, name string) string {
 	}
 	return p
 }
+
+// dial places a call to the bridge from a new phone and returns it with a
+// context bounded by timeout (cancelled at test end).
+func dial(t testing.TB, br *bridge, timeout time.Duration, opt testphone.CallOptions) (*testphone.Call, context.Context) {
+	t.Helper()
+	ph := newPhone(t, "udp")
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	if opt.Target == "" {
+		opt.Target = br.Target()
+	}
+	call, err := ph.Call(ctx, opt)
+	require.NoError(t, err)
+	return call, ctx
+}
+
+// waitAnswer waits until the caller hears, after position fromMs, at least
+// minMs of an answer in one of the voices; it returns where the answer began
+// and whose voice it was.
+func waitAnswer(t testing.TB, call *testphone.Call, fromMs, minMs int, timeout time.Duration, voices ...float64) (int, float64) {
+	t.Helper()
+	var at int
+	var hz float64
+	waitFor(t, timeout, fmt.Sprintf("an answer after %d ms in %v Hz", fromMs, voices), func() bool {
+		heard := call.Heard()
+		for _, v := range voices {
+			for _, sp := range testphone.ToneSpans(heard, v) {
+				if sp.StartMs >= fromMs && sp.EndMs-sp.StartMs >= minMs {
+					at, hz = sp.StartMs, v
+					return true
+				}
+			}
+		}
+		return false
+	})
+	return at, hz
+}

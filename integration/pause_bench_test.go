@@ -26,19 +26,7 @@ func answerLatencyMs(tb testing.TB, ctx context.Context, call *testphone.Call, v
 		time.Sleep(2 * time.Millisecond)
 	}
 	spokeEnd := call.HeardMs() // the send and receive streams run on the same 20 ms clock
-	var at int
-	var voiceHz float64
-	waitFor(tb, 30*time.Second, "an answer", func() bool {
-		for _, hz := range voices {
-			for _, sp := range testphone.ToneSpans(call.Heard(), hz) {
-				if sp.StartMs >= from+900 && sp.EndMs-sp.StartMs >= 300 {
-					at, voiceHz = sp.StartMs, hz
-					return true
-				}
-			}
-		}
-		return false
-	})
+	at, voiceHz := waitAnswer(tb, call, from+900, 300, 30*time.Second, voices...)
 	// Let the answer finish so the next turn starts from silence.
 	time.Sleep(500 * time.Millisecond)
 	for {

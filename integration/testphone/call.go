@@ -64,6 +64,9 @@ func newCall(p *Phone, d *sipgo.DialogClientSession, conn *net.UDPConn, offer []
 		noiseLevel: dbToAmp(-70)}
 }
 
+// Phone is the phone that placed the call.
+func (c *Call) Phone() *Phone { return c.phone }
+
 // CallID is the SIP Call-ID.
 func (c *Call) CallID() string { return c.dialog.InviteRequest.CallID().Value() }
 
