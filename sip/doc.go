@@ -18,6 +18,17 @@
 //   - ACK, BYE (200; 481 when unknown), CANCEL (sipgo answers 200 + 487),
 //     OPTIONS (200 with Allow/Accept/Supported; 503 while draining),
 //     NOTIFY for our REFER subscriptions (RFC 3515), everything else 405.
+//   - UPDATE (RFC 3311, update.go): a session refresh without body, or an
+//     SDP offer under the re-INVITE's rules answered in its 200; INFO
+//     (info.go) with application/dtmf-relay or application/dtmf: the key
+//     goes to the conversation like an RFC 4733 event (415 otherwise).
+//   - Session timers (RFC 4028, timers.go): Supported: timer; a
+//     Session-Expires below our Min-SE gets 422; every 2xx to INVITE,
+//     re-INVITE and UPDATE carries the negotiated interval. As refresher we
+//     send UPDATE (or a re-INVITE of our SDP) at half of it; when the caller
+//     refreshes and stops, we hang up shortly before expiry.
+//   - A re-INVITE or UPDATE with a new Contact moves our later requests
+//     (BYE, REFER, refreshes) there (target.go); sipgo does not.
 //   - Bytes sipgo cannot parse are answered 400 by guard.go when the request
 //     line and Via can still be recovered; sipgo itself would drop them.
 //
