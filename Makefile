@@ -5,7 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 PKGS      := ./...
 # Real SIP peers the integration tests drive (Debian packages).
-PEER_PKGS := sip-tester baresip sox espeak-ng
+PEER_PKGS := sip-tester baresip sox espeak-ng kamailio
 
 .PHONY: all build run test deps vet unit fuzz bench load clean
 
@@ -19,7 +19,7 @@ run:
 
 # Install the SIP peers when missing (apt-get; root or sudo).
 deps:
-	@if ! command -v sipp >/dev/null || ! command -v baresip >/dev/null || ! command -v sox >/dev/null || ! command -v espeak-ng >/dev/null; then \
+	@if ! command -v sipp >/dev/null || ! command -v baresip >/dev/null || ! command -v sox >/dev/null || ! command -v espeak-ng >/dev/null || ! command -v kamailio >/dev/null; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		echo "installing $(PEER_PKGS) with apt-get"; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(PEER_PKGS) >/dev/null; \
