@@ -148,7 +148,7 @@ func TestServeHTTPUnderForeignServer(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Close() }()
 	_, err := c.read()
-	require.Equal(t, websocket.StatusGoingAway, websocket.CloseStatus(err))
+	require.Equal(t, websocket.StatusGoingAway, websocket.CloseStatus(err), "err %v", err)
 	require.NoError(t, <-done)
 	require.Equal(t, 1001, s.Sessions()[0].CloseCode)
 }

@@ -287,6 +287,9 @@ func (s *session) drop() {
 }
 
 // send writes one server event, stamping its event_id.
+// writeTimeout bounds one write to a client that stopped reading.
+const writeTimeout = 10 * time.Second
+
 func (s *session) send(ev map[string]any) error {
 	if s.dead {
 		return errClosed
@@ -296,7 +299,12 @@ func (s *session) send(ev map[string]any) error {
 	if err != nil {
 		return err
 	}
-	if err := s.conn.Write(s.ctx, websocket.MessageText, b); err != nil {
+	// Not s.ctx: a write whose context ends closes the whole connection
+	// without a close frame (coder/websocket), which would turn a server
+	// shutdown racing a write into a drop instead of close 1001.
+	wctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	if err := s.conn.Write(wctx, websocket.MessageText, b); err != nil {
 		s.log.Debug("write failed", "type", ev["type"], "err", err)
 		s.dead = true
 		return err
