@@ -88,6 +88,9 @@ type RTP struct {
 	PortMax int `yaml:"port_max"`
 	// Symmetric sends RTP to where the caller's RTP comes from (default true).
 	Symmetric *bool `yaml:"symmetric"`
+	// LatchBeforeSend (with symmetric) sends RTP only once the caller's RTP
+	// has been heard, and only to its source, never to the SDP address (default false).
+	LatchBeforeSend bool `yaml:"latch_before_send"`
 	// MediaTimeout ends a call after this long without caller RTP (default 30s).
 	MediaTimeout Duration `yaml:"media_timeout"`
 	// ComfortNoiseDBov is the level of the noise sent while the AI is silent (default -65).

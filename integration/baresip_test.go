@@ -85,7 +85,10 @@ func TestBaresipSoftphoneCall(t *testing.T) {
 	t.Parallel()
 	bin := requirePeer(t, "baresip")
 	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
-	br := startBridge(t, "", east)
+	// baresip advertises the host's interface address in its SDP even when
+	// it talks SIP on loopback; strict latching keeps every RTP packet on
+	// loopback (to where baresip's RTP really comes from).
+	br := startBridge(t, "rtp:\n  latch_before_send: true\n", east)
 
 	dir := t.TempDir()
 	recDir := filepath.Join(dir, "rec")

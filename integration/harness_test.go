@@ -145,7 +145,11 @@ func startBridgeEnv(t testing.TB, extra string, extraEnv []string, rs ...*region
 	var b strings.Builder
 	sipExtra, extra := splitSIPSection(extra)
 	fmt.Fprintf(&b, "sip:\n  listen: 127.0.0.1:%d\n%s", sipPort, sipExtra)
-	if !strings.Contains(extra, "rtp:") {
+	switch {
+	case strings.HasPrefix(extra, "rtp:\n") && !strings.Contains(extra, "port_min"):
+		// A leading rtp: block without a port range gets this test's range.
+		extra = fmt.Sprintf("rtp:\n  port_min: %d\n  port_max: %d\n", lo, hi) + strings.TrimPrefix(extra, "rtp:\n")
+	case !strings.Contains(extra, "rtp:"):
 		fmt.Fprintf(&b, "rtp:\n  port_min: %d\n  port_max: %d\n", lo, hi)
 	}
 	fmt.Fprintf(&b, "admin:\n  listen: 127.0.0.1:%d\n", adminPort)

@@ -72,7 +72,12 @@ type StreamConfig struct {
 	Codec           Codec
 	DTMFPayloadType int // negotiated telephone-event PT; <0 when none
 	ModelFormat     ModelFormat
-	SymmetricRTP    bool          // send to where the caller's RTP comes from
+	SymmetricRTP    bool // send to where the caller's RTP comes from
+	// LatchBeforeSend (with SymmetricRTP) sends nothing until the caller's
+	// RTP has been heard, then only to where it came from: the SDP address
+	// is never used (strict latching, as SBCs do for callers whose SDP
+	// carries an address that is not theirs on this network).
+	LatchBeforeSend bool
 	MediaTimeout    time.Duration // Run returns ErrMediaTimeout after this long without RTP; 0 = never
 	ComfortNoiseDB  float64       // level (dBov, e.g. -65) of the noise sent when nothing is queued; 0 = default -65
 	JitterDepth     int           // reorder window in packets; 0 = default 3

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"github.com/pion/rtp"
 	"math"
 	"net/netip"
 	"testing"
@@ -353,4 +354,27 @@ func TestSilenceFillWhenCallerGoesQuiet(t *testing.T) {
 		require.Less(t, rms(x), 5.0, "filler frames are silence")
 	}
 	require.GreaterOrEqual(t, s.Stats().SilenceFilled, uint64(10))
+}
+
+// TestLatchBeforeSend: with strict latching nothing goes to the SDP address;
+// RTP starts once the caller's first packet is heard, toward its source.
+func TestLatchBeforeSend(t *testing.T) {
+	sdpAddr := listen(t) // where the SDP says to send: must get nothing
+	caller := listen(t)  // where the caller really sends from
+	s := start(t, newStream(t, StreamConfig{Codec: CodecPCMU, DTMFPayloadType: -1, ModelFormat: ModelPCM24,
+		Sink: &frameSink{}, Remote: addrOf(sdpAddr), SymmetricRTP: true, LatchBeforeSend: true}))
+	buf := make([]byte, 1500)
+	require.NoError(t, sdpAddr.SetReadDeadline(time.Now().Add(200*time.Millisecond)))
+	_, _, err := sdpAddr.ReadFromUDP(buf)
+	require.Error(t, err, "nothing may be sent before the caller's RTP is heard")
+	require.Zero(t, s.Stats().PacketsOut)
+
+	snd := &rtpSender{conn: caller, to: s.LocalAddr(), hdr: rtp.Header{Version: 2, SSRC: 0x42}}
+	snd.send(t, snd.packet(t, 1, 160, 0, make([]byte, 160)))
+	require.NoError(t, caller.SetReadDeadline(time.Now().Add(5*time.Second)))
+	_, _, err = caller.ReadFromUDP(buf)
+	require.NoError(t, err, "RTP starts toward the latched source")
+	require.NoError(t, sdpAddr.SetReadDeadline(time.Now().Add(100*time.Millisecond)))
+	_, _, err = sdpAddr.ReadFromUDP(buf)
+	require.Error(t, err, "and never to the SDP address")
 }

@@ -174,7 +174,9 @@ func NewStream(cfg StreamConfig) (*Stream, error) {
 		events: make(chan Event, eventQueue),
 		epoch:  time.Now(),
 	}
-	s.setRemote(cfg.Remote)
+	if !s.strictLatch() {
+		s.setRemote(cfg.Remote)
+	}
 	s.codec.Store(uint32(cfg.Codec))
 	s.dtmfPT.Store(int32(max(cfg.DTMFPayloadType, -1)))
 	s.sending.Store(true)
@@ -316,7 +318,9 @@ func (s *Stream) LocalAddr() netip.AddrPort { return s.local }
 // payload type (<0 for none). With symmetric RTP the next valid packet
 // latches again, from wherever it comes.
 func (s *Stream) SetRemote(remote netip.AddrPort, codec Codec, dtmfPT int) {
-	s.setRemote(remote)
+	if !s.strictLatch() {
+		s.setRemote(remote)
+	}
 	if codec == CodecPCMU || codec == CodecPCMA {
 		s.codec.Store(uint32(codec))
 	}
@@ -326,6 +330,9 @@ func (s *Stream) SetRemote(remote netip.AddrPort, codec Codec, dtmfPT int) {
 	s.dtmfPT.Store(int32(max(dtmfPT, -1)))
 	s.relatch.Store(true)
 }
+
+// strictLatch: RTP goes only to the latched source, never the SDP address.
+func (s *Stream) strictLatch() bool { return s.cfg.SymmetricRTP && s.cfg.LatchBeforeSend }
 
 func (s *Stream) setRemote(a netip.AddrPort) {
 	a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())

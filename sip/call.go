@@ -276,6 +276,7 @@ func (c *call) setup() bool {
 		DTMFPayloadType: ans.DTMFPT,
 		ModelFormat:     modelFormat,
 		SymmetricRTP:    c.s.cfg.SymmetricRTP,
+		LatchBeforeSend: c.s.cfg.LatchBeforeSend,
 		MediaTimeout:    c.s.cfg.MediaTimeout,
 		ComfortNoiseDB:  c.s.cfg.ComfortNoiseDB,
 		Sink:            sink,

@@ -67,6 +67,9 @@ type Config struct {
 	// SymmetricRTP sends RTP to where the caller's RTP comes from instead
 	// of the SDP address (NATed callers).
 	SymmetricRTP bool
+	// LatchBeforeSend (with SymmetricRTP): send RTP only once the caller's
+	// RTP has been heard, and only to its source, never to the SDP address.
+	LatchBeforeSend bool
 	// ComfortNoiseDB is the level of the noise sent when nothing plays
 	// (dBov, e.g. -65); 0 = the media default.
 	ComfortNoiseDB float64

@@ -107,6 +107,7 @@ func serve(ctx context.Context, stop shutdown, cfg *configs.Config, logw io.Writ
 		MediaTimeout:    cfg.RTP.MediaTimeout.D(),
 		ModelFormat:     media.ModelPCM24,
 		SymmetricRTP:    *cfg.RTP.Symmetric,
+		LatchBeforeSend: cfg.RTP.LatchBeforeSend,
 		ComfortNoiseDB:  cfg.RTP.ComfortNoiseDBov,
 	}
 	if cfg.Assistant.AudioFormat == "g711" {
