@@ -10,7 +10,7 @@ import (
 	"github.com/sipbridge/sipbridge/configs"
 	"github.com/sipbridge/sipbridge/failover"
 	"github.com/sipbridge/sipbridge/sip"
-	"github.com/sipbridge/sipbridge/tools"
+	"github.com/sipbridge/sipbridge/failover/webhook"
 )
 
 // applyRegistrations copies sip.register into the SIP config, with each
@@ -43,7 +43,7 @@ func newToolRunner(cfg *configs.Config, getenv func(string) string, log *slog.Lo
 	if len(hooks) == 0 {
 		return nil, nil
 	}
-	defs := make([]tools.Webhook, 0, len(hooks))
+	defs := make([]webhook.Webhook, 0, len(hooks))
 	for _, h := range hooks {
 		hdrs := map[string]string{}
 		for name, env := range h.HeadersEnv {
@@ -51,9 +51,9 @@ func newToolRunner(cfg *configs.Config, getenv func(string) string, log *slog.Lo
 				hdrs[name] = v
 			}
 		}
-		defs = append(defs, tools.Webhook{Name: h.Name, URL: h.URL, Timeout: h.Timeout.D(), Headers: hdrs})
+		defs = append(defs, webhook.Webhook{Name: h.Name, URL: h.URL, Timeout: h.Timeout.D(), Headers: hdrs})
 	}
-	w, err := tools.NewWebhooks(defs, log.With("component", "tools"), tools.NewMetrics(reg))
+	w, err := webhook.NewWebhooks(defs, log.With("component", "tools"), webhook.NewMetrics(reg))
 	if err != nil {
 		return nil, fmt.Errorf("assistant.tools.webhooks: %w", err)
 	}

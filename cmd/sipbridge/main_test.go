@@ -17,9 +17,9 @@ func TestCheckCommand(t *testing.T) {
 		return p
 	}
 	cases := []struct {
-		name       string
-		args       []string
-		code       int
+		name        string
+		args        []string
+		code        int
 		out, errOut string
 	}{
 		{"embedded default", []string{"check"}, 0, "embedded default: OK (2 regions", ""},

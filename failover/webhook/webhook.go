@@ -1,7 +1,7 @@
-// Package tools implements the custom functions the model may call beyond
+// Package webhook implements the custom functions the model may call beyond
 // the built-in call controls: HTTP webhooks declared in the config. It is a
 // failover.ToolRunner; the conversation calls Run off its actor loop.
-package tools
+package webhook
 
 import (
 	"bytes"
