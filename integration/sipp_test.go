@@ -56,3 +56,39 @@ func TestSIPpCallWithSpeech(t *testing.T) {
 	require.Greater(t, out2, 400, "RTP flowed to SIPp for the whole call: %s", line)
 	require.Contains(t, br.LogLines("call answered")[0], "codec=PCMA")
 }
+
+// TestSIPpCancelWhileRinging: SIPp cancels while the bridge rings (the AI
+// region is slow): 200 to the CANCEL, 487 to the INVITE, no session left.
+func TestSIPpCancelWhileRinging(t *testing.T) {
+	t.Parallel()
+	east := startRegion(t, "east", sim.Config{Faults: sim.Faults{HandshakeDelay: 5 * time.Second}})
+	br := startBridge(t, "", east)
+	out, err := runSIPp(t, br.SIPAddr, "uac_cancel.xml")
+	require.NoError(t, err, "sipp failed:\n%s", out)
+	br.WaitLog(10*time.Second, "call ended", "reason=cancelled")
+	waitFor(t, 10*time.Second, "the realtime session being opened to close", func() bool {
+		s := east.Sim.Sessions()
+		return len(s) <= 1 && (len(s) == 0 || !s[0].Ended.IsZero())
+	})
+}
+
+// TestSIPpNoCommonCodec: an offer without G.711 gets 488, no session.
+func TestSIPpNoCommonCodec(t *testing.T) {
+	t.Parallel()
+	east := startRegion(t, "east", sim.Config{})
+	br := startBridge(t, "", east)
+	out, err := runSIPp(t, br.SIPAddr, "uac_488.xml")
+	require.NoError(t, err, "sipp failed:\n%s", out)
+	require.Empty(t, east.Sim.Sessions())
+}
+
+// TestSIPpMalformedRequests: SIPp sends broken requests; each gets the right
+// error and the server keeps answering.
+func TestSIPpMalformedRequests(t *testing.T) {
+	t.Parallel()
+	east := startRegion(t, "east", sim.Config{})
+	br := startBridge(t, "", east)
+	out, err := runSIPp(t, br.SIPAddr, "uac_malformed.xml")
+	require.NoError(t, err, "sipp failed:\n%s", out)
+	require.Empty(t, east.Sim.Sessions())
+}
