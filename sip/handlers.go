@@ -63,19 +63,22 @@ func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	c.onAck(req, tx)
 }
 
-// onBye ends a call on the caller's request; 481 for an unknown dialog
-// (RFC 3261 §15.1.2).
-func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
-	if r := validateRequest(req); r != nil {
-		s.rejectRequest(req, tx, r)
-		return
+// inDialog routes a request that only makes sense inside a dialog (BYE,
+// NOTIFY, UPDATE, INFO) to its call: 400 when malformed, 481 when no call
+// has the dialog (RFC 3261 §12.2.2).
+func (s *Server) inDialog(handle func(c *call, req *sip.Request, tx sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		if r := validateRequest(req); r != nil {
+			s.rejectRequest(req, tx, r)
+			return
+		}
+		c := s.lookupDialog(req)
+		if c == nil {
+			s.inDialogUnknown(req, tx)
+			return
+		}
+		handle(c, req, tx)
 	}
-	c := s.lookupDialog(req)
-	if c == nil {
-		s.inDialogUnknown(req, tx)
-		return
-	}
-	c.onBye(req, tx)
 }
 
 // onCancel only sees CANCELs that match no INVITE transaction: sipgo's
@@ -104,20 +107,6 @@ func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	_ = s.respond(req, tx, sip.StatusOK, "OK", nil, capabilityHeaders()...)
-}
-
-// onNotify delivers REFER progress (RFC 3515 §2.4.5) to the call.
-func (s *Server) onNotify(req *sip.Request, tx sip.ServerTransaction) {
-	if r := validateRequest(req); r != nil {
-		s.rejectRequest(req, tx, r)
-		return
-	}
-	c := s.lookupDialog(req)
-	if c == nil {
-		s.inDialogUnknown(req, tx)
-		return
-	}
-	c.onNotify(req, tx)
 }
 
 // onNoRoute: 405 with the methods we do handle (RFC 3261 §21.4.6 requires

@@ -28,20 +28,8 @@ const (
 
 var errDTMFBody = errors.New("sip: invalid DTMF body")
 
-// onInfo takes INFO in a dialog (481 outside one).
-func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
-	if r := validateRequest(req); r != nil {
-		s.rejectRequest(req, tx, r)
-		return
-	}
-	c := s.lookupDialog(req)
-	if c == nil {
-		s.inDialogUnknown(req, tx)
-		return
-	}
-	c.onInfo(req, tx)
-}
-
+// (*call).onInfo takes INFO in a dialog (routed by Server.inDialog: 481
+// outside one).
 func (c *call) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 	if !c.readInDialog(req, tx) { // update.go
 		return

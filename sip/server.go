@@ -223,12 +223,14 @@ func newServer(cfg Config, mb mediaBackend, newConv ConversationFactory, log *sl
 
 	srv.OnInvite(s.handler(s.onInvite))
 	srv.OnAck(s.handler(s.onAck))
-	srv.OnBye(s.handler(s.onBye))
+	// BYE ends a call on the caller's request (RFC 3261 §15.1.2); NOTIFY
+	// carries REFER progress (RFC 3515 §2.4.5).
+	srv.OnBye(s.handler(s.inDialog((*call).onBye)))
 	srv.OnCancel(s.handler(s.onCancel))
 	srv.OnOptions(s.handler(s.onOptions))
-	srv.OnNotify(s.handler(s.onNotify))
-	srv.OnUpdate(s.handler(s.onUpdate)) // update.go
-	srv.OnInfo(s.handler(s.onInfo))     // info.go
+	srv.OnNotify(s.handler(s.inDialog((*call).onNotify)))
+	srv.OnUpdate(s.handler(s.inDialog((*call).onUpdate))) // update.go
+	srv.OnInfo(s.handler(s.inDialog((*call).onInfo)))     // info.go
 	srv.OnNoRoute(s.handler(s.onNoRoute))
 	return s, nil
 }

@@ -6,23 +6,10 @@ import (
 	"github.com/sipbridge/sipbridge/sip/sdp"
 )
 
-// onUpdate takes UPDATE (RFC 3311) in a dialog: a session refresh without a
-// body (RFC 4028 §7.4), or an SDP offer under the re-INVITE's offer/answer
-// rules (hold, resume, new address or codec), answered in the 200 itself:
-// there is no ACK. 481 outside a dialog.
-func (s *Server) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
-	if r := validateRequest(req); r != nil {
-		s.rejectRequest(req, tx, r)
-		return
-	}
-	c := s.lookupDialog(req)
-	if c == nil {
-		s.inDialogUnknown(req, tx)
-		return
-	}
-	c.onUpdate(req, tx)
-}
-
+// (*call).onUpdate takes UPDATE (RFC 3311) in a dialog: a session refresh
+// without a body (RFC 4028 §7.4), or an SDP offer under the re-INVITE's
+// offer/answer rules (hold, resume, new address or codec), answered in the
+// 200 itself: there is no ACK. Routed by Server.inDialog (481 outside one).
 func (c *call) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
 	// An UPDATE is a target refresh request: From tag and Contact as for
 	// an INVITE (RFC 3311 §5.1), and no Require we lack.
