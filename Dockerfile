@@ -15,4 +15,10 @@ COPY configs/*.yaml /etc/sipbridge/
 EXPOSE 5060/udp 5060/tcp 9090/tcp 10000-20000/udp
 USER nonroot
 ENTRYPOINT ["/usr/local/bin/sipbridge"]
-CMD ["-config", "/etc/sipbridge/local.yaml"]
+# No arguments runs the embedded default (SIP on 127.0.0.1:5060, simulated
+# regions): try it with `docker run --network host sipbridge`. In production
+# mount a config that listens on 0.0.0.0 with sip.advertise set, pass the
+# keys as environment variables, and run
+#   docker run --network host -v $PWD/my.yaml:/etc/sipbridge/my.yaml \
+#     -e AZURE_OPENAI_KEY_EASTUS2 sipbridge -config /etc/sipbridge/my.yaml
+CMD []
