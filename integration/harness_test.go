@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -30,6 +31,11 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("integration: end-to-end tests skipped in -short mode (make unit); make test runs them")
+		return 0
+	}
 	dir, err := os.MkdirTemp("", "sipbridge-it-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
