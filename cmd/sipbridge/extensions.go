@@ -9,8 +9,8 @@ import (
 
 	"github.com/sipbridge/sipbridge/configs"
 	"github.com/sipbridge/sipbridge/failover"
-	"github.com/sipbridge/sipbridge/sip"
 	"github.com/sipbridge/sipbridge/failover/webhook"
+	"github.com/sipbridge/sipbridge/sip"
 )
 
 // applyRegistrations copies sip.register into the SIP config, with each
