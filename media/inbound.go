@@ -305,10 +305,8 @@ func (s *Stream) deliverFrame() {
 	case ModelPCM24:
 		n, _ := in.up.Process(in.frame24[:], in.acc[:]) // frame24 is exactly 3× acc
 		frame = in.out[:g711.Int16ToPCM16LE(in.out[:], in.frame24[:n])]
-	case ModelPCMU:
-		frame = in.out[:g711.EncodeUlaw(in.out[:], in.acc[:])]
-	case ModelPCMA:
-		frame = in.out[:g711.EncodeAlaw(in.out[:], in.acc[:])]
+	default: // ModelPCMU, ModelPCMA
+		frame = in.out[:s.cfg.ModelFormat.law().Encode(in.out[:], in.acc[:])]
 	}
 	s.cfg.Sink.WriteCallerAudio(frame)
 }

@@ -15,10 +15,9 @@ const minNoisePeak = 8
 
 // outbound is the pacer goroutine's state; nothing else touches it.
 type outbound struct {
-	hdr     rtp.Header
-	pcm     [frameSamples]int16
-	payload [frameSamples]byte
-	pkt     [rtpHeaderLen + frameSamples]byte
+	hdr rtp.Header
+	pcm [frameSamples]int16
+	pkt [rtpHeaderLen + frameSamples]byte
 
 	// started: the first packet has been built (it carries the marker).
 	started bool
@@ -147,12 +146,11 @@ func (s *Stream) nextOutboundPacket(buf []byte) []byte {
 
 	codec := Codec(s.codec.Load())
 	o.hdr.PayloadType = uint8(codec)
-	codec.law().Encode(o.payload[:], o.pcm[:])
 	n, err := o.hdr.MarshalTo(buf)
 	if err != nil || len(buf) < n+frameSamples {
 		return nil // buf too short: a programming error, never with out.pkt
 	}
-	n += copy(buf[n:], o.payload[:])
+	n += codec.law().Encode(buf[n:], o.pcm[:])
 	o.hdr.SequenceNumber++
 	o.hdr.Timestamp += frameSamples
 	return buf[:n]

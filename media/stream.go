@@ -88,8 +88,8 @@ type counters struct {
 // Stream is one call's RTP session: Run starts the reader and the pacer.
 //
 // Ownership of the fields, so the rest of the file can be read safely:
-//   - set by NewStream, read-only afterwards: cfg, log, conn, local, law
-//     helpers, events, epoch, noiseAmp;
+//   - set by NewStream, read-only afterwards: cfg, log, conn, local,
+//     events, epoch;
 //   - atomics, written by any goroutine: remote, codec, dtmfPT, sending,
 //     relatch, resumeAt, stats, running;
 //   - reader goroutine only: in;
@@ -247,10 +247,7 @@ func (s *Stream) Play(itemID string, audio []byte) {
 			s.carry[0], s.hasCry, s.cryID = audio[0], true, itemID
 		}
 	default:
-		law := g711.Ulaw
-		if s.cfg.ModelFormat == ModelPCMA {
-			law = g711.Alaw
-		}
+		law := s.cfg.ModelFormat.law()
 		for len(audio) > 0 {
 			k := law.Decode(s.pcm8[:], audio)
 			s.qMu.Lock()
@@ -383,6 +380,15 @@ func (s *Stream) playoutDone(it *itemRec) {
 
 func (c Codec) law() g711.Law {
 	if c == CodecPCMA {
+		return g711.Alaw
+	}
+	return g711.Ulaw
+}
+
+// law is the G.711 law of a G.711 model format (μ-law for ModelPCM24,
+// which has none).
+func (f ModelFormat) law() g711.Law {
+	if f == ModelPCMA {
 		return g711.Alaw
 	}
 	return g711.Ulaw

@@ -52,78 +52,47 @@ func (l Law) Silence() byte {
 // returns min(len(dst), len(src)).
 func (l Law) Encode(dst []byte, src []int16) int {
 	if l == Alaw {
-		return EncodeAlaw(dst, src)
+		return convert(dst, src, zg711.EncodeAlawFrame)
 	}
-	return EncodeUlaw(dst, src)
+	return convert(dst, src, zg711.EncodeUlawFrame)
 }
 
 // Decode decodes src into dst with this law (μ-law for an invalid law) and
 // returns min(len(dst), len(src)).
 func (l Law) Decode(dst []int16, src []byte) int {
 	if l == Alaw {
-		return DecodeAlaw(dst, src)
+		return convert(dst, src, zg711.DecodeAlawFrame)
 	}
-	return DecodeUlaw(dst, src)
+	return convert(dst, src, zg711.DecodeUlawFrame)
 }
 
 // EncodeUlaw μ-law encodes src into dst; it returns min(len(dst), len(src)).
-func EncodeUlaw(dst []byte, src []int16) int {
-	n := min(len(dst), len(src))
-	dst, src = dst[:n], src[:n]
-	for i, s := range src {
-		dst[i] = zg711.EncodeUlawFrame(s)
-	}
-	return n
-}
+func EncodeUlaw(dst []byte, src []int16) int { return Ulaw.Encode(dst, src) }
 
 // DecodeUlaw decodes μ-law src into dst; it returns min(len(dst), len(src)).
-func DecodeUlaw(dst []int16, src []byte) int {
-	n := min(len(dst), len(src))
-	dst, src = dst[:n], src[:n]
-	for i, c := range src {
-		dst[i] = zg711.DecodeUlawFrame(c)
-	}
-	return n
-}
+func DecodeUlaw(dst []int16, src []byte) int { return Ulaw.Decode(dst, src) }
 
 // EncodeAlaw A-law encodes src into dst; it returns min(len(dst), len(src)).
-func EncodeAlaw(dst []byte, src []int16) int {
-	n := min(len(dst), len(src))
-	dst, src = dst[:n], src[:n]
-	for i, s := range src {
-		dst[i] = zg711.EncodeAlawFrame(s)
-	}
-	return n
-}
+func EncodeAlaw(dst []byte, src []int16) int { return Alaw.Encode(dst, src) }
 
 // DecodeAlaw decodes A-law src into dst; it returns min(len(dst), len(src)).
-func DecodeAlaw(dst []int16, src []byte) int {
-	n := min(len(dst), len(src))
-	dst, src = dst[:n], src[:n]
-	for i, c := range src {
-		dst[i] = zg711.DecodeAlawFrame(c)
-	}
-	return n
-}
+func DecodeAlaw(dst []int16, src []byte) int { return Alaw.Decode(dst, src) }
 
 // UlawToAlaw converts μ-law src to A-law dst with the direct G.711 table;
 // it returns min(len(dst), len(src)). dst and src may be the same slice.
-func UlawToAlaw(dst, src []byte) int {
-	n := min(len(dst), len(src))
-	dst, src = dst[:n], src[:n]
-	for i, c := range src {
-		dst[i] = zg711.Ulaw2AlawFrame(c)
-	}
-	return n
-}
+func UlawToAlaw(dst, src []byte) int { return convert(dst, src, zg711.Ulaw2AlawFrame) }
 
 // AlawToUlaw converts A-law src to μ-law dst with the direct G.711 table;
 // it returns min(len(dst), len(src)). dst and src may be the same slice.
-func AlawToUlaw(dst, src []byte) int {
+func AlawToUlaw(dst, src []byte) int { return convert(dst, src, zg711.Alaw2UlawFrame) }
+
+// convert maps src through f into dst, element by element, and returns
+// min(len(dst), len(src)). dst and src may be the same slice.
+func convert[S, D any](dst []D, src []S, f func(S) D) int {
 	n := min(len(dst), len(src))
 	dst, src = dst[:n], src[:n]
-	for i, c := range src {
-		dst[i] = zg711.Alaw2UlawFrame(c)
+	for i, v := range src {
+		dst[i] = f(v)
 	}
 	return n
 }
