@@ -99,24 +99,16 @@ type authMetrics struct {
 
 func newAuthMetrics(reg prometheus.Registerer) *authMetrics {
 	m := &authMetrics{
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "sipbridge", Subsystem: "sip", Name: "auth_failures_total",
-			Help: "Requests refused by trunk access control, by reason (source_not_allowed, blocked, malformed, unknown_user, bad_response, uri_mismatch, replay, stale).",
-		}, []string{"reason"}),
-		admitted: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "sipbridge", Subsystem: "sip", Name: "auth_admitted_total",
-			Help: "INVITEs admitted by trunk access control, by method (ip, digest).",
-		}, []string{"method"}),
+		failures: counterVec(reg, "sip", "auth_failures_total",
+			"Requests refused by trunk access control, by reason (source_not_allowed, blocked, malformed, unknown_user, bad_response, uri_mismatch, replay, stale).", "reason"),
+		admitted: counterVec(reg, "sip", "auth_admitted_total",
+			"INVITEs admitted by trunk access control, by method (ip, digest).", "method"),
 	}
 	for _, r := range authReasons {
 		m.failures.WithLabelValues(r)
 	}
 	m.admitted.WithLabelValues("ip")
 	m.admitted.WithLabelValues("digest")
-	if reg != nil {
-		m.failures = register(reg, m.failures)
-		m.admitted = register(reg, m.admitted)
-	}
 	return m
 }
 

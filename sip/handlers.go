@@ -10,16 +10,7 @@ import (
 // and re-INVITEs (To tag present, RFC 3261 §12.2.2).
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if to := req.To(); to != nil && to.Params.Has("tag") {
-		if r := validateRequest(req); r != nil {
-			s.rejectRequest(req, tx, r)
-			return
-		}
-		c := s.lookupDialog(req)
-		if c == nil {
-			s.inDialogUnknown(req, tx)
-			return
-		}
-		c.onReInvite(req, tx)
+		s.inDialog((*call).onReInvite)(req, tx)
 		return
 	}
 	// RFC 3261 §8.2: authentication before the other checks, and before
@@ -64,8 +55,8 @@ func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 // inDialog routes a request that only makes sense inside a dialog (BYE,
-// NOTIFY, UPDATE, INFO) to its call: 400 when malformed, 481 when no call
-// has the dialog (RFC 3261 §12.2.2).
+// NOTIFY, UPDATE, INFO, re-INVITE) to its call: 400 when malformed, 481
+// when no call has the dialog (RFC 3261 §12.2.2).
 func (s *Server) inDialog(handle func(c *call, req *sip.Request, tx sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		if r := validateRequest(req); r != nil {

@@ -31,76 +31,61 @@ type Metrics struct {
 // registered). Registering twice on one registry reuses the existing series.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "sipbridge", Subsystem: "sip", Name: "requests_total",
-			Help: "SIP requests received, by method.",
-		}, []string{"method"}),
-		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "sipbridge", Subsystem: "sip", Name: "responses_total",
-			Help: "Final and provisional SIP responses sent by handlers, by request method and status code.",
-		}, []string{"method", "code"}),
-		malformed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "sipbridge", Subsystem: "sip", Name: "malformed_total",
-			Help: "SIP messages that could not be parsed, by transport and what was done (responded 400, dropped, closed).",
-		}, []string{"transport", "action"}),
-		callsActive: prometheus.NewGauge(prometheus.GaugeOpts{
+		requests: counterVec(reg, "sip", "requests_total",
+			"SIP requests received, by method.", "method"),
+		responses: counterVec(reg, "sip", "responses_total",
+			"Final and provisional SIP responses sent by handlers, by request method and status code.", "method", "code"),
+		malformed: counterVec(reg, "sip", "malformed_total",
+			"SIP messages that could not be parsed, by transport and what was done (responded 400, dropped, closed).", "transport", "action"),
+		callsActive: registerOn(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "sipbridge", Name: "calls_active",
 			Help: "Calls admitted and not yet ended (setup included).",
-		}),
-		callEnds: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "sipbridge", Name: "call_end_total",
-			Help: "Calls and rejected INVITEs by end reason.",
-		}, []string{"reason"}),
-		callDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+		})),
+		callEnds: counterVec(reg, "", "call_end_total",
+			"Calls and rejected INVITEs by end reason.", "reason"),
+		callDuration: registerOn(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "sipbridge", Name: "call_duration_seconds",
 			Help:    "Duration of answered calls, from INVITE to teardown.",
 			Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200},
-		}),
-		answerDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+		})),
+		answerDelay: registerOn(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "sipbridge", Subsystem: "sip", Name: "answer_seconds",
 			Help:    "Time from INVITE received to 200 OK sent.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
-		}),
-		transfers: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "sipbridge", Subsystem: "sip", Name: "transfers_total",
-			Help: "REFER transfers by result.",
-		}, []string{"result"}),
-		reinvites: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "sipbridge", Subsystem: "sip", Name: "reinvites_total",
-			Help: "re-INVITEs by result (hold, resume, update, rejected).",
-		}, []string{"result"}),
-		registrationUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		})),
+		transfers: counterVec(reg, "sip", "transfers_total",
+			"REFER transfers by result.", "result"),
+		reinvites: counterVec(reg, "sip", "reinvites_total",
+			"re-INVITEs by result (hold, resume, update, rejected).", "result"),
+		registrationUp: registerOn(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "sipbridge", Subsystem: "sip", Name: "registration_up",
 			Help: "1 while the registration (by configured name) holds a binding at its registrar, else 0.",
-		}, []string{"registrar"}),
-		registers: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "sipbridge", Subsystem: "sip", Name: "register_total",
-			Help: "REGISTER attempts by registration name and result (ok, auth_rejected, rejected, error, unregistered).",
-		}, []string{"registrar", "result"}),
+		}, []string{"registrar"})),
+		registers: counterVec(reg, "sip", "register_total",
+			"REGISTER attempts by registration name and result (ok, auth_rejected, rejected, error, unregistered).", "registrar", "result"),
+		auth: newAuthMetrics(reg),
 	}
 	for r := EndReason(0); r < endReasonCount; r++ {
 		m.callEnds.WithLabelValues(r.String())
 	}
-	m.auth = newAuthMetrics(reg)
-	if reg != nil {
-		m.requests = register(reg, m.requests)
-		m.responses = register(reg, m.responses)
-		m.malformed = register(reg, m.malformed)
-		m.callsActive = register(reg, m.callsActive)
-		m.callEnds = register(reg, m.callEnds)
-		m.callDuration = register(reg, m.callDuration)
-		m.answerDelay = register(reg, m.answerDelay)
-		m.transfers = register(reg, m.transfers)
-		m.reinvites = register(reg, m.reinvites)
-		m.registrationUp = register(reg, m.registrationUp)
-		m.registers = register(reg, m.registers)
-	}
 	return m
 }
 
-// register registers c, or returns the collector already registered under
-// the same name (a second server on one registry shares the series).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+// counterVec creates the counter sipbridge_<subsystem>_<name>{labels} and
+// registers it on reg (registerOn).
+func counterVec(reg prometheus.Registerer, subsystem, name, help string, labels ...string) *prometheus.CounterVec {
+	return registerOn(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "sipbridge", Subsystem: subsystem, Name: name, Help: help,
+	}, labels))
+}
+
+// registerOn registers c on reg (nil: not registered), or returns the
+// collector already registered under the same name (a second server on one
+// registry shares the series).
+func registerOn[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if reg == nil {
+		return c
+	}
 	if err := reg.Register(c); err != nil {
 		var are prometheus.AlreadyRegisteredError
 		if errors.As(err, &are) {

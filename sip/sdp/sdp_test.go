@@ -13,6 +13,17 @@ import (
 // crlf turns a readable LF test body into the CRLF form trunks send.
 func crlf(s string) []byte { return []byte(strings.ReplaceAll(s, "\n", "\r\n")) }
 
+// negotiated parses body and negotiates it with default Prefs, failing the
+// test on either error.
+func negotiated(t *testing.T, body []byte) (Offer, Answer) {
+	t.Helper()
+	o, err := ParseOffer(body)
+	require.NoError(t, err)
+	a, err := Negotiate(o, Prefs{})
+	require.NoError(t, err)
+	return o, a
+}
+
 const asteriskOffer = `v=0
 o=- 1234 1234 IN IP4 10.0.0.5
 s=Asterisk
@@ -357,10 +368,7 @@ func TestBuildAnswer(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			o, err := ParseOffer(crlf(tc.body))
-			require.NoError(t, err)
-			a, err := Negotiate(o, Prefs{})
-			require.NoError(t, err)
+			o, a := negotiated(t, crlf(tc.body))
 			out, err := BuildAnswer(o, a, local)
 			require.NoError(t, err)
 			require.Equal(t, tc.want, string(out))
@@ -374,10 +382,7 @@ func TestBuildAnswer(t *testing.T) {
 }
 
 func TestBuildAnswerIPv6AndErrors(t *testing.T) {
-	o, err := ParseOffer(crlf(ipv6Offer))
-	require.NoError(t, err)
-	a, err := Negotiate(o, Prefs{})
-	require.NoError(t, err)
+	o, a := negotiated(t, crlf(ipv6Offer))
 	out, err := BuildAnswer(o, a, Local{Host: "2001:db8::50", Port: 4002, SessionID: NewSessionID(), SessionVersion: 1})
 	require.NoError(t, err)
 	require.Contains(t, string(out), "c=IN IP6 2001:db8::50\r\n")
@@ -500,10 +505,7 @@ func TestBuildOffer(t *testing.T) {
 		"m=audio 30002 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"+
 		"a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n", string(out))
 	// Our offer negotiates against itself (an answerer echoing it).
-	o, err := ParseOffer(out)
-	require.NoError(t, err)
-	a, err := Negotiate(o, Prefs{})
-	require.NoError(t, err)
+	_, a := negotiated(t, out)
 	require.Equal(t, "PCMU", a.Codec.Name)
 	require.Equal(t, 101, a.DTMFPT)
 
