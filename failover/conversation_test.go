@@ -95,10 +95,7 @@ func TestBargeIn(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := Config{Session: testSessionConfig()}
 			cfg.Session.TurnDetection.InterruptResponse = tc.interrupt
-			h := newHarness(t, cfg, testRegions())
-			h.start()
-			s1 := h.session(1)
-			h.waitActive(s1)
+			h, s1 := startActive(t, cfg, testRegions())
 			h.userTurn(s1, "u1", 1, 5)
 			h.push(s1, created("r1"))
 			h.speak(s1, "r1", "a1", "one two three four five six", 1000)
@@ -132,10 +129,7 @@ func TestBargeIn(t *testing.T) {
 }
 
 func TestSingleResponseInFlight(t *testing.T) {
-	h := newHarness(t, Config{}, testRegions())
-	h.start()
-	s1 := h.session(1)
-	h.waitActive(s1)
+	h, s1 := startActive(t, Config{}, testRegions())
 	h.userTurn(s1, "u1", 1, 5)
 	h.push(s1, created("r1"),
 		realtime.ServerEvent{Type: realtime.EvOutputItemDone, ResponseID: "r1",
@@ -166,10 +160,7 @@ func TestSingleResponseInFlight(t *testing.T) {
 }
 
 func TestRecoverableErrorsDoNotSwap(t *testing.T) {
-	h := newHarness(t, Config{}, testRegions())
-	h.start()
-	s1 := h.session(1)
-	h.waitActive(s1)
+	h, s1 := startActive(t, Config{}, testRegions())
 	for _, d := range []realtime.ErrorDetail{
 		{Type: "invalid_request_error", Code: "response_cancel_not_active", Message: "Cancellation failed: no active response found"},
 		{Type: "invalid_request_error", Code: "input_audio_buffer_commit_empty", Message: "buffer too small"},
@@ -192,10 +183,7 @@ func TestRecoverableErrorsDoNotSwap(t *testing.T) {
 }
 
 func TestEndCallWaitsForGoodbye(t *testing.T) {
-	h := newHarness(t, Config{}, testRegions())
-	h.start()
-	s1 := h.session(1)
-	h.waitActive(s1)
+	h, s1 := startActive(t, Config{}, testRegions())
 	h.userTurn(s1, "u1", 1, 5)
 	h.push(s1, created("r1"))
 	h.speak(s1, "r1", "bye", "Goodbye, have a nice day.", 1200)
@@ -232,10 +220,7 @@ func TestTransferCall(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t, Config{TransferTargets: tc.targets}, testRegions())
-			h.start()
-			s1 := h.session(1)
-			h.waitActive(s1)
+			h, s1 := startActive(t, Config{TransferTargets: tc.targets}, testRegions())
 			h.userTurn(s1, "u1", 1, 5)
 			h.push(s1, created("r1"), realtime.ServerEvent{Type: realtime.EvFunctionCallArgumentsDone, ResponseID: "r1",
 				ItemID: "fc1", CallID: "call_t", Name: "transfer_call", Arguments: tc.args})
@@ -260,10 +245,7 @@ func TestTransferCall(t *testing.T) {
 }
 
 func TestHoldStopsAudioAndCancels(t *testing.T) {
-	h := newHarness(t, Config{}, testRegions())
-	h.start()
-	s1 := h.session(1)
-	h.waitActive(s1)
+	h, s1 := startActive(t, Config{}, testRegions())
 	h.userTurn(s1, "u1", 1, 5)
 	h.push(s1, created("r1"))
 	h.speak(s1, "r1", "a1", "let me check", 1000)
@@ -514,10 +496,7 @@ func histCount(t *testing.T, h *harness, name string) uint64 {
 
 func TestRotationAtTurnBoundary(t *testing.T) {
 	regions := []Region{{Name: "A", SessionLimit: 30 * time.Minute}, {Name: "B", SessionLimit: 30 * time.Minute}}
-	h := newHarness(t, Config{}, regions)
-	h.start()
-	s1 := h.session(1)
-	h.waitActive(s1)
+	h, s1 := startActive(t, Config{}, regions)
 	u1 := h.userTurn(s1, "u1", 1, 5)
 	h.push(s1, created("r1"))
 	h.speak(s1, "r1", "a1", "Your appointment is on Monday.", 800)
@@ -554,10 +533,7 @@ func TestRotationAtTurnBoundary(t *testing.T) {
 }
 
 func TestWarmStandbyUsedOnSwap(t *testing.T) {
-	h := newHarness(t, Config{}, testRegions("B"))
-	h.start()
-	s1 := h.session(1)
-	h.waitActive(s1)
+	h, s1 := startActive(t, Config{}, testRegions("B"))
 	standby := h.session(2)
 	require.Equal(t, "B", standby.region, "standby in the next candidate region")
 	h.waitActor(func(c *Conversation) bool { return c.spare != nil }, "standby ready")
@@ -580,10 +556,7 @@ func TestWarmStandbyUsedOnSwap(t *testing.T) {
 }
 
 func TestWarmStandbyReplacedWhenItDies(t *testing.T) {
-	h := newHarness(t, Config{}, testRegions("B"))
-	h.start()
-	s1 := h.session(1)
-	h.waitActive(s1)
+	h, s1 := startActive(t, Config{}, testRegions("B"))
 	sb1 := h.session(2)
 	h.waitActor(func(c *Conversation) bool { return c.spare != nil }, "standby ready")
 	sb1.end(&realtime.CloseError{Code: -1, Err: io.EOF})
@@ -669,10 +642,7 @@ func TestCancelDuringReplay(t *testing.T) {
 }
 
 func TestTwoFailuresInARow(t *testing.T) {
-	h := newHarness(t, Config{}, testRegions())
-	h.start()
-	s1 := h.session(1)
-	h.waitActive(s1)
+	h, s1 := startActive(t, Config{}, testRegions())
 	u1 := h.userTurn(s1, "u1", 1, 5)
 	h.answer(s1, "r1", "a1", "Hi.", 300)
 	u2 := h.userTurn(s1, "u2", 2, 5)
@@ -818,10 +788,7 @@ func TestFillerDuringLongSwap(t *testing.T) {
 }
 
 func TestTransferSurvivesSwap(t *testing.T) {
-	h := newHarness(t, Config{TransferTargets: []string{"sip:desk@pbx"}}, testRegions())
-	h.start()
-	s1 := h.session(1)
-	h.waitActive(s1)
+	h, s1 := startActive(t, Config{TransferTargets: []string{"sip:desk@pbx"}}, testRegions())
 	h.userTurn(s1, "u1", 1, 5)
 	h.push(s1, created("r1"), realtime.ServerEvent{Type: realtime.EvOutputItemDone, ResponseID: "r1",
 		Item: &realtime.Item{ID: "fc1", Type: "function_call", CallID: "call_t", Name: "transfer_call", Arguments: `{}`}})
@@ -874,10 +841,7 @@ func TestDTMFDuringSwapMergedIntoOneAnswer(t *testing.T) {
 }
 
 func TestGreetingRedoneAfterFirstSessionFails(t *testing.T) {
-	h := newHarness(t, Config{Greeting: "Say hello."}, testRegions())
-	h.start()
-	s1 := h.session(1)
-	h.waitActive(s1)
+	h, s1 := startActive(t, Config{Greeting: "Say hello."}, testRegions())
 	require.Eventually(t, func() bool { return len(s1.responses()) == 1 }, waitFor, time.Millisecond)
 	h.push(s1, created("r1"))
 	h.speak(s1, "r1", "g1", "Hello and welcome to", 1000)
@@ -908,10 +872,7 @@ func TestWriteCallerAudioDoesNotAllocate(t *testing.T) {
 }
 
 func TestBargeInAfterPlayoutCaughtUp(t *testing.T) {
-	h := newHarness(t, Config{}, testRegions())
-	h.start()
-	s1 := h.session(1)
-	h.waitActive(s1)
+	h, s1 := startActive(t, Config{}, testRegions())
 	h.userTurn(s1, "u1", 1, 5)
 	h.push(s1, created("r1"))
 	h.speak(s1, "r1", "a1", "one two three", 200)

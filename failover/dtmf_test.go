@@ -22,10 +22,7 @@ func TestDTMFConfig(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t, tc.cfg, testRegions())
-			h.start()
-			s1 := h.session(1)
-			h.waitActive(s1)
+			h, s1 := startActive(t, tc.cfg, testRegions())
 			h.conv.DTMF('4')
 			// A marker after the digit: once the actor handled it, it handled
 			// the digit too (messages are taken in order).

@@ -34,7 +34,11 @@ func (c *Conversation) onCallerAudio(fp *[]byte) {
 	case stConnecting, stSwapping:
 		c.swapBuf = append(c.swapBuf, f...)
 		if over := len(c.swapBuf) - maxSwapMs*c.inBPM; over > 0 {
-			c.swapBuf = append(c.swapBuf[:0], c.swapBuf[over:]...)
+			// Reslice rather than copy: once full, copying the whole
+			// buffer on every frame would be 30 s of audio per 20 ms.
+			// append reallocates (copying) only when the capacity left
+			// runs out.
+			c.swapBuf = c.swapBuf[over:]
 		}
 	}
 }

@@ -694,3 +694,14 @@ func (h *harness) answer(s *fakeSession, respID, itemID, transcript string, audi
 	h.conv.PlayoutDone(itemID, audioMs)
 	h.waitActor(func(c *Conversation) bool { return !c.isPlaying() }, "played out")
 }
+
+// startActive builds a harness, starts it and waits until its first session
+// carries the call.
+func startActive(t *testing.T, cfg Config, regions []Region, opts ...harnessOpt) (*harness, *fakeSession) {
+	t.Helper()
+	h := newHarness(t, cfg, regions, opts...)
+	h.start()
+	s1 := h.session(1)
+	h.waitActive(s1)
+	return h, s1
+}

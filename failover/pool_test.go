@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sipbridge/sipbridge/realtime"
@@ -153,7 +154,13 @@ func TestMetricsRegisterTwice(t *testing.T) {
 		got = append(got, mf.GetName())
 	}
 	require.Contains(t, got, "sipbridge_failover_pause_seconds")
-	require.NotNil(t, NewMetrics(nil), "unregistered metrics work")
+	unreg := NewMetrics(nil)
+	require.NotNil(t, unreg, "unregistered metrics work")
+	unreg.GiveUps.Inc()
+	var pb dto.Metric
+	require.NoError(t, unreg.GiveUps.Write(&pb))
+	require.Equal(t, 1.0, pb.GetCounter().GetValue(), "unregistered metrics work")
+	require.Equal(t, 2.0, h.metric("sipbridge_failover_giveups_total"), "unregistered metrics stay off the registry")
 }
 
 func TestClassifyFailedResponse(t *testing.T) {
