@@ -125,8 +125,32 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 	t.Run("outbound tick", func(t *testing.T) {
 		f := newOutboundFixture(t)
 		defer f.s.conn.Close()
-		f.tick()
+		require.Len(t, f.tick(), rtpHeaderLen+frameSamples)
 		require.Zero(t, testing.AllocsPerRun(500, func() { f.tick() }))
+		require.Len(t, f.tick(), rtpHeaderLen+frameSamples)
+	})
+	t.Run("outbound send", func(t *testing.T) {
+		peer := listen(t)
+		defer peer.Close()
+		s := newStream(t, StreamConfig{Codec: CodecPCMU, DTMFPayloadType: -1, Remote: addrOf(peer)})
+		defer s.conn.Close()
+		now := time.Now()
+		s.sendFrame(now)
+		require.Zero(t, testing.AllocsPerRun(100, func() { s.sendFrame(now) }))
+		st := s.Stats()
+		require.Equal(t, uint64(102), st.PacketsOut+st.WriteErrors) // + AllocsPerRun's warm-up call
+	})
+	t.Run("silence fill", func(t *testing.T) {
+		f := newInboundFixture(t, ModelPCM24)
+		defer f.s.conn.Close()
+		now := time.Now()
+		f.next(now)
+		i := 0
+		require.Zero(t, testing.AllocsPerRun(100, func() {
+			i++
+			f.s.fillSilence(now.Add(silenceFillAfter + time.Duration(i)*frameDur))
+		}))
+		require.Positive(t, f.s.Stats().SilenceFilled)
 	})
 	t.Run("Play 100 ms of PCM24", func(t *testing.T) {
 		s := newStream(t, StreamConfig{Codec: CodecPCMU, DTMFPayloadType: -1, ModelFormat: ModelPCM24})

@@ -26,8 +26,8 @@ type inbound struct {
 
 	acc  [frameSamples]int16 // 8 kHz samples of the frame being assembled
 	accN int
-	pcm  [maxPacketSamples]int16 // decode / concealment scratch
-	last [maxPacketSamples]int16 // last good packet, for concealment
+	pcm  [maxPacketSamples]int16 // concealment scratch
+	last [maxPacketSamples]int16 // last good packet: decoded here, kept for concealment
 	// lastN is the length of the last good packet in samples: one lost packet
 	// is concealed with that much audio, so 30 ms ptime stays in step.
 	lastN   int
@@ -248,10 +248,10 @@ func (s *Stream) drainJitter(now time.Time) {
 			s.conceal()
 		case f.PayloadType == uint8(CodecPCMU) || f.PayloadType == uint8(CodecPCMA):
 			law := Codec(f.PayloadType).law()
-			n := law.Decode(in.pcm[:], f.Payload)
-			copy(in.last[:], in.pcm[:n])
+			// Decoded straight into last: it is kept for concealment anyway.
+			n := law.Decode(in.last[:], f.Payload)
 			in.lastN, in.lossRun = max(n, 1), 0
-			s.pushCallerAudio(in.pcm[:n])
+			s.pushCallerAudio(in.last[:n])
 		default: // telephone-event (the only other type let through)
 			p, err := dtmf.Decode(f.Payload)
 			if err != nil {
