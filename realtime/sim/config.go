@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"regexp"
 	"slices"
 	"strconv"
@@ -422,14 +423,9 @@ func applyPreviewSession(c *sessionConfig, o *jobj) *apiError {
 	if err := applySpeed(c, o); err != nil {
 		return err
 	}
-	if t, ok, err := o.number("temperature"); err != nil {
+	// §0: beta temperature range 0.6–1.2.
+	if err := o.numberInto("temperature", 0.6, 1.2, &c.Temperature); err != nil {
 		return err
-	} else if ok {
-		// §0: beta temperature range 0.6–1.2.
-		if t < 0.6 || t > 1.2 {
-			return errOutOfRange("session.temperature", t, 0.6, 1.2)
-		}
-		c.Temperature = t
 	}
 	if v, ok, err := o.integerOrInf("max_response_output_tokens"); err != nil {
 		return err
@@ -669,38 +665,15 @@ func applyTurnDetection(c *sessionConfig, o *jobj, ga bool) *apiError {
 		if err := t.allow(allowed...); err != nil {
 			return err
 		}
-		if v, ok, err := t.number("threshold"); err != nil {
-			return err
-		} else if ok {
-			if v < 0 || v > 1 {
-				return errOutOfRange(t.p("threshold"), v, 0, 1)
-			}
-			td.Threshold = v
-		}
-		if v, ok, err := t.integer("prefix_padding_ms"); err != nil {
-			return err
-		} else if ok {
-			if v < 0 {
-				return errOutOfRange(t.p("prefix_padding_ms"), float64(v), 0, 10000)
-			}
-			td.PrefixPaddingMs = v
-		}
-		if v, ok, err := t.integer("silence_duration_ms"); err != nil {
-			return err
-		} else if ok {
-			if v < 0 {
-				return errOutOfRange(t.p("silence_duration_ms"), float64(v), 0, 10000)
-			}
-			td.SilenceDurationMs = v
-		}
-		if v, ok, err := t.integer("idle_timeout_ms"); err != nil {
-			return err
-		} else if ok {
+		// integer() parses 32-bit values, so math.MaxInt32 means "no maximum".
+		if err := firstErr(
+			t.numberInto("threshold", 0, 1, &td.Threshold),
+			t.integerInto("prefix_padding_ms", 0, math.MaxInt32, &td.PrefixPaddingMs),
+			t.integerInto("silence_duration_ms", 0, math.MaxInt32, &td.SilenceDurationMs),
 			// §2.1: 5000–30000 or null.
-			if v < 5000 || v > 30000 {
-				return errOutOfRange(t.p("idle_timeout_ms"), float64(v), 5000, 30000)
-			}
-			td.IdleTimeoutMs = v
+			t.integerInto("idle_timeout_ms", 5000, 30000, &td.IdleTimeoutMs),
+		); err != nil {
+			return err
 		}
 	case "semantic_vad":
 		if err := t.allow("type", "eagerness", "create_response", "interrupt_response"); err != nil {
@@ -710,23 +683,19 @@ func applyTurnDetection(c *sessionConfig, o *jobj, ga bool) *apiError {
 		if v, ok, err := t.str("eagerness"); err != nil {
 			return err
 		} else if ok {
-			if !slices.Contains([]string{"low", "medium", "high", "auto"}, v) {
-				return errInvalidEnum(t.p("eagerness"), v, []string{"low", "medium", "high", "auto"})
+			if levels := []string{"low", "medium", "high", "auto"}; !slices.Contains(levels, v) {
+				return errInvalidEnum(t.p("eagerness"), v, levels)
 			}
 			td.Eagerness = v
 		}
 	default:
 		return errInvalidEnum(t.p("type"), typ, []string{"server_vad", "semantic_vad"})
 	}
-	if v, ok, err := t.boolean("create_response"); err != nil {
+	if err := firstErr(
+		t.booleanInto("create_response", &td.CreateResponse),
+		t.booleanInto("interrupt_response", &td.InterruptResponse),
+	); err != nil {
 		return err
-	} else if ok {
-		td.CreateResponse = v
-	}
-	if v, ok, err := t.boolean("interrupt_response"); err != nil {
-		return err
-	} else if ok {
-		td.InterruptResponse = v
 	}
 	c.TurnDetection = td
 	return nil
@@ -767,16 +736,8 @@ func applyVoice(c *sessionConfig, o *jobj, voices []string, allowID bool) *apiEr
 }
 
 func applySpeed(c *sessionConfig, o *jobj) *apiError {
-	v, ok, err := o.number("speed")
-	if err != nil || !ok {
-		return err
-	}
 	// §2.1: 0.25–1.5.
-	if v < 0.25 || v > 1.5 {
-		return errOutOfRange(o.p("speed"), v, 0.25, 1.5)
-	}
-	c.Speed = v
-	return nil
+	return o.numberInto("speed", 0.25, 1.5, &c.Speed)
 }
 
 // integerOrInf reads max_output_tokens-style values: 1–4096 or "inf".
@@ -931,3 +892,14 @@ func compact(raw json.RawMessage) json.RawMessage {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// firstErr returns the first non-nil error. Its arguments are all evaluated,
+// so use it only for checks whose side effects are discarded on error.
+func firstErr(errs ...*apiError) *apiError {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

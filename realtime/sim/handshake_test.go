@@ -66,7 +66,6 @@ func TestHandshakeAccepted(t *testing.T) {
 
 func TestHandshakeRejected(t *testing.T) {
 	_, url := startSim(t, fastConfig("east"))
-	httpURL := "http" + strings.TrimPrefix(url, "ws")
 	tests := []struct {
 		name   string
 		path   string
@@ -94,7 +93,6 @@ func TestHandshakeRejected(t *testing.T) {
 			require.Error(t, err)
 			require.NotNil(t, resp)
 			require.Equal(t, tc.status, resp.StatusCode)
-			_ = httpURL
 			var body struct {
 				Error map[string]any `json:"error"`
 			}

@@ -129,6 +129,44 @@ func (o *jobj) boolean(key string) (bool, bool, *apiError) {
 	return bytes.Equal(bytes.TrimSpace(raw), []byte("true")), true, nil
 }
 
+// numberInto stores key's number in *dst when present; a value outside
+// [lo, hi] is out of range and leaves *dst alone.
+func (o *jobj) numberInto(key string, lo, hi float64, dst *float64) *apiError {
+	v, ok, err := o.number(key)
+	if err != nil || !ok {
+		return err
+	}
+	if v < lo || v > hi {
+		return errOutOfRange(o.p(key), v, lo, hi)
+	}
+	*dst = v
+	return nil
+}
+
+// integerInto stores key's integer in *dst when present; a value outside
+// [lo, hi] is out of range and leaves *dst alone.
+func (o *jobj) integerInto(key string, lo, hi int, dst *int) *apiError {
+	v, ok, err := o.integer(key)
+	if err != nil || !ok {
+		return err
+	}
+	if v < lo || v > hi {
+		return errOutOfRange(o.p(key), float64(v), float64(lo), float64(hi))
+	}
+	*dst = v
+	return nil
+}
+
+// booleanInto stores key's boolean in *dst when present.
+func (o *jobj) booleanInto(key string, dst *bool) *apiError {
+	v, ok, err := o.boolean(key)
+	if err != nil || !ok {
+		return err
+	}
+	*dst = v
+	return nil
+}
+
 func (o *jobj) object(key string) (*jobj, bool, *apiError) {
 	if !o.present(key) {
 		return nil, false, nil
