@@ -124,11 +124,7 @@ func TestHoldAndResumeThroughTheBinary(t *testing.T) {
 	t.Parallel()
 	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz, Responder: longAnswer})
 	br := startBridge(t, "", east)
-	ph := newPhone(t, "udp")
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	call, err := ph.Call(ctx, testphone.CallOptions{Target: br.Target()})
-	require.NoError(t, err)
+	call, ctx := dial(t, br, 120*time.Second, testphone.CallOptions{})
 
 	for i, hold := range []struct{ offer, answer string }{{"sendonly", "recvonly"}, {"inactive", "inactive"}} {
 		from := call.HeardMs()
@@ -175,7 +171,7 @@ func TestHoldAndResumeThroughTheBinary(t *testing.T) {
 	// Resumed: the next turn is answered and heard.
 	from := call.HeardMs()
 	call.Speak(callerHz, 1200*time.Millisecond, -20)
-	_, err = call.WaitTone(ctx, eastHz, from, 600*time.Millisecond, 20*time.Second)
+	_, err := call.WaitTone(ctx, eastHz, from, 600*time.Millisecond, 20*time.Second)
 	require.NoError(t, err, "the AI speaks again after resume")
 	require.NoError(t, call.Hangup(ctx))
 }
@@ -186,11 +182,7 @@ func TestReInviteMovesMedia(t *testing.T) {
 	t.Parallel()
 	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
 	br := startBridge(t, "", east)
-	ph := newPhone(t, "udp")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	call, err := ph.Call(ctx, testphone.CallOptions{Target: br.Target()})
-	require.NoError(t, err)
+	call, ctx := dial(t, br, 60*time.Second, testphone.CallOptions{})
 	oldRTP := call.LocalRTP()
 
 	res, err := call.ReInvite(ctx, testphone.ReInviteOptions{NewRTPSocket: true})

@@ -13,53 +13,44 @@ import (
 // the binary; each asserts on SIPp's exit code (its <ereg check_it> checks
 // fail the call) and on what the bridge and the simulated model saw.
 
-// TestSIPpHoldAndResume: re-INVITE a=sendonly is answered a=recvonly, and
-// a=sendrecv resumes; the call survives both and ends on SIPp's BYE.
-func TestSIPpHoldAndResume(t *testing.T) {
-	t.Parallel()
-	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
-	br := startBridge(t, "", east)
-	out, err := runSIPp(t, br.SIPAddr, "uac_hold_resume.xml")
-	require.NoError(t, err, "sipp failed:\n%s", out)
-	br.WaitLog(10*time.Second, "call on hold", "direction=recvonly")
-	br.WaitLog(10*time.Second, "call resumed")
-	br.WaitLog(10*time.Second, "call ended", "reason=caller_bye")
-}
-
-// TestSIPpSessionRefresh: SIPp asks for a 4 s session it refreshes itself,
-// alternately with UPDATE and re-INVITE, for longer than the interval; every
-// 2xx carries Session-Expires and the call ends on SIPp's BYE, not ours.
-func TestSIPpSessionRefresh(t *testing.T) {
-	t.Parallel()
-	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
-	br := startBridge(t, "sip:\n  min_se: 2s\n", east)
-	out, err := runSIPp(t, br.SIPAddr, "uac_session_refresh.xml")
-	require.NoError(t, err, "sipp failed:\n%s", out)
-	br.WaitLog(10*time.Second, "call ended", "reason=caller_bye")
-}
-
-// TestSIPpSessionExpiry: SIPp asks for a 3 s session it then never
-// refreshes; the bridge sends BYE with Reason 408 "Session timer expired",
-// which the scenario waits for and checks.
-func TestSIPpSessionExpiry(t *testing.T) {
-	t.Parallel()
-	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
-	br := startBridge(t, "sip:\n  min_se: 2s\n", east)
-	out, err := runSIPp(t, br.SIPAddr, "uac_session_expiry.xml")
-	require.NoError(t, err, "sipp failed:\n%s", out)
-	br.WaitLog(10*time.Second, "call ended", "reason=session_expired")
-}
-
-// TestSIPpBridgeRefreshes: SIPp supports timers and allows UPDATE but asks
-// for no interval; the bridge imposes sip.session_expires, refreshes with
-// UPDATE at half of it, and SIPp answers each.
-func TestSIPpBridgeRefreshes(t *testing.T) {
-	t.Parallel()
-	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
-	br := startBridge(t, "sip:\n  min_se: 2s\n  session_expires: 4s\n", east)
-	out, err := runSIPp(t, br.SIPAddr, "uac_uas_refresh.xml")
-	require.NoError(t, err, "sipp failed:\n%s", out)
-	br.WaitLog(10*time.Second, "call ended", "reason=caller_bye")
+// TestSIPpInDialog runs the in-dialog scenarios; each must pass SIPp's own
+// checks and leave the log lines that show what the bridge did.
+func TestSIPpInDialog(t *testing.T) {
+	cases := []struct {
+		name, extra, scenario string
+		logs                  [][]string
+	}{
+		// re-INVITE a=sendonly is answered a=recvonly, and a=sendrecv
+		// resumes; the call survives both and ends on SIPp's BYE.
+		{"hold and resume", "", "uac_hold_resume.xml", [][]string{
+			{"call on hold", "direction=recvonly"}, {"call resumed"}, {"call ended", "reason=caller_bye"}}},
+		// SIPp asks for a 4 s session it refreshes itself, alternately with
+		// UPDATE and re-INVITE, for longer than the interval; every 2xx
+		// carries Session-Expires and the call ends on SIPp's BYE, not ours.
+		{"session refresh by the caller", "sip:\n  min_se: 2s\n", "uac_session_refresh.xml", [][]string{
+			{"call ended", "reason=caller_bye"}}},
+		// SIPp asks for a 3 s session it never refreshes; the bridge sends
+		// BYE with Reason 408 "Session timer expired", which SIPp checks.
+		{"session expiry", "sip:\n  min_se: 2s\n", "uac_session_expiry.xml", [][]string{
+			{"call ended", "reason=session_expired"}}},
+		// SIPp supports timers and allows UPDATE but asks for no interval;
+		// the bridge imposes session_expires, refreshes with UPDATE at half
+		// of it, and SIPp answers each.
+		{"session refresh by the bridge", "sip:\n  min_se: 2s\n  session_expires: 4s\n", "uac_uas_refresh.xml", [][]string{
+			{"call ended", "reason=caller_bye"}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
+			br := startBridge(t, tc.extra, east)
+			out, err := runSIPp(t, br.SIPAddr, tc.scenario)
+			require.NoError(t, err, "sipp failed:\n%s", out)
+			for _, l := range tc.logs {
+				br.WaitLog(10*time.Second, l...)
+			}
+		})
+	}
 }
 
 // TestSIPpDTMF: SIPp plays the Debian RFC 4733 capture of digit 1 and sends

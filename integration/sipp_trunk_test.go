@@ -155,11 +155,7 @@ func TestSIPpCapacity503(t *testing.T) {
 	requirePeer(t, "sipp")
 	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
 	br := startBridge(t, "sip:\n  max_calls: 1\n", east)
-	ph := newPhone(t, "udp")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	call, err := ph.Call(ctx, testphone.CallOptions{Target: br.Target()})
-	require.NoError(t, err)
+	call, ctx := dial(t, br, 60*time.Second, testphone.CallOptions{})
 
 	run := runSIPpFrom(t, "127.0.0.1", br.SIPAddr, "uac_busy.xml")
 	requireSIPpPassed(t, run)
@@ -168,7 +164,7 @@ func TestSIPpCapacity503(t *testing.T) {
 
 	require.NoError(t, call.Hangup(ctx))
 	br.WaitLog(10*time.Second, "call ended", call.CallID())
-	again, err := ph.Call(ctx, testphone.CallOptions{Target: br.Target()})
+	again, err := call.Phone().Call(ctx, testphone.CallOptions{Target: br.Target()})
 	require.NoError(t, err, "a slot is free again")
 	require.NoError(t, again.Hangup(ctx))
 }

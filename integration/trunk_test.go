@@ -353,11 +353,7 @@ func TestDrainOnSIGTERMThroughTheBinary(t *testing.T) {
 	t.Parallel()
 	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
 	br := startBridge(t, "", east)
-	ph := newPhone(t, "udp")
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	call, err := ph.Call(ctx, testphone.CallOptions{Target: br.Target()})
-	require.NoError(t, err)
+	call, ctx := dial(t, br, 90*time.Second, testphone.CallOptions{})
 
 	require.NoError(t, br.cmd.Process.Signal(syscall.SIGTERM))
 	br.WaitLog(10*time.Second, "SIGTERM: draining")
@@ -365,7 +361,7 @@ func TestDrainOnSIGTERMThroughTheBinary(t *testing.T) {
 	res := rawSIP(t, br.SIPAddr, "OPTIONS", "")
 	require.True(t, strings.HasPrefix(res, "SIP/2.0 503"), res)
 	require.Contains(t, res, "Retry-After:")
-	_, err = ph.Call(ctx, testphone.CallOptions{Target: br.Target()})
+	_, err := call.Phone().Call(ctx, testphone.CallOptions{Target: br.Target()})
 	rej := rejectedWith(t, err, 503)
 	require.NotNil(t, rej.Res.GetHeader("Retry-After"))
 
