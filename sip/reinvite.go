@@ -31,14 +31,9 @@ func (p *pendingReinvite) ack(req *sip.Request) {
 // hold and resume (RFC 3264 §8.4), a new remote address or codec. A failed
 // re-INVITE leaves the session as it was.
 func (c *call) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
-	if !c.waitConfirmed(c.s.ackGrace) {
-		// RFC 3261 §14.2: our INVITE transaction (its ACK) is still pending.
-		_ = c.s.respond(req, tx, sip.StatusRequestPending, "Request Pending", nil)
-		c.s.metrics.reinvites.WithLabelValues("rejected").Inc()
-		return
-	}
-	if c.timer.offering.Load() {
-		// RFC 3261 §14.2: glare with our own refresh re-INVITE (timers.go).
+	// RFC 3261 §14.2: 491 while our INVITE transaction (its ACK) is still
+	// pending, or on glare with our own refresh re-INVITE (timers.go).
+	if !c.waitConfirmed(c.s.ackGrace) || c.timer.offering.Load() {
 		_ = c.s.respond(req, tx, sip.StatusRequestPending, "Request Pending", nil)
 		c.s.metrics.reinvites.WithLabelValues("rejected").Inc()
 		return
@@ -83,21 +78,18 @@ func (c *call) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	if r := validateInvite(req); r != nil {
-		c.s.rejectRequest(req, tx, r)
-		c.s.metrics.reinvites.WithLabelValues("rejected").Inc()
+		c.rejectReinvite(req, tx, r)
 		return
 	}
 	body, r := sdpBody(req)
 	if r != nil {
-		c.s.rejectRequest(req, tx, r)
-		c.s.metrics.reinvites.WithLabelValues("rejected").Inc()
+		c.rejectReinvite(req, tx, r)
 		return
 	}
 	// Every re-INVITE is a session refresh (RFC 4028 §9 applies to it).
 	tres, r := c.timerFor(req)
 	if r != nil {
-		c.s.rejectRequest(req, tx, r)
-		c.s.metrics.reinvites.WithLabelValues("rejected").Inc()
+		c.rejectReinvite(req, tx, r)
 		return
 	}
 
@@ -116,8 +108,7 @@ func (c *call) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 		c.mu.Unlock()
 		result = "offerless"
 	} else if offer, ans, out, r = c.answerReoffer(body); r != nil { // update.go
-		c.s.rejectRequest(req, tx, r)
-		c.s.metrics.reinvites.WithLabelValues("rejected").Inc()
+		c.rejectReinvite(req, tx, r)
 		return
 	}
 
@@ -162,6 +153,12 @@ func (c *call) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 	}
+}
+
+// rejectReinvite answers a re-INVITE with r's final response and counts it.
+func (c *call) rejectReinvite(req *sip.Request, tx sip.ServerTransaction, r *rejection) {
+	c.s.rejectRequest(req, tx, r)
+	c.s.metrics.reinvites.WithLabelValues("rejected").Inc()
 }
 
 // applyAnswer moves the media to what a re-INVITE negotiated and returns the

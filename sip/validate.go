@@ -116,12 +116,10 @@ func validateInvite(req *sip.Request) *rejection {
 		return reject(EndRejectBadRequest, "missing Contact")
 	}
 	var unsupported []string
-	for _, h := range req.GetHeaders("Require") {
-		for tag := range strings.SplitSeq(h.Value(), ",") {
-			// timer is the one extension we support (RFC 4028, timers.go).
-			if tag = strings.TrimSpace(tag); tag != "" && !strings.EqualFold(tag, "timer") {
-				unsupported = append(unsupported, tag)
-			}
+	for _, tag := range listValues(req, "Require") { // timers.go
+		// timer is the one extension we support (RFC 4028, timers.go).
+		if !strings.EqualFold(tag, "timer") {
+			unsupported = append(unsupported, tag)
 		}
 	}
 	if len(unsupported) > 0 {
