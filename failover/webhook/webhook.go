@@ -67,21 +67,17 @@ type Metrics struct {
 // NewMetrics creates the series and registers them on reg (nil: not
 // registered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
-		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+	return &Metrics{
+		calls: failover.RegisterCollector(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "sipbridge", Name: "tool_calls_total",
 			Help: "Custom tool (webhook) calls by tool name and result (ok, http_error, timeout, error, bad_arguments, cancelled).",
-		}, []string{"tool", "result"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		}, []string{"tool", "result"})),
+		duration: failover.RegisterCollector(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "sipbridge", Name: "tool_call_seconds",
 			Help:    "Custom tool (webhook) call duration.",
 			Buckets: []float64{.025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
-		}, []string{"tool"}),
+		}, []string{"tool"})),
 	}
-	if reg != nil {
-		reg.MustRegister(m.calls, m.duration)
-	}
-	return m
 }
 
 // Webhooks runs the configured webhook tools.

@@ -208,3 +208,11 @@ func TestNewWebhooksRejects(t *testing.T) {
 		})
 	}
 }
+
+func TestNewMetricsTwiceSharesTheSeries(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	a := NewMetrics(reg)
+	b := NewMetrics(reg) // must not panic
+	require.Same(t, a.calls, b.calls)
+	require.Same(t, a.duration, b.duration)
+}
