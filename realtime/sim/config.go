@@ -773,49 +773,18 @@ func renderSession(d realtime.Dialect, c sessionConfig, id string, expiresAt int
 		if c.TextOnly {
 			mods = []string{"text"}
 		}
-		var tr any
-		if c.Transcription != nil {
-			tr = map[string]any{"model": c.Transcription.Model, "language": nullIfEmpty(c.Transcription.Language), "prompt": c.Transcription.Prompt}
-		}
-		var td any
-		if t := c.TurnDetection; t != nil {
-			if t.Type == "semantic_vad" {
-				td = map[string]any{"type": t.Type, "eagerness": t.Eagerness, "create_response": t.CreateResponse, "interrupt_response": t.InterruptResponse}
-			} else {
-				td = map[string]any{"type": t.Type, "threshold": t.Threshold, "prefix_padding_ms": t.PrefixPaddingMs,
-					"silence_duration_ms": t.SilenceDurationMs, "create_response": t.CreateResponse, "interrupt_response": t.InterruptResponse}
-			}
-		}
 		return map[string]any{
 			"id": id, "object": "realtime.session", "model": c.Model, "expires_at": expiresAt,
 			"modalities": mods, "instructions": c.Instructions, "voice": c.Voice,
 			"input_audio_format": previewFormatName(c.InputFormat), "output_audio_format": previewFormatName(c.OutputFormat),
-			"input_audio_transcription": tr, "input_audio_noise_reduction": noiseObj(c.NoiseReduction),
-			"turn_detection": td, "tools": tools, "tool_choice": c.ToolChoice, "temperature": c.Temperature,
+			"input_audio_transcription": transcriptionObj(c.Transcription), "input_audio_noise_reduction": noiseObj(c.NoiseReduction),
+			"turn_detection": turnDetectionObj(c.TurnDetection, false), "tools": tools, "tool_choice": c.ToolChoice, "temperature": c.Temperature,
 			"max_response_output_tokens": c.MaxOutputTokens, "speed": c.Speed, "tracing": c.Tracing, "client_secret": nil,
 		}
 	}
 	mods := []string{"audio"}
 	if c.TextOnly {
 		mods = []string{"text"}
-	}
-	var tr any
-	if c.Transcription != nil {
-		tr = map[string]any{"model": c.Transcription.Model, "language": nullIfEmpty(c.Transcription.Language), "prompt": c.Transcription.Prompt}
-	}
-	var td any
-	if t := c.TurnDetection; t != nil {
-		if t.Type == "semantic_vad" {
-			td = map[string]any{"type": t.Type, "eagerness": t.Eagerness, "create_response": t.CreateResponse, "interrupt_response": t.InterruptResponse}
-		} else {
-			var idle any
-			if t.IdleTimeoutMs > 0 {
-				idle = t.IdleTimeoutMs
-			}
-			td = map[string]any{"type": t.Type, "threshold": t.Threshold, "prefix_padding_ms": t.PrefixPaddingMs,
-				"silence_duration_ms": t.SilenceDurationMs, "idle_timeout_ms": idle,
-				"create_response": t.CreateResponse, "interrupt_response": t.InterruptResponse}
-		}
 	}
 	var voice any = c.Voice
 	if c.VoiceIsID {
@@ -832,8 +801,8 @@ func renderSession(d realtime.Dialect, c sessionConfig, id string, expiresAt int
 		"expires_at": expiresAt, "include": include,
 		"audio": map[string]any{
 			"input": map[string]any{
-				"format": gaFormatObj(c.InputFormat), "transcription": tr,
-				"noise_reduction": noiseObj(c.NoiseReduction), "turn_detection": td,
+				"format": gaFormatObj(c.InputFormat), "transcription": transcriptionObj(c.Transcription),
+				"noise_reduction": noiseObj(c.NoiseReduction), "turn_detection": turnDetectionObj(c.TurnDetection, true),
 			},
 			"output": map[string]any{"format": gaFormatObj(c.OutputFormat), "voice": voice, "speed": c.Speed},
 		},
@@ -845,6 +814,35 @@ func renderSession(d realtime.Dialect, c sessionConfig, id string, expiresAt int
 		s["parallel_tool_calls"] = c.ParallelToolCall
 	}
 	return s
+}
+
+func transcriptionObj(t *transcription) any {
+	if t == nil {
+		return nil
+	}
+	return map[string]any{"model": t.Model, "language": nullIfEmpty(t.Language), "prompt": t.Prompt}
+}
+
+// turnDetectionObj renders the VAD config; only GA server_vad carries
+// idle_timeout_ms (null when unset).
+func turnDetectionObj(t *turnDetection, ga bool) any {
+	if t == nil {
+		return nil
+	}
+	m := map[string]any{"type": t.Type, "create_response": t.CreateResponse, "interrupt_response": t.InterruptResponse}
+	if t.Type == "semantic_vad" {
+		m["eagerness"] = t.Eagerness
+		return m
+	}
+	m["threshold"], m["prefix_padding_ms"], m["silence_duration_ms"] = t.Threshold, t.PrefixPaddingMs, t.SilenceDurationMs
+	if ga {
+		var idle any
+		if t.IdleTimeoutMs > 0 {
+			idle = t.IdleTimeoutMs
+		}
+		m["idle_timeout_ms"] = idle
+	}
+	return m
 }
 
 func gaFormatObj(f realtime.AudioFormat) map[string]any {
