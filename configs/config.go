@@ -10,6 +10,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"github.com/sipbridge/sipbridge/realtime/sim"
 	"io"
 	"net"
 	"net/netip"
@@ -178,23 +179,9 @@ type Simulator struct {
 	Faults        Faults   `yaml:"faults"`
 }
 
-// Faults injects failures into a simulated region.
-type Faults struct {
-	FailureRate         float64  `yaml:"failure_rate"`
-	Seed                int64    `yaml:"seed"`
-	FailBeforeAudio     int      `yaml:"fail_before_audio"`
-	FailAfterAudioMs    int      `yaml:"fail_after_audio_ms"`
-	Sticky              bool     `yaml:"sticky"`
-	StallNoResponse     int      `yaml:"stall_no_response"`
-	StallMidAudioMs     int      `yaml:"stall_mid_audio_ms"`
-	CloseAfterAudioMs   int      `yaml:"close_after_audio_ms"`
-	DropAfterAudioMs    int      `yaml:"drop_after_audio_ms"`
-	RefuseStatus        int      `yaml:"refuse_status"`
-	RefuseConnect       bool     `yaml:"refuse_connect"`
-	ExpireAfter         Duration `yaml:"expire_after"`
-	ErrorEventServerErr int      `yaml:"error_event_server_error"`
-	StallFirstAudio     int      `yaml:"stall_first_audio"`
-}
+// Faults injects failures into a simulated region: the simulator's own
+// fault set, whose yaml tags are the config keys.
+type Faults = sim.Faults
 
 // Failover tunes failure detection and session swaps.
 type Failover struct {
@@ -288,7 +275,7 @@ func Load(path string) (*Config, error) {
 // LoadDefault returns the embedded default config.
 func LoadDefault() (*Config, error) { return Parse(defaultYAML) }
 
-var yamlFieldNotFound = regexp.MustCompile(`line (\d+): field (\S+) not found in type configs\.(\w+)`)
+var yamlFieldNotFound = regexp.MustCompile(`line (\d+): field (\S+) not found in type (?:configs|sim)\.(\w+)`)
 
 // Parse decodes YAML strictly (unknown keys are errors), applies defaults and validates.
 func Parse(b []byte) (*Config, error) {
@@ -623,6 +610,9 @@ func (c *Config) Validate() error {
 			}
 			if f := r.Simulator.Faults.FailureRate; f < 0 || f > 1 {
 				bad(key+".simulator.faults.failure_rate", "%v is outside 0..1", f)
+			}
+			if f := r.Simulator.Faults; f.ExpireAfter < 0 || f.HandshakeDelay < 0 {
+				bad(key+".simulator.faults", "durations must not be negative")
 			}
 			if s := r.Simulator.Faults.RefuseStatus; s != 0 && (s < 400 || s > 599) {
 				bad(key+".simulator.faults.refuse_status", "%d is not an HTTP error status", s)

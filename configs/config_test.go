@@ -183,3 +183,18 @@ func TestInDialogDefaults(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestSimulatorFaultsDecode(t *testing.T) {
+	c, err := Parse([]byte("regions:\n  - name: a\n    url: ws://127.0.0.1:9001/v1/realtime\n    simulator:\n      enabled: true\n      faults:\n        failure_rate: 0.03\n        expire_after: 90s\n        handshake_delay: 250ms\n        stall_first_audio: 2\n"))
+	require.NoError(t, err)
+	f := c.Regions[0].Simulator.Faults
+	require.Equal(t, 0.03, f.FailureRate)
+	require.Equal(t, 90*time.Second, f.ExpireAfter)
+	require.Equal(t, 250*time.Millisecond, f.HandshakeDelay)
+	require.Equal(t, 2, f.StallFirstAudio)
+
+	_, err = Parse([]byte("regions:\n  - name: a\n    url: ws://127.0.0.1:9001/v1/realtime\n    simulator:\n      enabled: true\n      faults:\n        expire_after: -1s\n"))
+	require.ErrorContains(t, err, "regions[0].simulator.faults")
+	_, err = Parse([]byte("regions:\n  - name: a\n    url: ws://127.0.0.1:9001/v1/realtime\n    simulator:\n      faults:\n        fail_sometimes: true\n"))
+	require.ErrorContains(t, err, `unknown key "fail_sometimes"`)
+}

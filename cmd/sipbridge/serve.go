@@ -232,7 +232,7 @@ func (a *app) startSimulators(log *slog.Logger) error {
 			ResponseDelay: s.ResponseDelay.D(),
 			Speedup:       s.Speedup,
 			SessionLimit:  r.SessionLimit.D(),
-			Faults:        simFaults(s.Faults),
+			Faults:        s.Faults,
 			Logger:        log.With("component", "simulator", "region", r.Name),
 		})
 		url, err := srv.Listen(r.ListenAddr())
@@ -251,25 +251,6 @@ func (a *app) closeSimulators() {
 		_ = s.Close()
 	}
 	a.sims = nil
-}
-
-func simFaults(f configs.Faults) sim.Faults {
-	return sim.Faults{
-		FailBeforeAudio:       f.FailBeforeAudio,
-		FailAfterAudioMs:      f.FailAfterAudioMs,
-		Sticky:                f.Sticky,
-		FailureRate:           f.FailureRate,
-		Seed:                  f.Seed,
-		StallNoResponse:       f.StallNoResponse,
-		StallMidAudioMs:       f.StallMidAudioMs,
-		CloseAfterAudioMs:     f.CloseAfterAudioMs,
-		DropAfterAudioMs:      f.DropAfterAudioMs,
-		RefuseStatus:          f.RefuseStatus,
-		RefuseConnect:         f.RefuseConnect,
-		ExpireAfter:           f.ExpireAfter.D(),
-		ErrorEventServerError: f.ErrorEventServerErr,
-		StallFirstAudio:       f.StallFirstAudio,
-	}
 }
 
 func randomKey() string {
