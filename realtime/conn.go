@@ -409,7 +409,8 @@ func (c *Conn) AppendAudio(frame []byte) bool {
 	if len(frame) > maxAudioFrame || !c.ring.push(frame) {
 		n := c.drops.Add(1)
 		if ok, suppressed := c.dropLog.allow(); ok {
-			c.log.Warn("realtime: send queue full, dropping caller audio",
+			// Both causes share this message: an oversized frame is not a full queue.
+			c.log.Warn("realtime: dropping caller audio (send queue full or frame oversized)",
 				"region", c.region, "frame_bytes", len(frame), "dropped_total", n, "suppressed", suppressed)
 		}
 		return false
