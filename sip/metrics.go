@@ -1,7 +1,7 @@
 package sip
 
 import (
-	"errors"
+	"github.com/sipbridge/sipbridge/failover"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,18 +37,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"Final and provisional SIP responses sent by handlers, by request method and status code.", "method", "code"),
 		malformed: counterVec(reg, "sip", "malformed_total",
 			"SIP messages that could not be parsed, by transport and what was done (responded 400, dropped, closed).", "transport", "action"),
-		callsActive: registerOn(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+		callsActive: failover.RegisterCollector(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "sipbridge", Name: "calls_active",
 			Help: "Calls admitted and not yet ended (setup included).",
 		})),
 		callEnds: counterVec(reg, "", "call_end_total",
 			"Calls and rejected INVITEs by end reason.", "reason"),
-		callDuration: registerOn(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+		callDuration: failover.RegisterCollector(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "sipbridge", Name: "call_duration_seconds",
 			Help:    "Duration of answered calls, from INVITE to teardown.",
 			Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200},
 		})),
-		answerDelay: registerOn(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+		answerDelay: failover.RegisterCollector(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "sipbridge", Subsystem: "sip", Name: "answer_seconds",
 			Help:    "Time from INVITE received to 200 OK sent.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
@@ -57,7 +57,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"REFER transfers by result.", "result"),
 		reinvites: counterVec(reg, "sip", "reinvites_total",
 			"re-INVITEs by result (hold, resume, update, rejected).", "result"),
-		registrationUp: registerOn(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		registrationUp: failover.RegisterCollector(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "sipbridge", Subsystem: "sip", Name: "registration_up",
 			Help: "1 while the registration (by configured name) holds a binding at its registrar, else 0.",
 		}, []string{"registrar"})),
@@ -72,29 +72,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 // counterVec creates the counter sipbridge_<subsystem>_<name>{labels} and
-// registers it on reg (registerOn).
+// registers it on reg (failover.RegisterCollector).
 func counterVec(reg prometheus.Registerer, subsystem, name, help string, labels ...string) *prometheus.CounterVec {
-	return registerOn(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	return failover.RegisterCollector(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "sipbridge", Subsystem: subsystem, Name: name, Help: help,
 	}, labels))
-}
-
-// registerOn registers c on reg (nil: not registered), or returns the
-// collector already registered under the same name (a second server on one
-// registry shares the series).
-func registerOn[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }
 
 // knownMethods bounds the method label.
