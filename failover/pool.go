@@ -82,6 +82,9 @@ func (o Outcome) String() string {
 	return "unknown"
 }
 
+// MarshalText shows the state by name in /status.
+func (s BreakerState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
 func (o Outcome) failure() bool { return o != OutcomeResponseOK }
 
 // BreakerState is a region's circuit breaker state; the values are the
@@ -108,23 +111,23 @@ func (s BreakerState) String() string {
 
 // RegionStatus is one region's health, for a /status endpoint and logs.
 type RegionStatus struct {
-	Name     string
-	Priority int // index in the configured order, 0 = preferred
-	State    BreakerState
-	Samples  int // outcomes in the window
-	Failures int
+	Name     string       `json:"name"`
+	Priority int          `json:"priority"` // index in the configured order, 0 = preferred
+	State    BreakerState `json:"state"`
+	Samples  int          `json:"samples"` // outcomes in the window
+	Failures int          `json:"failures"`
 	// FailureRatio is Failures/Samples (0 with no samples).
-	FailureRatio float64
+	FailureRatio float64 `json:"failure_ratio"`
 	// Degraded: closed, but failing at more than half the opening ratio.
-	Degraded bool
+	Degraded bool `json:"degraded"`
 	// OpenedAt is when the breaker last opened (zero if never).
-	OpenedAt time.Time
+	OpenedAt time.Time `json:"opened_at,omitzero"`
 	// ProbeInFlight: half-open and its one probe is taken.
-	ProbeInFlight bool
+	ProbeInFlight bool `json:"probe_in_flight"`
 	// AuthFailed: the breaker was opened by an auth/quota error.
-	AuthFailed bool
+	AuthFailed bool `json:"auth_failed"`
 	// LastOutcome is the most recent report.
-	LastOutcome string
+	LastOutcome string `json:"last_outcome,omitempty"`
 }
 
 type sample struct {

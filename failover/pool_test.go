@@ -2,6 +2,7 @@ package failover
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -279,4 +280,10 @@ func TestTriggerLabels(t *testing.T) {
 	require.Equal(t, Outcome(0), TriggerExpiry.outcome(), "expiry is not a region fault")
 	require.Equal(t, Outcome(0), TriggerRotation.outcome())
 	require.Equal(t, OutcomeAuthError, TriggerAuth.outcome())
+}
+
+func TestRegionStatusJSON(t *testing.T) {
+	b, err := json.Marshal(RegionStatus{Name: "east", State: BreakerHalfOpen, Samples: 3})
+	require.NoError(t, err)
+	require.JSONEq(t, `{"name":"east","priority":0,"state":"half_open","samples":3,"failures":0,"failure_ratio":0,"degraded":false,"probe_in_flight":false,"auth_failed":false}`, string(b))
 }
