@@ -357,10 +357,13 @@ func (c *Conversation) putFrame(b *[]byte) {
 }
 
 // Run is the actor loop. It opens the first session (trying candidates in
-// order), then carries the call across swaps and rotations. It returns nil
-// when ctx ends, or an error wrapping ErrAllRegionsFailed after
-// MaxSwapsInRow consecutive failed attempts (the apology is queued and
-// ControlGiveUp emitted first).
+// order), then carries the call across swaps and rotations, until ctx ends.
+// It returns nil, or, when it gave up after MaxSwapsInRow consecutive failed
+// attempts (apology queued, ControlGiveUp emitted), an error wrapping
+// ErrAllRegionsFailed. After giving up it keeps serving (playout reports,
+// controls) until the call, which owns the ending — the apology playing out,
+// the transfer — cancels ctx: returning at once would let the call hang up
+// before the caller heard the apology.
 func (c *Conversation) Run(ctx context.Context) error {
 	if !c.started.CompareAndSwap(false, true) {
 		return errors.New("failover: Run called twice")
@@ -381,10 +384,10 @@ func (c *Conversation) Run(ctx context.Context) error {
 	c.sw = &swapState{trigger: TriggerConnect, initial: true, startedAt: c.now(), tried: map[string]int{}}
 	c.attempt()
 
-	for c.result == nil {
+	for {
 		select {
 		case <-c.ctx.Done():
-			return nil
+			return c.result
 		case f := <-c.audioIn:
 			c.onCallerAudio(f)
 		case m := <-c.msgs:
@@ -397,7 +400,6 @@ func (c *Conversation) Run(ctx context.Context) error {
 			c.onTick()
 		}
 	}
-	return c.result
 }
 
 // teardown ends everything Run started and waits for it, so that Run

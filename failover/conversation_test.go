@@ -690,6 +690,12 @@ func TestAllRegionsDown(t *testing.T) {
 	require.True(t, s1.push(created("r2"), done("r2", realtime.StatusFailed, failed("", "server_error", ""))))
 	ctl := h.waitControl(ControlGiveUp)
 	require.Equal(t, "sip:operator@pbx", ctl.Target)
+	select {
+	case err := <-h.runErr:
+		t.Fatalf("Run returned (%v) before the call ended it: the apology would be cut", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	h.cancel() // the call ends it once the apology has played
 	var err error
 	select {
 	case err = <-h.runErr:
@@ -711,6 +717,7 @@ func TestFirstConnectGivesUp(t *testing.T) {
 	}
 	h.start()
 	h.waitControl(ControlGiveUp)
+	h.cancel()
 	err := <-h.runErr
 	h.runErr <- err
 	require.ErrorIs(t, err, ErrAllRegionsFailed)

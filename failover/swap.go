@@ -413,8 +413,8 @@ func (c *Conversation) deliverBuffered() {
 	c.turnBuf = append(c.turnBuf[:0], data...)
 }
 
-// giveUp ends the conversation's attempts: apology, ControlGiveUp, and Run
-// returns ErrAllRegionsFailed.
+// giveUp ends the conversation's attempts: apology, ControlGiveUp; Run
+// returns ErrAllRegionsFailed once the call has ended it.
 func (c *Conversation) giveUp() {
 	sw := c.sw
 	c.state = stDone
