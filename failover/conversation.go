@@ -44,6 +44,8 @@ const (
 	// dialMargin is added to the region's dial timeout for the dial context,
 	// in case a Dialer does not enforce its own.
 	dialMargin = 5 * time.Second
+	// defaultDialTimeout bounds a dial when the region sets no timeout.
+	defaultDialTimeout = 10 * time.Second
 	// spareRetry is how long after a failed or dead standby the next one is
 	// tried (so a region that is down is not hammered).
 	spareRetry = 5 * time.Second
@@ -180,6 +182,11 @@ type Conversation struct {
 	pendingLog   *swapReport
 	fillerPlayed bool
 
+	// fx are the effects of the handler running now; exec carries one
+	// out (execLive, or a test's synchronous executor).
+	fx   []effect
+	exec func(effect)
+
 	// evSeen counts session events the actor took, for tests that must
 	// know their events were handled.
 	evSeen int
@@ -280,6 +287,7 @@ func NewConversation(p Params) *Conversation {
 	if c.pool == nil {
 		c.pool = NewPool(nil, HealthConfig{Now: now}, m, log)
 	}
+	c.exec = c.execLive
 	return c
 }
 
@@ -373,16 +381,11 @@ func (c *Conversation) Run(ctx context.Context) error {
 		close(c.controls)
 		return errors.New("failover: conversation needs a Dialer and a Player")
 	}
-	c.ctx, c.cancel = context.WithCancel(ctx)
+	c.begin(ctx)
 	defer c.teardown()
 
 	ticker := time.NewTicker(c.tickEvery)
 	defer ticker.Stop()
-
-	c.state = stConnecting
-	c.unconfirmed = true
-	c.sw = &swapState{trigger: TriggerConnect, initial: true, startedAt: c.now(), tried: map[string]int{}}
-	c.attempt()
 
 	for {
 		select {
@@ -399,7 +402,18 @@ func (c *Conversation) Run(ctx context.Context) error {
 		case <-ticker.C:
 			c.onTick()
 		}
+		c.flushEffects()
 	}
+}
+
+// begin starts the conversation on the actor: the first connect attempt.
+func (c *Conversation) begin(ctx context.Context) {
+	c.ctx, c.cancel = context.WithCancel(ctx)
+	c.state = stConnecting
+	c.unconfirmed = true
+	c.sw = &swapState{trigger: TriggerConnect, initial: true, startedAt: c.now(), tried: map[string]int{}}
+	c.attempt()
+	c.flushEffects()
 }
 
 // teardown ends everything Run started and waits for it, so that Run
@@ -416,6 +430,7 @@ func (c *Conversation) teardown() {
 		c.retire(c.spare)
 		c.spare = nil
 	}
+	c.flushEffects()
 	c.wg.Wait()
 	close(c.done)
 	close(c.controls)
@@ -430,23 +445,8 @@ func (c *Conversation) teardown() {
 	}
 }
 
-// emit sends a control to the call. Swap notices are informational and
-// dropped when the call is not reading; the others wait for it (or for the
-// end of the call).
-func (c *Conversation) emit(ctl Control) {
-	if ctl.Kind == ControlSwapStarted || ctl.Kind == ControlSwapFinished {
-		select {
-		case c.controls <- ctl:
-		default:
-			c.log.Debug("failover: control dropped, call not reading", "kind", ctl.Kind)
-		}
-		return
-	}
-	select {
-	case c.controls <- ctl:
-	case <-c.ctx.Done():
-	}
-}
+// emit asks something of the call (an fxEmit effect).
+func (c *Conversation) emit(ctl Control) { c.do(fxEmit{Ctl: ctl}) }
 
 // sessionLog is the call logger with the active session's region and id.
 func (c *Conversation) sessionLog() *slog.Logger {

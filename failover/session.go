@@ -63,8 +63,7 @@ type dialResult struct {
 func (c *Conversation) register(s realtime.Session, region Region) *session {
 	c.nextGen++
 	ss := &session{s: s, gen: c.nextGen, region: region, started: c.now(), stop: make(chan struct{}), calls: map[string]bool{}}
-	c.wg.Add(1)
-	go c.forward(ss)
+	c.do(fxWatch{S: ss})
 	return ss
 }
 
@@ -124,30 +123,16 @@ func (c *Conversation) retire(ss *session) {
 	default:
 	}
 	close(ss.stop)
-	c.closeAsync(ss.s)
+	c.do(fxClose{S: ss.s})
 }
 
-func (c *Conversation) closeAsync(s realtime.Session) {
+// startDial opens a session in region in the background (the production
+// shell's fxDial); the result comes back to the actor on dialResults.
+func (c *Conversation) startDial(gen uint64, purpose dialPurpose, region Region) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		if err := s.Close(); err != nil {
-			c.log.Debug("failover: closing session", "region", s.Region(), "session_id", s.ID(), "err", err)
-		}
-	}()
-}
-
-// dial opens a session in region in the background; the result comes back
-// to the actor on dialResults.
-func (c *Conversation) dial(gen uint64, purpose dialPurpose, region Region) {
-	timeout := region.Dial.DialTimeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		ctx, cancel := context.WithTimeout(c.ctx, timeout+dialMargin)
+		ctx, cancel := c.dialCtx(region)
 		defer cancel()
 		start := c.now()
 		s, err := c.dialer.Dial(ctx, region, c.cfg.Session)

@@ -137,6 +137,14 @@ func (c *Conversation) startSwap(trig Trigger, fi failInfo) {
 	c.log.Debug("failover: session failed", "trigger", trig.String(), "region", from.region, "session_id", from.sessionID,
 		"response_id", from.responseID, "err", fi.err, "redo", redo != nil, "failed_in_row", c.failedInRow)
 	c.emit(Control{Kind: ControlSwapStarted, Reason: trig.String()})
+	c.nextAttempt()
+}
+
+// nextAttempt is the one give-up gate: after MaxSwapsInRow consecutive
+// failed attempts (a session that failed before completing a response, a
+// dial error, a replay error) the conversation gives up; otherwise it
+// tries the next way to a working session.
+func (c *Conversation) nextAttempt() {
 	if c.failedInRow >= c.cfg.MaxSwapsInRow {
 		c.giveUp()
 		return
@@ -230,7 +238,7 @@ func (c *Conversation) attempt() {
 	c.pool.beginProbe(region.Name)
 	c.nextGen++
 	sw.dialGen = c.nextGen
-	c.dial(sw.dialGen, dialSwap, region)
+	c.do(fxDial{Gen: sw.dialGen, Purpose: dialSwap, Region: region})
 }
 
 // spareFits says whether the standby may take over: not in the region that
@@ -287,7 +295,7 @@ func (c *Conversation) onDialResult(r dialResult) {
 	sw := c.sw
 	if sw == nil || c.state == stDone || r.gen != sw.dialGen {
 		if r.s != nil {
-			c.closeAsync(r.s) // superseded (the standby took over first)
+			c.do(fxClose{S: r.s}) // superseded (the standby took over first)
 		}
 		return
 	}
@@ -307,11 +315,7 @@ func (c *Conversation) onDialResult(r dialResult) {
 		sw.lastErr = r.err.Error()
 		c.log.Warn("failover: session open failed", "region", r.region.Name, "kind", kind, "err", r.err,
 			"trigger", sw.trigger.String(), "attempt", sw.attempts, "failed_in_row", c.failedInRow)
-		if c.failedInRow >= c.cfg.MaxSwapsInRow {
-			c.giveUp()
-			return
-		}
-		c.attempt()
+		c.nextAttempt()
 		return
 	}
 	c.m.ConnectSeconds.WithLabelValues(r.region.Name).Observe(r.took.Seconds())
@@ -345,11 +349,7 @@ func (c *Conversation) finishSwap(ss *session, warm bool) {
 			sw.lastErr = fmt.Sprintf("replay item %d of %d: %v", i+1, len(items), err)
 			c.log.Warn("failover: replay failed", "region", ss.region.Name, "session_id", ss.s.ID(), "err", err,
 				"trigger", sw.trigger.String(), "failed_in_row", c.failedInRow)
-			if c.failedInRow >= c.cfg.MaxSwapsInRow {
-				c.giveUp()
-				return
-			}
-			c.attempt()
+			c.nextAttempt()
 			return
 		}
 		if it.Type == "function_call" {
@@ -504,13 +504,13 @@ func (c *Conversation) ensureSpare(now time.Time) {
 	c.spareRotation = rotating
 	c.nextGen++
 	c.spareDialGen = c.nextGen
-	c.dial(c.spareDialGen, dialSpare, region)
+	c.do(fxDial{Gen: c.spareDialGen, Purpose: dialSpare, Region: region})
 }
 
 func (c *Conversation) onSpareDial(r dialResult) {
 	if r.gen != c.spareDialGen || c.state == stDone {
 		if r.s != nil {
-			c.closeAsync(r.s)
+			c.do(fxClose{S: r.s})
 		}
 		return
 	}

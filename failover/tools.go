@@ -58,18 +58,7 @@ func (c *Conversation) startTool(log *slog.Logger, it realtime.Item) {
 	c.tools.inFlight[it.CallID] = it.Name
 	log.Info("failover: running tool")
 	call := ToolCall{SIPCallID: c.callID, CallID: it.CallID, Name: it.Name, Arguments: it.Arguments}
-	runner, ctx := c.tools.runner, c.ctx
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		out := runner.Run(ctx, call)
-		// runDone closes before teardown waits for this goroutine, so the
-		// send never blocks a conversation that is ending.
-		select {
-		case c.msgs <- message{kind: msgTool, callID: call.CallID, detail: out}:
-		case <-c.runDone:
-		}
-	}()
+	c.do(fxRunTool{Call: call})
 }
 
 // onToolResult hands a tool's output to the model and asks it to go on
