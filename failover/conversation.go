@@ -186,10 +186,6 @@ type Conversation struct {
 	// out (execLive, or a test's synchronous executor).
 	fx   []effect
 	exec func(effect)
-
-	// evSeen counts session events the actor took, for tests that must
-	// know their events were handled.
-	evSeen int
 }
 
 type msgKind uint8

@@ -36,12 +36,13 @@ func TestNormalTurn(t *testing.T) {
 	requireSameConfig(t, testSessionConfig(), s1.cfg)
 	select {
 	case <-h.conv.Ready():
-	case <-time.After(waitFor):
+	default:
 		t.Fatal("Ready not closed once the first session is up")
 	}
 
 	// The greeting: one response.create, instructions after the session's.
-	require.Eventually(t, func() bool { return len(s1.responses()) == 1 }, waitFor, time.Millisecond)
+	h.pump()
+	require.True(t, len(s1.responses()) == 1)
 	require.Equal(t, testSessionConfig().Instructions+"\n\nGreet the caller by saying the clinic's name.", s1.responses()[0].Instructions)
 	h.answer(s1, "r0", "a0", "Hello, Main Street clinic.", 600)
 
@@ -236,7 +237,8 @@ func TestTransferCall(t *testing.T) {
 			require.Equal(t, Control{Kind: ControlTransfer, Target: tc.wantTarget, CallID: "call_t"}, ctl)
 			require.Empty(t, s1.items(), "the output waits for the transfer's result")
 			h.conv.TransferResult("call_t", false, "486 Busy Here")
-			require.Eventually(t, func() bool { return len(s1.responses()) == 1 }, waitFor, time.Millisecond)
+			h.pump()
+			require.True(t, len(s1.responses()) == 1)
 			require.Len(t, s1.items(), 1)
 			require.Equal(t, "call_t", s1.items()[0].CallID)
 			require.JSONEq(t, `{"ok":false,"error":"486 Busy Here"}`, s1.items()[0].Output)
@@ -457,7 +459,8 @@ func runTriggerCase(t *testing.T, tc triggerCase) {
 	require.Equal(t, swapAudio, s2.appended(), "caller audio of the swap delivered, nothing else")
 	require.Equal(t, []string{"create_item", "append", "create_response"}, opSequence(s2),
 		"replay, then the buffered audio, then one response.create")
-	require.Eventually(t, s1.closed, waitFor, time.Millisecond, "old session closed")
+	h.pump()
+	require.True(t, s1.closed(), "old session closed")
 	require.Equal(t, 1.0, h.metric("sipbridge_failover_swaps_total", "trigger", tc.trigger.String(), "from", "A", "to", tc.region))
 
 	// The new answer's first audio ends the pause and writes the swap line.
@@ -520,7 +523,8 @@ func TestRotationAtTurnBoundary(t *testing.T) {
 		{ID: "a1", Type: "message", Role: "assistant", Content: []realtime.ContentPart{{Type: "output_text", Text: "Your appointment is on Monday."}}},
 	}, s2.items())
 	require.Empty(t, s2.responses(), "no turn pending: no response.create")
-	require.Eventually(t, s1.closed, waitFor, time.Millisecond)
+	h.pump()
+	require.True(t, s1.closed())
 	require.Equal(t, 1.0, h.metric("sipbridge_failover_rotations_total", "region", "A"))
 	require.Equal(t, 0.0, h.metric("sipbridge_failover_swaps_total", "trigger", "rotation", "from", "A", "to", "A"))
 	lines := h.logs.lines("failover: session swapped")
@@ -552,7 +556,8 @@ func TestWarmStandbyUsedOnSwap(t *testing.T) {
 	require.Equal(t, true, lines[0]["warm_standby"])
 	// A new standby is opened for the next candidate after B (C has none
 	// configured, so none), and the old session is closed.
-	require.Eventually(t, s1.closed, waitFor, time.Millisecond)
+	h.pump()
+	require.True(t, s1.closed())
 }
 
 func TestWarmStandbyReplacedWhenItDies(t *testing.T) {
@@ -610,7 +615,8 @@ func TestCancelDuringSwap(t *testing.T) {
 	h.waitActive(s1)
 	h.push(s1, realtime.ServerEvent{Type: realtime.EvError, Error: failed("", "server_error", "")})
 	h.waitControl(ControlSwapStarted)
-	require.Eventually(t, func() bool { return len(h.dialer.dialed()) == 2 }, waitFor, time.Millisecond)
+	h.pump()
+	require.True(t, len(h.dialer.dialed()) == 2)
 	require.NoError(t, h.stop(), "the caller hung up: not a failure")
 	require.Empty(t, h.controlsOf(ControlGiveUp))
 	require.Equal(t, 0.0, h.metric("sipbridge_failover_giveups_total"))
@@ -627,16 +633,15 @@ func TestCancelDuringReplay(t *testing.T) {
 	s1 := h.session(1)
 	h.waitActive(s1)
 	h.userTurn(s1, "u1", 1, 5)
-	// Not h.push: the actor will be stuck in the replay.
-	require.True(t, s1.push(realtime.ServerEvent{Type: realtime.EvError, Error: failed("", "server_error", "")}))
-	select {
-	case <-blocked:
-	case <-time.After(waitFor):
-		t.Fatal("replay did not start")
-	}
+	// The caller hangs up while the replay is stuck in a send.
+	go func() {
+		<-blocked
+		h.cancel()
+	}()
 	start := time.Now()
-	require.NoError(t, h.stop())
+	h.push(s1, realtime.ServerEvent{Type: realtime.EvError, Error: failed("", "server_error", "")})
 	require.Less(t, time.Since(start), replayTimeout, "the hang-up ends the replay, not its timeout")
+	require.NoError(t, h.stop())
 	require.Empty(t, h.controlsOf(ControlGiveUp))
 	require.True(t, s2.closed(), "the half-replayed session is closed")
 }
@@ -686,23 +691,17 @@ func TestAllRegionsDown(t *testing.T) {
 	h.waitActive(s1)
 	h.userTurn(s1, "u1", 1, 5)
 	h.answer(s1, "r1", "a1", "Hello.", 200)
-	// Not h.push: the conversation ends while handling these.
-	require.True(t, s1.push(created("r2"), done("r2", realtime.StatusFailed, failed("", "server_error", ""))))
+	h.push(s1, created("r2"), done("r2", realtime.StatusFailed, failed("", "server_error", "")))
 	ctl := h.waitControl(ControlGiveUp)
 	require.Equal(t, "sip:operator@pbx", ctl.Target)
-	select {
-	case err := <-h.runErr:
-		t.Fatalf("Run returned (%v) before the call ended it: the apology would be cut", err)
-	case <-time.After(50 * time.Millisecond):
-	}
-	h.cancel() // the call ends it once the apology has played
-	var err error
-	select {
-	case err = <-h.runErr:
-		h.runErr <- err
-	case <-time.After(waitFor):
-		t.Fatal("Run did not return")
-	}
+	// Run keeps serving until the call ends it: returning now would cut
+	// the apology. (Run returns only when its context ends; here the
+	// conversation must still take playout reports.)
+	h.conv.PlayoutDone(apologyItem, 500)
+	h.pump()
+	h.advance(time.Minute)
+	require.Len(t, h.controlsOf(ControlGiveUp), 1, "gave up once")
+	err := h.stop() // the call ends it once the apology has played
 	require.ErrorIs(t, err, ErrAllRegionsFailed)
 	require.Equal(t, len(apology), h.player.bytesFor(apologyItem))
 	require.Equal(t, []string{"A", "B", "C", "A"}, dialedRegions(h), "other regions first, the failed one last")
@@ -717,9 +716,7 @@ func TestFirstConnectGivesUp(t *testing.T) {
 	}
 	h.start()
 	h.waitControl(ControlGiveUp)
-	h.cancel()
-	err := <-h.runErr
-	h.runErr <- err
+	err := h.stop()
 	require.ErrorIs(t, err, ErrAllRegionsFailed)
 	require.Equal(t, []string{"A", "B"}, dialedRegions(h))
 	require.Equal(t, BreakerOpen, h.pool.Status()[0].State, "401 opens the breaker at once")
@@ -765,8 +762,7 @@ func TestStaleEventsIgnored(t *testing.T) {
 		c.onSessionEvent(sessEvent{gen: oldGen, end: true, err: errors.New("gone")})
 		require.Equal(t, "", c.activeResp)
 	})
-	h.pushed += len(stale) // counted by the actor, though ignored
-	s1.push(stale...)
+	s1.push(stale...) // the retired session's events are not delivered
 	h.push(s2, created("r2")) // a live event after the stale ones
 	require.Equal(t, 0, h.player.bytesFor("a9"))
 	require.Len(t, h.dialer.dialed(), 2, "no second swap")
@@ -787,7 +783,8 @@ func TestFillerDuringLongSwap(t *testing.T) {
 	h.advance(500 * time.Millisecond)
 	require.Equal(t, 0, h.player.bytesFor(fillerItem))
 	h.advance(500 * time.Millisecond)
-	require.Eventually(t, func() bool { return h.player.bytesFor(fillerItem) == len(filler) }, waitFor, time.Millisecond)
+	h.pump()
+	require.True(t, h.player.bytesFor(fillerItem) == len(filler))
 	h.advance(2 * time.Second)
 	require.Equal(t, len(filler), h.player.bytesFor(fillerItem), "once")
 	close(gate)
@@ -808,7 +805,8 @@ func TestTransferSurvivesSwap(t *testing.T) {
 		require.NotEqual(t, "function_call", it.Type, "the call without output is not replayed")
 	}
 	h.conv.TransferResult("call_t", true, "transferred")
-	require.Eventually(t, func() bool { return len(s2.responses()) == 1 }, waitFor, time.Millisecond)
+	h.pump()
+	require.True(t, len(s2.responses()) == 1)
 	items := s2.items()
 	require.Equal(t, realtime.Item{ID: "fc1", Type: "function_call", CallID: "call_t", Name: "transfer_call", Arguments: `{}`}, items[len(items)-2])
 	require.Equal(t, "function_call_output", items[len(items)-1].Type)
@@ -849,7 +847,8 @@ func TestDTMFDuringSwapMergedIntoOneAnswer(t *testing.T) {
 
 func TestGreetingRedoneAfterFirstSessionFails(t *testing.T) {
 	h, s1 := startActive(t, Config{Greeting: "Say hello."}, testRegions())
-	require.Eventually(t, func() bool { return len(s1.responses()) == 1 }, waitFor, time.Millisecond)
+	h.pump()
+	require.True(t, len(s1.responses()) == 1)
 	h.push(s1, created("r1"))
 	h.speak(s1, "r1", "g1", "Hello and welcome to", 1000)
 	h.player.setPlayed("g1", 500)

@@ -65,9 +65,6 @@ func (c *Conversation) trimTurnBuf() {
 // onSessionEvent handles one event of a session. Events of a retired
 // session are ignored; the spare's only matter when it ends.
 func (c *Conversation) onSessionEvent(se sessEvent) {
-	if !se.end {
-		c.evSeen++
-	}
 	if c.spare != nil && se.gen == c.spare.gen {
 		if se.end {
 			c.log.Info("failover: warm standby ended", "region", c.spare.region.Name, "session_id", c.spare.s.ID(), "err", se.err)

@@ -261,13 +261,7 @@ func (d *fakeDialer) then(region string, steps ...dialStep) {
 }
 
 func (d *fakeDialer) Dial(ctx context.Context, region Region, cfg realtime.SessionConfig) (realtime.Session, error) {
-	d.mu.Lock()
-	d.dials = append(d.dials, dialRecord{region: region.Name, cfg: cfg})
-	var step dialStep
-	if s := d.script[region.Name]; len(s) > 0 {
-		step, d.script[region.Name] = s[0], s[1:]
-	}
-	d.mu.Unlock()
+	step := d.take(region, cfg)
 	if step.gate != nil {
 		select {
 		case <-step.gate:
@@ -275,6 +269,23 @@ func (d *fakeDialer) Dial(ctx context.Context, region Region, cfg realtime.Sessi
 			return nil, &realtime.DialError{Region: region.Name, Err: ctx.Err()}
 		}
 	}
+	return d.finish(region, cfg, step)
+}
+
+// take records a dial and returns its scripted step.
+func (d *fakeDialer) take(region Region, cfg realtime.SessionConfig) dialStep {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.dials = append(d.dials, dialRecord{region: region.Name, cfg: cfg})
+	var step dialStep
+	if s := d.script[region.Name]; len(s) > 0 {
+		step, d.script[region.Name] = s[0], s[1:]
+	}
+	return step
+}
+
+// finish completes a dial whose gate (if any) is open.
+func (d *fakeDialer) finish(region Region, cfg realtime.SessionConfig, step dialStep) (realtime.Session, error) {
 	if step.err != nil {
 		return nil, step.err
 	}
@@ -427,6 +438,13 @@ func testRegions(standby ...string) []Region {
 	return regs
 }
 
+// harness drives a Conversation synchronously on the test goroutine: no
+// Run loop, no ticker. It is the conversation's shell for tests: it
+// carries out the effects the handlers record (dials from the fake
+// dialer's script, session events from the fake sessions, controls into a
+// slice), and after every step delivers whatever inputs are ready and runs
+// one watchdog tick, until nothing more happens. Tests therefore read the
+// outcome of each step at once: nothing sleeps or polls.
 type harness struct {
 	t      *testing.T
 	cfg    Config
@@ -438,13 +456,22 @@ type harness struct {
 	m      *Metrics
 	reg    *prometheus.Registry
 	logs   *lockedBuffer
+	ctx    context.Context //nolint:containedctx // the call's context, as Run would have it
 	cancel context.CancelFunc
-	runErr chan error
 
-	ctlMu sync.Mutex
-	ctls  []Control
+	ctls    []Control
+	watched []*session    // sessions whose events are delivered (fxWatch)
+	dials   []pendingDial // dials not yet answered (a closed gate holds them)
+	tools   []ToolCall    // custom tool calls started (fxRunTool)
+	toolOut chan message  // their outputs
+	toolWG  sync.WaitGroup
+	stopped bool
+	result  error
+}
 
-	pushed int // events pushed to live sessions (see settle)
+type pendingDial struct {
+	fx   fxDial
+	step dialStep
 }
 
 type harnessOpt func(*harness)
@@ -455,7 +482,7 @@ func newHarness(t *testing.T, cfg Config, regions []Region, opts ...harnessOpt) 
 		cfg.Session = testSessionConfig()
 	}
 	h := &harness{t: t, cfg: cfg, dialer: newFakeDialer(), player: newFakePlayer(), clock: newFakeClock(),
-		reg: prometheus.NewRegistry(), logs: &lockedBuffer{}, runErr: make(chan error, 1)}
+		reg: prometheus.NewRegistry(), logs: &lockedBuffer{}, toolOut: make(chan message, 64)}
 	h.m = NewMetrics(h.reg)
 	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h.pool = NewPool(regions, HealthConfig{Window: time.Minute, MinSamples: 4, FailureRatio: 0.5, CoolDown: 30 * time.Second, Now: h.clock.Now}, h.m, log)
@@ -464,53 +491,139 @@ func newHarness(t *testing.T, cfg Config, regions []Region, opts ...harnessOpt) 
 	}
 	h.conv = NewConversation(Params{CallID: "call-1", Config: cfg, Pool: h.pool, Dialer: h.dialer, Player: h.player,
 		Logger: log, Metrics: h.m, Now: h.clock.Now})
-	h.conv.tickEvery = 2 * time.Millisecond
+	h.conv.exec = h.exec
 	return h
 }
 
+// start does what Run does before its loop: the first connect attempt.
 func (h *harness) start() {
-	ctx, cancel := context.WithCancel(context.Background())
-	h.cancel = cancel
-	go func() { h.runErr <- h.conv.Run(ctx) }()
-	go func() {
-		for ctl := range h.conv.Controls() {
-			h.ctlMu.Lock()
-			h.ctls = append(h.ctls, ctl)
-			h.ctlMu.Unlock()
-		}
-	}()
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	require.True(h.t, h.conv.started.CompareAndSwap(false, true))
 	h.t.Cleanup(func() {
-		cancel()
-		select {
-		case <-h.runErr:
-		case <-time.After(waitFor):
-			h.t.Error("Run did not return after cancel")
+		if !h.stopped {
+			h.stop()
 		}
 	})
+	h.conv.begin(h.ctx)
+	h.pump()
 }
 
-// stop cancels the call and returns Run's result.
+// stop ends the call as Run does when its context ends, and returns Run's
+// result.
 func (h *harness) stop() error {
+	h.t.Helper()
+	require.False(h.t, h.stopped, "stopped twice")
+	h.stopped = true
 	h.cancel()
-	select {
-	case err := <-h.runErr:
-		h.runErr <- err // for Cleanup
-		return err
-	case <-time.After(waitFor):
-		h.t.Fatal("Run did not return")
+	h.conv.teardown()
+	h.toolWG.Wait()
+	h.result = h.conv.result
+	return h.result
+}
+
+// exec is the test shell's effect executor.
+func (h *harness) exec(e effect) {
+	switch e := e.(type) {
+	case fxDial:
+		h.dials = append(h.dials, pendingDial{fx: e, step: h.dialer.take(e.Region, h.conv.cfg.Session)})
+	case fxWatch:
+		h.watched = append(h.watched, e.S)
+	case fxClose:
+		_ = e.S.Close()
+	case fxEmit:
+		h.ctls = append(h.ctls, e.Ctl)
+	case fxRunTool:
+		h.tools = append(h.tools, e.Call)
+		runner, ctx, call := h.conv.tools.runner, h.conv.ctx, e.Call
+		h.toolWG.Add(1)
+		go func() {
+			defer h.toolWG.Done()
+			h.toolOut <- message{kind: msgTool, callID: call.CallID, detail: runner.Run(ctx, call)}
+		}()
+	default:
+		h.t.Fatalf("unknown effect %T", e)
 	}
-	return nil
+}
+
+// step runs one handler on the conversation and carries out its effects.
+func (h *harness) step(fn func()) {
+	fn()
+	h.conv.flushEffects()
+}
+
+// deliver handles one ready input, if any: a dial whose gate is open,
+// caller audio, a message, a session event. Tool outputs come only when
+// the test asks (toolResult), so their order is the test's.
+func (h *harness) deliver() bool {
+	c := h.conv
+	for i, d := range h.dials {
+		if d.step.gate != nil {
+			select {
+			case <-d.step.gate:
+			default:
+				continue
+			}
+		}
+		h.dials = append(h.dials[:i:i], h.dials[i+1:]...)
+		s, err := h.dialer.finish(d.fx.Region, c.cfg.Session, d.step)
+		res := dialResult{gen: d.fx.Gen, purpose: d.fx.Purpose, region: d.fx.Region, s: s, err: err}
+		h.step(func() { c.onDialResult(res) })
+		return true
+	}
+	select {
+	case f := <-c.audioIn:
+		h.step(func() { c.onCallerAudio(f) })
+		return true
+	case m := <-c.msgs:
+		h.step(func() { c.onMessage(m) })
+		return true
+	default:
+	}
+	for i, ss := range h.watched {
+		select {
+		case <-ss.stop:
+			h.watched = append(h.watched[:i:i], h.watched[i+1:]...)
+			return true
+		default:
+		}
+		select {
+		case ev, ok := <-ss.s.Events():
+			se := sessEvent{gen: ss.gen, ev: ev}
+			if !ok {
+				h.watched = append(h.watched[:i:i], h.watched[i+1:]...)
+				se = sessEvent{gen: ss.gen, end: true, err: ss.s.Err()}
+			}
+			h.step(func() { c.onSessionEvent(se) })
+			return true
+		default:
+		}
+	}
+	return false
+}
+
+// pump delivers every ready input, then ticks the watchdogs once, until a
+// tick leads to nothing new.
+func (h *harness) pump() {
+	h.t.Helper()
+	require.False(h.t, h.stopped, "the call has ended")
+	for range 1000 {
+		for h.deliver() {
+		}
+		h.step(h.conv.onTick)
+		if !h.deliver() {
+			return
+		}
+	}
+	h.t.Fatal("the conversation does not settle")
 }
 
 func (h *harness) controls() []Control {
-	h.ctlMu.Lock()
-	defer h.ctlMu.Unlock()
 	return append([]Control(nil), h.ctls...)
 }
 
 func (h *harness) controlsOf(k ControlKind) []Control {
 	var out []Control
-	for _, c := range h.controls() {
+	for _, c := range h.ctls {
 		if c.Kind == k {
 			out = append(out, c)
 		}
@@ -518,9 +631,12 @@ func (h *harness) controlsOf(k ControlKind) []Control {
 	return out
 }
 
+// waitControl returns the first control of kind k, which must have been
+// emitted.
 func (h *harness) waitControl(k ControlKind) Control {
 	h.t.Helper()
-	require.Eventually(h.t, func() bool { return len(h.controlsOf(k)) > 0 }, waitFor, time.Millisecond, "control %d", k)
+	h.pump()
+	require.NotEmpty(h.t, h.controlsOf(k), "control %d", k)
 	return h.controlsOf(k)[0]
 }
 
@@ -555,29 +671,29 @@ func (h *harness) metric(name string, kv ...string) float64 {
 	return 0
 }
 
-// actor runs fn on the actor goroutine.
+// actor runs fn on the conversation once every ready input was handled.
 func (h *harness) actor(fn func(c *Conversation)) {
 	h.t.Helper()
-	require.True(h.t, h.conv.inspect(func() { fn(h.conv) }), "conversation has ended")
+	h.pump()
+	fn(h.conv)
 }
 
-// waitActor waits until cond holds on the actor goroutine.
+// waitActor asserts cond once every ready input was handled.
 func (h *harness) waitActor(cond func(c *Conversation) bool, msg string) {
 	h.t.Helper()
-	require.Eventually(h.t, func() bool {
-		ok := false
-		return h.conv.inspect(func() { ok = cond(h.conv) }) && ok
-	}, waitFor, time.Millisecond, msg)
+	h.pump()
+	require.True(h.t, cond(h.conv), msg)
 }
 
-// session waits for the n-th (1-based) session the dialer opened.
+// session returns the n-th (1-based) session the dialer opened.
 func (h *harness) session(n int) *fakeSession {
 	h.t.Helper()
-	require.Eventually(h.t, func() bool { return len(h.dialer.opened()) >= n }, waitFor, time.Millisecond, "session %d", n)
+	h.pump()
+	require.GreaterOrEqual(h.t, len(h.dialer.opened()), n, "session %d", n)
 	return h.dialer.opened()[n-1]
 }
 
-// waitActive waits until s carries the call.
+// waitActive asserts that s carries the call.
 func (h *harness) waitActive(s *fakeSession) {
 	h.t.Helper()
 	h.waitActor(func(c *Conversation) bool {
@@ -585,34 +701,43 @@ func (h *harness) waitActive(s *fakeSession) {
 	}, "session "+s.id+" active")
 }
 
-// push delivers events to the live session s and waits until the actor
-// handled them, so the next step (audio, clock, messages) comes after.
+// push delivers events to the live session s and handles them.
 func (h *harness) push(s *fakeSession, evs ...realtime.ServerEvent) {
 	h.t.Helper()
 	require.True(h.t, s.push(evs...), "session %s ended", s.id)
-	h.pushed += len(evs)
-	want := h.pushed
-	h.waitActor(func(c *Conversation) bool { return c.evSeen >= want }, "events handled")
+	h.pump()
 }
 
-// write sends caller frames and waits until the actor took them.
+// write sends caller frames and handles them.
 func (h *harness) write(frames ...[]byte) {
 	h.t.Helper()
 	for _, f := range frames {
 		h.conv.WriteCallerAudio(f)
+		// One at a time: the queue holds 5 s, a test may send more.
+		for h.deliver() {
+		}
 	}
-	h.waitActor(func(c *Conversation) bool { return len(c.audioIn) == 0 }, "caller audio taken")
+	h.pump()
 }
 
-// tick advances the clock and waits for the actor to pass a tick.
+// advance moves the clock and runs the watchdogs.
 func (h *harness) advance(d time.Duration) {
 	h.t.Helper()
 	h.clock.Advance(d)
-	// Two ticks after the advance: the first may have read the old time.
-	for i := 0; i < 2; i++ {
-		before := time.Now()
-		h.waitActor(func(*Conversation) bool { return time.Since(before) > 3*h.conv.tickEvery }, "tick")
+	h.pump()
+}
+
+// toolResult waits for the next custom tool output (its runner is released
+// by the test) and handles it.
+func (h *harness) toolResult() {
+	h.t.Helper()
+	select {
+	case m := <-h.toolOut:
+		h.step(func() { h.conv.onMessage(m) })
+	case <-time.After(waitFor):
+		h.t.Fatal("no tool output")
 	}
+	h.pump()
 }
 
 func frameOf(b byte) []byte { return bytes.Repeat([]byte{b}, frame) }

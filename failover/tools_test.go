@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -82,8 +81,7 @@ func TestCustomToolRunsOffTheActor(t *testing.T) {
 	h.waitActive(s1)
 	h.userTurn(s1, "u1", 1, 5)
 	h.push(s1, created("r1"), fnCall("r1", "call_o", "lookup_order", `{"order_id":"A-17"}`), done("r1", realtime.StatusCompleted, nil))
-	require.Eventually(t, func() bool { return len(tools.seen()) == 1 }, waitFor, time.Millisecond)
-	require.Equal(t, ToolCall{SIPCallID: "call-1", CallID: "call_o", Name: "lookup_order", Arguments: `{"order_id":"A-17"}`}, tools.seen()[0])
+	require.Equal(t, []ToolCall{{SIPCallID: "call-1", CallID: "call_o", Name: "lookup_order", Arguments: `{"order_id":"A-17"}`}}, h.tools)
 
 	// The actor is free: caller audio and events are handled meanwhile.
 	h.userTurn(s1, "u2", 2, 5)
@@ -91,7 +89,8 @@ func TestCustomToolRunsOffTheActor(t *testing.T) {
 	require.Empty(t, s1.responses())
 
 	tools.ch("call_o") <- `{"status":"shipped"}`
-	require.Eventually(t, func() bool { return len(s1.responses()) == 1 }, waitFor, time.Millisecond)
+	h.toolResult()
+	require.Len(t, s1.responses(), 1)
 	require.Len(t, s1.items(), 1)
 	require.Equal(t, "call_o", s1.items()[0].CallID)
 	require.Equal(t, "function_call_output", s1.items()[0].Type)
@@ -112,7 +111,7 @@ func TestCustomToolCancelledWithTheCall(t *testing.T) {
 	h.waitActive(s1)
 	h.userTurn(s1, "u1", 1, 5)
 	h.push(s1, created("r1"), fnCall("r1", "call_x", "lookup_order", `{}`), done("r1", realtime.StatusCompleted, nil))
-	require.Eventually(t, func() bool { return len(tools.seen()) == 1 }, waitFor, time.Millisecond)
+	require.Len(t, h.tools, 1)
 	require.NoError(t, h.stop())
 	require.Equal(t, []string{"call_x"}, tools.cancels())
 }
@@ -133,8 +132,8 @@ func TestCustomToolConcurrencyBound(t *testing.T) {
 	}
 	evs = append(evs, fnCall("r1", "call_u", "no_such_tool", `{}`), done("r1", realtime.StatusCompleted, nil))
 	h.push(s1, evs...)
-	require.Eventually(t, func() bool { return len(tools.seen()) == maxToolsInFlight }, waitFor, time.Millisecond)
-	require.Eventually(t, func() bool { return len(s1.items()) == 2 }, waitFor, time.Millisecond)
+	require.Len(t, h.tools, maxToolsInFlight)
+	require.Len(t, s1.items(), 2)
 	require.Equal(t, fmt.Sprintf("call_%d", maxToolsInFlight), s1.items()[0].CallID)
 	require.Contains(t, s1.items()[0].Output, "too many tool calls")
 	require.Equal(t, "call_u", s1.items()[1].CallID)
@@ -142,6 +141,9 @@ func TestCustomToolConcurrencyBound(t *testing.T) {
 	for i := range maxToolsInFlight {
 		tools.ch(fmt.Sprintf("call_%d", i)) <- `{"ok":true}`
 	}
-	require.Eventually(t, func() bool { return len(s1.items()) == 2+maxToolsInFlight }, waitFor, time.Millisecond)
+	for range maxToolsInFlight {
+		h.toolResult()
+	}
+	require.Len(t, s1.items(), 2+maxToolsInFlight)
 	require.NoError(t, h.stop())
 }
