@@ -762,7 +762,7 @@ func TestStaleEventsIgnored(t *testing.T) {
 		c.onSessionEvent(sessEvent{gen: oldGen, end: true, err: errors.New("gone")})
 		require.Equal(t, "", c.activeResp)
 	})
-	s1.push(stale...) // the retired session's events are not delivered
+	s1.push(stale...)         // the retired session's events are not delivered
 	h.push(s2, created("r2")) // a live event after the stale ones
 	require.Equal(t, 0, h.player.bytesFor("a9"))
 	require.Len(t, h.dialer.dialed(), 2, "no second swap")
