@@ -124,63 +124,20 @@ type Conversation struct {
 	rec     *realtime.Record
 	state   convState
 	active  *session
-	spare   *session // warm standby or rotation target: connected, configured, idle
-	sw      *swapState
 	nextGen uint64
 	idSeq   int
-
-	spareDialing  bool
-	spareDialGen  uint64
-	spareRetryAt  time.Time
-	spareRotation bool // the spare being dialled is for a rotation
-
-	// Caller audio. turnBuf is the tail of what the active session was sent
-	// and has not committed: it ends at active.inBytes.
-	turnBuf      []byte
-	swapBuf      []byte
-	speechActive bool
-	speechStart  map[string]int // item id → audio_start_ms
-	speechEnd    map[string]int // item id → audio_end_ms
-	held         bool
-
-	// Responses.
-	activeResp       string
-	activeItems      []string
-	respReqs         map[string]*createReq
-	inflight         *createReq
-	queue            []*createReq
-	awaitingResponse bool
-	reqSeq           int
-	greeted          bool
 	// ready is closed once the call's first session is configured: the
 	// SIP side answers the call then (answer-when-ready).
 	ready     chan struct{}
 	readyOnce sync.Once
 
-	// Playout of the active session's audio.
-	playout     map[string]*playState
-	playOrder   []string
-	suppressRsp map[string]bool
-	suppressItm map[string]bool
-	lastPlayAt  time.Time
-	turnEndAt   time.Time
-
-	// Watchdog deadlines (zero = disarmed).
-	noRespAt     time.Time
-	firstAudioAt time.Time
-	midAudioAt   time.Time
-
-	// Functions.
-	handledCalls     map[string]bool
-	pendingTransfers map[string]string
-	tools            toolState // custom tool calls (tools.go)
-	ending           *endState
-
-	// Failover.
-	failedInRow  int
-	unconfirmed  bool // the current session has not completed a response yet
-	pendingLog   *swapReport
-	fillerPlayed bool
+	// The conversation's state, in owned parts (one file each).
+	caller  callerState   // caller audio kept for replay (caller.go)
+	turns   turnState     // responses asked for and running (turns.go)
+	play    playoutState  // model audio handed to the player (playout.go)
+	swap    swapPart      // between sessions, and the give-up count (swap.go)
+	standby standbyState  // the warm standby / rotation target (standby.go)
+	fn      functionState // end_call, transfers, custom tools (functions.go)
 
 	// fx are the effects of the handler running now; exec carries one
 	// out (execLive, or a test's synchronous executor).
@@ -250,35 +207,30 @@ func NewConversation(p Params) *Conversation {
 		now = time.Now
 	}
 	c := &Conversation{
-		callID:           p.CallID,
-		ready:            make(chan struct{}),
-		cfg:              cfg,
-		pool:             p.Pool,
-		dialer:           p.Dialer,
-		player:           p.Player,
-		log:              log.With("call_id", p.CallID),
-		m:                m,
-		now:              now,
-		tickEvery:        defaultTick,
-		inBPM:            cfg.inputFormat().BytesPerMs(),
-		outBPM:           cfg.outputFormat().BytesPerMs(),
-		audioIn:          make(chan *[]byte, callerQueueFrames),
-		msgs:             make(chan message, msgQueue),
-		events:           make(chan sessEvent, eventQueue),
-		dialResults:      make(chan dialResult),
-		controls:         make(chan Control, controlQueue),
-		done:             make(chan struct{}),
-		runDone:          make(chan struct{}),
-		rec:              realtime.NewRecord(realtime.RecordConfig{InputFormat: cfg.inputFormat(), OutputFormat: cfg.outputFormat(), KeepAudioTurns: cfg.KeepAudioTurns}),
-		speechStart:      map[string]int{},
-		speechEnd:        map[string]int{},
-		respReqs:         map[string]*createReq{},
-		playout:          map[string]*playState{},
-		suppressRsp:      map[string]bool{},
-		suppressItm:      map[string]bool{},
-		handledCalls:     map[string]bool{},
-		pendingTransfers: map[string]string{},
-		tools:            toolState{runner: p.Tools},
+		callID:      p.CallID,
+		ready:       make(chan struct{}),
+		cfg:         cfg,
+		pool:        p.Pool,
+		dialer:      p.Dialer,
+		player:      p.Player,
+		log:         log.With("call_id", p.CallID),
+		m:           m,
+		now:         now,
+		tickEvery:   defaultTick,
+		inBPM:       cfg.inputFormat().BytesPerMs(),
+		outBPM:      cfg.outputFormat().BytesPerMs(),
+		audioIn:     make(chan *[]byte, callerQueueFrames),
+		msgs:        make(chan message, msgQueue),
+		events:      make(chan sessEvent, eventQueue),
+		dialResults: make(chan dialResult),
+		controls:    make(chan Control, controlQueue),
+		done:        make(chan struct{}),
+		runDone:     make(chan struct{}),
+		rec:         realtime.NewRecord(realtime.RecordConfig{InputFormat: cfg.inputFormat(), OutputFormat: cfg.outputFormat(), KeepAudioTurns: cfg.KeepAudioTurns}),
+		caller:      callerState{speechStart: map[string]int{}, speechEnd: map[string]int{}},
+		turns:       turnState{respReqs: map[string]*createReq{}},
+		play:        playoutState{items: map[string]*playState{}, suppressRsp: map[string]bool{}, suppressItm: map[string]bool{}},
+		fn:          functionState{handled: map[string]bool{}, transfers: map[string]string{}, tools: toolState{runner: p.Tools}},
 	}
 	if c.pool == nil {
 		c.pool = NewPool(nil, HealthConfig{Now: now}, m, log)
@@ -406,8 +358,8 @@ func (c *Conversation) Run(ctx context.Context) error {
 func (c *Conversation) begin(ctx context.Context) {
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	c.state = stConnecting
-	c.unconfirmed = true
-	c.sw = &swapState{trigger: TriggerConnect, initial: true, startedAt: c.now(), tried: map[string]int{}}
+	c.swap.unconfirmed = true
+	c.swap.sw = &swapState{trigger: TriggerConnect, initial: true, startedAt: c.now(), tried: map[string]int{}}
 	c.attempt()
 	c.flushEffects()
 }
@@ -422,9 +374,9 @@ func (c *Conversation) teardown() {
 		c.retire(c.active)
 		c.active = nil
 	}
-	if c.spare != nil {
-		c.retire(c.spare)
-		c.spare = nil
+	if c.standby.spare != nil {
+		c.retire(c.standby.spare)
+		c.standby.spare = nil
 	}
 	c.flushEffects()
 	c.wg.Wait()

@@ -144,7 +144,7 @@ func TestSingleResponseInFlight(t *testing.T) {
 
 	// A DTMF while the response runs is queued too.
 	h.conv.DTMF('4')
-	h.waitActor(func(c *Conversation) bool { return len(c.queue) == 2 }, "two creates queued")
+	h.waitActor(func(c *Conversation) bool { return len(c.turns.queue) == 2 }, "two creates queued")
 	require.Empty(t, s1.responses())
 
 	h.push(s1, done("r1", realtime.StatusCompleted, nil))
@@ -253,7 +253,7 @@ func TestHoldStopsAudioAndCancels(t *testing.T) {
 	h.speak(s1, "r1", "a1", "let me check", 1000)
 	h.player.setPlayed("a1", 200)
 	h.conv.SetHold(true)
-	h.waitActor(func(c *Conversation) bool { return c.held }, "held")
+	h.waitActor(func(c *Conversation) bool { return c.caller.held }, "held")
 	require.Equal(t, []call{{op: "cancel", respID: "r1"}}, s1.ops("cancel"))
 	require.Equal(t, []call{{op: "truncate", itemID: "a1", audioEndMs: 200}}, s1.ops("truncate"))
 	require.Len(t, s1.ops("clear"), 1)
@@ -261,7 +261,7 @@ func TestHoldStopsAudioAndCancels(t *testing.T) {
 	h.write(framesOf(7, 5)...)
 	require.Equal(t, before, len(s1.appended()), "no caller audio to the model on hold")
 	h.conv.SetHold(false)
-	h.waitActor(func(c *Conversation) bool { return !c.held }, "resumed")
+	h.waitActor(func(c *Conversation) bool { return !c.caller.held }, "resumed")
 	h.write(framesOf(8, 2)...)
 	require.Equal(t, before+2*frame, len(s1.appended()))
 }
@@ -510,7 +510,7 @@ func TestRotationAtTurnBoundary(t *testing.T) {
 	h.advance(29 * time.Minute)
 	s2 := h.session(2)
 	require.Equal(t, "A", s2.region, "rotation is not a failure: the best region, the current one included")
-	h.waitActor(func(c *Conversation) bool { return c.spare != nil }, "rotation target ready")
+	h.waitActor(func(c *Conversation) bool { return c.standby.spare != nil }, "rotation target ready")
 	require.Empty(t, s2.items())
 	h.actor(func(c *Conversation) { require.Equal(t, realtime.Session(s1), c.active.s) })
 	h.push(s1, done("r1", realtime.StatusCompleted, nil))
@@ -540,7 +540,7 @@ func TestWarmStandbyUsedOnSwap(t *testing.T) {
 	h, s1 := startActive(t, Config{}, testRegions("B"))
 	standby := h.session(2)
 	require.Equal(t, "B", standby.region, "standby in the next candidate region")
-	h.waitActor(func(c *Conversation) bool { return c.spare != nil }, "standby ready")
+	h.waitActor(func(c *Conversation) bool { return c.standby.spare != nil }, "standby ready")
 	requireSameConfig(t, testSessionConfig(), standby.cfg)
 
 	h.userTurn(s1, "u1", 1, 5)
@@ -563,13 +563,15 @@ func TestWarmStandbyUsedOnSwap(t *testing.T) {
 func TestWarmStandbyReplacedWhenItDies(t *testing.T) {
 	h, s1 := startActive(t, Config{}, testRegions("B"))
 	sb1 := h.session(2)
-	h.waitActor(func(c *Conversation) bool { return c.spare != nil }, "standby ready")
+	h.waitActor(func(c *Conversation) bool { return c.standby.spare != nil }, "standby ready")
 	sb1.end(&realtime.CloseError{Code: -1, Err: io.EOF})
-	h.waitActor(func(c *Conversation) bool { return c.spare == nil }, "dead standby dropped")
+	h.waitActor(func(c *Conversation) bool { return c.standby.spare == nil }, "dead standby dropped")
 	h.advance(spareRetry)
 	sb2 := h.session(3)
 	require.Equal(t, "B", sb2.region)
-	h.waitActor(func(c *Conversation) bool { return c.spare != nil && c.spare.s == realtime.Session(sb2) }, "new standby")
+	h.waitActor(func(c *Conversation) bool {
+		return c.standby.spare != nil && c.standby.spare.s == realtime.Session(sb2)
+	}, "new standby")
 	h.actor(func(c *Conversation) { require.Equal(t, realtime.Session(s1), c.active.s) })
 }
 
@@ -666,9 +668,11 @@ func TestTwoFailuresInARow(t *testing.T) {
 	}
 	require.Equal(t, wantItems, s3.items())
 	require.Len(t, s3.responses(), 1)
-	h.actor(func(c *Conversation) { require.Equal(t, 1, c.failedInRow) })
+	h.actor(func(c *Conversation) { require.Equal(t, 1, c.swap.failedInRow) })
 	h.answer(s3, "r4", "a4", "Sorry about that. Yes.", 400)
-	h.actor(func(c *Conversation) { require.Equal(t, 0, c.failedInRow, "an answered response resets the count") })
+	h.actor(func(c *Conversation) {
+		require.Equal(t, 0, c.swap.failedInRow, "an answered response resets the count")
+	})
 	require.Equal(t, 1.0, h.metric("sipbridge_failover_swaps_total", "trigger", "response_failed", "from", "A", "to", "B"))
 	require.Equal(t, 1.0, h.metric("sipbridge_failover_swaps_total", "trigger", "response_failed", "from", "B", "to", "C"))
 	lines := h.logs.lines("failover: session swapped")
@@ -760,13 +764,13 @@ func TestStaleEventsIgnored(t *testing.T) {
 			c.onSessionEvent(sessEvent{gen: oldGen, ev: ev})
 		}
 		c.onSessionEvent(sessEvent{gen: oldGen, end: true, err: errors.New("gone")})
-		require.Equal(t, "", c.activeResp)
+		require.Equal(t, "", c.turns.activeResp)
 	})
 	s1.push(stale...)         // the retired session's events are not delivered
 	h.push(s2, created("r2")) // a live event after the stale ones
 	require.Equal(t, 0, h.player.bytesFor("a9"))
 	require.Len(t, h.dialer.dialed(), 2, "no second swap")
-	h.actor(func(c *Conversation) { require.Equal(t, "r2", c.activeResp) })
+	h.actor(func(c *Conversation) { require.Equal(t, "r2", c.turns.activeResp) })
 }
 
 func TestFillerDuringLongSwap(t *testing.T) {
@@ -861,7 +865,7 @@ func TestGreetingRedoneAfterFirstSessionFails(t *testing.T) {
 	require.Len(t, resp, 1)
 	require.Equal(t, testSessionConfig().Instructions+"\n\nSay hello.\n\n"+continueNote, resp[0].Instructions,
 		"the greeting's own instructions are kept, with the continuation")
-	h.actor(func(c *Conversation) { require.Equal(t, 1, c.failedInRow, "the first session never answered") })
+	h.actor(func(c *Conversation) { require.Equal(t, 1, c.swap.failedInRow, "the first session never answered") })
 }
 
 func TestWriteCallerAudioDoesNotAllocate(t *testing.T) {

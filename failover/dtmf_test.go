@@ -42,7 +42,7 @@ func TestDTMFConfig(t *testing.T) {
 			require.Len(t, s1.responses(), tc.wantResponses)
 			h.actor(func(c *Conversation) {
 				if tc.wantResponses == 0 {
-					require.Empty(t, c.queue, "no response queued")
+					require.Empty(t, c.turns.queue, "no response queued")
 				}
 			})
 		})

@@ -83,7 +83,7 @@ func (c *Conversation) execLive(e effect) {
 	case fxEmit:
 		c.sendControl(e.Ctl)
 	case fxRunTool:
-		runner, ctx, call := c.tools.runner, c.ctx, e.Call
+		runner, ctx, call := c.fn.tools.runner, c.ctx, e.Call
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()

@@ -20,7 +20,7 @@ var errNilSession = errors.New("failover: dialer returned no session and no erro
 func (c *Conversation) onCallerAudio(fp *[]byte) {
 	defer c.putFrame(fp)
 	f := *fp
-	if c.held {
+	if c.caller.held {
 		return // on hold: the model hears nothing
 	}
 	switch c.state {
@@ -29,16 +29,16 @@ func (c *Conversation) onCallerAudio(fp *[]byte) {
 			c.m.CallerFramesDropped.Inc()
 		}
 		c.active.inBytes += len(f)
-		c.turnBuf = append(c.turnBuf, f...)
+		c.caller.turnBuf = append(c.caller.turnBuf, f...)
 		c.trimTurnBuf()
 	case stConnecting, stSwapping:
-		c.swapBuf = append(c.swapBuf, f...)
-		if over := len(c.swapBuf) - maxSwapMs*c.inBPM; over > 0 {
+		c.caller.swapBuf = append(c.caller.swapBuf, f...)
+		if over := len(c.caller.swapBuf) - maxSwapMs*c.inBPM; over > 0 {
 			// Reslice rather than copy: once full, copying the whole
 			// buffer on every frame would be 30 s of audio per 20 ms.
 			// append reallocates (copying) only when the capacity left
 			// runs out.
-			c.swapBuf = c.swapBuf[over:]
+			c.caller.swapBuf = c.caller.swapBuf[over:]
 		}
 	}
 }
@@ -49,28 +49,28 @@ func (c *Conversation) onCallerAudio(fp *[]byte) {
 // made on every frame.
 func (c *Conversation) trimTurnBuf() {
 	keep := keepTailMs * c.inBPM
-	if c.speechActive {
+	if c.caller.speechActive {
 		// From the earliest speech start still uncommitted, capped.
 		since := 0
-		for _, ms := range c.speechStart {
+		for _, ms := range c.caller.speechStart {
 			since = max(since, c.active.inBytes-ms*c.inBPM)
 		}
 		keep = min(max(keep, since), maxTurnMs*c.inBPM)
 	}
-	if over := len(c.turnBuf) - keep; over > 1000*c.inBPM {
-		c.turnBuf = append(c.turnBuf[:0], c.turnBuf[over:]...)
+	if over := len(c.caller.turnBuf) - keep; over > 1000*c.inBPM {
+		c.caller.turnBuf = append(c.caller.turnBuf[:0], c.caller.turnBuf[over:]...)
 	}
 }
 
 // onSessionEvent handles one event of a session. Events of a retired
 // session are ignored; the spare's only matter when it ends.
 func (c *Conversation) onSessionEvent(se sessEvent) {
-	if c.spare != nil && se.gen == c.spare.gen {
+	if c.standby.spare != nil && se.gen == c.standby.spare.gen {
 		if se.end {
-			c.log.Info("failover: warm standby ended", "region", c.spare.region.Name, "session_id", c.spare.s.ID(), "err", se.err)
-			c.retire(c.spare)
-			c.spare = nil
-			c.spareRetryAt = c.now().Add(spareRetry)
+			c.log.Info("failover: warm standby ended", "region", c.standby.spare.region.Name, "session_id", c.standby.spare.s.ID(), "err", se.err)
+			c.retire(c.standby.spare)
+			c.standby.spare = nil
+			c.standby.retryAt = c.now().Add(spareRetry)
 		}
 		return
 	}
@@ -96,11 +96,11 @@ func (c *Conversation) onSessionEvent(se sessEvent) {
 	case realtime.EvInputSpeechStarted:
 		c.onSpeechStarted(ev)
 	case realtime.EvInputSpeechStopped:
-		c.speechActive = false
-		c.speechEnd[ev.ItemID] = ev.AudioEndMs
-		c.turnEndAt = c.now()
-		if c.vadCreates() && c.activeResp == "" && c.noRespAt.IsZero() {
-			c.noRespAt = c.turnEndAt.Add(c.cfg.StallNoResponse)
+		c.caller.speechActive = false
+		c.caller.speechEnd[ev.ItemID] = ev.AudioEndMs
+		c.caller.turnEndAt = c.now()
+		if c.vadCreates() && c.turns.activeResp == "" && c.turns.noRespAt.IsZero() {
+			c.turns.noRespAt = c.caller.turnEndAt.Add(c.cfg.StallNoResponse)
 		}
 	case realtime.EvInputCommitted, realtime.EvInputTimeoutTriggered:
 		c.onCommitted(ev)
@@ -121,7 +121,7 @@ func (c *Conversation) onSessionEvent(se sessEvent) {
 	case realtime.EvOutputAudioDelta:
 		c.onAudioDelta(ev)
 	case realtime.EvOutputAudioDone:
-		c.midAudioAt = time.Time{}
+		c.turns.midAudioAt = time.Time{}
 	case realtime.EvOutputAudioTranscriptDelta, realtime.EvOutputTextDelta:
 		c.rec.Apply(ev)
 		c.progress()
@@ -171,12 +171,12 @@ func (c *Conversation) onErrorEvent(ev realtime.ServerEvent) {
 		c.fail(trig, failInfo{err: fmt.Sprintf("%s/%s: %s", d.Type, d.Code, d.Message)})
 		return
 	}
-	if d.Code == codeActiveResponse && c.inflight != nil {
+	if d.Code == codeActiveResponse && c.turns.inflight != nil {
 		// Our create lost the race with a server (VAD) response, which
 		// answers the same conversation: ours is not needed (§2.6).
-		c.inflight = nil
-		if c.activeResp != "" {
-			c.noRespAt = time.Time{}
+		c.turns.inflight = nil
+		if c.turns.activeResp != "" {
+			c.turns.noRespAt = time.Time{}
 		}
 	}
 	level := slog.LevelWarn
@@ -184,27 +184,27 @@ func (c *Conversation) onErrorEvent(ev realtime.ServerEvent) {
 		level = slog.LevelInfo
 	}
 	c.sessionLog().Log(c.ctx, level, "failover: recoverable error event", "event_id", ev.EventID,
-		"client_event_id", d.EventID, "type", d.Type, "code", d.Code, "message", d.Message, "response_id", c.activeResp)
+		"client_event_id", d.EventID, "type", d.Type, "code", d.Code, "message", d.Message, "response_id", c.turns.activeResp)
 }
 
 // onSpeechStarted: the caller started talking. If assistant audio is playing
 // or queued, this is a barge-in: flush playout at once and truncate the item
 // at what was played.
 func (c *Conversation) onSpeechStarted(ev realtime.ServerEvent) {
-	c.speechActive = true
-	c.speechStart[ev.ItemID] = ev.AudioStartMs
+	c.caller.speechActive = true
+	c.caller.speechStart[ev.ItemID] = ev.AudioStartMs
 	if c.isPlaying() {
 		c.interrupt(!c.interruptsOnServer(), "barge_in")
 		return
 	}
-	if c.activeResp != "" && c.interruptsOnServer() {
+	if c.turns.activeResp != "" && c.interruptsOnServer() {
 		// Nothing heard yet, but the server cancels this answer now
 		// (interrupt_response): audio of it still in flight must not play.
-		c.suppressRsp[c.activeResp] = true
-		for _, id := range c.activeItems {
-			c.suppressItm[id] = true
+		c.play.suppressRsp[c.turns.activeResp] = true
+		for _, id := range c.turns.activeItems {
+			c.play.suppressItm[id] = true
 		}
-		c.firstAudioAt, c.midAudioAt = time.Time{}, time.Time{}
+		c.turns.firstAudioAt, c.turns.midAudioAt = time.Time{}, time.Time{}
 	}
 }
 
@@ -212,14 +212,14 @@ func (c *Conversation) onSpeechStarted(ev realtime.ServerEvent) {
 // from the uncommitted buffer into the record.
 func (c *Conversation) onCommitted(ev realtime.ServerEvent) {
 	c.rec.Apply(realtime.ServerEvent{Type: realtime.EvInputCommitted, ItemID: ev.ItemID, PreviousItemID: ev.PreviousItemID})
-	bufStart := c.active.inBytes - len(c.turnBuf)
+	bufStart := c.active.inBytes - len(c.caller.turnBuf)
 	start, end := bufStart, c.active.inBytes
-	if ms, ok := c.speechStart[ev.ItemID]; ok {
+	if ms, ok := c.caller.speechStart[ev.ItemID]; ok {
 		start = ms * c.inBPM
 	} else if ev.Type == realtime.EvInputTimeoutTriggered {
 		start = ev.AudioStartMs * c.inBPM
 	}
-	if ms, ok := c.speechEnd[ev.ItemID]; ok {
+	if ms, ok := c.caller.speechEnd[ev.ItemID]; ok {
 		end = ms * c.inBPM
 	} else if ev.Type == realtime.EvInputTimeoutTriggered && ev.AudioEndMs > 0 {
 		end = ev.AudioEndMs * c.inBPM
@@ -227,24 +227,24 @@ func (c *Conversation) onCommitted(ev realtime.ServerEvent) {
 	start = min(max(start, bufStart), c.active.inBytes)
 	end = min(max(end, start), c.active.inBytes)
 	if end > start && ev.ItemID != "" {
-		c.rec.SetUserAudio(ev.ItemID, c.turnBuf[start-bufStart:end-bufStart])
+		c.rec.SetUserAudio(ev.ItemID, c.caller.turnBuf[start-bufStart:end-bufStart])
 	}
-	c.turnBuf = append(c.turnBuf[:0], c.turnBuf[end-bufStart:]...)
-	delete(c.speechStart, ev.ItemID)
-	delete(c.speechEnd, ev.ItemID)
-	c.speechActive = false
-	if c.turnEndAt.IsZero() || ev.Type == realtime.EvInputTimeoutTriggered {
-		c.turnEndAt = c.now()
+	c.caller.turnBuf = append(c.caller.turnBuf[:0], c.caller.turnBuf[end-bufStart:]...)
+	delete(c.caller.speechStart, ev.ItemID)
+	delete(c.caller.speechEnd, ev.ItemID)
+	c.caller.speechActive = false
+	if c.caller.turnEndAt.IsZero() || ev.Type == realtime.EvInputTimeoutTriggered {
+		c.caller.turnEndAt = c.now()
 	}
 	switch {
 	case c.vadCreates():
-		c.awaitingResponse = true
-		if c.activeResp == "" && c.noRespAt.IsZero() {
-			c.noRespAt = c.now().Add(c.cfg.StallNoResponse)
+		c.turns.awaitingResponse = true
+		if c.turns.activeResp == "" && c.turns.noRespAt.IsZero() {
+			c.turns.noRespAt = c.now().Add(c.cfg.StallNoResponse)
 		}
 	case c.cfg.Session.TurnDetection != nil:
 		// VAD commits but does not answer: answering is ours.
-		c.awaitingResponse = true
+		c.turns.awaitingResponse = true
 		c.enqueue(&createReq{plain: true})
 	}
 }
@@ -256,65 +256,65 @@ func (c *Conversation) onResponseCreated(ev realtime.ServerEvent) {
 		id = ev.Response.ID
 		meta = ev.Response.Metadata
 	}
-	if c.inflight != nil {
+	if c.turns.inflight != nil {
 		tag := meta[metaKey]
-		if tag == "" || tag == c.inflight.tag {
-			c.respReqs[id] = c.inflight
-			c.inflight = nil
+		if tag == "" || tag == c.turns.inflight.tag {
+			c.turns.respReqs[id] = c.turns.inflight
+			c.turns.inflight = nil
 		}
 	}
-	c.activeResp = id
-	c.activeItems = nil
-	c.awaitingResponse = false
-	c.noRespAt = time.Time{}
-	c.midAudioAt = time.Time{}
-	c.firstAudioAt = c.now().Add(c.cfg.StallFirstAudio)
+	c.turns.activeResp = id
+	c.turns.activeItems = nil
+	c.turns.awaitingResponse = false
+	c.turns.noRespAt = time.Time{}
+	c.turns.midAudioAt = time.Time{}
+	c.turns.firstAudioAt = c.now().Add(c.cfg.StallFirstAudio)
 }
 
 // progress: the active response produced output, so it is not stalled
 // before its first output.
 func (c *Conversation) progress() {
-	c.firstAudioAt = time.Time{}
+	c.turns.firstAudioAt = time.Time{}
 }
 
 func (c *Conversation) trackItem(itemID string) {
-	if itemID != "" && !slices.Contains(c.activeItems, itemID) {
-		c.activeItems = append(c.activeItems, itemID)
+	if itemID != "" && !slices.Contains(c.turns.activeItems, itemID) {
+		c.turns.activeItems = append(c.turns.activeItems, itemID)
 	}
 }
 
 func (c *Conversation) onAudioDelta(ev realtime.ServerEvent) {
 	c.rec.Apply(ev) // produced audio counts even when the caller must not hear it
-	if c.suppressRsp[ev.ResponseID] || c.suppressItm[ev.ItemID] || c.held {
+	if c.play.suppressRsp[ev.ResponseID] || c.play.suppressItm[ev.ItemID] || c.caller.held {
 		return // the tail of an interrupted answer
 	}
-	if c.activeResp == "" && ev.ResponseID != "" {
+	if c.turns.activeResp == "" && ev.ResponseID != "" {
 		// response.created can be missing around interruptions (§3.6).
-		c.activeResp = ev.ResponseID
+		c.turns.activeResp = ev.ResponseID
 	}
 	c.trackItem(ev.ItemID)
 	c.player.Play(ev.ItemID, ev.Audio)
-	ps := c.playout[ev.ItemID]
+	ps := c.play.items[ev.ItemID]
 	if ps == nil {
 		ps = &playState{}
-		c.playout[ev.ItemID] = ps
+		c.play.items[ev.ItemID] = ps
 	}
 	if !ps.listed {
 		ps.listed = true
-		c.playOrder = append(c.playOrder, ev.ItemID)
+		c.play.order = append(c.play.order, ev.ItemID)
 	}
 	ps.bytes += len(ev.Audio)
 	ps.finished = false
 	now := c.now()
-	c.lastPlayAt = now
+	c.play.lastPlayAt = now
 	c.progress()
-	c.midAudioAt = now.Add(c.cfg.StallMidAudio)
-	if c.pendingLog != nil && c.pendingLog.awaitAudio {
+	c.turns.midAudioAt = now.Add(c.cfg.StallMidAudio)
+	if c.swap.pendingLog != nil && c.swap.pendingLog.awaitAudio {
 		// The pause ends when the new answer's first audio reaches the
 		// player; the media layer adds at most one 20 ms frame until it is
 		// on the wire.
-		c.pendingLog.pause = now.Sub(c.pendingLog.pauseStart)
-		c.m.Pause.Observe(c.pendingLog.pause.Seconds())
+		c.swap.pendingLog.pause = now.Sub(c.swap.pendingLog.pauseStart)
+		c.m.Pause.Observe(c.swap.pendingLog.pause.Seconds())
 		c.emitSwapLog("answered")
 	}
 }
@@ -326,7 +326,7 @@ func (c *Conversation) onResponseDone(ev realtime.ServerEvent) {
 	}
 	id := r.ID
 	if id == "" {
-		id = c.activeResp
+		id = c.turns.activeResp
 	}
 	status := r.Status
 	switch status {
@@ -356,24 +356,24 @@ func (c *Conversation) onResponseDone(ev realtime.ServerEvent) {
 	if status == realtime.StatusCompleted || status == realtime.StatusIncomplete {
 		c.pool.Report(c.active.region.Name, OutcomeResponseOK)
 		// The session has proved itself: the swap that brought it worked.
-		c.failedInRow = 0
-		c.unconfirmed = false
+		c.swap.failedInRow = 0
+		c.swap.unconfirmed = false
 	}
-	delete(c.respReqs, id)
-	if id == c.activeResp || c.activeResp == "" {
-		c.activeResp = ""
-		c.activeItems = nil
-		c.firstAudioAt = time.Time{}
-		c.midAudioAt = time.Time{}
+	delete(c.turns.respReqs, id)
+	if id == c.turns.activeResp || c.turns.activeResp == "" {
+		c.turns.activeResp = ""
+		c.turns.activeItems = nil
+		c.turns.firstAudioAt = time.Time{}
+		c.turns.midAudioAt = time.Time{}
 	}
-	if c.awaitingResponse && c.noRespAt.IsZero() && c.vadCreates() {
+	if c.turns.awaitingResponse && c.turns.noRespAt.IsZero() && c.vadCreates() {
 		// The caller's turn was committed while this response ran; its
 		// answer is due now.
-		c.noRespAt = c.now().Add(c.cfg.StallNoResponse)
+		c.turns.noRespAt = c.now().Add(c.cfg.StallNoResponse)
 	}
-	if c.ending != nil && !c.ending.respDone && (c.ending.respID == "" || c.ending.respID == id) {
-		c.ending.respDone = true
-		c.ending.deadline = c.now().Add(time.Duration(c.unplayedMs())*time.Millisecond + endCallSlack)
+	if c.fn.ending != nil && !c.fn.ending.respDone && (c.fn.ending.respID == "" || c.fn.ending.respID == id) {
+		c.fn.ending.respDone = true
+		c.fn.ending.deadline = c.now().Add(time.Duration(c.unplayedMs())*time.Millisecond + endCallSlack)
 		c.checkEnd(c.now())
 	}
 	c.pump()
@@ -384,28 +384,28 @@ func (c *Conversation) onResponseDone(ev realtime.ServerEvent) {
 // enqueue asks for a response. Only one response may be in flight (§2.6):
 // creates wait until the previous response is done.
 func (c *Conversation) enqueue(req *createReq) {
-	if c.ending != nil {
+	if c.fn.ending != nil {
 		return // after end_call the model says nothing more
 	}
-	if req.plain && c.sw != nil && c.sw.redo != nil {
+	if req.plain && c.swap.sw != nil && c.swap.sw.redo != nil {
 		return // the create at the end of the swap covers it
 	}
-	c.queue = append(c.queue, req)
+	c.turns.queue = append(c.turns.queue, req)
 	c.pump()
 }
 
 func (c *Conversation) pump() {
-	if c.state != stActive || c.activeResp != "" || c.inflight != nil || c.held || len(c.queue) == 0 {
+	if c.state != stActive || c.turns.activeResp != "" || c.turns.inflight != nil || c.caller.held || len(c.turns.queue) == 0 {
 		return
 	}
-	req := c.queue[0]
-	c.queue = c.queue[1:]
+	req := c.turns.queue[0]
+	c.turns.queue = c.turns.queue[1:]
 	c.sendCreate(req)
 }
 
 func (c *Conversation) sendCreate(req *createReq) {
-	c.reqSeq++
-	req.tag = fmt.Sprintf("%d", c.reqSeq)
+	c.turns.reqSeq++
+	req.tag = fmt.Sprintf("%d", c.turns.reqSeq)
 	p := realtime.ResponseParams{Instructions: req.params.Instructions, Metadata: map[string]string{}}
 	maps.Copy(p.Metadata, req.params.Metadata)
 	p.Metadata[metaKey] = req.tag
@@ -424,8 +424,8 @@ func (c *Conversation) sendCreate(req *createReq) {
 		// re-sends this create.
 		c.sessionLog().Warn("failover: response.create failed", "err", err)
 	}
-	c.inflight = req
-	c.noRespAt = c.now().Add(c.cfg.StallNoResponse)
+	c.turns.inflight = req
+	c.turns.noRespAt = c.now().Add(c.cfg.StallNoResponse)
 }
 
 func joinInstructions(a, b string) string {
@@ -445,9 +445,9 @@ func joinInstructions(a, b string) string {
 // it (PlayoutDone) or its played position reached what was produced.
 func (c *Conversation) isPlaying() bool {
 	playing := false
-	kept := c.playOrder[:0]
-	for _, id := range c.playOrder {
-		ps := c.playout[id]
+	kept := c.play.order[:0]
+	for _, id := range c.play.order {
+		ps := c.play.items[id]
 		if !ps.finished {
 			produced := ps.bytes / c.outBPM
 			if c.player.PlayedMs(id) >= produced-playTolMs {
@@ -464,14 +464,14 @@ func (c *Conversation) isPlaying() bool {
 		kept = append(kept, id)
 		playing = true
 	}
-	c.playOrder = kept
+	c.play.order = kept
 	return playing
 }
 
 func (c *Conversation) unplayedMs() int {
 	total := 0
-	for _, id := range c.playOrder {
-		ps := c.playout[id]
+	for _, id := range c.play.order {
+		ps := c.play.items[id]
 		if ps.finished {
 			continue
 		}
@@ -489,8 +489,8 @@ func (c *Conversation) unplayedMs() int {
 // the response when the server will not (interrupt_response false, hold).
 func (c *Conversation) interrupt(cancelResponse bool, why string) {
 	c.player.Flush()
-	for _, id := range c.playOrder {
-		ps := c.playout[id]
+	for _, id := range c.play.order {
+		ps := c.play.items[id]
 		if ps.finished {
 			continue
 		}
@@ -504,33 +504,33 @@ func (c *Conversation) interrupt(cancelResponse bool, why string) {
 			cancel()
 		}
 		c.rec.Truncate(id, heard)
-		c.suppressItm[id] = true
+		c.play.suppressItm[id] = true
 		c.sessionLog().Debug("failover: playout interrupted", "why", why, "item_id", id, "heard_ms", heard, "produced_ms", produced)
 	}
 	c.resetPlayout()
-	if c.activeResp != "" {
-		c.suppressRsp[c.activeResp] = true
-		for _, id := range c.activeItems {
-			c.suppressItm[id] = true
+	if c.turns.activeResp != "" {
+		c.play.suppressRsp[c.turns.activeResp] = true
+		for _, id := range c.turns.activeItems {
+			c.play.suppressItm[id] = true
 		}
 		if cancelResponse && c.active != nil {
 			ctx, cancel := c.sendCtx()
-			if err := c.active.s.CancelResponse(ctx, c.activeResp); err != nil {
-				c.sessionLog().Debug("failover: response.cancel failed", "response_id", c.activeResp, "err", err)
+			if err := c.active.s.CancelResponse(ctx, c.turns.activeResp); err != nil {
+				c.sessionLog().Debug("failover: response.cancel failed", "response_id", c.turns.activeResp, "err", err)
 			}
 			cancel()
 		}
 	}
-	c.firstAudioAt, c.midAudioAt = time.Time{}, time.Time{}
+	c.turns.firstAudioAt, c.turns.midAudioAt = time.Time{}, time.Time{}
 }
 
 func (c *Conversation) resetPlayout() {
-	clear(c.playout)
-	c.playOrder = c.playOrder[:0]
+	clear(c.play.items)
+	c.play.order = c.play.order[:0]
 }
 
 func (c *Conversation) onPlayoutDone(itemID string, playedMs int) {
-	if ps := c.playout[itemID]; ps != nil && playedMs >= ps.bytes/c.outBPM-playTolMs {
+	if ps := c.play.items[itemID]; ps != nil && playedMs >= ps.bytes/c.outBPM-playTolMs {
 		ps.finished = true
 	}
 	c.rec.SetHeard(itemID, playedMs)
@@ -538,10 +538,10 @@ func (c *Conversation) onPlayoutDone(itemID string, playedMs int) {
 }
 
 func (c *Conversation) onHold(held bool) {
-	if held == c.held {
+	if held == c.caller.held {
 		return
 	}
-	c.held = held
+	c.caller.held = held
 	if !held {
 		c.log.Info("failover: caller resumed from hold")
 		c.pump()
@@ -559,15 +559,15 @@ func (c *Conversation) onHold(held bool) {
 	} else {
 		c.player.Flush()
 	}
-	c.turnBuf = c.turnBuf[:0]
-	c.swapBuf = c.swapBuf[:0]
-	c.speechActive = false
+	c.caller.turnBuf = c.caller.turnBuf[:0]
+	c.caller.swapBuf = c.caller.swapBuf[:0]
+	c.caller.speechActive = false
 }
 
 // ---- DTMF and functions ----------------------------------------------------
 
 func (c *Conversation) onDTMF(digit rune) {
-	if c.ending != nil || c.state == stDone || c.cfg.DTMFDisabled {
+	if c.fn.ending != nil || c.state == stDone || c.cfg.DTMFDisabled {
 		return
 	}
 	c.addSystemNote(fmt.Sprintf("The caller pressed %c.", digit))
@@ -599,21 +599,21 @@ const (
 )
 
 func (c *Conversation) onFunctionCall(it realtime.Item) {
-	if it.CallID == "" || c.handledCalls[it.CallID] {
+	if it.CallID == "" || c.fn.handled[it.CallID] {
 		return
 	}
-	c.handledCalls[it.CallID] = true
+	c.fn.handled[it.CallID] = true
 	if c.active != nil {
 		c.active.calls[it.CallID] = true
 	}
-	log := c.sessionLog().With("response_id", c.activeResp, "function", it.Name, "fn_call_id", it.CallID)
+	log := c.sessionLog().With("response_id", c.turns.activeResp, "function", it.Name, "fn_call_id", it.CallID)
 	switch it.Name {
 	case fnEndCall:
 		log.Info("failover: model ended the call")
 		c.sendFunctionOutput(it.CallID, `{"ok":true}`)
 		// The goodbye (the rest of this response's audio) plays out first.
-		c.ending = &endState{respID: c.activeResp}
-		c.queue = nil
+		c.fn.ending = &endState{respID: c.turns.activeResp}
+		c.turns.queue = nil
 	case fnTransferCall:
 		var args struct {
 			Target string `json:"target"`
@@ -631,10 +631,10 @@ func (c *Conversation) onFunctionCall(it realtime.Item) {
 			return
 		}
 		log.Info("failover: model asked for a transfer", "target", target)
-		c.pendingTransfers[it.CallID] = target
+		c.fn.transfers[it.CallID] = target
 		c.emit(Control{Kind: ControlTransfer, Target: target, CallID: it.CallID})
 	default:
-		if c.tools.runner != nil && c.tools.runner.Has(it.Name) {
+		if c.fn.tools.runner != nil && c.fn.tools.runner.Has(it.Name) {
 			c.startTool(log, it)
 			return
 		}
@@ -658,12 +658,12 @@ func (c *Conversation) transferTarget(asked string) (string, error) {
 }
 
 func (c *Conversation) onTransferResult(callID string, ok bool, detail string) {
-	target, known := c.pendingTransfers[callID]
+	target, known := c.fn.transfers[callID]
 	if !known {
 		c.log.Warn("failover: transfer result for an unknown call", "fn_call_id", callID)
 		return
 	}
-	delete(c.pendingTransfers, callID)
+	delete(c.fn.transfers, callID)
 	c.log.Info("failover: transfer result", "fn_call_id", callID, "target", target, "ok", ok, "detail", detail)
 	out := map[string]any{"ok": ok}
 	if ok {
@@ -712,7 +712,7 @@ func jsonString(v any) string {
 // checkEnd emits ControlEndCall once the end_call response is done and its
 // goodbye has played (or could have, by the deadline).
 func (c *Conversation) checkEnd(now time.Time) {
-	e := c.ending
+	e := c.fn.ending
 	if e == nil || !e.respDone || e.sent {
 		return
 	}
@@ -730,12 +730,12 @@ func (c *Conversation) checkEnd(now time.Time) {
 // whether it did.
 func (c *Conversation) checkWatchdogs(now time.Time) bool {
 	switch {
-	case !c.noRespAt.IsZero() && !now.Before(c.noRespAt):
+	case !c.turns.noRespAt.IsZero() && !now.Before(c.turns.noRespAt):
 		c.fail(TriggerStallNoResponse, failInfo{err: fmt.Sprintf("no response.created %s after the turn", c.cfg.StallNoResponse)})
-	case !c.firstAudioAt.IsZero() && !now.Before(c.firstAudioAt):
-		c.fail(TriggerStallFirstAudio, failInfo{respID: c.activeResp, err: fmt.Sprintf("no output %s after response.created", c.cfg.StallFirstAudio)})
-	case !c.midAudioAt.IsZero() && !now.Before(c.midAudioAt):
-		c.fail(TriggerStallMidAudio, failInfo{respID: c.activeResp, err: fmt.Sprintf("audio stopped for %s mid-answer", c.cfg.StallMidAudio)})
+	case !c.turns.firstAudioAt.IsZero() && !now.Before(c.turns.firstAudioAt):
+		c.fail(TriggerStallFirstAudio, failInfo{respID: c.turns.activeResp, err: fmt.Sprintf("no output %s after response.created", c.cfg.StallFirstAudio)})
+	case !c.turns.midAudioAt.IsZero() && !now.Before(c.turns.midAudioAt):
+		c.fail(TriggerStallMidAudio, failInfo{respID: c.turns.activeResp, err: fmt.Sprintf("audio stopped for %s mid-answer", c.cfg.StallMidAudio)})
 	default:
 		return false
 	}

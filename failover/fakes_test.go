@@ -534,7 +534,7 @@ func (h *harness) exec(e effect) {
 		h.ctls = append(h.ctls, e.Ctl)
 	case fxRunTool:
 		h.tools = append(h.tools, e.Call)
-		runner, ctx, call := h.conv.tools.runner, h.conv.ctx, e.Call
+		runner, ctx, call := h.conv.fn.tools.runner, h.conv.ctx, e.Call
 		h.toolWG.Add(1)
 		go func() {
 			defer h.toolWG.Done()

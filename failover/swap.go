@@ -21,6 +21,17 @@ type oldInfo struct {
 	region, sessionID, responseID, err string
 }
 
+// swapPart is the failover side of the conversation: the swap in progress
+// (nil while a session carries the call), the count of consecutive failed
+// attempts the give-up gate reads, and the swap's pending log line.
+type swapPart struct {
+	sw           *swapState
+	failedInRow  int
+	unconfirmed  bool // the current session has not completed a response yet
+	pendingLog   *swapReport
+	fillerPlayed bool
+}
+
 // swapState is the conversation between sessions: the first connect, a swap
 // after a failure, or a rotation.
 type swapState struct {
@@ -63,16 +74,16 @@ func (c *Conversation) fail(trig Trigger, fi failInfo) {
 		c.pool.Report(old.region.Name, o)
 	}
 	c.flushSwapLog("failed_again")
-	if c.ending != nil {
+	if c.fn.ending != nil {
 		// The model already ended the call: no new session, just let what
 		// is queued of the goodbye play.
 		c.sessionLog().Info("failover: session lost while ending the call", "trigger", trig.String(), "err", fi.err)
 		c.retire(old)
 		c.active = nil
 		c.state = stEnding
-		if !c.ending.respDone {
-			c.ending.respDone = true
-			c.ending.deadline = c.now().Add(time.Duration(c.unplayedMs())*time.Millisecond + endCallSlack)
+		if !c.fn.ending.respDone {
+			c.fn.ending.respDone = true
+			c.fn.ending.deadline = c.now().Add(time.Duration(c.unplayedMs())*time.Millisecond + endCallSlack)
 		}
 		c.checkEnd(c.now())
 		return
@@ -88,7 +99,7 @@ func (c *Conversation) startSwap(trig Trigger, fi failInfo) {
 	old := c.active
 	respID := fi.respID
 	if respID == "" {
-		respID = c.activeResp
+		respID = c.turns.activeResp
 	}
 	redo := c.pendingAnswer(respID)
 	if respID != "" && c.isPlaying() {
@@ -96,12 +107,12 @@ func (c *Conversation) startSwap(trig Trigger, fi failInfo) {
 		// audio must not play, and what was heard fixes where it resumes.
 		c.flushHeard()
 	}
-	if redo != nil && respID != "" && c.heardAnyOf(c.activeItems) {
+	if redo != nil && respID != "" && c.heardAnyOf(c.turns.activeItems) {
 		redo.continuation = true
 	}
-	pauseStart := c.lastPlayAt
-	if c.turnEndAt.After(pauseStart) {
-		pauseStart = c.turnEndAt
+	pauseStart := c.play.lastPlayAt
+	if c.caller.turnEndAt.After(pauseStart) {
+		pauseStart = c.caller.turnEndAt
 	}
 	if pauseStart.IsZero() || redo == nil {
 		pauseStart = now
@@ -110,32 +121,32 @@ func (c *Conversation) startSwap(trig Trigger, fi failInfo) {
 		// One create at the end of the swap sees the whole conversation,
 		// tool outputs and DTMF notes included: the plain ones queued
 		// behind the failed answer would only make a second answer.
-		c.queue = slices.DeleteFunc(c.queue, func(r *createReq) bool { return r.plain })
+		c.turns.queue = slices.DeleteFunc(c.turns.queue, func(r *createReq) bool { return r.plain })
 	}
 	from := oldInfo{region: old.region.Name, sessionID: old.s.ID(), responseID: respID, err: fi.err}
 	// Caller audio the old session had not committed moves to the swap
 	// buffer, ahead of what arrives during the swap.
-	c.swapBuf = append(append([]byte(nil), c.turnBuf...), c.swapBuf...)
-	c.turnBuf = c.turnBuf[:0]
+	c.caller.swapBuf = append(append([]byte(nil), c.caller.turnBuf...), c.caller.swapBuf...)
+	c.caller.turnBuf = c.caller.turnBuf[:0]
 	c.resetResponseState()
 	c.retire(old)
 	c.active = nil
-	if c.unconfirmed && trig.outcome() != 0 {
+	if c.swap.unconfirmed && trig.outcome() != 0 {
 		// The session that just failed came from a swap (or the first
 		// connect) and never completed a response: that attempt failed.
 		// Reaching the session limit is no such failure.
-		c.failedInRow++
+		c.swap.failedInRow++
 	}
 	exclude := ""
 	if trig.outcome() != 0 {
 		exclude = old.region.Name
 	}
-	c.sw = &swapState{trigger: trig, startedAt: now, pauseStart: pauseStart, redo: redo, exclude: exclude,
+	c.swap.sw = &swapState{trigger: trig, startedAt: now, pauseStart: pauseStart, redo: redo, exclude: exclude,
 		from: from, tried: map[string]int{}, lastErr: fi.err}
 	c.state = stSwapping
-	c.fillerPlayed = false
+	c.swap.fillerPlayed = false
 	c.log.Debug("failover: session failed", "trigger", trig.String(), "region", from.region, "session_id", from.sessionID,
-		"response_id", from.responseID, "err", fi.err, "redo", redo != nil, "failed_in_row", c.failedInRow)
+		"response_id", from.responseID, "err", fi.err, "redo", redo != nil, "failed_in_row", c.swap.failedInRow)
 	c.emit(Control{Kind: ControlSwapStarted, Reason: trig.String()})
 	c.nextAttempt()
 }
@@ -145,7 +156,7 @@ func (c *Conversation) startSwap(trig Trigger, fi failInfo) {
 // dial error, a replay error) the conversation gives up; otherwise it
 // tries the next way to a working session.
 func (c *Conversation) nextAttempt() {
-	if c.failedInRow >= c.cfg.MaxSwapsInRow {
+	if c.swap.failedInRow >= c.cfg.MaxSwapsInRow {
 		c.giveUp()
 		return
 	}
@@ -156,18 +167,18 @@ func (c *Conversation) nextAttempt() {
 // failed or was in progress (unless the caller had already interrupted it),
 // our create not yet started, or the answer to a committed turn.
 func (c *Conversation) pendingAnswer(respID string) *createReq {
-	if respID != "" && !c.suppressRsp[respID] {
-		if req := c.respReqs[respID]; req != nil {
+	if respID != "" && !c.play.suppressRsp[respID] {
+		if req := c.turns.respReqs[respID]; req != nil {
 			cp := *req
 			return &cp
 		}
 		return &createReq{plain: true}
 	}
-	if c.inflight != nil {
-		cp := *c.inflight
+	if c.turns.inflight != nil {
+		cp := *c.turns.inflight
 		return &cp
 	}
-	if c.awaitingResponse {
+	if c.turns.awaitingResponse {
 		return &createReq{plain: true}
 	}
 	return nil
@@ -177,8 +188,8 @@ func (c *Conversation) pendingAnswer(respID string) *createReq {
 // item, what the caller heard of it.
 func (c *Conversation) flushHeard() {
 	c.player.Flush()
-	for _, id := range c.playOrder {
-		ps := c.playout[id]
+	for _, id := range c.play.order {
+		ps := c.play.items[id]
 		if ps.finished {
 			continue
 		}
@@ -199,17 +210,17 @@ func (c *Conversation) heardAnyOf(items []string) bool {
 }
 
 func (c *Conversation) resetResponseState() {
-	c.activeResp = ""
-	c.activeItems = nil
-	c.inflight = nil
-	clear(c.respReqs)
-	c.awaitingResponse = false
-	c.noRespAt, c.firstAudioAt, c.midAudioAt = time.Time{}, time.Time{}, time.Time{}
-	c.speechActive = false
-	clear(c.speechStart)
-	clear(c.speechEnd)
-	clear(c.suppressRsp)
-	clear(c.suppressItm)
+	c.turns.activeResp = ""
+	c.turns.activeItems = nil
+	c.turns.inflight = nil
+	clear(c.turns.respReqs)
+	c.turns.awaitingResponse = false
+	c.turns.noRespAt, c.turns.firstAudioAt, c.turns.midAudioAt = time.Time{}, time.Time{}, time.Time{}
+	c.caller.speechActive = false
+	clear(c.caller.speechStart)
+	clear(c.caller.speechEnd)
+	clear(c.play.suppressRsp)
+	clear(c.play.suppressItm)
 	// Audio still playing from a completed answer plays on; it is no
 	// longer tracked (its item is not in the next session to truncate).
 	c.resetPlayout()
@@ -218,10 +229,10 @@ func (c *Conversation) resetResponseState() {
 // attempt tries the next way to a working session: the warm standby if it
 // fits, else a dial in the best region not tried most.
 func (c *Conversation) attempt() {
-	sw := c.sw
-	if c.spare != nil && c.spareFits(sw) {
-		ss := c.spare
-		c.spare = nil
+	sw := c.swap.sw
+	if c.standby.spare != nil && c.spareFits(sw) {
+		ss := c.standby.spare
+		c.standby.spare = nil
 		sw.attempts++
 		sw.tried[ss.region.Name]++
 		c.finishSwap(ss, true)
@@ -244,13 +255,13 @@ func (c *Conversation) attempt() {
 // spareFits says whether the standby may take over: not in the region that
 // just failed, its breaker not open, and not about to expire itself.
 func (c *Conversation) spareFits(sw *swapState) bool {
-	if sw.exclude != "" && c.spare.region.Name == sw.exclude {
+	if sw.exclude != "" && c.standby.spare.region.Name == sw.exclude {
 		return false
 	}
-	if !c.pool.usable(c.spare.region.Name) {
+	if !c.pool.usable(c.standby.spare.region.Name) {
 		return false
 	}
-	d := c.spare.deadline()
+	d := c.standby.spare.deadline()
 	return d.IsZero() || c.now().Before(d.Add(-c.cfg.RotateMargin))
 }
 
@@ -292,7 +303,7 @@ func (c *Conversation) onDialResult(r dialResult) {
 		c.onSpareDial(r)
 		return
 	}
-	sw := c.sw
+	sw := c.swap.sw
 	if sw == nil || c.state == stDone || r.gen != sw.dialGen {
 		if r.s != nil {
 			c.do(fxClose{S: r.s}) // superseded (the standby took over first)
@@ -311,10 +322,10 @@ func (c *Conversation) onDialResult(r dialResult) {
 			outcome = OutcomeAuthError
 		}
 		c.pool.Report(r.region.Name, outcome)
-		c.failedInRow++
+		c.swap.failedInRow++
 		sw.lastErr = r.err.Error()
 		c.log.Warn("failover: session open failed", "region", r.region.Name, "kind", kind, "err", r.err,
-			"trigger", sw.trigger.String(), "attempt", sw.attempts, "failed_in_row", c.failedInRow)
+			"trigger", sw.trigger.String(), "attempt", sw.attempts, "failed_in_row", c.swap.failedInRow)
 		c.nextAttempt()
 		return
 	}
@@ -332,7 +343,7 @@ func (c *Conversation) onDialResult(r dialResult) {
 // first and our create is refused as a duplicate (non-fatal), or it
 // interrupts the answer we asked for, exactly as a live barge-in would.
 func (c *Conversation) finishSwap(ss *session, warm bool) {
-	sw := c.sw
+	sw := c.swap.sw
 	c.active = ss
 	items := c.rec.ReplayItems(ss.s.Dialect())
 	ctx, cancel := context.WithTimeout(c.ctx, replayTimeout)
@@ -345,10 +356,10 @@ func (c *Conversation) finishSwap(ss *session, warm bool) {
 				return // the caller hung up during the replay
 			}
 			c.pool.Report(ss.region.Name, OutcomeSessionLost)
-			c.failedInRow++
+			c.swap.failedInRow++
 			sw.lastErr = fmt.Sprintf("replay item %d of %d: %v", i+1, len(items), err)
 			c.log.Warn("failover: replay failed", "region", ss.region.Name, "session_id", ss.s.ID(), "err", err,
-				"trigger", sw.trigger.String(), "failed_in_row", c.failedInRow)
+				"trigger", sw.trigger.String(), "failed_in_row", c.swap.failedInRow)
 			c.nextAttempt()
 			return
 		}
@@ -358,8 +369,8 @@ func (c *Conversation) finishSwap(ss *session, warm bool) {
 	}
 	cancel()
 	c.state = stActive
-	c.sw = nil
-	c.unconfirmed = true
+	c.swap.sw = nil
+	c.swap.unconfirmed = true
 	c.deliverBuffered()
 	if sw.redo != nil {
 		c.sendCreate(sw.redo)
@@ -368,8 +379,8 @@ func (c *Conversation) finishSwap(ss *session, warm bool) {
 	if sw.initial {
 		c.sessionLog().Info("failover: session started", "attempts", sw.attempts, "connect_ms", now.Sub(sw.startedAt).Milliseconds())
 		c.readyOnce.Do(func() { close(c.ready) })
-		if c.cfg.Greeting != "" && !c.greeted {
-			c.greeted = true
+		if c.cfg.Greeting != "" && !c.turns.greeted {
+			c.turns.greeted = true
 			c.enqueue(&createReq{params: greetingParams(c.cfg)})
 		}
 	} else {
@@ -379,7 +390,7 @@ func (c *Conversation) finishSwap(ss *session, warm bool) {
 			c.m.Swaps.WithLabelValues(sw.trigger.String(), sw.from.region, ss.region.Name).Inc()
 		}
 		c.emit(Control{Kind: ControlSwapFinished, Reason: sw.trigger.String()})
-		c.pendingLog = &swapReport{trigger: sw.trigger, from: sw.from, toRegion: ss.region.Name, toSession: ss.s.ID(),
+		c.swap.pendingLog = &swapReport{trigger: sw.trigger, from: sw.from, toRegion: ss.region.Name, toSession: ss.s.ID(),
 			items: len(items), attempts: sw.attempts, warm: warm, swapDur: now.Sub(sw.startedAt), pauseStart: sw.pauseStart,
 			awaitAudio: sw.redo != nil}
 		if sw.redo == nil {
@@ -398,9 +409,9 @@ func greetingParams(cfg Config) realtime.ResponseParams {
 // new session, in chunks (the session's send queue takes events, not a
 // stream, and history need not be paced).
 func (c *Conversation) deliverBuffered() {
-	data := c.swapBuf
-	c.swapBuf = nil
-	if c.held || len(data) == 0 {
+	data := c.caller.swapBuf
+	c.caller.swapBuf = nil
+	if c.caller.held || len(data) == 0 {
 		return
 	}
 	chunk := appendChunkMs * c.inBPM
@@ -410,13 +421,13 @@ func (c *Conversation) deliverBuffered() {
 		}
 	}
 	c.active.inBytes = len(data)
-	c.turnBuf = append(c.turnBuf[:0], data...)
+	c.caller.turnBuf = append(c.caller.turnBuf[:0], data...)
 }
 
 // giveUp ends the conversation's attempts: apology, ControlGiveUp; Run
 // returns ErrAllRegionsFailed once the call has ended it.
 func (c *Conversation) giveUp() {
-	sw := c.sw
+	sw := c.swap.sw
 	c.state = stDone
 	c.player.Flush()
 	if len(c.cfg.ApologyAudio) > 0 {
@@ -430,9 +441,9 @@ func (c *Conversation) giveUp() {
 	slices.Sort(tried)
 	c.log.Error("failover: giving up, no working session", "trigger", sw.trigger.String(), "region", sw.from.region,
 		"session_id", sw.from.sessionID, "response_id", sw.from.responseID, "attempts", sw.attempts,
-		"failed_in_row", c.failedInRow, "regions_tried", tried, "last_error", sw.lastErr, "transfer_to", c.cfg.GiveUpTransfer)
+		"failed_in_row", c.swap.failedInRow, "regions_tried", tried, "last_error", sw.lastErr, "transfer_to", c.cfg.GiveUpTransfer)
 	c.emit(Control{Kind: ControlGiveUp, Target: c.cfg.GiveUpTransfer, Reason: sw.trigger.String()})
-	c.result = fmt.Errorf("failover: call %s: %d attempts in a row failed, last: %s: %w", c.callID, c.failedInRow, sw.lastErr, ErrAllRegionsFailed)
+	c.result = fmt.Errorf("failover: call %s: %d attempts in a row failed, last: %s: %w", c.callID, c.swap.failedInRow, sw.lastErr, ErrAllRegionsFailed)
 }
 
 // ---- rotation and warm standby ---------------------------------------------
@@ -444,23 +455,23 @@ func (c *Conversation) rotationDue(now time.Time) bool {
 
 // atTurnBoundary: no answer running or due, nothing playing, caller silent.
 func (c *Conversation) atTurnBoundary() bool {
-	return c.activeResp == "" && c.inflight == nil && len(c.queue) == 0 && !c.awaitingResponse &&
-		!c.speechActive && !c.isPlaying()
+	return c.turns.activeResp == "" && c.turns.inflight == nil && len(c.turns.queue) == 0 && !c.turns.awaitingResponse &&
+		!c.caller.speechActive && !c.isPlaying()
 }
 
 func (c *Conversation) maybeRotate(now time.Time) {
-	if c.state != stActive || c.ending != nil || c.spare == nil || !c.rotationDue(now) || !c.atTurnBoundary() {
+	if c.state != stActive || c.fn.ending != nil || c.standby.spare == nil || !c.rotationDue(now) || !c.atTurnBoundary() {
 		return
 	}
-	old, ss := c.active, c.spare
-	c.spare = nil
+	old, ss := c.active, c.standby.spare
+	c.standby.spare = nil
 	c.flushSwapLog("rotated")
-	c.swapBuf = append(append([]byte(nil), c.turnBuf...), c.swapBuf...)
-	c.turnBuf = c.turnBuf[:0]
+	c.caller.swapBuf = append(append([]byte(nil), c.caller.turnBuf...), c.caller.swapBuf...)
+	c.caller.turnBuf = c.caller.turnBuf[:0]
 	c.resetResponseState()
 	c.retire(old)
 	c.active = nil
-	c.sw = &swapState{trigger: TriggerRotation, startedAt: now, pauseStart: now, tried: map[string]int{ss.region.Name: 1}, attempts: 1,
+	c.swap.sw = &swapState{trigger: TriggerRotation, startedAt: now, pauseStart: now, tried: map[string]int{ss.region.Name: 1}, attempts: 1,
 		from: oldInfo{region: old.region.Name, sessionID: old.s.ID(), err: "session limit " + old.deadline().UTC().Format(time.RFC3339)}}
 	c.state = stSwapping
 	c.emit(Control{Kind: ControlSwapStarted, Reason: TriggerRotation.String()})
@@ -472,18 +483,18 @@ func (c *Conversation) maybeRotate(now time.Time) {
 // best region when the active one is due for rotation. A standby about to
 // expire is replaced.
 func (c *Conversation) ensureSpare(now time.Time) {
-	if c.state != stActive || c.ending != nil || c.spareDialing || now.Before(c.spareRetryAt) {
+	if c.state != stActive || c.fn.ending != nil || c.standby.dialing || now.Before(c.standby.retryAt) {
 		return
 	}
 	rotating := c.rotationDue(now)
-	if c.spare != nil {
-		d := c.spare.deadline()
+	if c.standby.spare != nil {
+		d := c.standby.spare.deadline()
 		if d.IsZero() || now.Before(d.Add(-c.cfg.RotateMargin)) {
 			return
 		}
-		c.log.Info("failover: replacing warm standby before it expires", "region", c.spare.region.Name, "session_id", c.spare.s.ID())
-		c.retire(c.spare)
-		c.spare = nil
+		c.log.Info("failover: replacing warm standby before it expires", "region", c.standby.spare.region.Name, "session_id", c.standby.spare.s.ID())
+		c.retire(c.standby.spare)
+		c.standby.spare = nil
 	}
 	var region Region
 	if rotating {
@@ -500,22 +511,22 @@ func (c *Conversation) ensureSpare(now time.Time) {
 		}
 		region = cands[0]
 	}
-	c.spareDialing = true
-	c.spareRotation = rotating
+	c.standby.dialing = true
+	c.standby.rotation = rotating
 	c.nextGen++
-	c.spareDialGen = c.nextGen
-	c.do(fxDial{Gen: c.spareDialGen, Purpose: dialSpare, Region: region})
+	c.standby.dialGen = c.nextGen
+	c.do(fxDial{Gen: c.standby.dialGen, Purpose: dialSpare, Region: region})
 }
 
 func (c *Conversation) onSpareDial(r dialResult) {
-	if r.gen != c.spareDialGen || c.state == stDone {
+	if r.gen != c.standby.dialGen || c.state == stDone {
 		if r.s != nil {
 			c.do(fxClose{S: r.s})
 		}
 		return
 	}
-	c.spareDialing = false
-	c.spareDialGen = 0
+	c.standby.dialing = false
+	c.standby.dialGen = 0
 	if r.err != nil {
 		if c.ctx.Err() != nil {
 			return
@@ -527,18 +538,18 @@ func (c *Conversation) onSpareDial(r dialResult) {
 			outcome = OutcomeAuthError
 		}
 		c.pool.Report(r.region.Name, outcome)
-		c.spareRetryAt = c.now().Add(spareRetry)
-		c.log.Warn("failover: warm standby open failed", "region", r.region.Name, "kind", kind, "err", r.err, "rotation", c.spareRotation)
+		c.standby.retryAt = c.now().Add(spareRetry)
+		c.log.Warn("failover: warm standby open failed", "region", r.region.Name, "kind", kind, "err", r.err, "rotation", c.standby.rotation)
 		return
 	}
 	c.m.ConnectSeconds.WithLabelValues(r.region.Name).Observe(r.took.Seconds())
-	c.spare = c.register(r.s, r.region)
-	c.log.Info("failover: warm standby ready", "region", r.region.Name, "session_id", r.s.ID(), "rotation", c.spareRotation)
+	c.standby.spare = c.register(r.s, r.region)
+	c.log.Info("failover: warm standby ready", "region", r.region.Name, "session_id", r.s.ID(), "rotation", c.standby.rotation)
 	now := c.now()
 	switch {
-	case c.state == stSwapping && c.sw != nil && c.sw.dialGen != 0 && c.spareFits(c.sw):
+	case c.state == stSwapping && c.swap.sw != nil && c.swap.sw.dialGen != 0 && c.spareFits(c.swap.sw):
 		// A swap is waiting on a dial: the standby is here first.
-		c.sw.dialGen = 0 // the dial's session, if it comes, is closed
+		c.swap.sw.dialGen = 0 // the dial's session, if it comes, is closed
 		c.attempt()
 	case c.state == stActive:
 		c.maybeRotate(now)
@@ -548,33 +559,33 @@ func (c *Conversation) onSpareDial(r dialResult) {
 // maybeFiller plays FillerAudio once when the caller has waited FillerAfter
 // for the answer a swap owes them.
 func (c *Conversation) maybeFiller(now time.Time) {
-	if c.fillerPlayed || c.cfg.FillerAfter <= 0 || len(c.cfg.FillerAudio) == 0 {
+	if c.swap.fillerPlayed || c.cfg.FillerAfter <= 0 || len(c.cfg.FillerAudio) == 0 {
 		return
 	}
 	var start time.Time
 	switch {
-	case c.state == stSwapping && c.sw != nil && !c.sw.initial && c.sw.redo != nil:
-		start = c.sw.pauseStart
-	case c.pendingLog != nil && c.pendingLog.awaitAudio:
-		start = c.pendingLog.pauseStart
+	case c.state == stSwapping && c.swap.sw != nil && !c.swap.sw.initial && c.swap.sw.redo != nil:
+		start = c.swap.sw.pauseStart
+	case c.swap.pendingLog != nil && c.swap.pendingLog.awaitAudio:
+		start = c.swap.pendingLog.pauseStart
 	default:
 		return
 	}
 	if now.Sub(start) < c.cfg.FillerAfter {
 		return
 	}
-	c.fillerPlayed = true
+	c.swap.fillerPlayed = true
 	c.log.Debug("failover: playing filler", "waited_ms", now.Sub(start).Milliseconds())
 	c.player.Play(fillerItem, c.cfg.FillerAudio)
 }
 
 // emitSwapLog writes the swap's one structured line.
 func (c *Conversation) emitSwapLog(outcome string) {
-	r := c.pendingLog
+	r := c.swap.pendingLog
 	if r == nil {
 		return
 	}
-	c.pendingLog = nil
+	c.swap.pendingLog = nil
 	attrs := []any{
 		"trigger", r.trigger.String(),
 		"region", r.from.region, "session_id", r.from.sessionID, "response_id", r.from.responseID, "error", r.from.err,
@@ -593,7 +604,7 @@ func (c *Conversation) emitSwapLog(outcome string) {
 }
 
 func (c *Conversation) flushSwapLog(outcome string) {
-	if c.pendingLog != nil {
+	if c.swap.pendingLog != nil {
 		c.emitSwapLog(outcome)
 	}
 }

@@ -46,16 +46,16 @@ type toolState struct {
 // startTool runs a custom tool call off the actor loop; its output comes
 // back as a msgTool message (onToolResult), like a transfer's outcome.
 func (c *Conversation) startTool(log *slog.Logger, it realtime.Item) {
-	if len(c.tools.inFlight) >= maxToolsInFlight {
-		log.Warn("failover: too many tool calls in flight; refused", "in_flight", len(c.tools.inFlight))
+	if len(c.fn.tools.inFlight) >= maxToolsInFlight {
+		log.Warn("failover: too many tool calls in flight; refused", "in_flight", len(c.fn.tools.inFlight))
 		c.sendFunctionOutput(it.CallID, jsonString(map[string]any{"ok": false, "error": "too many tool calls at once; try again"}))
 		c.enqueue(&createReq{plain: true})
 		return
 	}
-	if c.tools.inFlight == nil {
-		c.tools.inFlight = map[string]string{}
+	if c.fn.tools.inFlight == nil {
+		c.fn.tools.inFlight = map[string]string{}
 	}
-	c.tools.inFlight[it.CallID] = it.Name
+	c.fn.tools.inFlight[it.CallID] = it.Name
 	log.Info("failover: running tool")
 	call := ToolCall{SIPCallID: c.callID, CallID: it.CallID, Name: it.Name, Arguments: it.Arguments}
 	c.do(fxRunTool{Call: call})
@@ -64,12 +64,12 @@ func (c *Conversation) startTool(log *slog.Logger, it realtime.Item) {
 // onToolResult hands a tool's output to the model and asks it to go on
 // (its answer, e.g. reading out the order status, follows).
 func (c *Conversation) onToolResult(callID, output string) {
-	name, ok := c.tools.inFlight[callID]
+	name, ok := c.fn.tools.inFlight[callID]
 	if !ok {
 		c.log.Warn("failover: tool result for an unknown call", "fn_call_id", callID)
 		return
 	}
-	delete(c.tools.inFlight, callID)
+	delete(c.fn.tools.inFlight, callID)
 	c.log.Info("failover: tool result", "fn_call_id", callID, "function", name, "output_bytes", len(output))
 	c.sendFunctionOutput(callID, output)
 	c.enqueue(&createReq{plain: true})

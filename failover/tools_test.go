@@ -75,7 +75,7 @@ func fnCall(respID, callID, name, args string) realtime.ServerEvent {
 func TestCustomToolRunsOffTheActor(t *testing.T) {
 	h := newHarness(t, Config{}, testRegions())
 	tools := newBlockingTools()
-	h.conv.tools.runner = tools
+	h.conv.fn.tools.runner = tools
 	h.start()
 	s1 := h.session(1)
 	h.waitActive(s1)
@@ -95,7 +95,7 @@ func TestCustomToolRunsOffTheActor(t *testing.T) {
 	require.Equal(t, "call_o", s1.items()[0].CallID)
 	require.Equal(t, "function_call_output", s1.items()[0].Type)
 	require.Equal(t, `{"status":"shipped"}`, s1.items()[0].Output)
-	h.actor(func(c *Conversation) { require.Empty(t, c.tools.inFlight) })
+	h.actor(func(c *Conversation) { require.Empty(t, c.fn.tools.inFlight) })
 	require.NoError(t, h.stop())
 }
 
@@ -105,7 +105,7 @@ func TestCustomToolRunsOffTheActor(t *testing.T) {
 func TestCustomToolCancelledWithTheCall(t *testing.T) {
 	h := newHarness(t, Config{}, testRegions())
 	tools := newBlockingTools()
-	h.conv.tools.runner = tools
+	h.conv.fn.tools.runner = tools
 	h.start()
 	s1 := h.session(1)
 	h.waitActive(s1)
@@ -121,7 +121,7 @@ func TestCustomToolCancelledWithTheCall(t *testing.T) {
 func TestCustomToolConcurrencyBound(t *testing.T) {
 	h := newHarness(t, Config{}, testRegions())
 	tools := newBlockingTools()
-	h.conv.tools.runner = tools
+	h.conv.fn.tools.runner = tools
 	h.start()
 	s1 := h.session(1)
 	h.waitActive(s1)
