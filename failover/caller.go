@@ -1,6 +1,10 @@
 package failover
 
-import "time"
+import (
+	"time"
+
+	"github.com/sipbridge/sipbridge/realtime"
+)
 
 // callerState is the caller's audio as the conversation keeps it for a
 // replay: what the active session was sent and has not committed, what
@@ -18,4 +22,160 @@ type callerState struct {
 	speechEnd    map[string]int // item id → audio_end_ms
 	held         bool
 	turnEndAt    time.Time // when the caller's last turn ended
+}
+
+// onCallerAudio routes one caller frame: to the active session (and the
+// uncommitted-turn buffer kept for replay), or into the swap buffer while
+// no session takes it. Nothing is dropped during a swap.
+func (c *Conversation) onCallerAudio(fp *[]byte) {
+	defer c.putFrame(fp)
+	f := *fp
+	if c.caller.held {
+		return // on hold: the model hears nothing
+	}
+	switch c.state {
+	case stActive:
+		if !c.active.s.AppendAudio(f) {
+			c.m.CallerFramesDropped.Inc()
+		}
+		c.active.inBytes += len(f)
+		c.caller.turnBuf = append(c.caller.turnBuf, f...)
+		c.trimTurnBuf()
+	case stConnecting, stSwapping:
+		c.caller.swapBuf = append(c.caller.swapBuf, f...)
+		if over := len(c.caller.swapBuf) - maxSwapMs*c.inBPM; over > 0 {
+			// Reslice rather than copy: once full, copying the whole
+			// buffer on every frame would be 30 s of audio per 20 ms.
+			// append reallocates (copying) only when the capacity left
+			// runs out.
+			c.caller.swapBuf = c.caller.swapBuf[over:]
+		}
+	}
+}
+
+// trimTurnBuf keeps only the uncommitted audio a replay could need: from the
+// start of the speech the server detected (capped), or a short tail while it
+// hears none. Trimming waits for a second of excess so that the copy is not
+// made on every frame.
+func (c *Conversation) trimTurnBuf() {
+	keep := keepTailMs * c.inBPM
+	if c.caller.speechActive {
+		// From the earliest speech start still uncommitted, capped.
+		since := 0
+		for _, ms := range c.caller.speechStart {
+			since = max(since, c.active.inBytes-ms*c.inBPM)
+		}
+		keep = min(max(keep, since), maxTurnMs*c.inBPM)
+	}
+	if over := len(c.caller.turnBuf) - keep; over > 1000*c.inBPM {
+		c.caller.turnBuf = append(c.caller.turnBuf[:0], c.caller.turnBuf[over:]...)
+	}
+}
+
+// onSpeechStarted: the caller started talking. If assistant audio is playing
+// or queued, this is a barge-in: flush playout at once and truncate the item
+// at what was played.
+func (c *Conversation) onSpeechStarted(ev realtime.ServerEvent) {
+	c.caller.speechActive = true
+	c.caller.speechStart[ev.ItemID] = ev.AudioStartMs
+	if c.isPlaying() {
+		c.interrupt(!c.interruptsOnServer(), "barge_in")
+		return
+	}
+	if c.turns.activeResp != "" && c.interruptsOnServer() {
+		// Nothing heard yet, but the server cancels this answer now
+		// (interrupt_response): audio of it still in flight must not play.
+		c.play.suppressRsp[c.turns.activeResp] = true
+		for _, id := range c.turns.activeItems {
+			c.play.suppressItm[id] = true
+		}
+		c.turns.firstAudioAt, c.turns.midAudioAt = time.Time{}, time.Time{}
+	}
+}
+
+// onCommitted: the caller's turn became user item ev.ItemID. Its audio moves
+// from the uncommitted buffer into the record.
+func (c *Conversation) onCommitted(ev realtime.ServerEvent) {
+	c.rec.Apply(realtime.ServerEvent{Type: realtime.EvInputCommitted, ItemID: ev.ItemID, PreviousItemID: ev.PreviousItemID})
+	bufStart := c.active.inBytes - len(c.caller.turnBuf)
+	start, end := bufStart, c.active.inBytes
+	if ms, ok := c.caller.speechStart[ev.ItemID]; ok {
+		start = ms * c.inBPM
+	} else if ev.Type == realtime.EvInputTimeoutTriggered {
+		start = ev.AudioStartMs * c.inBPM
+	}
+	if ms, ok := c.caller.speechEnd[ev.ItemID]; ok {
+		end = ms * c.inBPM
+	} else if ev.Type == realtime.EvInputTimeoutTriggered && ev.AudioEndMs > 0 {
+		end = ev.AudioEndMs * c.inBPM
+	}
+	start = min(max(start, bufStart), c.active.inBytes)
+	end = min(max(end, start), c.active.inBytes)
+	if end > start && ev.ItemID != "" {
+		c.rec.SetUserAudio(ev.ItemID, c.caller.turnBuf[start-bufStart:end-bufStart])
+	}
+	c.caller.turnBuf = append(c.caller.turnBuf[:0], c.caller.turnBuf[end-bufStart:]...)
+	delete(c.caller.speechStart, ev.ItemID)
+	delete(c.caller.speechEnd, ev.ItemID)
+	c.caller.speechActive = false
+	if c.caller.turnEndAt.IsZero() || ev.Type == realtime.EvInputTimeoutTriggered {
+		c.caller.turnEndAt = c.now()
+	}
+	switch {
+	case c.vadCreates():
+		c.turns.awaitingResponse = true
+		if c.turns.activeResp == "" && c.turns.noRespAt.IsZero() {
+			c.turns.noRespAt = c.now().Add(c.cfg.StallNoResponse)
+		}
+	case c.cfg.Session.TurnDetection != nil:
+		// VAD commits but does not answer: answering is ours.
+		c.turns.awaitingResponse = true
+		c.enqueue(&createReq{plain: true})
+	}
+}
+
+func (c *Conversation) onHold(held bool) {
+	if held == c.caller.held {
+		return
+	}
+	c.caller.held = held
+	if !held {
+		c.log.Info("failover: caller resumed from hold")
+		c.pump()
+		return
+	}
+	c.log.Info("failover: caller put the call on hold")
+	if c.state == stActive {
+		c.interrupt(true, "hold")
+		// What the caller said before the hold is not a turn to answer.
+		ctx, cancel := c.sendCtx()
+		if err := c.active.s.ClearAudio(ctx); err != nil {
+			c.sessionLog().Debug("failover: input_audio_buffer.clear failed", "err", err)
+		}
+		cancel()
+	} else {
+		c.player.Flush()
+	}
+	c.caller.turnBuf = c.caller.turnBuf[:0]
+	c.caller.swapBuf = c.caller.swapBuf[:0]
+	c.caller.speechActive = false
+}
+
+// deliverBuffered appends the caller audio buffered during the swap to the
+// new session, in chunks (the session's send queue takes events, not a
+// stream, and history need not be paced).
+func (c *Conversation) deliverBuffered() {
+	data := c.caller.swapBuf
+	c.caller.swapBuf = nil
+	if c.caller.held || len(data) == 0 {
+		return
+	}
+	chunk := appendChunkMs * c.inBPM
+	for off := 0; off < len(data); off += chunk {
+		if !c.active.s.AppendAudio(data[off:min(off+chunk, len(data))]) {
+			c.m.CallerFramesDropped.Inc()
+		}
+	}
+	c.active.inBytes = len(data)
+	c.caller.turnBuf = append(c.caller.turnBuf[:0], data...)
 }

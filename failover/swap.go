@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"slices"
 	"time"
-
-	"github.com/sipbridge/sipbridge/realtime"
 )
 
 // failInfo is what is known about a failure when it is detected.
@@ -184,31 +182,6 @@ func (c *Conversation) pendingAnswer(respID string) *createReq {
 	return nil
 }
 
-// flushHeard flushes playout on a swap and records, for each unfinished
-// item, what the caller heard of it.
-func (c *Conversation) flushHeard() {
-	c.player.Flush()
-	for _, id := range c.play.order {
-		ps := c.play.items[id]
-		if ps.finished {
-			continue
-		}
-		c.rec.Truncate(id, min(c.player.PlayedMs(id), ps.bytes/c.outBPM))
-	}
-	c.resetPlayout()
-}
-
-// heardAnyOf reports whether the caller heard some audio of the items.
-func (c *Conversation) heardAnyOf(items []string) bool {
-	for _, id := range items {
-		e, ok := c.rec.Entry(id)
-		if ok && e.ProducedBytes > 0 && (!e.HeardKnown || e.HeardMs > 0) {
-			return true
-		}
-	}
-	return false
-}
-
 func (c *Conversation) resetResponseState() {
 	c.turns.activeResp = ""
 	c.turns.activeItems = nil
@@ -250,19 +223,6 @@ func (c *Conversation) attempt() {
 	c.nextGen++
 	sw.dialGen = c.nextGen
 	c.do(fxDial{Gen: sw.dialGen, Purpose: dialSwap, Region: region})
-}
-
-// spareFits says whether the standby may take over: not in the region that
-// just failed, its breaker not open, and not about to expire itself.
-func (c *Conversation) spareFits(sw *swapState) bool {
-	if sw.exclude != "" && c.standby.spare.region.Name == sw.exclude {
-		return false
-	}
-	if !c.pool.usable(c.standby.spare.region.Name) {
-		return false
-	}
-	d := c.standby.spare.deadline()
-	return d.IsZero() || c.now().Before(d.Add(-c.cfg.RotateMargin))
 }
 
 // pickRegion orders the candidates (the failed region last, as a last
@@ -401,29 +361,6 @@ func (c *Conversation) finishSwap(ss *session, warm bool) {
 	c.ensureSpare(now)
 }
 
-func greetingParams(cfg Config) realtime.ResponseParams {
-	return realtime.ResponseParams{Instructions: joinInstructions(cfg.Session.Instructions, cfg.Greeting)}
-}
-
-// deliverBuffered appends the caller audio buffered during the swap to the
-// new session, in chunks (the session's send queue takes events, not a
-// stream, and history need not be paced).
-func (c *Conversation) deliverBuffered() {
-	data := c.caller.swapBuf
-	c.caller.swapBuf = nil
-	if c.caller.held || len(data) == 0 {
-		return
-	}
-	chunk := appendChunkMs * c.inBPM
-	for off := 0; off < len(data); off += chunk {
-		if !c.active.s.AppendAudio(data[off:min(off+chunk, len(data))]) {
-			c.m.CallerFramesDropped.Inc()
-		}
-	}
-	c.active.inBytes = len(data)
-	c.caller.turnBuf = append(c.caller.turnBuf[:0], data...)
-}
-
 // giveUp ends the conversation's attempts: apology, ControlGiveUp; Run
 // returns ErrAllRegionsFailed once the call has ended it.
 func (c *Conversation) giveUp() {
@@ -444,139 +381,6 @@ func (c *Conversation) giveUp() {
 		"failed_in_row", c.swap.failedInRow, "regions_tried", tried, "last_error", sw.lastErr, "transfer_to", c.cfg.GiveUpTransfer)
 	c.emit(Control{Kind: ControlGiveUp, Target: c.cfg.GiveUpTransfer, Reason: sw.trigger.String()})
 	c.result = fmt.Errorf("failover: call %s: %d attempts in a row failed, last: %s: %w", c.callID, c.swap.failedInRow, sw.lastErr, ErrAllRegionsFailed)
-}
-
-// ---- rotation and warm standby ---------------------------------------------
-
-func (c *Conversation) rotationDue(now time.Time) bool {
-	d := c.active.deadline()
-	return !d.IsZero() && !now.Before(d.Add(-c.cfg.RotateMargin))
-}
-
-// atTurnBoundary: no answer running or due, nothing playing, caller silent.
-func (c *Conversation) atTurnBoundary() bool {
-	return c.turns.activeResp == "" && c.turns.inflight == nil && len(c.turns.queue) == 0 && !c.turns.awaitingResponse &&
-		!c.caller.speechActive && !c.isPlaying()
-}
-
-func (c *Conversation) maybeRotate(now time.Time) {
-	if c.state != stActive || c.fn.ending != nil || c.standby.spare == nil || !c.rotationDue(now) || !c.atTurnBoundary() {
-		return
-	}
-	old, ss := c.active, c.standby.spare
-	c.standby.spare = nil
-	c.flushSwapLog("rotated")
-	c.caller.swapBuf = append(append([]byte(nil), c.caller.turnBuf...), c.caller.swapBuf...)
-	c.caller.turnBuf = c.caller.turnBuf[:0]
-	c.resetResponseState()
-	c.retire(old)
-	c.active = nil
-	c.swap.sw = &swapState{trigger: TriggerRotation, startedAt: now, pauseStart: now, tried: map[string]int{ss.region.Name: 1}, attempts: 1,
-		from: oldInfo{region: old.region.Name, sessionID: old.s.ID(), err: "session limit " + old.deadline().UTC().Format(time.RFC3339)}}
-	c.state = stSwapping
-	c.emit(Control{Kind: ControlSwapStarted, Reason: TriggerRotation.String()})
-	c.finishSwap(ss, true)
-}
-
-// ensureSpare keeps one configured session ready: a warm standby in the next
-// candidate region when that region asks for one, or a fresh session in the
-// best region when the active one is due for rotation. A standby about to
-// expire is replaced.
-func (c *Conversation) ensureSpare(now time.Time) {
-	if c.state != stActive || c.fn.ending != nil || c.standby.dialing || now.Before(c.standby.retryAt) {
-		return
-	}
-	rotating := c.rotationDue(now)
-	if c.standby.spare != nil {
-		d := c.standby.spare.deadline()
-		if d.IsZero() || now.Before(d.Add(-c.cfg.RotateMargin)) {
-			return
-		}
-		c.log.Info("failover: replacing warm standby before it expires", "region", c.standby.spare.region.Name, "session_id", c.standby.spare.s.ID())
-		c.retire(c.standby.spare)
-		c.standby.spare = nil
-	}
-	var region Region
-	if rotating {
-		// Rotation is not a failure: the current region is as good as any.
-		cands := c.pool.Candidates()
-		if len(cands) == 0 {
-			return
-		}
-		region = cands[0]
-	} else {
-		cands := c.pool.Candidates(c.active.region.Name)
-		if len(cands) == 0 || !cands[0].WarmStandby {
-			return
-		}
-		region = cands[0]
-	}
-	c.standby.dialing = true
-	c.standby.rotation = rotating
-	c.nextGen++
-	c.standby.dialGen = c.nextGen
-	c.do(fxDial{Gen: c.standby.dialGen, Purpose: dialSpare, Region: region})
-}
-
-func (c *Conversation) onSpareDial(r dialResult) {
-	if r.gen != c.standby.dialGen || c.state == stDone {
-		if r.s != nil {
-			c.do(fxClose{S: r.s})
-		}
-		return
-	}
-	c.standby.dialing = false
-	c.standby.dialGen = 0
-	if r.err != nil {
-		if c.ctx.Err() != nil {
-			return
-		}
-		kind, auth := dialErrorKind(r.err)
-		c.m.ConnectErrors.WithLabelValues(r.region.Name, kind).Inc()
-		outcome := OutcomeConnectError
-		if auth {
-			outcome = OutcomeAuthError
-		}
-		c.pool.Report(r.region.Name, outcome)
-		c.standby.retryAt = c.now().Add(spareRetry)
-		c.log.Warn("failover: warm standby open failed", "region", r.region.Name, "kind", kind, "err", r.err, "rotation", c.standby.rotation)
-		return
-	}
-	c.m.ConnectSeconds.WithLabelValues(r.region.Name).Observe(r.took.Seconds())
-	c.standby.spare = c.register(r.s, r.region)
-	c.log.Info("failover: warm standby ready", "region", r.region.Name, "session_id", r.s.ID(), "rotation", c.standby.rotation)
-	now := c.now()
-	switch {
-	case c.state == stSwapping && c.swap.sw != nil && c.swap.sw.dialGen != 0 && c.spareFits(c.swap.sw):
-		// A swap is waiting on a dial: the standby is here first.
-		c.swap.sw.dialGen = 0 // the dial's session, if it comes, is closed
-		c.attempt()
-	case c.state == stActive:
-		c.maybeRotate(now)
-	}
-}
-
-// maybeFiller plays FillerAudio once when the caller has waited FillerAfter
-// for the answer a swap owes them.
-func (c *Conversation) maybeFiller(now time.Time) {
-	if c.swap.fillerPlayed || c.cfg.FillerAfter <= 0 || len(c.cfg.FillerAudio) == 0 {
-		return
-	}
-	var start time.Time
-	switch {
-	case c.state == stSwapping && c.swap.sw != nil && !c.swap.sw.initial && c.swap.sw.redo != nil:
-		start = c.swap.sw.pauseStart
-	case c.swap.pendingLog != nil && c.swap.pendingLog.awaitAudio:
-		start = c.swap.pendingLog.pauseStart
-	default:
-		return
-	}
-	if now.Sub(start) < c.cfg.FillerAfter {
-		return
-	}
-	c.swap.fillerPlayed = true
-	c.log.Debug("failover: playing filler", "waited_ms", now.Sub(start).Milliseconds())
-	c.player.Play(fillerItem, c.cfg.FillerAudio)
 }
 
 // emitSwapLog writes the swap's one structured line.
