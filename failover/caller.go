@@ -27,29 +27,30 @@ type callerState struct {
 // onCallerAudio routes one caller frame: to the active session (and the
 // uncommitted-turn buffer kept for replay), or into the swap buffer while
 // no session takes it. Nothing is dropped during a swap.
-func (c *Conversation) onCallerAudio(fp *[]byte) {
-	defer c.putFrame(fp)
-	f := *fp
+func (c *Conversation) sendCallerAudio(f []byte) {
 	if c.caller.held {
 		return // on hold: the model hears nothing
 	}
-	switch c.state {
-	case stActive:
-		if !c.active.s.AppendAudio(f) {
-			c.m.CallerFramesDropped.Inc()
-		}
-		c.active.inBytes += len(f)
-		c.caller.turnBuf = append(c.caller.turnBuf, f...)
-		c.trimTurnBuf()
-	case stConnecting, stSwapping:
-		c.caller.swapBuf = append(c.caller.swapBuf, f...)
-		if over := len(c.caller.swapBuf) - maxSwapMs*c.inBPM; over > 0 {
-			// Reslice rather than copy: once full, copying the whole
-			// buffer on every frame would be 30 s of audio per 20 ms.
-			// append reallocates (copying) only when the capacity left
-			// runs out.
-			c.caller.swapBuf = c.caller.swapBuf[over:]
-		}
+	if !c.active.s.AppendAudio(f) {
+		c.m.CallerFramesDropped.Inc()
+	}
+	c.active.inBytes += len(f)
+	c.caller.turnBuf = append(c.caller.turnBuf, f...)
+	c.trimTurnBuf()
+}
+
+// bufferCallerAudio keeps a caller frame while no session takes it.
+func (c *Conversation) bufferCallerAudio(f []byte) {
+	if c.caller.held {
+		return // on hold: the model hears nothing
+	}
+	c.caller.swapBuf = append(c.caller.swapBuf, f...)
+	if over := len(c.caller.swapBuf) - maxSwapMs*c.inBPM; over > 0 {
+		// Reslice rather than copy: once full, copying the whole
+		// buffer on every frame would be 30 s of audio per 20 ms.
+		// append reallocates (copying) only when the capacity left
+		// runs out.
+		c.caller.swapBuf = c.caller.swapBuf[over:]
 	}
 }
 

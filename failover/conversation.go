@@ -85,7 +85,7 @@ const (
 	stActive                      // a session carries the call
 	stSwapping                    // between sessions: caller audio is buffered
 	stEnding                      // end_call accepted, the session is gone: wait for the goodbye
-	stDone                        // gave up
+	stGaveUp                      // gave up
 )
 
 // Conversation is a call's one logical AI conversation. It survives the
@@ -139,10 +139,8 @@ type Conversation struct {
 	standby standbyState  // the warm standby / rotation target (standby.go)
 	fn      functionState // end_call, transfers, custom tools (functions.go)
 
-	// fx are the effects of the handler running now; exec carries one
-	// out (execLive, or a test's synchronous executor).
-	fx   []effect
-	exec func(effect)
+	// fx are the effects of the step running now (see step).
+	fx []effect
 }
 
 type msgKind uint8
@@ -235,7 +233,6 @@ func NewConversation(p Params) *Conversation {
 	if c.pool == nil {
 		c.pool = NewPool(nil, HealthConfig{Now: now}, m, log)
 	}
-	c.exec = c.execLive
 	return c
 }
 
@@ -329,8 +326,10 @@ func (c *Conversation) Run(ctx context.Context) error {
 		close(c.controls)
 		return errors.New("failover: conversation needs a Dialer and a Player")
 	}
-	c.begin(ctx)
-	defer c.teardown()
+	defer c.teardown(c.execLive)
+	for _, e := range c.begin(ctx) {
+		c.execLive(e)
+	}
 
 	ticker := time.NewTicker(c.tickEvery)
 	defer ticker.Stop()
@@ -340,36 +339,43 @@ func (c *Conversation) Run(ctx context.Context) error {
 		case <-c.ctx.Done():
 			return c.result
 		case f := <-c.audioIn:
-			c.onCallerAudio(f)
+			c.run(input{kind: inCallerAudio, frame: f})
 		case m := <-c.msgs:
-			c.onMessage(m)
+			c.run(messageInput(m))
 		case se := <-c.events:
-			c.onSessionEvent(se)
+			c.run(c.sessionInput(se))
 		case r := <-c.dialResults:
-			c.onDialResult(r)
+			c.run(dialInput(r))
 		case <-ticker.C:
-			c.onTick()
+			c.run(input{kind: inTick})
 		}
-		c.flushEffects()
 	}
 }
 
-// begin starts the conversation on the actor: the first connect attempt.
-func (c *Conversation) begin(ctx context.Context) {
+// run is the production shell's step: the input through the transition
+// table, then its effects carried out.
+func (c *Conversation) run(in input) {
+	for _, e := range c.step(in) {
+		c.execLive(e)
+	}
+}
+
+// begin is the actor's first step: the first connect attempt.
+func (c *Conversation) begin(ctx context.Context) []effect {
 	c.ctx, c.cancel = context.WithCancel(ctx)
+	c.fx = c.fx[:0]
 	c.state = stConnecting
 	c.swap.unconfirmed = true
 	c.swap.sw = &swapState{trigger: TriggerConnect, initial: true, startedAt: c.now(), tried: map[string]int{}}
 	c.attempt()
-	c.flushEffects()
+	return c.fx
 }
 
-// teardown ends everything Run started and waits for it, so that Run
-// returns with no goroutine of the conversation left.
-func (c *Conversation) teardown() {
+// leave is the actor's last step, when the call has ended: the pending
+// swap line is written and the sessions are retired.
+func (c *Conversation) leave() []effect {
+	c.fx = c.fx[:0]
 	c.flushSwapLog("call_ended")
-	c.cancel()
-	close(c.runDone)
 	if c.active != nil {
 		c.retire(c.active)
 		c.active = nil
@@ -378,7 +384,18 @@ func (c *Conversation) teardown() {
 		c.retire(c.standby.spare)
 		c.standby.spare = nil
 	}
-	c.flushEffects()
+	return c.fx
+}
+
+// teardown ends everything Run started, carrying out the last effects
+// with exec, and waits for it, so that Run returns with no goroutine of
+// the conversation left.
+func (c *Conversation) teardown(exec func(effect)) {
+	c.cancel()
+	close(c.runDone)
+	for _, e := range c.leave() {
+		exec(e)
+	}
 	c.wg.Wait()
 	close(c.done)
 	close(c.controls)
@@ -421,23 +438,6 @@ func sanitizeID(s string) string {
 	return string(b)
 }
 
-func (c *Conversation) onMessage(m message) {
-	switch m.kind {
-	case msgPlayout:
-		c.onPlayoutDone(m.itemID, m.ms)
-	case msgDTMF:
-		c.onDTMF(m.digit)
-	case msgTransfer:
-		c.onTransferResult(m.callID, m.ok, m.detail)
-	case msgHold:
-		c.onHold(m.ok)
-	case msgTool:
-		c.onToolResult(m.callID, m.detail)
-	case msgInspect:
-		m.fn()
-	}
-}
-
 // inspect runs fn on the actor goroutine and waits for it, so tests and
 // debugging read actor state without a race. It reports false when Run has
 // ended.
@@ -456,24 +456,19 @@ func (c *Conversation) inspect(fn func()) bool {
 	}
 }
 
-func (c *Conversation) onTick() {
+// tickActive runs the watchdogs of the active session: stalls, expiry,
+// the end of the call, rotation, the standby, the filler.
+func (c *Conversation) tickActive() {
 	now := c.now()
-	switch c.state {
-	case stActive:
-		if c.checkWatchdogs(now) {
-			return
-		}
-		if d := c.active.deadline(); !d.IsZero() && !now.Before(d) {
-			c.fail(TriggerExpiry, failInfo{err: "session reached expires_at / session limit"})
-			return
-		}
-		c.checkEnd(now)
-		c.maybeRotate(now)
-		c.ensureSpare(now)
-		c.maybeFiller(now)
-	case stSwapping:
-		c.maybeFiller(now)
-	case stEnding:
-		c.checkEnd(now)
+	if c.checkWatchdogs(now) {
+		return
 	}
+	if d := c.active.deadline(); !d.IsZero() && !now.Before(d) {
+		c.fail(TriggerExpiry, failInfo{err: "session reached expires_at / session limit"})
+		return
+	}
+	c.checkEnd(now)
+	c.maybeRotate(now)
+	c.ensureSpare(now)
+	c.maybeFiller(now)
 }

@@ -761,9 +761,9 @@ func TestStaleEventsIgnored(t *testing.T) {
 	}
 	h.actor(func(c *Conversation) {
 		for _, ev := range stale {
-			c.onSessionEvent(sessEvent{gen: oldGen, ev: ev})
+			require.Empty(t, c.step(c.sessionInput(sessEvent{gen: oldGen, ev: ev})))
 		}
-		c.onSessionEvent(sessEvent{gen: oldGen, end: true, err: errors.New("gone")})
+		require.Empty(t, c.step(c.sessionInput(sessEvent{gen: oldGen, end: true, err: errors.New("gone")})))
 		require.Equal(t, "", c.turns.activeResp)
 	})
 	s1.push(stale...)         // the retired session's events are not delivered

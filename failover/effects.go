@@ -6,12 +6,12 @@ import (
 	"github.com/sipbridge/sipbridge/realtime"
 )
 
-// effect is something a handler of the actor decided that leaves the actor:
-// a dial, a session to watch or close, a control for the call, a tool to
-// run. Handlers only record effects (Conversation.do); the shell carries
-// them out after the handler returns (execLive in production, a synchronous
-// executor in the tests), so a handler's outcome is a value a test can
-// compare and no handler starts a goroutine or blocks on the call.
+// effect is something a step of the actor decided that leaves the actor: a
+// dial, a session to watch or close, a control for the call, a tool to
+// run. Actions only record effects (Conversation.do); step returns them and
+// the shell carries them out (execLive in production, a synchronous
+// executor in the tests), so a step's outcome is a value a test can compare
+// and no action starts a goroutine or blocks on the call.
 //
 // Session sends (append, create item, create response, truncate, cancel)
 // are not effects yet: they go straight to the realtime.Session, whose
@@ -49,18 +49,8 @@ func (fxClose) isEffect()   {}
 func (fxEmit) isEffect()    {}
 func (fxRunTool) isEffect() {}
 
-// do records an effect of the current handler.
+// do records an effect of the current step.
 func (c *Conversation) do(e effect) { c.fx = append(c.fx, e) }
-
-// flushEffects carries out what the last handler decided, in order.
-func (c *Conversation) flushEffects() {
-	for len(c.fx) > 0 {
-		e := c.fx[0]
-		c.fx = c.fx[1:]
-		c.exec(e)
-	}
-	c.fx = c.fx[:0]
-}
 
 // execLive is the production shell: dials, forwarders, closes and tools
 // run on goroutines of the conversation (Run waits for them all), controls

@@ -13,32 +13,7 @@ var errNilSession = errors.New("failover: dialer returned no session and no erro
 
 // onSessionEvent handles one event of a session. Events of a retired
 // session are ignored; the spare's only matter when it ends.
-func (c *Conversation) onSessionEvent(se sessEvent) {
-	if c.standby.spare != nil && se.gen == c.standby.spare.gen {
-		if se.end {
-			c.log.Info("failover: warm standby ended", "region", c.standby.spare.region.Name, "session_id", c.standby.spare.s.ID(), "err", se.err)
-			c.retire(c.standby.spare)
-			c.standby.spare = nil
-			c.standby.retryAt = c.now().Add(spareRetry)
-		}
-		return
-	}
-	if c.active == nil || se.gen != c.active.gen {
-		return // stale: a session already swapped out
-	}
-	if se.end {
-		pastExpiry := false
-		if d := c.active.deadline(); !d.IsZero() && !c.now().Before(d) {
-			pastExpiry = true
-		}
-		msg := "event stream ended"
-		if se.err != nil {
-			msg = se.err.Error()
-		}
-		c.fail(classifySessionEnd(se.err, pastExpiry), failInfo{err: msg})
-		return
-	}
-	ev := se.ev
+func (c *Conversation) onActiveEvent(ev realtime.ServerEvent) {
 	switch ev.Type {
 	case realtime.EvError:
 		c.onErrorEvent(ev)
@@ -97,6 +72,19 @@ func (c *Conversation) onSessionEvent(se sessEvent) {
 	default:
 		c.sessionLog().Debug("failover: unknown server event ignored", "type", ev.Type, "wire_type", ev.WireType, "event_id", ev.EventID)
 	}
+}
+
+// onActiveEnd: the active session's event stream ended (err is its Err).
+func (c *Conversation) onActiveEnd(err error) {
+	pastExpiry := false
+	if d := c.active.deadline(); !d.IsZero() && !c.now().Before(d) {
+		pastExpiry = true
+	}
+	msg := "event stream ended"
+	if err != nil {
+		msg = err.Error()
+	}
+	c.fail(classifySessionEnd(err, pastExpiry), failInfo{err: msg})
 }
 
 // onErrorEvent classifies an error event: a few end the session's usefulness

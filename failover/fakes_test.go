@@ -491,7 +491,6 @@ func newHarness(t *testing.T, cfg Config, regions []Region, opts ...harnessOpt) 
 	}
 	h.conv = NewConversation(Params{CallID: "call-1", Config: cfg, Pool: h.pool, Dialer: h.dialer, Player: h.player,
 		Logger: log, Metrics: h.m, Now: h.clock.Now})
-	h.conv.exec = h.exec
 	return h
 }
 
@@ -504,7 +503,9 @@ func (h *harness) start() {
 			h.stop()
 		}
 	})
-	h.conv.begin(h.ctx)
+	for _, e := range h.conv.begin(h.ctx) {
+		h.exec(e)
+	}
 	h.pump()
 }
 
@@ -515,7 +516,7 @@ func (h *harness) stop() error {
 	require.False(h.t, h.stopped, "stopped twice")
 	h.stopped = true
 	h.cancel()
-	h.conv.teardown()
+	h.conv.teardown(h.exec)
 	h.toolWG.Wait()
 	h.result = h.conv.result
 	return h.result
@@ -545,10 +546,11 @@ func (h *harness) exec(e effect) {
 	}
 }
 
-// step runs one handler on the conversation and carries out its effects.
-func (h *harness) step(fn func()) {
-	fn()
-	h.conv.flushEffects()
+// run steps the conversation with one input and carries out its effects.
+func (h *harness) run(in input) {
+	for _, e := range h.conv.step(in) {
+		h.exec(e)
+	}
 }
 
 // deliver handles one ready input, if any: a dial whose gate is open,
@@ -567,15 +569,15 @@ func (h *harness) deliver() bool {
 		h.dials = append(h.dials[:i:i], h.dials[i+1:]...)
 		s, err := h.dialer.finish(d.fx.Region, c.cfg.Session, d.step)
 		res := dialResult{gen: d.fx.Gen, purpose: d.fx.Purpose, region: d.fx.Region, s: s, err: err}
-		h.step(func() { c.onDialResult(res) })
+		h.run(dialInput(res))
 		return true
 	}
 	select {
 	case f := <-c.audioIn:
-		h.step(func() { c.onCallerAudio(f) })
+		h.run(input{kind: inCallerAudio, frame: f})
 		return true
 	case m := <-c.msgs:
-		h.step(func() { c.onMessage(m) })
+		h.run(messageInput(m))
 		return true
 	default:
 	}
@@ -593,7 +595,7 @@ func (h *harness) deliver() bool {
 				h.watched = append(h.watched[:i:i], h.watched[i+1:]...)
 				se = sessEvent{gen: ss.gen, end: true, err: ss.s.Err()}
 			}
-			h.step(func() { c.onSessionEvent(se) })
+			h.run(c.sessionInput(se))
 			return true
 		default:
 		}
@@ -609,7 +611,7 @@ func (h *harness) pump() {
 	for range 1000 {
 		for h.deliver() {
 		}
-		h.step(h.conv.onTick)
+		h.run(input{kind: inTick})
 		if !h.deliver() {
 			return
 		}
@@ -733,7 +735,7 @@ func (h *harness) toolResult() {
 	h.t.Helper()
 	select {
 	case m := <-h.toolOut:
-		h.step(func() { h.conv.onMessage(m) })
+		h.run(messageInput(m))
 	case <-time.After(waitFor):
 		h.t.Fatal("no tool output")
 	}

@@ -27,7 +27,7 @@ type functionState struct {
 }
 
 func (c *Conversation) onDTMF(digit rune) {
-	if c.fn.ending != nil || c.state == stDone || c.cfg.DTMFDisabled {
+	if c.fn.ending != nil || c.state == stGaveUp || c.cfg.DTMFDisabled {
 		return
 	}
 	c.addSystemNote(fmt.Sprintf("The caller pressed %c.", digit))

@@ -83,8 +83,16 @@ func (c *Conversation) ensureSpare(now time.Time) {
 	c.do(fxDial{Gen: c.standby.dialGen, Purpose: dialSpare, Region: region})
 }
 
+// onSpareEnd: the standby's stream ended; the next one waits spareRetry.
+func (c *Conversation) onSpareEnd(err error) {
+	c.log.Info("failover: warm standby ended", "region", c.standby.spare.region.Name, "session_id", c.standby.spare.s.ID(), "err", err)
+	c.retire(c.standby.spare)
+	c.standby.spare = nil
+	c.standby.retryAt = c.now().Add(spareRetry)
+}
+
 func (c *Conversation) onSpareDial(r dialResult) {
-	if r.gen != c.standby.dialGen || c.state == stDone {
+	if r.gen != c.standby.dialGen || c.state == stGaveUp {
 		if r.s != nil {
 			c.do(fxClose{S: r.s})
 		}

@@ -258,13 +258,10 @@ func (c *Conversation) pickRegion(sw *swapState) (Region, bool) {
 	return best, true
 }
 
-func (c *Conversation) onDialResult(r dialResult) {
-	if r.purpose == dialSpare {
-		c.onSpareDial(r)
-		return
-	}
+// onSwapDial takes the result of a dial the connect or a swap made.
+func (c *Conversation) onSwapDial(r dialResult) {
 	sw := c.swap.sw
-	if sw == nil || c.state == stDone || r.gen != sw.dialGen {
+	if sw == nil || c.state == stGaveUp || r.gen != sw.dialGen {
 		if r.s != nil {
 			c.do(fxClose{S: r.s}) // superseded (the standby took over first)
 		}
@@ -365,7 +362,7 @@ func (c *Conversation) finishSwap(ss *session, warm bool) {
 // returns ErrAllRegionsFailed once the call has ended it.
 func (c *Conversation) giveUp() {
 	sw := c.swap.sw
-	c.state = stDone
+	c.state = stGaveUp
 	c.player.Flush()
 	if len(c.cfg.ApologyAudio) > 0 {
 		c.player.Play(apologyItem, c.cfg.ApologyAudio)

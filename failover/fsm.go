@@ -1,0 +1,180 @@
+package failover
+
+import (
+	"fmt"
+
+	"github.com/sipbridge/sipbridge/realtime"
+)
+
+// The conversation as a state machine. Every input the actor takes (caller
+// audio, a session's event or end, a dial's result, a message from the
+// call, a watchdog tick) goes through step: the transition table names the
+// action for the conversation's state and the input's kind, the action
+// updates the owned parts and records effects, and step returns the
+// effects for the shell to carry out. The give-up decision is made in one
+// place, nextAttempt (swap.go); stGaveUp is the state it leads to.
+
+// inputKind is what an input is, as the transition table sees it.
+type inputKind uint8
+
+const (
+	inCallerAudio    inputKind = iota // one frame of caller audio
+	inSessionEvent                    // an event of the active session
+	inSessionEnd                      // the active session's stream ended
+	inSpareEnd                        // the standby's stream ended
+	inStale                           // an event or end of a retired session
+	inSwapDial                        // a dial for the first session or a swap returned
+	inSpareDial                       // a dial for the standby returned
+	inPlayout                         // an item finished playing (PlayoutDone)
+	inDTMF                            // the caller pressed a key
+	inTransferResult                  // the outcome of a ControlTransfer
+	inHold                            // the caller put the call on hold or resumed
+	inToolResult                      // a custom tool's output
+	inInspect                         // run a function on the actor (tests, debugging)
+	inTick                            // the watchdog clock
+	numInputs
+)
+
+var inputNames = [numInputs]string{"caller_audio", "session_event", "session_end", "spare_end", "stale", "swap_dial",
+	"spare_dial", "playout", "dtmf", "transfer_result", "hold", "tool_result", "inspect", "tick"}
+
+func (k inputKind) String() string {
+	if k < numInputs {
+		return inputNames[k]
+	}
+	return fmt.Sprintf("input(%d)", k)
+}
+
+const numStates = int(stGaveUp) + 1
+
+var stateNames = [numStates]string{"connecting", "active", "swapping", "ending", "gave_up"}
+
+func (s convState) String() string {
+	if int(s) < numStates {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("state(%d)", s)
+}
+
+// input is one thing the actor takes. Passed by value: the caller audio
+// path does not allocate.
+type input struct {
+	kind  inputKind
+	frame *[]byte              // inCallerAudio
+	ev    realtime.ServerEvent // inSessionEvent
+	err   error                // inSessionEnd, inSpareEnd
+	dial  dialResult           // inSwapDial, inSpareDial
+	msg   message              // inPlayout … inInspect
+}
+
+// sessionInput sorts a session's event by whose it is: the active
+// session's, the standby's (only its end matters), or a retired one's.
+func (c *Conversation) sessionInput(se sessEvent) input {
+	switch {
+	case c.standby.spare != nil && se.gen == c.standby.spare.gen:
+		if se.end {
+			return input{kind: inSpareEnd, err: se.err}
+		}
+		return input{kind: inStale}
+	case c.active == nil || se.gen != c.active.gen:
+		return input{kind: inStale}
+	case se.end:
+		return input{kind: inSessionEnd, err: se.err}
+	}
+	return input{kind: inSessionEvent, ev: se.ev}
+}
+
+func dialInput(r dialResult) input {
+	if r.purpose == dialSpare {
+		return input{kind: inSpareDial, dial: r}
+	}
+	return input{kind: inSwapDial, dial: r}
+}
+
+var msgInputs = map[msgKind]inputKind{msgPlayout: inPlayout, msgDTMF: inDTMF, msgTransfer: inTransferResult,
+	msgHold: inHold, msgTool: inToolResult, msgInspect: inInspect}
+
+func messageInput(m message) input { return input{kind: msgInputs[m.kind], msg: m} }
+
+// action is one cell of the transition table.
+type action func(c *Conversation, in input)
+
+// transitions is the conversation's behaviour: state × input → action.
+// A state changes only inside actions (startSwap, finishSwap, fail on a
+// session lost while ending, giveUp).
+var transitions = [numStates][numInputs]action{
+	stConnecting: {
+		inCallerAudio: actBufferAudio, inSessionEvent: actIgnore, inSessionEnd: actIgnore, inSpareEnd: actSpareEnded,
+		inStale: actIgnore, inSwapDial: actSwapDialed, inSpareDial: actSpareDialed, inPlayout: actPlayoutDone,
+		inDTMF: actDTMF, inTransferResult: actTransferResult, inHold: actHold, inToolResult: actToolResult,
+		inInspect: actInspect, inTick: actIgnore,
+	},
+	stActive: {
+		inCallerAudio: actSendAudio, inSessionEvent: actSessionEvent, inSessionEnd: actSessionEnded, inSpareEnd: actSpareEnded,
+		inStale: actIgnore, inSwapDial: actCloseDialed, inSpareDial: actSpareDialed, inPlayout: actPlayoutDone,
+		inDTMF: actDTMF, inTransferResult: actTransferResult, inHold: actHold, inToolResult: actToolResult,
+		inInspect: actInspect, inTick: actTickActive,
+	},
+	stSwapping: {
+		inCallerAudio: actBufferAudio, inSessionEvent: actIgnore, inSessionEnd: actIgnore, inSpareEnd: actSpareEnded,
+		inStale: actIgnore, inSwapDial: actSwapDialed, inSpareDial: actSpareDialed, inPlayout: actPlayoutDone,
+		inDTMF: actDTMF, inTransferResult: actTransferResult, inHold: actHold, inToolResult: actToolResult,
+		inInspect: actInspect, inTick: actTickSwapping,
+	},
+	stEnding: {
+		inCallerAudio: actIgnore, inSessionEvent: actIgnore, inSessionEnd: actIgnore, inSpareEnd: actSpareEnded,
+		inStale: actIgnore, inSwapDial: actCloseDialed, inSpareDial: actSpareDialed, inPlayout: actPlayoutDone,
+		inDTMF: actIgnore, inTransferResult: actTransferResult, inHold: actHold, inToolResult: actToolResult,
+		inInspect: actInspect, inTick: actTickEnding,
+	},
+	stGaveUp: {
+		inCallerAudio: actIgnore, inSessionEvent: actIgnore, inSessionEnd: actIgnore, inSpareEnd: actSpareEnded,
+		inStale: actIgnore, inSwapDial: actCloseDialed, inSpareDial: actCloseDialed, inPlayout: actPlayoutDone,
+		inDTMF: actIgnore, inTransferResult: actTransferResult, inHold: actHold, inToolResult: actToolResult,
+		inInspect: actInspect, inTick: actIgnore,
+	},
+}
+
+// step runs one input through the transition table and returns the
+// effects the action decided, for the shell to carry out before the next
+// step (the slice is reused by the next step).
+func (c *Conversation) step(in input) []effect {
+	c.fx = c.fx[:0]
+	transitions[c.state][in.kind](c, in)
+	if in.kind == inCallerAudio {
+		c.putFrame(in.frame)
+	}
+	return c.fx
+}
+
+func actIgnore(*Conversation, input) {}
+
+func actBufferAudio(c *Conversation, in input) { c.bufferCallerAudio(*in.frame) }
+func actSendAudio(c *Conversation, in input)   { c.sendCallerAudio(*in.frame) }
+func actSessionEvent(c *Conversation, in input) {
+	c.onActiveEvent(in.ev)
+}
+func actSessionEnded(c *Conversation, in input) { c.onActiveEnd(in.err) }
+func actSpareEnded(c *Conversation, in input)   { c.onSpareEnd(in.err) }
+func actSwapDialed(c *Conversation, in input)   { c.onSwapDial(in.dial) }
+func actSpareDialed(c *Conversation, in input)  { c.onSpareDial(in.dial) }
+
+// actCloseDialed: no swap waits for this dial (a standby took over, the
+// conversation gave up): its session, if any, is closed.
+func actCloseDialed(c *Conversation, in input) {
+	if in.dial.s != nil {
+		c.do(fxClose{S: in.dial.s})
+	}
+}
+
+func actPlayoutDone(c *Conversation, in input) { c.onPlayoutDone(in.msg.itemID, in.msg.ms) }
+func actDTMF(c *Conversation, in input)        { c.onDTMF(in.msg.digit) }
+func actTransferResult(c *Conversation, in input) {
+	c.onTransferResult(in.msg.callID, in.msg.ok, in.msg.detail)
+}
+func actHold(c *Conversation, in input)        { c.onHold(in.msg.ok) }
+func actToolResult(c *Conversation, in input)  { c.onToolResult(in.msg.callID, in.msg.detail) }
+func actInspect(_ *Conversation, in input)     { in.msg.fn() }
+func actTickActive(c *Conversation, _ input)   { c.tickActive() }
+func actTickSwapping(c *Conversation, _ input) { c.maybeFiller(c.now()) }
+func actTickEnding(c *Conversation, _ input)   { c.checkEnd(c.now()) }
