@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -831,4 +833,33 @@ func startActive(t *testing.T, cfg Config, regions []Region, opts ...harnessOpt)
 	s1 := h.session(1)
 	h.waitActive(s1)
 	return h, s1
+}
+
+// stepFx steps the conversation with in, returns the effects of that step
+// (before carrying them out) and then lets it settle.
+func (h *harness) stepFx(in input) []effect {
+	h.t.Helper()
+	h.pump()
+	fx := slices.Clone(h.conv.step(in))
+	for _, e := range fx {
+		h.exec(e)
+	}
+	h.pump()
+	return fx
+}
+
+// frameInput is one caller frame as the actor takes it.
+func (h *harness) frameInput(b byte) input {
+	f := h.conv.getFrame(frame)
+	copy(*f, frameOf(b))
+	return input{kind: inCallerAudio, frame: f}
+}
+
+// effectKinds names the effects, for tables.
+func effectKinds(fx []effect) []string {
+	out := []string{}
+	for _, e := range fx {
+		out = append(out, strings.TrimPrefix(fmt.Sprintf("%T", e), "failover."))
+	}
+	return out
 }
