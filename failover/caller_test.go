@@ -3,6 +3,7 @@ package failover
 import (
 	"testing"
 
+	"github.com/sipbridge/sipbridge/realtime"
 	"github.com/stretchr/testify/require"
 )
 
@@ -37,4 +38,77 @@ func TestHoldStopsAudioAndCancels(t *testing.T) {
 	h.waitActor(func(c *Conversation) bool { return !c.caller.held }, "resumed")
 	h.write(framesOf(8, 2)...)
 	require.Equal(t, before+2*frame, len(s1.appended()))
+}
+
+// TestCommittedTurnAudio: the audio a committed turn keeps for a replay is
+// the stretch the server's VAD put it at (speech_started / speech_stopped,
+// or the timeout event's own offsets), cut out of what was sent.
+func TestCommittedTurnAudio(t *testing.T) {
+	ev := func(typ string, item string, startMs, endMs int) realtime.ServerEvent {
+		return realtime.ServerEvent{Type: typ, ItemID: item, AudioStartMs: startMs, AudioEndMs: endMs}
+	}
+	for _, tc := range []struct {
+		name     string
+		events   []realtime.ServerEvent
+		wantFrom int // ms into the 400 ms sent
+		wantTo   int
+	}{
+		{"started and stopped", []realtime.ServerEvent{
+			ev(realtime.EvInputSpeechStarted, "u1", 100, 0), ev(realtime.EvInputSpeechStopped, "u1", 0, 300),
+			ev(realtime.EvInputCommitted, "u1", 0, 0)}, 100, 300},
+		{"committed without VAD offsets: all uncommitted audio", []realtime.ServerEvent{
+			ev(realtime.EvInputCommitted, "u1", 0, 0)}, 0, 400},
+		{"timeout_triggered carries its own offsets", []realtime.ServerEvent{
+			ev(realtime.EvInputTimeoutTriggered, "u1", 60, 220)}, 60, 220},
+		{"offsets past what was sent are clamped", []realtime.ServerEvent{
+			ev(realtime.EvInputSpeechStarted, "u1", 200, 0), ev(realtime.EvInputSpeechStopped, "u1", 0, 9000),
+			ev(realtime.EvInputCommitted, "u1", 0, 0)}, 200, 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, s1 := startActive(t, Config{}, testRegions())
+			var sent []byte
+			for i := range 20 { // 400 ms, each 20 ms frame its own byte
+				f := frameOf(byte(i + 1))
+				sent = append(sent, f...)
+				h.write(f)
+			}
+			h.push(s1, tc.events...)
+			e, ok := h.conv.rec.Entry("u1")
+			require.True(t, ok)
+			require.Equal(t, sent[tc.wantFrom*bpm:tc.wantTo*bpm], e.Audio)
+			require.Equal(t, sent[tc.wantTo*bpm:], h.conv.caller.turnBuf, "what follows the turn stays uncommitted")
+		})
+	}
+}
+
+// TestSwapBufferBounded: while no session takes caller audio it is kept,
+// up to maxSwapMs (the newest); on hold nothing is kept.
+func TestSwapBufferBounded(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		ms     int
+		held   bool
+		wantMs int
+	}{
+		{"short", 400, false, 400},
+		{"capped to the newest", maxSwapMs + 2000, false, maxSwapMs},
+		{"on hold", 400, true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, _ := reach(t, stConnecting)
+			if tc.held {
+				h.conv.SetHold(true)
+			}
+			last := byte(0)
+			for i := range tc.ms / 20 {
+				last = byte(i%250 + 1)
+				h.stepFx(h.frameInput(last))
+			}
+			buf := h.conv.caller.swapBuf
+			require.Len(t, buf, tc.wantMs*bpm)
+			if tc.wantMs > 0 {
+				require.Equal(t, last, buf[len(buf)-1], "the newest audio is kept")
+			}
+		})
+	}
 }

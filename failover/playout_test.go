@@ -78,3 +78,45 @@ func TestBargeInAfterPlayoutCaughtUp(t *testing.T) {
 	h.push(s1, realtime.ServerEvent{Type: realtime.EvInputSpeechStarted, ItemID: "u2", AudioStartMs: 100})
 	require.Equal(t, []call{{op: "truncate", itemID: "a1", audioEndMs: 200}}, s1.ops("truncate"))
 }
+
+// TestPlayoutPosition: (audio produced, played position, playout report)
+// → whether the answer still plays, how much is left, and what a barge-in
+// truncates (nothing when nothing was heard or all of it was: the server
+// rejects those, §2.4).
+func TestPlayoutPosition(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		producedMs   int
+		playedMs     int
+		reported     bool
+		wantPlaying  bool
+		wantLeftMs   int
+		wantTruncate []call
+	}{
+		{"nothing played yet", 1000, 0, false, true, 1000, nil},
+		{"half played", 1000, 500, false, true, 500, []call{{op: "truncate", itemID: "a1", audioEndMs: 500}}},
+		{"within a frame of the end", 1000, 985, false, false, 0, nil},
+		{"reported done", 1000, 1000, true, false, 0, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, s1 := startActive(t, Config{}, testRegions())
+			h.userTurn(s1, "u1", 1, 5)
+			h.push(s1, created("r1"))
+			h.speak(s1, "r1", "a1", "a long answer", tc.producedMs)
+			h.player.setPlayed("a1", tc.playedMs)
+			if tc.reported {
+				h.conv.PlayoutDone("a1", tc.playedMs)
+			}
+			h.actor(func(c *Conversation) {
+				require.Equal(t, tc.wantPlaying, c.isPlaying())
+				require.Equal(t, tc.wantLeftMs, c.unplayedMs())
+			})
+			flushes := h.player.flushCount()
+			h.push(s1, realtime.ServerEvent{Type: realtime.EvInputSpeechStarted, ItemID: "u2", AudioStartMs: 100})
+			require.Equal(t, tc.wantTruncate, s1.ops("truncate"))
+			if tc.wantPlaying {
+				require.Equal(t, flushes+1, h.player.flushCount(), "a barge-in flushes what plays")
+			}
+		})
+	}
+}

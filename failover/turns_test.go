@@ -2,6 +2,7 @@ package failover
 
 import (
 	"testing"
+	"time"
 
 	"github.com/sipbridge/sipbridge/realtime"
 	"github.com/stretchr/testify/require"
@@ -59,4 +60,44 @@ func TestRecoverableErrorsDoNotSwap(t *testing.T) {
 	require.Equal(t, "call-1", lines[0]["call_id"])
 	require.Equal(t, s1.id, lines[0]["session_id"])
 	require.Equal(t, "A", lines[0]["region"])
+}
+
+// TestWatchdogs: (events, clock) → the stall trigger that swaps, or none.
+func TestWatchdogs(t *testing.T) {
+	cfg := Config{StallNoResponse: 3 * time.Second, StallFirstAudio: 4 * time.Second, StallMidAudio: 2 * time.Second}
+	delta := func(ms int) realtime.ServerEvent {
+		return realtime.ServerEvent{Type: realtime.EvOutputAudioDelta, ResponseID: "r1", ItemID: "a1", Audio: make([]byte, ms*bpm)}
+	}
+	for _, tc := range []struct {
+		name    string
+		events  []realtime.ServerEvent
+		advance time.Duration
+		want    string // ControlSwapStarted's reason; "" = no swap
+	}{
+		{"turn committed, no response.created", nil, 3 * time.Second, "stall_no_response"},
+		{"turn committed, not yet stalled", nil, 2900 * time.Millisecond, ""},
+		{"response.created, no output", []realtime.ServerEvent{created("r1")}, 4 * time.Second, "stall_first_audio"},
+		{"response.created, not yet stalled", []realtime.ServerEvent{created("r1")}, 3 * time.Second, ""},
+		{"audio stopped mid-answer", []realtime.ServerEvent{created("r1"), delta(100)}, 2 * time.Second, "stall_mid_audio"},
+		{"audio done: no mid-answer watchdog", []realtime.ServerEvent{created("r1"), delta(100),
+			{Type: realtime.EvOutputAudioDone, ResponseID: "r1", ItemID: "a1"}}, 2 * time.Second, ""},
+		{"response done: nothing armed", []realtime.ServerEvent{created("r1"), delta(100),
+			done("r1", realtime.StatusCompleted, nil)}, time.Minute, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, s1 := startActive(t, cfg, testRegions())
+			h.userTurn(s1, "u1", 1, 5)
+			if len(tc.events) > 0 {
+				h.push(s1, tc.events...)
+			}
+			h.advance(tc.advance)
+			swaps := h.controlsOf(ControlSwapStarted)
+			if tc.want == "" {
+				require.Empty(t, swaps)
+				return
+			}
+			require.Len(t, swaps, 1)
+			require.Equal(t, tc.want, swaps[0].Reason)
+		})
+	}
 }
