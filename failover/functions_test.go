@@ -91,3 +91,31 @@ func TestTransferSurvivesSwap(t *testing.T) {
 	require.Equal(t, "function_call_output", items[len(items)-1].Type)
 	require.JSONEq(t, `{"ok":true,"detail":"transferred"}`, items[len(items)-1].Output)
 }
+
+// TestTransferTarget: the model may only transfer to a configured target;
+// no target asked for means the first one.
+func TestTransferTarget(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		targets []string
+		asked   string
+		want    string
+		wantErr string
+	}{
+		{"no transfers on this line", nil, "", "", "not available"},
+		{"default target", []string{"sip:desk@pbx", "sip:sales@pbx"}, "", "sip:desk@pbx", ""},
+		{"allowed target", []string{"sip:desk@pbx", "sip:sales@pbx"}, "sip:sales@pbx", "sip:sales@pbx", ""},
+		{"not allowed", []string{"sip:desk@pbx"}, "sip:evil@elsewhere", "", `"sip:evil@elsewhere" is not allowed`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewConversation(Params{Config: Config{TransferTargets: tc.targets}})
+			got, err := c.transferTarget(tc.asked)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+		})
+	}
+}

@@ -2,6 +2,7 @@ package failover
 
 import (
 	"io"
+	"maps"
 	"testing"
 	"time"
 
@@ -85,4 +86,76 @@ func TestWarmStandbyReplacedWhenItDies(t *testing.T) {
 		return c.standby.spare != nil && c.standby.spare.s == realtime.Session(sb2)
 	}, "new standby")
 	h.actor(func(c *Conversation) { require.Equal(t, realtime.Session(s1), c.active.s) })
+}
+
+// TestPickRegion: the next attempt of a swap goes to the region tried
+// least, the failed one last, regions whose breaker is open not at all
+// while others are left (and never those an auth error opened).
+func TestPickRegion(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		exclude string
+		tried   map[string]int
+		authErr []string // regions whose breaker an auth error opened
+		down    []string // regions whose breaker connect errors opened
+		want    string
+	}{
+		{"first connect: priority order", "", nil, nil, nil, "A"},
+		{"the failed region is not first", "A", nil, nil, nil, "B"},
+		{"tried least wins", "A", map[string]int{"B": 1}, nil, nil, "C"},
+		{"the failed region as a last resort", "A", map[string]int{"B": 1, "C": 1}, nil, nil, "A"},
+		{"open breaker skipped", "", nil, []string{"A"}, nil, "B"},
+		{"all down: a live caller still tries", "", nil, nil, []string{"A", "B", "C"}, "A"},
+		{"every region refuses our key: nothing to try", "", nil, []string{"A", "B", "C"}, nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, Config{}, testRegions())
+			for _, r := range tc.authErr {
+				h.pool.Report(r, OutcomeAuthError)
+			}
+			for _, r := range tc.down {
+				for range 4 {
+					h.pool.Report(r, OutcomeConnectError)
+				}
+				require.False(t, h.pool.usable(r), "breaker of %s open", r)
+			}
+			tried := map[string]int{}
+			maps.Copy(tried, tc.tried)
+			got, ok := h.conv.pickRegion(&swapState{exclude: tc.exclude, tried: tried})
+			require.Equal(t, tc.want != "", ok)
+			require.Equal(t, tc.want, got.Name)
+		})
+	}
+}
+
+// TestSpareFits: the standby takes over a swap unless it is in the region
+// that failed, its breaker is open, or it is about to expire itself.
+func TestSpareFits(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		region    string
+		exclude   string
+		authErr   bool
+		expiresIn time.Duration // 0: no expiry
+		want      bool
+	}{
+		{"other region", "B", "A", false, 0, true},
+		{"the failed region", "A", "A", false, 0, false},
+		{"breaker open", "B", "A", true, 0, false},
+		{"expires well after the margin", "B", "A", false, DefaultRotateMargin + time.Minute, true},
+		{"expires within the margin", "B", "A", false, DefaultRotateMargin - time.Second, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, Config{}, testRegions())
+			if tc.authErr {
+				h.pool.Report(tc.region, OutcomeAuthError)
+			}
+			fs := newFakeSession("spare", tc.region)
+			if tc.expiresIn > 0 {
+				fs.expires = h.clock.Now().Add(tc.expiresIn)
+			}
+			h.conv.standby.spare = &session{s: fs, region: Region{Name: tc.region}, started: h.clock.Now()}
+			require.Equal(t, tc.want, h.conv.spareFits(&swapState{exclude: tc.exclude}))
+		})
+	}
 }

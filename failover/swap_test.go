@@ -3,6 +3,7 @@ package failover
 import (
 	"errors"
 	"io"
+	"maps"
 	"syscall"
 	"testing"
 	"time"
@@ -487,4 +488,44 @@ func TestGreetingRedoneAfterFirstSessionFails(t *testing.T) {
 	require.Equal(t, testSessionConfig().Instructions+"\n\nSay hello.\n\n"+continueNote, resp[0].Instructions,
 		"the greeting's own instructions are kept, with the continuation")
 	h.actor(func(c *Conversation) { require.Equal(t, 1, c.swap.failedInRow, "the first session never answered") })
+}
+
+// TestPendingAnswer: what a swap must have the new session answer — the
+// response that failed or was running (its own create, instructions
+// included), our create not yet started, or a committed turn's answer; and
+// nothing when the caller had interrupted the answer or none was due.
+func TestPendingAnswer(t *testing.T) {
+	greeting := &createReq{params: realtime.ResponseParams{Instructions: "greet"}}
+	for _, tc := range []struct {
+		name       string
+		respID     string
+		suppressed bool
+		reqs       map[string]*createReq
+		inflight   *createReq
+		awaiting   bool
+		want       *createReq
+	}{
+		{"nothing due", "", false, nil, nil, false, nil},
+		{"failed VAD answer: plain create", "r1", false, nil, nil, false, &createReq{plain: true}},
+		{"failed answer to our create: the same create", "r1", false, map[string]*createReq{"r1": greeting}, nil, false, greeting},
+		{"interrupted answer: not redone", "r1", true, nil, nil, false, nil},
+		{"interrupted, turn waits: the turn's answer", "r1", true, nil, nil, true, &createReq{plain: true}},
+		{"our create not started yet", "", false, nil, greeting, false, greeting},
+		{"committed turn not answered", "", false, nil, nil, true, &createReq{plain: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewConversation(Params{})
+			if tc.suppressed {
+				c.play.suppressRsp[tc.respID] = true
+			}
+			maps.Copy(c.turns.respReqs, tc.reqs)
+			c.turns.inflight = tc.inflight
+			c.turns.awaitingResponse = tc.awaiting
+			got := c.pendingAnswer(tc.respID)
+			require.Equal(t, tc.want, got)
+			if tc.want == greeting {
+				require.NotSame(t, greeting, got, "a copy: the original belongs to the old session")
+			}
+		})
+	}
 }
