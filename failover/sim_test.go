@@ -94,7 +94,8 @@ func TestSwapAgainstSimulator(t *testing.T) {
 		return Region{Name: name, Dial: realtime.DialConfig{Region: name, URL: wsURL(base) + "/v1/realtime?model=gpt-realtime",
 			APIKey: "sk-test", Auth: realtime.AuthBearer, DialTimeout: 5 * time.Second}}
 	}
-	log := slog.New(slog.DiscardHandler)
+	tap := newLogTap()
+	log := slog.New(tap)
 	m := NewMetrics(prometheus.NewRegistry())
 	pool := NewPool([]Region{region("east", eastURL), region("west", westURL)}, HealthConfig{}, m, log)
 	player := &instantPlayer{played: map[string]int{}}
@@ -103,40 +104,48 @@ func TestSwapAgainstSimulator(t *testing.T) {
 		Player: player, Logger: log, Metrics: m})
 
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	runErr := make(chan error, 1)
 	go func() { runErr <- conv.Run(ctx) }()
-	var ctlMu sync.Mutex
-	var ctls []Control
+	var ctls []ControlKind
 	ctlDone := make(chan struct{})
 	go func() {
 		defer close(ctlDone)
 		for c := range conv.Controls() {
-			ctlMu.Lock()
-			ctls = append(ctls, c)
-			ctlMu.Unlock()
+			ctls = append(ctls, c.Kind)
 		}
 	}()
-	defer func() {
-		cancel()
-		require.NoError(t, <-runErr)
-		<-ctlDone
-	}()
 
-	require.Eventually(t, func() bool { return len(east.Sessions()) == 1 }, waitFor, 5*time.Millisecond)
-	// The caller says something (1 s of tone), then is silent.
-	// Paced like the RTP reader, only faster: a burst would overflow the
-	// client's audio queue, which no real caller can do.
-	for _, f := range append(toneFrames(1000), silenceFrames(1000)...) {
-		conv.WriteCallerAudio(f)
-		time.Sleep(5 * time.Millisecond)
+	select {
+	case <-conv.Ready():
+	case <-time.After(waitFor):
+		t.Fatal("east never took the call")
+	}
+	// The caller says something (1 s of tone), then is silent. In 100 ms
+	// writes: the simulator's VAD counts samples, not arrival times, and
+	// twenty writes fit the client's audio queue.
+	frames := append(toneFrames(1000), silenceFrames(1000)...)
+	for i := 0; i < len(frames); i += 5 {
+		conv.WriteCallerAudio(concat(frames[i:min(i+5, len(frames))]...))
 	}
 	// east answers, fails after 400 ms of audio; west gets the replay and
-	// answers in turn.
-	require.Eventually(t, func() bool {
-		ws := west.Sessions()
-		return len(ws) == 1 && len(ws[0].Responses) == 1 && ws[0].Responses[0].Status == realtime.StatusCompleted
-	}, waitFor, 5*time.Millisecond, "west answered after the swap")
+	// answers in turn. The conversation logs each response.done it takes,
+	// after every event of that response.
+	tap.await(t, func(r tapRecord) bool {
+		return r.msg == "failover: response done" && r.attrs["region"] == "west" && r.attrs["status"] == realtime.StatusCompleted
+	}, "west answered after the swap")
+	items := player.items()
+	// The call ends; once the simulators have closed, their records are final.
+	cancel()
+	require.NoError(t, <-runErr)
+	<-ctlDone
+	require.NoError(t, east.Close())
+	require.NoError(t, west.Close())
 
+	ws0 := west.Sessions()
+	require.Len(t, ws0, 1)
+	require.Len(t, ws0[0].Responses, 1)
+	require.Equal(t, realtime.StatusCompleted, ws0[0].Responses[0].Status)
 	es := east.Sessions()[0]
 	require.Len(t, es.Responses, 1)
 	require.Equal(t, realtime.StatusFailed, es.Responses[0].Status)
@@ -165,18 +174,9 @@ func TestSwapAgainstSimulator(t *testing.T) {
 			require.Contains(t, string(e.Raw), "You are the clinic's phone agent.", "the session instructions stay")
 		}
 	}
-	require.Eventually(t, func() bool {
-		items := player.items()
-		return len(items) == 2 && items[1] == ws.Responses[0].ItemIDs[0]
-	}, waitFor, 5*time.Millisecond, "west's answer reached the player")
-
-	ctlMu.Lock()
-	kinds := []ControlKind{}
-	for _, c := range ctls {
-		kinds = append(kinds, c.Kind)
-	}
-	ctlMu.Unlock()
-	require.Equal(t, []ControlKind{ControlSwapStarted, ControlSwapFinished}, kinds)
+	require.Len(t, items, 2)
+	require.Equal(t, ws.Responses[0].ItemIDs[0], items[1], "west's answer reached the player")
+	require.Equal(t, []ControlKind{ControlSwapStarted, ControlSwapFinished}, ctls)
 }
 
 func wsURL(httpBase string) string {
@@ -197,4 +197,63 @@ func countEvents(r sim.SessionRecord, typ string) int {
 		}
 	}
 	return n
+}
+
+// logTap is a slog handler that hands each record (message and attributes,
+// those of With included) to the test, so a test waits for what the
+// conversation did instead of polling for it.
+type logTap struct {
+	ch    chan tapRecord
+	done  chan struct{} // closed when the test stops reading
+	attrs []slog.Attr
+}
+
+type tapRecord struct {
+	msg   string
+	attrs map[string]any
+}
+
+func newLogTap() *logTap { return &logTap{ch: make(chan tapRecord, 64), done: make(chan struct{})} }
+
+func (l *logTap) Enabled(_ context.Context, level slog.Level) bool { return level >= slog.LevelInfo }
+
+func (l *logTap) Handle(_ context.Context, r slog.Record) error {
+	rec := tapRecord{msg: r.Message, attrs: map[string]any{}}
+	for _, a := range l.attrs {
+		rec.attrs[a.Key] = a.Value.Any()
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		rec.attrs[a.Key] = a.Value.Any()
+		return true
+	})
+	// Nothing is dropped while the test reads; once it stopped, nothing
+	// waits for it.
+	select {
+	case l.ch <- rec:
+	case <-l.done:
+	}
+	return nil
+}
+
+func (l *logTap) WithAttrs(as []slog.Attr) slog.Handler {
+	return &logTap{ch: l.ch, done: l.done, attrs: append(append([]slog.Attr(nil), l.attrs...), as...)}
+}
+
+func (l *logTap) WithGroup(string) slog.Handler { return l }
+
+// await reads records until one matches; then the tap stops.
+func (l *logTap) await(t *testing.T, match func(tapRecord) bool, what string) {
+	t.Helper()
+	defer close(l.done)
+	timeout := time.After(waitFor)
+	for {
+		select {
+		case r := <-l.ch:
+			if match(r) {
+				return
+			}
+		case <-timeout:
+			t.Fatal(what)
+		}
+	}
 }
