@@ -150,7 +150,6 @@ const (
 	msgDTMF
 	msgTransfer
 	msgHold
-	msgInspect
 	msgTool // a custom tool's output (tools.go)
 )
 
@@ -162,7 +161,6 @@ type message struct {
 	callID string
 	ok     bool
 	detail string
-	fn     func()
 }
 
 // createReq is one response.create the bridge wants.
@@ -436,24 +434,6 @@ func sanitizeID(s string) string {
 		}
 	}
 	return string(b)
-}
-
-// inspect runs fn on the actor goroutine and waits for it, so tests and
-// debugging read actor state without a race. It reports false when Run has
-// ended.
-func (c *Conversation) inspect(fn func()) bool {
-	ran := make(chan struct{})
-	select {
-	case c.msgs <- message{kind: msgInspect, fn: func() { fn(); close(ran) }}:
-	case <-c.done:
-		return false
-	}
-	select {
-	case <-ran:
-		return true
-	case <-c.done:
-		return false
-	}
 }
 
 // tickActive runs the watchdogs of the active session: stalls, expiry,

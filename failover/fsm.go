@@ -30,13 +30,12 @@ const (
 	inTransferResult                  // the outcome of a ControlTransfer
 	inHold                            // the caller put the call on hold or resumed
 	inToolResult                      // a custom tool's output
-	inInspect                         // run a function on the actor (tests, debugging)
 	inTick                            // the watchdog clock
 	numInputs
 )
 
 var inputNames = [numInputs]string{"caller_audio", "session_event", "session_end", "spare_end", "stale", "swap_dial",
-	"spare_dial", "playout", "dtmf", "transfer_result", "hold", "tool_result", "inspect", "tick"}
+	"spare_dial", "playout", "dtmf", "transfer_result", "hold", "tool_result", "tick"}
 
 func (k inputKind) String() string {
 	if k < numInputs {
@@ -64,7 +63,7 @@ type input struct {
 	ev    realtime.ServerEvent // inSessionEvent
 	err   error                // inSessionEnd, inSpareEnd
 	dial  dialResult           // inSwapDial, inSpareDial
-	msg   message              // inPlayout … inInspect
+	msg   message              // inPlayout … inToolResult
 }
 
 // sessionInput sorts a session's event by whose it is: the active
@@ -91,10 +90,23 @@ func dialInput(r dialResult) input {
 	return input{kind: inSwapDial, dial: r}
 }
 
-var msgInputs = map[msgKind]inputKind{msgPlayout: inPlayout, msgDTMF: inDTMF, msgTransfer: inTransferResult,
-	msgHold: inHold, msgTool: inToolResult, msgInspect: inInspect}
-
-func messageInput(m message) input { return input{kind: msgInputs[m.kind], msg: m} }
+func messageInput(m message) input {
+	k := inToolResult
+	switch m.kind {
+	case msgPlayout:
+		k = inPlayout
+	case msgDTMF:
+		k = inDTMF
+	case msgTransfer:
+		k = inTransferResult
+	case msgHold:
+		k = inHold
+	case msgTool:
+	default:
+		panic(fmt.Sprintf("failover: message kind %d has no input", m.kind))
+	}
+	return input{kind: k, msg: m}
+}
 
 // action is one cell of the transition table.
 type action func(c *Conversation, in input)
@@ -107,31 +119,31 @@ var transitions = [numStates][numInputs]action{
 		inCallerAudio: actBufferAudio, inSessionEvent: actIgnore, inSessionEnd: actIgnore, inSpareEnd: actSpareEnded,
 		inStale: actIgnore, inSwapDial: actSwapDialed, inSpareDial: actSpareDialed, inPlayout: actPlayoutDone,
 		inDTMF: actDTMF, inTransferResult: actTransferResult, inHold: actHold, inToolResult: actToolResult,
-		inInspect: actInspect, inTick: actIgnore,
+		inTick: actIgnore,
 	},
 	stActive: {
 		inCallerAudio: actSendAudio, inSessionEvent: actSessionEvent, inSessionEnd: actSessionEnded, inSpareEnd: actSpareEnded,
 		inStale: actIgnore, inSwapDial: actCloseDialed, inSpareDial: actSpareDialed, inPlayout: actPlayoutDone,
 		inDTMF: actDTMF, inTransferResult: actTransferResult, inHold: actHold, inToolResult: actToolResult,
-		inInspect: actInspect, inTick: actTickActive,
+		inTick: actTickActive,
 	},
 	stSwapping: {
 		inCallerAudio: actBufferAudio, inSessionEvent: actIgnore, inSessionEnd: actIgnore, inSpareEnd: actSpareEnded,
 		inStale: actIgnore, inSwapDial: actSwapDialed, inSpareDial: actSpareDialed, inPlayout: actPlayoutDone,
 		inDTMF: actDTMF, inTransferResult: actTransferResult, inHold: actHold, inToolResult: actToolResult,
-		inInspect: actInspect, inTick: actTickSwapping,
+		inTick: actTickSwapping,
 	},
 	stEnding: {
 		inCallerAudio: actIgnore, inSessionEvent: actIgnore, inSessionEnd: actIgnore, inSpareEnd: actSpareEnded,
 		inStale: actIgnore, inSwapDial: actCloseDialed, inSpareDial: actSpareDialed, inPlayout: actPlayoutDone,
 		inDTMF: actIgnore, inTransferResult: actTransferResult, inHold: actHold, inToolResult: actToolResult,
-		inInspect: actInspect, inTick: actTickEnding,
+		inTick: actTickEnding,
 	},
 	stGaveUp: {
 		inCallerAudio: actIgnore, inSessionEvent: actIgnore, inSessionEnd: actIgnore, inSpareEnd: actSpareEnded,
 		inStale: actIgnore, inSwapDial: actCloseDialed, inSpareDial: actCloseDialed, inPlayout: actPlayoutDone,
 		inDTMF: actIgnore, inTransferResult: actTransferResult, inHold: actHold, inToolResult: actToolResult,
-		inInspect: actInspect, inTick: actIgnore,
+		inTick: actIgnore,
 	},
 }
 
@@ -174,7 +186,6 @@ func actTransferResult(c *Conversation, in input) {
 }
 func actHold(c *Conversation, in input)        { c.onHold(in.msg.ok) }
 func actToolResult(c *Conversation, in input)  { c.onToolResult(in.msg.callID, in.msg.detail) }
-func actInspect(_ *Conversation, in input)     { in.msg.fn() }
 func actTickActive(c *Conversation, _ input)   { c.tickActive() }
 func actTickSwapping(c *Conversation, _ input) { c.maybeFiller(c.now()) }
 func actTickEnding(c *Conversation, _ input)   { c.checkEnd(c.now()) }
