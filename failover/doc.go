@@ -10,12 +10,24 @@
 // # Shape
 //
 // A Conversation is an actor: Run is one goroutine that owns the
-// realtime.Record, the active session, the warm standby and the swap state.
-// Every other method posts to it and returns. Each session has a forwarder
-// goroutine that tags its events with the session's generation, so events of
-// a session already swapped out are ignored. Dials run in goroutines and
-// report back; the replay into a new session is sent from the actor (bounded
-// by a timeout and by the call's context).
+// realtime.Record and the conversation's state; every other method posts to
+// it and returns. Each session has a forwarder goroutine that tags its
+// events with the session's generation, so events of a session already
+// swapped out are ignored.
+//
+// Inside the actor the conversation is a state machine (fsm.go): every
+// input (caller audio, a session's event or end, a dial's result, a
+// message from the call, a tick) goes through step, where the transition
+// table names the action for the state (connecting, active, swapping,
+// ending, gave up) and the input's kind. Actions update the state's owned
+// parts, one file each: caller audio (caller.go), responses and watchdogs
+// (turns.go), playout (playout.go), the swap and the give-up count
+// (swap.go), the standby (standby.go), function calls (functions.go). What
+// leaves the actor (dial, watch or close a session, a control for the
+// call, a tool run) is returned from step as effects (effects.go), which
+// the shell carries out: Run on goroutines, the tests synchronously, so
+// the failover tests are tables of (inputs, clock) → effects and state.
+// Giving up is decided in one place (nextAttempt).
 //
 // # Failure detection
 //
