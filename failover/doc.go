@@ -27,7 +27,9 @@
 // call, a tool run) is returned from step as effects (effects.go), which
 // the shell carries out: Run on goroutines, the tests synchronously, so
 // the failover tests are tables of (inputs, clock) → effects and state.
-// Giving up is decided in one place (nextAttempt).
+// Giving up is decided in one place (nextAttempt). The replay into a new
+// session is sent from the actor, bounded by a timeout and by the call's
+// context.
 //
 // # Failure detection
 //
