@@ -112,3 +112,26 @@ func TestSwapBufferBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestCallerAudioStepDoesNotAllocate: a caller frame through the
+// transition table to the active session allocates nothing once warm
+// (the per-frame path, style rule).
+func TestCallerAudioStepDoesNotAllocate(t *testing.T) {
+	h, s1 := startActive(t, Config{}, testRegions())
+	s1.mu.Lock()
+	s1.discardAudio = true
+	s1.mu.Unlock()
+	// One frame buffer over and over: the frame pool is not what is
+	// measured (under -race it drops some of what is put back).
+	f := frameOf(3)
+	for range 500 { // past the uncommitted-audio trim, so the buffer is at its size
+		h.conv.step(input{kind: inCallerAudio, frame: &f})
+	}
+	allocs := testing.AllocsPerRun(200, func() {
+		fx := h.conv.step(input{kind: inCallerAudio, frame: &f})
+		if len(fx) != 0 {
+			t.Fatal("caller audio has no effects")
+		}
+	})
+	require.Zero(t, allocs)
+}

@@ -78,6 +78,7 @@ type fakeSession struct {
 	err               error
 	ended             bool
 	keepOpenOnClose   bool // Close does not end the stream (a slow close)
+	discardAudio      bool // AppendAudio takes audio without recording it (allocation tests)
 	createItemErr     error
 	blockCreateItem   bool          // CreateItem waits for its ctx
 	createItemBlocked chan struct{} // closed when a blocked CreateItem started waiting
@@ -111,6 +112,12 @@ func (f *fakeSession) record(c call) error {
 }
 
 func (f *fakeSession) AppendAudio(frame []byte) bool {
+	f.mu.Lock()
+	discard := f.discardAudio
+	f.mu.Unlock()
+	if discard {
+		return true
+	}
 	return f.record(call{op: "append", audio: append([]byte(nil), frame...)}) == nil
 }
 func (f *fakeSession) CommitAudio(context.Context) error { return f.record(call{op: "commit"}) }

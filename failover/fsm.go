@@ -151,6 +151,7 @@ var transitions = [numStates][numInputs]action{
 // effects the action decided, for the shell to carry out before the next
 // step (the slice is reused by the next step).
 func (c *Conversation) step(in input) []effect {
+	clear(c.fx) // the last step's sessions are not kept alive by this slice
 	c.fx = c.fx[:0]
 	transitions[c.state][in.kind](c, in)
 	if in.kind == inCallerAudio {
