@@ -1,8 +1,10 @@
 package failover
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -96,4 +98,56 @@ func opSequence(s *fakeSession) []string {
 		}
 	}
 	return out
+}
+
+// flushSignalPlayer is a fakePlayer that also signals each Flush.
+type flushSignalPlayer struct {
+	*fakePlayer
+	flushed chan struct{}
+}
+
+func (p flushSignalPlayer) Flush() {
+	p.fakePlayer.Flush()
+	p.flushed <- struct{}{}
+}
+
+// TestRunServesAfterGivingUp: the production shell. After giving up, Run
+// keeps serving the call (here: a hold, which flushes playout) until the
+// call's context ends; returning at once would let the call hang up before
+// the caller heard the apology.
+func TestRunServesAfterGivingUp(t *testing.T) {
+	dialer := newFakeDialer()
+	for _, r := range []string{"A", "B"} {
+		dialer.then(r, dialStep{err: &realtime.DialError{Region: r, StatusCode: 503}})
+	}
+	player := flushSignalPlayer{fakePlayer: newFakePlayer(), flushed: make(chan struct{}, 4)}
+	clock := newFakeClock()
+	pool := NewPool(testRegions(), HealthConfig{Now: clock.Now}, nil, nil)
+	conv := NewConversation(Params{CallID: "call-1", Config: Config{Session: testSessionConfig(), MaxSwapsInRow: 2,
+		ApologyAudio: []byte("sorry")}, Pool: pool, Dialer: dialer, Player: player, Now: clock.Now})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- conv.Run(ctx) }()
+
+	select {
+	case ctl := <-conv.Controls():
+		require.Equal(t, ControlGiveUp, ctl.Kind)
+	case <-time.After(waitFor):
+		t.Fatal("no give-up")
+	}
+	<-player.flushed // giving up flushed playout before the apology
+	conv.SetHold(true)
+	select {
+	case <-player.flushed:
+	case err := <-runErr:
+		t.Fatalf("Run returned (%v) before the call ended it", err)
+	case <-time.After(waitFor):
+		t.Fatal("hold not handled")
+	}
+	cancel()
+	require.ErrorIs(t, <-runErr, ErrAllRegionsFailed)
+	_, open := <-conv.Controls()
+	require.False(t, open, "Controls closed when Run returns")
+	require.Equal(t, 5, player.bytesFor(apologyItem))
 }
