@@ -870,3 +870,27 @@ func effectKinds(fx []effect) []string {
 	}
 	return out
 }
+
+// describe renders effects as short lines for tables: "dial swap B",
+// "watch sess_B_2", "close sess_A_1", "emit swap_started server_error_event".
+func describe(fx []effect) []string {
+	out := []string{}
+	for _, e := range fx {
+		switch e := e.(type) {
+		case fxDial:
+			p := map[dialPurpose]string{dialSwap: "swap", dialSpare: "spare"}[e.Purpose]
+			out = append(out, "dial "+p+" "+e.Region.Name)
+		case fxWatch:
+			out = append(out, "watch "+e.S.s.ID())
+		case fxClose:
+			out = append(out, "close "+e.S.ID())
+		case fxEmit:
+			k := map[ControlKind]string{ControlEndCall: "end_call", ControlTransfer: "transfer", ControlGiveUp: "give_up",
+				ControlSwapStarted: "swap_started", ControlSwapFinished: "swap_finished"}[e.Ctl.Kind]
+			out = append(out, strings.TrimSpace("emit "+k+" "+e.Ctl.Reason))
+		case fxRunTool:
+			out = append(out, "run_tool "+e.Call.Name)
+		}
+	}
+	return out
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"maps"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -526,6 +527,75 @@ func TestPendingAnswer(t *testing.T) {
 			if tc.want == greeting {
 				require.NotSame(t, greeting, got, "a copy: the original belongs to the old session")
 			}
+		})
+	}
+}
+
+// TestSwapEffects: a swap as a synchronous table of (inputs) → effects, in
+// order. Each row starts with session A carrying the call after a
+// committed turn; its steps are fed one by one and each step's effects
+// compared.
+func TestSwapEffects(t *testing.T) {
+	serverError := func(h *harness, s1 *fakeSession) input {
+		return h.conv.sessionInput(sessEvent{gen: h.conv.active.gen, ev: realtime.ServerEvent{Type: realtime.EvError,
+			Error: failed("", "server_error", "")}})
+	}
+	dropped := func(h *harness, s1 *fakeSession) input {
+		return h.conv.sessionInput(sessEvent{gen: h.conv.active.gen, end: true, err: &realtime.CloseError{Code: -1, Err: io.EOF}})
+	}
+	// dialed answers the dial the last step asked for.
+	dialed := func(region string, err error) func(h *harness, _ *fakeSession) input {
+		return func(h *harness, _ *fakeSession) input {
+			var s realtime.Session
+			if err == nil {
+				s = newFakeSession("sess_"+region+"_new", region)
+			}
+			return dialInput(dialResult{gen: h.conv.swap.sw.dialGen, purpose: dialSwap, region: Region{Name: region}, s: s, err: err})
+		}
+	}
+	refused := &realtime.DialError{Region: "B", Err: syscall.ECONNREFUSED}
+	type stepCase struct {
+		in     func(h *harness, s1 *fakeSession) input
+		wantFx []string
+	}
+	for _, tc := range []struct {
+		name      string
+		max       int
+		steps     []stepCase
+		wantState convState
+	}{
+		{"error event, B answers", 3, []stepCase{
+			{serverError, []string{"close sess_A_1", "emit swap_started server_error_event", "dial swap B"}},
+			{dialed("B", nil), []string{"watch sess_B_new", "emit swap_finished server_error_event"}},
+		}, stActive},
+		{"dropped, B refuses, C answers", 3, []stepCase{
+			{dropped, []string{"close sess_A_1", "emit swap_started dropped", "dial swap B"}},
+			{dialed("B", refused), []string{"dial swap C"}},
+			{dialed("C", nil), []string{"watch sess_C_new", "emit swap_finished dropped"}},
+		}, stActive},
+		{"MaxSwapsInRow 1: the first refused dial gives up", 1, []stepCase{
+			{serverError, []string{"close sess_A_1", "emit swap_started server_error_event", "dial swap B"}},
+			{dialed("B", refused), []string{"emit give_up server_error_event"}},
+		}, stGaveUp},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, s1 := startActive(t, Config{MaxSwapsInRow: tc.max}, testRegions())
+			// The first session's failure counts as a failed attempt only
+			// if it never completed a response: this one did.
+			h.userTurn(s1, "u1", 1, 5)
+			h.answer(s1, "r1", "a1", "Hi.", 200)
+			for i, st := range tc.steps {
+				fx := slices.Clone(h.conv.step(st.in(h, s1)))
+				require.Equal(t, st.wantFx, describe(fx), "step %d", i+1)
+				for _, e := range fx {
+					if d, ok := e.(fxDial); ok {
+						h.dialer.take(d.Region, h.conv.cfg.Session) // recorded, answered by the next step
+						continue
+					}
+					h.exec(e)
+				}
+			}
+			require.Equal(t, tc.wantState, h.conv.state)
 		})
 	}
 }
