@@ -22,7 +22,7 @@ const (
 	inSessionEvent                    // an event of the active session
 	inSessionEnd                      // the active session's stream ended
 	inSpareEnd                        // the standby's stream ended
-	inStale                           // an event or end of a retired session
+	inStale                           // nothing to act on: a retired session's event or end, the idle standby's event
 	inSwapDial                        // a dial for the first session or a swap returned
 	inSpareDial                       // a dial for the standby returned
 	inPlayout                         // an item finished playing (PlayoutDone)
@@ -68,6 +68,8 @@ type input struct {
 
 // sessionInput sorts a session's event by whose it is: the active
 // session's, the standby's (only its end matters), or a retired one's.
+// A hedge session (the next issue) is one more case here, with inputs and
+// a column of its own in the table.
 func (c *Conversation) sessionInput(se sessEvent) input {
 	switch {
 	case c.standby.spare != nil && se.gen == c.standby.spare.gen:
