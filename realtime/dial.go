@@ -75,6 +75,13 @@ func dial(ctx context.Context, dc DialConfig, sc SessionConfig, log *slog.Logger
 	if wait <= 0 {
 		wait = closeWait
 	}
+	voice, err := ResolveVoice(d, sc.Voice, dc.Voice)
+	if err != nil {
+		// The region cannot take this voice (regions[].voice refused by its
+		// dialect): a configuration error of this region only.
+		return nil, &DialError{Region: dc.Region, Err: err}
+	}
+	sc.Voice = voice
 	c := newConn(dc, d, sc.InputFormat, log, wait)
 	updateID := c.nextEventID()
 	update, err := EncodeSessionUpdate(sc, d, updateID)
@@ -137,6 +144,9 @@ func upgrade(ctx context.Context, dc DialConfig, hdr http.Header, netDial func(c
 			if resp.Body != nil {
 				b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 				de.Body = redactSecrets(strings.ToValidUTF8(string(b), "\uFFFD"), dc)
+			}
+			if rl := rateLimitFromHTTP(dc.Region, resp.StatusCode, resp.Header, de.Body, time.Now()); rl != nil {
+				de.RetryAfter, de.Err = rl.RetryAfter, errors.Join(rl, de.Err)
 			}
 		}
 		return nil, nil, de

@@ -99,6 +99,30 @@ type Record struct {
 	cfg     RecordConfig
 	entries []*Entry
 	byID    map[string]*Entry
+	// alias maps an id ReplayItems had to fit to MaxClientIDLen (FitID) back
+	// to the record's own id, so the new session's echoes and later events
+	// under the fitted id land on the original entry.
+	alias map[string]string
+}
+
+// canon is the record's id for an id seen on the wire.
+func (r *Record) canon(id string) string {
+	if o, ok := r.alias[id]; ok {
+		return o
+	}
+	return id
+}
+
+// fit returns id fitted to MaxClientIDLen, remembering the alias.
+func (r *Record) fit(id string) string {
+	f := FitID(id)
+	if f != id {
+		if r.alias == nil {
+			r.alias = map[string]string{}
+		}
+		r.alias[f] = id
+	}
+	return f
 }
 
 // NewRecord returns an empty record.
@@ -131,7 +155,7 @@ func (r *Record) Entries() []Entry {
 
 // Entry returns a copy of the entry for itemID.
 func (r *Record) Entry(itemID string) (Entry, bool) {
-	e, ok := r.byID[itemID]
+	e, ok := r.byID[r.canon(itemID)]
 	if !ok {
 		return Entry{}, false
 	}
@@ -142,7 +166,7 @@ func (r *Record) Entry(itemID string) (Entry, bool) {
 
 // ProducedMs is how many ms of audio the model produced for itemID.
 func (r *Record) ProducedMs(itemID string) int {
-	if e, ok := r.byID[itemID]; ok {
+	if e, ok := r.byID[r.canon(itemID)]; ok {
 		return e.ProducedBytes / r.cfg.OutputFormat.BytesPerMs()
 	}
 	return 0
@@ -152,6 +176,7 @@ func (r *Record) ProducedMs(itemID string) int {
 // it in a session that does not have it yet (a replay leaves out calls that
 // had no output).
 func (r *Record) FunctionCall(callID string) (Item, bool) {
+	callID = r.canon(callID)
 	for _, e := range r.entries {
 		if e.Kind == EntryFunctionCall && e.CallID == callID {
 			return Item{ID: e.ItemID, Type: "function_call", CallID: e.CallID, Name: e.Name, Arguments: e.Arguments}, true
@@ -162,6 +187,7 @@ func (r *Record) FunctionCall(callID string) (Item, bool) {
 
 // HasOutput reports whether callID already has a function_call_output.
 func (r *Record) HasOutput(callID string) bool {
+	callID = r.canon(callID)
 	for _, e := range r.entries {
 		if e.Kind == EntryFunctionOutput && e.CallID == callID {
 			return true
@@ -175,6 +201,14 @@ func (r *Record) HasOutput(callID string) bool {
 // record already holds only fill in what is missing: the echo of a replayed
 // item (same id, cut text, no audio) must not overwrite the original.
 func (r *Record) Apply(ev ServerEvent) {
+	if len(r.alias) > 0 {
+		ev.ItemID, ev.PreviousItemID, ev.CallID = r.canon(ev.ItemID), r.canon(ev.PreviousItemID), r.canon(ev.CallID)
+		if ev.Item != nil {
+			it := *ev.Item // the event is shared with other consumers
+			it.ID, it.CallID = r.canon(it.ID), r.canon(it.CallID)
+			ev.Item = &it
+		}
+	}
 	switch ev.Type {
 	case EvInputCommitted:
 		// The committed audio becomes a user item; conversation.item.added
@@ -345,6 +379,7 @@ func (r *Record) SetUserAudio(itemID string, audio []byte) {
 	if itemID == "" {
 		return
 	}
+	itemID = r.canon(itemID)
 	e := r.upsert(EntryUser, itemID, "")
 	if e.Kind != EntryUser {
 		return
@@ -366,7 +401,7 @@ func (r *Record) SetUserAudio(itemID string, audio []byte) {
 
 // SetUserTranscript sets a user turn's transcript.
 func (r *Record) SetUserTranscript(itemID, text string) {
-	if e, ok := r.byID[itemID]; ok && e.Kind == EntryUser {
+	if e, ok := r.byID[r.canon(itemID)]; ok && e.Kind == EntryUser {
 		e.Text = text
 	}
 }
@@ -375,7 +410,7 @@ func (r *Record) SetUserTranscript(itemID, text string) {
 // heard so far (the played position at the end of playout). It is clamped
 // to what the model produced, and ignored once the item was truncated.
 func (r *Record) SetHeard(itemID string, ms int) {
-	if e, ok := r.byID[itemID]; ok && e.Kind == EntryAssistant && !e.Truncated {
+	if e, ok := r.byID[r.canon(itemID)]; ok && e.Kind == EntryAssistant && !e.Truncated {
 		r.setHeard(e, ms)
 	}
 }
@@ -384,7 +419,7 @@ func (r *Record) SetHeard(itemID string, ms int) {
 // item (barge-in, hold, swap): the heard position is final and later text
 // or audio for the item no longer changes the cut.
 func (r *Record) Truncate(itemID string, heardMs int) {
-	if e, ok := r.byID[itemID]; ok && e.Kind == EntryAssistant && !e.Truncated {
+	if e, ok := r.byID[r.canon(itemID)]; ok && e.Kind == EntryAssistant && !e.Truncated {
 		r.setHeard(e, heardMs)
 		e.Truncated = true
 	}
@@ -466,7 +501,9 @@ func CutAtWord(text string, frac float64) string {
 //   - system notes → system message input_text.
 //
 // Items keep their record ids so the new session's item.added echoes match
-// the record instead of adding duplicates. Content types use the GA names;
+// the record instead of adding duplicates. An id or call_id longer than the
+// service's 32 characters (§9) goes out fitted (FitID, the same for a call
+// and its output); the record maps the fitted id back to its entry. Content types use the GA names;
 // the encoder maps them for DialectPreview. d also sets the default token
 // budget: when the history is longer, the oldest entries are left out
 // (a call with its output as one).
@@ -559,7 +596,12 @@ func (r *Record) ReplayItems(d Dialect) []Item {
 		if x.item.Type == "function_call_output" && dropped[x.item.CallID] {
 			continue
 		}
-		items = append(items, x.item)
+		it := x.item
+		it.ID = r.fit(it.ID)
+		if it.CallID != "" {
+			it.CallID = r.fit(it.CallID)
+		}
+		items = append(items, it)
 	}
 	return items
 }
