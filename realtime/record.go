@@ -58,6 +58,11 @@ type Entry struct {
 	// and audio that arrive later for the item are ignored, so the cut
 	// stays where it was measured.
 	Truncated bool
+	// TextAnswer: the model answered this item in text (output_text
+	// deltas or parts) in what is an audio call. Without audio it was never
+	// heard, and is left out of a replay (§9: a text-only answer is a
+	// failed answer, not something the model said to the caller).
+	TextAnswer bool
 	// Function call fields.
 	CallID, Name, Arguments, Output string
 }
@@ -219,6 +224,9 @@ func (r *Record) Apply(ev ServerEvent) {
 	case EvItemAdded, EvItemDone, EvOutputItemAdded, EvOutputItemDone:
 		if ev.Item != nil {
 			r.applyItem(*ev.Item, ev.PreviousItemID)
+			if ev.Type == EvOutputItemAdded || ev.Type == EvOutputItemDone {
+				r.markTextAnswer(*ev.Item)
+			}
 		}
 	case EvItemDeleted:
 		r.remove(ev.ItemID)
@@ -235,6 +243,9 @@ func (r *Record) Apply(ev ServerEvent) {
 	case EvOutputAudioTranscriptDelta, EvOutputTextDelta:
 		if e := r.assistant(ev.ItemID, ev.PreviousItemID); e != nil && !e.Truncated {
 			e.Text += ev.Delta
+			if ev.Type == EvOutputTextDelta {
+				e.TextAnswer = true
+			}
 		}
 	case EvOutputAudioTranscriptDone:
 		if e := r.assistant(ev.ItemID, ev.PreviousItemID); e != nil && !e.Truncated && ev.Transcript != "" {
@@ -243,6 +254,7 @@ func (r *Record) Apply(ev ServerEvent) {
 	case EvOutputTextDone:
 		if e := r.assistant(ev.ItemID, ev.PreviousItemID); e != nil && !e.Truncated && ev.Text != "" {
 			e.Text = ev.Text
+			e.TextAnswer = true
 		}
 	case EvFunctionCallArgumentsDone:
 		if ev.ItemID == "" && ev.CallID == "" {
@@ -293,6 +305,19 @@ func (r *Record) applyItem(it Item, prev string) {
 					r.SetUserAudio(e.ItemID, p.Audio)
 				}
 			}
+		}
+	}
+}
+
+// markTextAnswer flags a model output item that carries text content.
+func (r *Record) markTextAnswer(it Item) {
+	e, ok := r.byID[it.ID]
+	if !ok || e.Kind != EntryAssistant {
+		return
+	}
+	for _, p := range it.Content {
+		if p.Type == contentOutputText {
+			e.TextAnswer = true
 		}
 	}
 }
@@ -452,9 +477,13 @@ func (r *Record) AddFunctionOutput(itemID, callID, output string) {
 
 // HeardText is the part of an assistant entry's text the caller heard: the
 // text cut proportionally at heard/produced ms, back to a word boundary.
-// Text-only items (no audio produced) and items whose heard position is
+// A text answer with no audio (TextAnswer) was not heard at all; other
+// items without audio (created text) and items whose heard position is
 // unknown count as fully heard.
 func (r *Record) HeardText(e Entry) string {
+	if e.TextAnswer && e.ProducedBytes == 0 {
+		return ""
+	}
 	if !e.HeardKnown || e.ProducedBytes == 0 {
 		return e.Text
 	}
