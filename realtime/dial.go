@@ -43,8 +43,10 @@ type dialOptions struct {
 // (default 10 s); ctx only bounds the dial, not the session, which lives
 // until Close or until the socket ends. Errors:
 //   - *DialError: the upgrade failed (StatusCode 0 when no HTTP response
-//     arrived, e.g. connection refused), the URL is unusable, or the
-//     handshake timed out;
+//     arrived, e.g. connection refused), the URL is unusable, the region's
+//     dialect refuses its voice (a *VoiceError inside), or the handshake
+//     timed out; a 429 carries RetryAfter and a *RateLimitError inside
+//     (AsRateLimit);
 //   - *ProtocolError: an `error` event arrived during the handshake (for
 //     example an unknown parameter, or beta_api_shape_disabled, §0);
 //   - *CloseError: the socket closed during the handshake;

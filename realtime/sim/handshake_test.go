@@ -81,6 +81,7 @@ func TestHandshakeRejected(t *testing.T) {
 		{"api-key query on OpenAI", gaPath + "&api-key=sk-test-key-123456", http.Header{}, 401, nil},
 		{"no key on Azure GA", "/openai/v1/realtime?model=d", http.Header{}, 401, "401"},
 		{"wrong bearer on preview", previewPath, http.Header{"Authorization": {"Bearer nope"}}, 401, "401"},
+		{"subprotocol key on Azure", "/openai/v1/realtime?model=d", http.Header{"Sec-WebSocket-Protocol": {"realtime, openai-insecure-api-key.sk-test-key-123456"}}, 401, "401"},
 		{"azure GA with api-version", "/openai/v1/realtime?model=d&api-version=2025-04-01-preview", http.Header{"api-key": {"sk-test-key-123456"}}, 401, "invalid_api_version"},
 		{"GA without model", "/v1/realtime", nil, 400, "missing_required_parameter"},
 		{"preview without deployment", "/openai/realtime?api-version=2025-04-01-preview", http.Header{"api-key": {"sk-test-key-123456"}}, 400, "missing_required_parameter"},
