@@ -57,8 +57,12 @@ type Faults struct {
 	// this many ms of audio in a response (every response while set).
 	DropAfterAudioMs int `yaml:"drop_after_audio_ms"`
 	// RefuseStatus: refuse upgrades with this HTTP status (429, 503, …) and a
-	// JSON error body; 0 = accept.
+	// JSON error body; 0 = accept. 429 and 503 carry Retry-After.
 	RefuseStatus int `yaml:"refuse_status"`
+	// RefuseCount: only the next N upgrades are refused with RefuseStatus,
+	// then the region accepts again (a throttle that lifts); 0 = every
+	// upgrade while RefuseStatus is set.
+	RefuseCount int `yaml:"refuse_count"`
 	// RefuseConnect: reject at TCP level: accepted connections are reset
 	// before any HTTP is read (Listen only; ServeHTTP hijacks and resets).
 	RefuseConnect bool `yaml:"refuse_connect"`
@@ -141,6 +145,7 @@ func (f Faults) Validate() error {
 		{"stall_mid_audio_ms", f.StallMidAudioMs}, {"close_after_audio_ms", f.CloseAfterAudioMs},
 		{"drop_after_audio_ms", f.DropAfterAudioMs}, {"error_event_server_error", f.ErrorEventServerError},
 		{"stall_first_audio", f.StallFirstAudio}, {"rate_limit_responses", f.RateLimitResponses},
+		{"refuse_count", f.RefuseCount},
 	} {
 		if c.v < 0 {
 			return bad(c.key, "%d is negative", c.v)
@@ -170,6 +175,9 @@ func (f Faults) Validate() error {
 	}
 	if f.RefuseStatus != 0 && (f.RefuseStatus < 400 || f.RefuseStatus > 599) {
 		return bad("refuse_status", "%d is not an HTTP error status (400..599)", f.RefuseStatus)
+	}
+	if f.RefuseCount > 0 && f.RefuseStatus == 0 {
+		return bad("refuse_status", "must be set when refuse_count is")
 	}
 	if f.LatencySpikeRate > 0 && f.LatencySpike == 0 {
 		return bad("latency_spike", "must be set when latency_spike_rate is")
@@ -314,6 +322,25 @@ func (fs *faultState) decide(sessionFailed bool) respFault {
 	rf.closeAfterMs = f.CloseAfterAudioMs
 	rf.dropAfterMs = f.DropAfterAudioMs
 	return rf
+}
+
+// takeRefusal says whether this upgrade is refused, and with what status,
+// consuming RefuseCount.
+func (fs *faultState) takeRefusal() (status int, retryAfter time.Duration) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	f := &fs.f
+	if f.RefuseStatus == 0 {
+		return 0, 0
+	}
+	status, retryAfter = f.RefuseStatus, f.retryAfter()
+	if f.RefuseCount > 0 {
+		f.RefuseCount--
+		if f.RefuseCount == 0 {
+			f.RefuseStatus = 0 // used up: accept from now on
+		}
+	}
+	return status, retryAfter
 }
 
 // takeCloseOnce disarms CloseAfterAudioMs; false if another response already

@@ -380,6 +380,22 @@ func TestFaultRefuse429CarriesRetryAfter(t *testing.T) {
 	}
 }
 
+func TestFaultRefuseCountLifts(t *testing.T) {
+	cfg := fastConfig("east")
+	cfg.Faults = Faults{RefuseStatus: 429, RefuseCount: 2, RetryAfter: 3 * time.Second}
+	_, url := startSim(t, cfg)
+	for i := range 2 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, resp, err := websocket.Dial(ctx, url+gaPath, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer sk-test-key-123456"}}})
+		cancel()
+		require.Error(t, err, "upgrade %d", i)
+		require.Equal(t, 429, resp.StatusCode)
+		require.Equal(t, "3", resp.Header.Get("Retry-After"))
+	}
+	c, _ := dialReady(t, url, gaPath)
+	c.probe()
+}
+
 func TestFaultLatencySpikeIsRecorded(t *testing.T) {
 	cfg := fastConfig("east")
 	// Rate 1 with a tiny spike: every response is marked, and the test
@@ -458,6 +474,8 @@ func TestFaultsValidate(t *testing.T) {
 		{"spike without delay", Faults{LatencySpikeRate: 0.1}, "latency_spike"},
 		{"negative retry_after", Faults{RetryAfter: -time.Second}, "retry_after"},
 		{"refuse 200", Faults{RefuseStatus: 200}, "refuse_status"},
+		{"refuse count without status", Faults{RefuseCount: 1}, "refuse_status"},
+		{"negative refuse count", Faults{RefuseStatus: 429, RefuseCount: -1}, "refuse_count"},
 		{"sigma without median", Faults{FirstAudioSigma: 1}, "first_audio_median"},
 		{"sigma too big", Faults{FirstAudioMedian: time.Second, FirstAudioSigma: 9}, "first_audio_sigma"},
 		{"max below median", Faults{FirstAudioMedian: time.Second, FirstAudioMax: time.Millisecond}, "first_audio_max"},

@@ -258,8 +258,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, http.StatusServiceUnavailable, "Connection refused.", errTypeServer, "")
 		return
 	}
-	if f.RefuseStatus != 0 {
-		writeRefusal(w, f.RefuseStatus, f.retryAfter())
+	if status, wait := s.faults.takeRefusal(); status != 0 {
+		writeRefusal(w, status, wait)
 		return
 	}
 	if rej := s.authorize(r, azureRoute(r.URL.Path)); rej != nil {
