@@ -20,9 +20,9 @@ const idAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234567
 // newRandomID is prefix plus n random alphanumerics.
 func newRandomID(prefix string, n int) string {
 	b := make([]byte, n)
-	max := big.NewInt(int64(len(idAlphabet)))
+	size := big.NewInt(int64(len(idAlphabet)))
 	for i := range b {
-		v, err := rand.Int(rand.Reader, max)
+		v, err := rand.Int(rand.Reader, size)
 		if err != nil {
 			panic("realtime: crypto/rand failed: " + err.Error()) // never happens (Go 1.24+ rand.Read does not fail)
 		}

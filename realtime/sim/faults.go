@@ -96,10 +96,11 @@ type Faults struct {
 	FirstAudioMax    time.Duration `yaml:"first_audio_max"`
 
 	// TextAfterReplayRate is the probability (0..1) that a response answers
-	// in text only, with no audio, when its context holds text items a
+	// in text only, with no audio, when its context holds a text item a
 	// client created with conversation.item.create (a replayed history:
-	// assistant text, system notes, user input_text) and the last user turn
-	// in it is not caller audio. Documented real behaviour (§9:
+	// assistant text, system notes, user input_text) after the last user
+	// turn that is caller audio (or there is no such turn; a system note
+	// injected mid-call counts, as in #58). Documented real behaviour (§9:
 	// openai-realtime-api-beta #58/#72, openai-realtime-console #464,
 	// livekit/agents #1143/#2015/#2471): it happened with audio modalities
 	// configured, so an explicit audio modality (session or response.create)

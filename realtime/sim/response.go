@@ -533,9 +533,9 @@ func (s *session) failRateLimited(r *response) {
 	s.endResponse(r, realtime.StatusFailed, details, codeInferenceRateLimit)
 }
 
-// textReplayContext reports whether a response context holds a replayed
-// text history (client-created message items with text) and its last user
-// turn, if any, is not caller audio: the condition of TextAfterReplayRate.
+// textReplayContext reports whether a response context holds a
+// client-created text message after its last caller-audio user turn (or
+// with none): the condition of TextAfterReplayRate.
 func textReplayContext(items []*item) bool {
 	replayed := false
 	for _, it := range items {
