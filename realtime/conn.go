@@ -49,6 +49,7 @@ type Conn struct {
 	raw       *rawConn // the TCP connection under ws, to force it shut
 	log       *slog.Logger
 	region    string
+	voice     string // DialConfig.Voice: this region's override
 	dialect   Dialect
 	id        string
 	expires   time.Time
@@ -102,6 +103,7 @@ func newConn(dc DialConfig, d Dialect, inFormat AudioFormat, log *slog.Logger, w
 	c := &Conn{
 		log:       log,
 		region:    dc.Region,
+		voice:     dc.Voice,
 		dialect:   d,
 		closeWait: wait,
 		ctx:       ctx,
@@ -442,9 +444,15 @@ func (c *Conn) ClearAudio(ctx context.Context) error {
 	return c.send(ctx, evInputClear, id, b, true)
 }
 
-// UpdateSession sends session.update for cfg in the session's dialect. The
+// UpdateSession sends session.update for cfg in the session's dialect, with
+// the region's voice (DialConfig.Voice) or cfg's mapped for the dialect. The
 // server answers with session.updated on Events().
 func (c *Conn) UpdateSession(ctx context.Context, cfg SessionConfig) error {
+	voice, err := ResolveVoice(c.dialect, cfg.Voice, c.voice)
+	if err != nil {
+		return err
+	}
+	cfg.Voice = voice
 	id := c.nextEventID()
 	b, err := EncodeSessionUpdate(cfg, c.dialect, id)
 	if err != nil {
@@ -459,9 +467,14 @@ func (c *Conn) UpdateSession(ctx context.Context, cfg SessionConfig) error {
 	return nil
 }
 
-// CreateItem sends conversation.item.create. previousItemID "" appends.
+// CreateItem sends conversation.item.create. previousItemID "" appends. An
+// item with an id goes with event_id ItemCreateEventID(id), so an error
+// refusing it can be matched to it (ItemAcks).
 func (c *Conn) CreateItem(ctx context.Context, item Item, previousItemID string) error {
 	id := c.nextEventID()
+	if item.ID != "" {
+		id = ItemCreateEventID(item.ID)
+	}
 	b, err := EncodeItemCreate(item, previousItemID, c.dialect, id)
 	if err != nil {
 		return err

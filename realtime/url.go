@@ -18,21 +18,30 @@ var azureHostSuffixes = []string{
 }
 
 // DialectForURL says which wire dialect a realtime URL speaks (protocol doc
-// §0 and §1.2):
-//   - …/openai/realtime?api-version=… is the Azure preview (beta) shape;
+// §0, §1.2 and §9):
+//   - …/openai/realtime?api-version=…-preview is the Azure preview (beta)
+//     shape;
 //   - …/v1/realtime (OpenAI) and …/openai/v1/realtime (Azure GA) are GA;
 //   - anything else is treated as GA, the only interface OpenAI still serves.
 //
 // The path is matched by suffix so that a gateway prefix (for example an API
 // management route in front of Azure) keeps its dialect. It fails for URLs
-// that do not parse, have no host, or are not ws:// or wss://.
+// that do not parse, have no host, or are not ws:// or wss://, and for the
+// legacy /openai/realtime path without a …-preview api-version: a dated
+// non-preview version there speaks an unverified shape (§9), and no
+// version at all is refused by Azure.
 func DialectForURL(raw string) (Dialect, error) {
 	u, err := parseWSURL(raw)
 	if err != nil {
 		return DialectGA, err
 	}
 	p := strings.TrimRight(u.Path, "/")
-	if strings.HasSuffix(p, "/openai/realtime") && u.Query().Has("api-version") {
+	if strings.HasSuffix(p, "/openai/realtime") {
+		v := u.Query().Get("api-version")
+		if !strings.HasSuffix(v, "-preview") {
+			return DialectGA, fmt.Errorf("realtime: url %q: the legacy path /openai/realtime takes only a …-preview api-version (got %q); "+
+				"use /openai/v1/realtime?model=DEPLOYMENT for GA", redactURL(raw), v)
+		}
 		return DialectPreview, nil
 	}
 	return DialectGA, nil
