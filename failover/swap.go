@@ -6,12 +6,16 @@ import (
 	"log/slog"
 	"slices"
 	"time"
+
+	"github.com/sipbridge/sipbridge/realtime"
 )
 
 // failInfo is what is known about a failure when it is detected.
 type failInfo struct {
 	respID string // the response that failed or was in progress
 	err    string // the provider's error message, for the swap log
+	// rateLimit: the provider throttled the region (TriggerRateLimited).
+	rateLimit *realtime.RateLimitError
 }
 
 // oldInfo names the session a swap left, for the one swap log line.
@@ -70,6 +74,13 @@ func (c *Conversation) fail(trig Trigger, fi failInfo) {
 	old := c.active
 	if o := trig.outcome(); o != 0 {
 		c.pool.Report(old.region.Name, o)
+	}
+	if trig == TriggerRateLimited {
+		rl := fi.rateLimit
+		if rl == nil {
+			rl = &realtime.RateLimitError{Region: old.region.Name, Source: realtime.RateLimitResponse, Message: fi.err}
+		}
+		c.throttle(old.region.Name, rl)
 	}
 	c.flushSwapLog("failed_again")
 	if c.fn.ending != nil {
@@ -274,11 +285,7 @@ func (c *Conversation) onSwapDial(r dialResult) {
 		}
 		kind, auth := dialErrorKind(r.err)
 		c.m.ConnectErrors.WithLabelValues(r.region.Name, kind).Inc()
-		outcome := OutcomeConnectError
-		if auth {
-			outcome = OutcomeAuthError
-		}
-		c.pool.Report(r.region.Name, outcome)
+		c.pool.Report(r.region.Name, c.dialOutcome(r.region.Name, r.err, auth))
 		c.swap.failedInRow++
 		sw.lastErr = r.err.Error()
 		c.log.Warn("failover: session open failed", "region", r.region.Name, "kind", kind, "err", r.err,

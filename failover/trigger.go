@@ -89,7 +89,9 @@ func (t Trigger) String() string {
 // expiry and rotation are the provider's limits, not faults).
 func (t Trigger) outcome() Outcome {
 	switch t {
-	case TriggerResponseFailed, TriggerRateLimited, TriggerServerError:
+	case TriggerRateLimited:
+		return OutcomeThrottled
+	case TriggerResponseFailed, TriggerServerError:
 		return OutcomeResponseFailed
 	case TriggerAuth:
 		return OutcomeAuthError
@@ -160,6 +162,9 @@ func classifyErrorEvent(d *realtime.ErrorDetail) Trigger {
 		return TriggerServerError
 	case isAuthError(d):
 		return TriggerAuth
+	case realtime.IsRateLimitCode(d.Code):
+		// Throttled: the turn goes elsewhere at once (throttle.go).
+		return TriggerRateLimited
 	}
 	return 0
 }

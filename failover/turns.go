@@ -93,7 +93,8 @@ func (c *Conversation) onResponseDone(ev realtime.ServerEvent) {
 			e := r.StatusDetails.Error
 			msg = fmt.Sprintf("%s/%s: %s", e.Type, e.Code, e.Message)
 		}
-		c.fail(trig, failInfo{respID: id, err: msg})
+		rl, _ := realtime.RateLimitFromEvent(c.active.region.Name, ev)
+		c.fail(trig, failInfo{respID: id, err: msg, rateLimit: rl})
 		return
 	}
 	if status == realtime.StatusCompleted || status == realtime.StatusIncomplete {
