@@ -138,6 +138,7 @@ type Conversation struct {
 	swap    swapPart      // between sessions, and the give-up count (swap.go)
 	standby standbyState  // the warm standby / rotation target (standby.go)
 	fn      functionState // end_call, transfers, custom tools (functions.go)
+	silent  silentPart    // answers the caller cannot hear (silent.go)
 
 	// fx are the effects of the step running now (see step).
 	fx []effect

@@ -310,6 +310,7 @@ func (c *Conversation) finishSwap(ss *session, warm bool) {
 	sw := c.swap.sw
 	c.active = ss
 	items := c.rec.ReplayItems(ss.s.Dialect())
+	c.callerAudioLast(items)
 	ctx, cancel := context.WithTimeout(c.ctx, replayTimeout)
 	for i, it := range items {
 		if err := ss.s.CreateItem(ctx, it, ""); err != nil {

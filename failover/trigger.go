@@ -53,6 +53,10 @@ const (
 	// TriggerConnect: the first session of the call could not be opened
 	// (used for the give-up log and metrics of calls that never connected).
 	TriggerConnect
+	// TriggerSilentAnswer: the model answered in text, or with nothing, in
+	// an audio call, again after being asked once more with the caller's
+	// audio last (silent.go).
+	TriggerSilentAnswer
 )
 
 func (t Trigger) String() string {
@@ -81,6 +85,8 @@ func (t Trigger) String() string {
 		return "rotation"
 	case TriggerConnect:
 		return "connect"
+	case TriggerSilentAnswer:
+		return "silent_answer"
 	}
 	return "unknown"
 }
@@ -91,7 +97,7 @@ func (t Trigger) outcome() Outcome {
 	switch t {
 	case TriggerRateLimited:
 		return OutcomeThrottled
-	case TriggerResponseFailed, TriggerServerError:
+	case TriggerResponseFailed, TriggerServerError, TriggerSilentAnswer:
 		return OutcomeResponseFailed
 	case TriggerAuth:
 		return OutcomeAuthError

@@ -97,7 +97,8 @@ func (c *Conversation) onResponseDone(ev realtime.ServerEvent) {
 		c.fail(trig, failInfo{respID: id, err: msg, rateLimit: rl})
 		return
 	}
-	if status == realtime.StatusCompleted || status == realtime.StatusIncomplete {
+	silent := c.silentAtDone(r, id)
+	if (status == realtime.StatusCompleted || status == realtime.StatusIncomplete) && !silent {
 		c.pool.Report(c.active.region.Name, OutcomeResponseOK)
 		// The session has proved itself: the swap that brought it worked.
 		c.swap.failedInRow = 0
