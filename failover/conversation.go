@@ -383,6 +383,10 @@ func (c *Conversation) leave() []effect {
 		c.retire(c.standby.spare)
 		c.standby.spare = nil
 	}
+	if rp := c.replaying(); rp != nil {
+		c.swap.sw.replay = nil
+		c.retire(rp.ss)
+	}
 	return c.fx
 }
 

@@ -46,7 +46,9 @@ type swapState struct {
 	from       oldInfo
 	tried      map[string]int
 	attempts   int
-	dialGen    uint64 // the dial whose result is awaited (0 = none)
+	dialGen    uint64         // the dial whose result is awaited (0 = none)
+	replay     *replayState   // the replay awaiting acknowledgements (replay.go)
+	refused    map[string]int // item id → refusals without repair in this swap
 	lastErr    string
 }
 
@@ -307,32 +309,15 @@ func (c *Conversation) onSwapDial(r dialResult) {
 // first and our create is refused as a duplicate (non-fatal), or it
 // interrupts the answer we asked for, exactly as a live barge-in would.
 func (c *Conversation) finishSwap(ss *session, warm bool) {
-	sw := c.swap.sw
-	c.active = ss
 	items := c.rec.ReplayItems(ss.s.Dialect())
 	c.callerAudioLast(items)
-	ctx, cancel := context.WithTimeout(c.ctx, replayTimeout)
-	for i, it := range items {
-		if err := ss.s.CreateItem(ctx, it, ""); err != nil {
-			cancel()
-			c.active = nil
-			c.retire(ss)
-			if c.ctx.Err() != nil {
-				return // the caller hung up during the replay
-			}
-			c.pool.Report(ss.region.Name, OutcomeSessionLost)
-			c.swap.failedInRow++
-			sw.lastErr = fmt.Sprintf("replay item %d of %d: %v", i+1, len(items), err)
-			c.log.Warn("failover: replay failed", "region", ss.region.Name, "session_id", ss.s.ID(), "err", err,
-				"trigger", sw.trigger.String(), "failed_in_row", c.swap.failedInRow)
-			c.nextAttempt()
-			return
-		}
-		if it.Type == "function_call" {
-			ss.calls[it.CallID] = true
-		}
-	}
-	cancel()
+	c.startReplay(ss, warm, items)
+}
+
+// completeSwap puts ss in charge once its replay is confirmed (replay.go).
+func (c *Conversation) completeSwap(ss *session, warm bool, items int) {
+	sw := c.swap.sw
+	c.active = ss
 	c.state = stActive
 	c.swap.sw = nil
 	c.swap.unconfirmed = true
@@ -356,7 +341,7 @@ func (c *Conversation) finishSwap(ss *session, warm bool) {
 		}
 		c.emit(Control{Kind: ControlSwapFinished, Reason: sw.trigger.String()})
 		c.swap.pendingLog = &swapReport{trigger: sw.trigger, from: sw.from, toRegion: ss.region.Name, toSession: ss.s.ID(),
-			items: len(items), attempts: sw.attempts, warm: warm, swapDur: now.Sub(sw.startedAt), pauseStart: sw.pauseStart,
+			items: items, attempts: sw.attempts, warm: warm, swapDur: now.Sub(sw.startedAt), pauseStart: sw.pauseStart,
 			awaitAudio: sw.redo != nil}
 		if sw.redo == nil {
 			c.emitSwapLog("no_answer_pending")

@@ -554,6 +554,11 @@ func TestSwapEffects(t *testing.T) {
 			return dialInput(dialResult{gen: h.conv.swap.sw.dialGen, purpose: dialSwap, region: Region{Name: region}, s: s, err: err})
 		}
 	}
+	// acked: the replayed session's next event (an item's acknowledgement).
+	acked := func(h *harness, _ *fakeSession) input {
+		fs := h.conv.replaying().ss.s.(*fakeSession)
+		return h.conv.sessionInput(sessEvent{gen: h.conv.replaying().ss.gen, ev: <-fs.events})
+	}
 	refused := &realtime.DialError{Region: "B", Err: syscall.ECONNREFUSED}
 	type stepCase struct {
 		in     func(h *harness, s1 *fakeSession) input
@@ -567,12 +572,17 @@ func TestSwapEffects(t *testing.T) {
 	}{
 		{"error event, B answers", 3, []stepCase{
 			{serverError, []string{"close sess_A_1", "emit swap_started server_error_event", "dial swap B"}},
-			{dialed("B", nil), []string{"watch sess_B_new", "emit swap_finished server_error_event"}},
+			{dialed("B", nil), []string{"watch sess_B_new"}},
+			// The swap finishes when both replayed items (u1, a1) are acknowledged.
+			{acked, []string{}},
+			{acked, []string{"emit swap_finished server_error_event"}},
 		}, stActive},
 		{"dropped, B refuses, C answers", 3, []stepCase{
 			{dropped, []string{"close sess_A_1", "emit swap_started dropped", "dial swap B"}},
 			{dialed("B", refused), []string{"dial swap C"}},
-			{dialed("C", nil), []string{"watch sess_C_new", "emit swap_finished dropped"}},
+			{dialed("C", nil), []string{"watch sess_C_new"}},
+			{acked, []string{}},
+			{acked, []string{"emit swap_finished dropped"}},
 		}, stActive},
 		{"MaxSwapsInRow 1: the first refused dial gives up", 1, []stepCase{
 			{serverError, []string{"close sess_A_1", "emit swap_started server_error_event", "dial swap B"}},

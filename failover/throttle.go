@@ -35,6 +35,8 @@ type quietMetrics struct {
 	RateLimitRemaining *prometheus.GaugeVec
 	// sipbridge_failover_silent_answers_total{region,kind}
 	SilentAnswers *prometheus.CounterVec
+	// sipbridge_failover_replay_refused_total{region,action}
+	ReplayRefused *prometheus.CounterVec
 }
 
 func newQuietMetrics(reg prometheus.Registerer) quietMetrics {
@@ -51,6 +53,10 @@ func newQuietMetrics(reg prometheus.Registerer) quietMetrics {
 			Name: "sipbridge_failover_silent_answers_total",
 			Help: "Answers the caller could not hear, by region and kind (text: text instead of audio; empty: completed with no audio and no function call).",
 		}, []string{"region", "kind"})),
+		ReplayRefused: RegisterCollector(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sipbridge_failover_replay_refused_total",
+			Help: "Replayed items the new session refused, by region and what was done (repaired, moved_on, dropped).",
+		}, []string{"region", "action"})),
 	}
 }
 
