@@ -47,7 +47,7 @@ func (c *Conversation) onAudioDelta(ev realtime.ServerEvent) {
 		// The pause ends when the new answer's first audio reaches the
 		// player; the media layer adds at most one 20 ms frame until it is
 		// on the wire.
-		c.swap.pendingLog.pause = now.Sub(c.swap.pendingLog.pauseStart)
+		c.swap.pendingLog.pause = max(now.Sub(c.swap.pendingLog.pauseStart), 0) // 0: the kept audio still plays
 		c.m.Pause.Observe(c.swap.pendingLog.pause.Seconds())
 		c.emitSwapLog("answered")
 	}

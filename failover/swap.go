@@ -113,10 +113,11 @@ func (c *Conversation) startSwap(trig Trigger, fi failInfo) {
 		respID = c.turns.activeResp
 	}
 	redo := c.pendingAnswer(respID)
-	if respID != "" && c.isPlaying() {
-		// The cut answer is regenerated as a continuation: the rest of its
-		// audio must not play, and what was heard fixes where it resumes.
-		c.flushHeard()
+	var playEnd time.Time
+	if respID != "" && !c.play.suppressRsp[respID] {
+		// The cut answer is regenerated as a continuation that starts where
+		// the audio received ends: that audio keeps playing (heard.go).
+		playEnd = c.keepHeard(now, c.turns.activeItems)
 	}
 	if redo != nil && respID != "" && c.heardAnyOf(c.turns.activeItems) {
 		redo.continuation = true
@@ -127,6 +128,9 @@ func (c *Conversation) startSwap(trig Trigger, fi failInfo) {
 	}
 	if pauseStart.IsZero() || redo == nil {
 		pauseStart = now
+	}
+	if playEnd.After(pauseStart) {
+		pauseStart = playEnd // silence starts when the kept audio ends
 	}
 	if redo != nil {
 		// One create at the end of the swap sees the whole conversation,

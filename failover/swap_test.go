@@ -103,10 +103,12 @@ func runTriggerCase(t *testing.T, tc triggerCase) {
 		{ID: "u2", Type: "message", Role: "user", Content: []realtime.ContentPart{{Type: "input_audio", Audio: u2}}},
 	}
 	if tc.midAnswer {
-		// 400 of 1000 ms heard: 40 % of the text, back to a word boundary.
+		// 400 of the 1000 ms received were played; the other 600 keep
+		// playing. What is claimed heard is bounded by a slow speaker over
+		// 1000 ms (12 characters of 48), back to a word boundary.
 		want = append(want, realtime.Item{ID: "a4", Type: "message", Role: "assistant",
-			Content: []realtime.ContentPart{{Type: "output_text", Text: "one two three four"}}})
-		require.Greater(t, h.player.flushCount(), flushes, "the unheard rest of the answer is flushed")
+			Content: []realtime.ContentPart{{Type: "output_text", Text: "one two"}}})
+		require.Equal(t, flushes, h.player.flushCount(), "the audio received keeps playing")
 	}
 	require.Equal(t, want, s2.items())
 
@@ -210,7 +212,10 @@ func TestSwapTriggers(t *testing.T) {
 				s.expires = h.clock.Now().Add(3 * time.Second)
 				h.dialer.then("A", dialStep{sess: s}, dialStep{gate: gate})
 			},
-			induce:  func(h *harness, _ *fakeSession) { h.advance(3 * time.Second) },
+			induce: func(h *harness, _ *fakeSession) {
+				h.player.setPlayed("a4", 1000) // the audio received plays out meanwhile
+				h.advance(3 * time.Second)
+			},
 			pauseMs: 3000},
 		{name: "stall: no response.created", trigger: TriggerStallNoResponse, region: "B", setup: gateB,
 			induce:  func(h *harness, _ *fakeSession) { h.advance(6 * time.Second) },
@@ -222,7 +227,10 @@ func TestSwapTriggers(t *testing.T) {
 			},
 			pauseMs: 6000},
 		{name: "stall: audio stops mid-answer", trigger: TriggerStallMidAudio, midAnswer: true, region: "B", setup: gateB,
-			induce:  func(h *harness, _ *fakeSession) { h.advance(5 * time.Second) },
+			induce: func(h *harness, _ *fakeSession) {
+				h.player.setPlayed("a4", 1000) // the audio received plays out meanwhile
+				h.advance(5 * time.Second)
+			},
 			pauseMs: 5000},
 		{name: "connect refused on swap: next region", trigger: TriggerResponseFailed, region: "C",
 			setup: func(h *harness, gate chan struct{}) {
