@@ -18,7 +18,6 @@ type Params struct {
 	Config  Config
 	Pool    *Pool
 	Dialer  Dialer
-	Player  Player
 	Logger  *slog.Logger
 	Metrics *Metrics
 	Now     func() time.Time // nil = time.Now
@@ -173,6 +172,7 @@ type Conversation struct {
 	pendingTransfers map[string]string
 	tools            toolState // custom tool calls (tools.go)
 	ending           *endState
+	givingUp         *giveUpState // apology queued; ControlGiveUp waits for it
 
 	// Failover.
 	failedInRow  int
@@ -252,7 +252,6 @@ func NewConversation(p Params) *Conversation {
 		cfg:              cfg,
 		pool:             p.Pool,
 		dialer:           p.Dialer,
-		player:           p.Player,
 		log:              log.With("call_id", p.CallID),
 		m:                m,
 		now:              now,
@@ -356,18 +355,21 @@ func (c *Conversation) putFrame(b *[]byte) {
 	c.frames.Put(b)
 }
 
-// Run is the actor loop. It opens the first session (trying candidates in
-// order), then carries the call across swaps and rotations, until ctx ends.
+// Run is the actor loop. It plays the model's audio on player (the call's
+// media stream, which was built with the conversation as its sink). It opens
+// the first session (trying candidates in order), then carries the call
+// across swaps and rotations, until ctx ends.
 // It returns nil, or, when it gave up after MaxSwapsInRow consecutive failed
 // attempts (apology queued, ControlGiveUp emitted), an error wrapping
 // ErrAllRegionsFailed. After giving up it keeps serving (playout reports,
 // controls) until the call, which owns the ending — the apology playing out,
 // the transfer — cancels ctx: returning at once would let the call hang up
 // before the caller heard the apology.
-func (c *Conversation) Run(ctx context.Context) error {
+func (c *Conversation) Run(ctx context.Context, player Player) error {
 	if !c.started.CompareAndSwap(false, true) {
 		return errors.New("failover: Run called twice")
 	}
+	c.player = player
 	if c.dialer == nil || c.player == nil {
 		close(c.done)
 		close(c.controls)
@@ -527,5 +529,7 @@ func (c *Conversation) onTick() {
 		c.maybeFiller(now)
 	case stEnding:
 		c.checkEnd(now)
+	case stDone:
+		c.checkGiveUp(now)
 	}
 }

@@ -819,7 +819,7 @@ func TestRunTwice(t *testing.T) {
 	h := newHarness(t, Config{}, testRegions())
 	h.start()
 	h.waitActive(h.session(1))
-	require.Error(t, h.conv.Run(t.Context()))
+	require.Error(t, h.conv.Run(t.Context(), h.player))
 }
 
 func TestDTMFDuringSwapMergedIntoOneAnswer(t *testing.T) {

@@ -538,6 +538,7 @@ func (c *Conversation) onPlayoutDone(itemID string, playedMs int) {
 	}
 	c.rec.SetHeard(itemID, playedMs)
 	c.checkEnd(c.now())
+	c.checkGiveUp(c.now())
 }
 
 func (c *Conversation) onHold(held bool) {

@@ -462,7 +462,7 @@ func newHarness(t *testing.T, cfg Config, regions []Region, opts ...harnessOpt) 
 	for _, o := range opts {
 		o(h)
 	}
-	h.conv = NewConversation(Params{CallID: "call-1", Config: cfg, Pool: h.pool, Dialer: h.dialer, Player: h.player,
+	h.conv = NewConversation(Params{CallID: "call-1", Config: cfg, Pool: h.pool, Dialer: h.dialer,
 		Logger: log, Metrics: h.m, Now: h.clock.Now})
 	h.conv.tickEvery = 2 * time.Millisecond
 	return h
@@ -471,7 +471,7 @@ func newHarness(t *testing.T, cfg Config, regions []Region, opts ...harnessOpt) 
 func (h *harness) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
-	go func() { h.runErr <- h.conv.Run(ctx) }()
+	go func() { h.runErr <- h.conv.Run(ctx, h.player) }()
 	go func() {
 		for ctl := range h.conv.Controls() {
 			h.ctlMu.Lock()

@@ -100,11 +100,11 @@ func TestSwapAgainstSimulator(t *testing.T) {
 	player := &instantPlayer{played: map[string]int{}}
 	cfg := Config{Session: testSessionConfig()}
 	conv := NewConversation(Params{CallID: "sim-call", Config: cfg, Pool: pool, Dialer: RealtimeDialer{Logger: log},
-		Player: player, Logger: log, Metrics: m})
+		Logger: log, Metrics: m})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	runErr := make(chan error, 1)
-	go func() { runErr <- conv.Run(ctx) }()
+	go func() { runErr <- conv.Run(ctx, player) }()
 	var ctlMu sync.Mutex
 	var ctls []Control
 	ctlDone := make(chan struct{})

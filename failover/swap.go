@@ -413,8 +413,8 @@ func (c *Conversation) deliverBuffered() {
 	c.turnBuf = append(c.turnBuf[:0], data...)
 }
 
-// giveUp ends the conversation's attempts: apology, ControlGiveUp; Run
-// returns ErrAllRegionsFailed once the call has ended it.
+// giveUp ends the conversation's attempts: apology, then ControlGiveUp once
+// it has played; Run returns ErrAllRegionsFailed once the call has ended it.
 func (c *Conversation) giveUp() {
 	sw := c.sw
 	c.state = stDone
@@ -431,8 +431,37 @@ func (c *Conversation) giveUp() {
 	c.log.Error("failover: giving up, no working session", "trigger", sw.trigger.String(), "region", sw.from.region,
 		"session_id", sw.from.sessionID, "response_id", sw.from.responseID, "attempts", sw.attempts,
 		"failed_in_row", c.failedInRow, "regions_tried", tried, "last_error", sw.lastErr, "transfer_to", c.cfg.GiveUpTransfer)
-	c.emit(Control{Kind: ControlGiveUp, Target: c.cfg.GiveUpTransfer, Reason: sw.trigger.String()})
 	c.result = fmt.Errorf("failover: call %s: %d attempts in a row failed, last: %s: %w", c.callID, c.failedInRow, sw.lastErr, ErrAllRegionsFailed)
+	apologyMs := len(c.cfg.ApologyAudio) / c.outBPM
+	c.givingUp = &giveUpState{
+		ctl:       Control{Kind: ControlGiveUp, Target: c.cfg.GiveUpTransfer, Reason: sw.trigger.String()},
+		apologyMs: apologyMs,
+		deadline:  c.now().Add(time.Duration(apologyMs)*time.Millisecond + endCallSlack),
+	}
+	c.checkGiveUp(c.now())
+}
+
+// giveUpState is a give-up whose ControlGiveUp waits for the apology.
+type giveUpState struct {
+	ctl       Control
+	apologyMs int
+	deadline  time.Time // emit even without the apology played by then
+	sent      bool
+}
+
+// checkGiveUp emits ControlGiveUp once the apology has played (or could
+// have, by the deadline: a call not answered yet plays nothing), so the call
+// may end as soon as it receives it.
+func (c *Conversation) checkGiveUp(now time.Time) {
+	g := c.givingUp
+	if g == nil || g.sent {
+		return
+	}
+	if g.apologyMs > 0 && c.player.PlayedMs(apologyItem) < g.apologyMs-playTolMs && now.Before(g.deadline) {
+		return
+	}
+	g.sent = true
+	c.emit(g.ctl)
 }
 
 // ---- rotation and warm standby ---------------------------------------------

@@ -65,7 +65,6 @@ type call struct {
 	confirmedCh     chan struct{} // closed when confirmed is set
 	confirmOnce     sync.Once
 	transferring    atomic.Bool  // a REFER is in progress
-	hangupRequested atomic.Bool  // ControlEndCall seen
 	pendingControls atomic.Int32 // control goroutines that will end the call themselves
 	convExited      atomic.Bool
 	convErr         atomic.Pointer[error]
@@ -85,13 +84,8 @@ type call struct {
 	target remoteTarget // remote target after a target refresh (target.go)
 }
 
-// Control timings.
-const (
-	endCallDrainMax  = 5 * time.Second  // goodbye still queued when ControlEndCall arrives
-	giveUpDrainMax   = 20 * time.Second // apology prompt before giving up
-	playoutPoll      = 20 * time.Millisecond
-	notifyBufferSize = 8
-)
+// notifyBufferSize bounds the REFER progress NOTIFYs not yet read.
+const notifyBufferSize = 8
 
 func newCall(s *Server, req *sip.Request, tx sip.ServerTransaction) *call {
 	from, to := req.From().Address, req.To().Address
@@ -261,40 +255,14 @@ func (c *call) setup() bool {
 	if ua, ok := conn.LocalAddr().(*net.UDPAddr); ok {
 		port = ua.Port
 	}
-	modelFormat := c.s.cfg.ModelFormat
-	if c.s.cfg.ModelFormatFollowsCodec {
-		modelFormat = media.ModelPCMU
-		if codec == media.CodecPCMA {
-			modelFormat = media.ModelPCMA
-		}
-	}
-	sink := &sinkShim{}
-	stream, err := c.s.media.newStream(media.StreamConfig{
-		Conn:            conn,
-		Remote:          ans.Remote,
-		Codec:           codec,
-		DTMFPayloadType: ans.DTMFPT,
-		ModelFormat:     modelFormat,
-		SymmetricRTP:    c.s.cfg.SymmetricRTP,
-		LatchBeforeSend: c.s.cfg.LatchBeforeSend,
-		MediaTimeout:    c.s.cfg.MediaTimeout,
-		ComfortNoiseDB:  c.s.cfg.ComfortNoiseDB,
-		Sink:            sink,
-		Logger:          c.log,
-	})
-	if err != nil {
-		c.end(EndRejectMediaSetup, fmt.Errorf("sip: new media stream: %w", err))
-		return false
-	}
-	c.stream = stream
-	if ans.Hold() {
-		stream.SetSending(false)
-	}
-
+	// Natural construction order: the conversation first (it dials nothing
+	// and declares its audio format), then the stream with the
+	// conversation as its sink; the stream is handed to conv.Run as its
+	// player once the call is about to answer.
 	if c.ctx.Err() != nil {
 		return false
 	}
-	conv, err := c.s.newConv(c.ctx, c.info, stream, c.log)
+	conv, err := c.s.newConv(c.ctx, c.info, c.log)
 	if err == nil && conv == nil {
 		err = errors.New("factory returned no conversation")
 	}
@@ -302,9 +270,26 @@ func (c *call) setup() bool {
 		c.end(EndRejectAIUnavailable, fmt.Errorf("sip: new conversation: %w", err))
 		return false
 	}
-	sink.set(conv)
-	c.conv = conv
+	stream, err := c.s.media.newStream(media.StreamConfig{
+		Conn:            conn,
+		Remote:          ans.Remote,
+		Codec:           codec,
+		DTMFPayloadType: ans.DTMFPT,
+		ModelFormat:     conv.AudioFormat(),
+		SymmetricRTP:    c.s.cfg.SymmetricRTP,
+		LatchBeforeSend: c.s.cfg.LatchBeforeSend,
+		MediaTimeout:    c.s.cfg.MediaTimeout,
+		ComfortNoiseDB:  c.s.cfg.ComfortNoiseDB,
+		Sink:            conv,
+		Logger:          c.log,
+	})
+	if err != nil {
+		c.end(EndRejectMediaSetup, fmt.Errorf("sip: new media stream: %w", err))
+		return false
+	}
+	c.conv, c.stream = conv, stream
 	if ans.Hold() {
+		stream.SetSending(false)
 		conv.SetHold(true)
 	}
 
@@ -436,7 +421,7 @@ func (c *call) waitAIReady() bool {
 
 // runConversation runs the AI side until the call ends or it gives out.
 func (c *call) runConversation() {
-	err := c.conv.Run(c.ctx)
+	err := c.conv.Run(c.ctx, c.stream)
 	if err != nil {
 		c.convErr.Store(&err)
 	}
@@ -452,10 +437,6 @@ func (c *call) endAfterConversation() {
 	var err error
 	if p := c.convErr.Load(); p != nil {
 		err = *p
-	}
-	if err == nil && c.hangupRequested.Load() {
-		c.end(EndModelHangup, nil)
-		return
 	}
 	if err == nil {
 		err = errors.New("conversation returned")
@@ -534,11 +515,8 @@ func (c *call) onControl(ctl failover.Control) {
 	switch ctl.Kind {
 	case failover.ControlEndCall:
 		c.log.Info("model ended the call", "reason", ctl.Reason)
-		c.hangupRequested.Store(true)
-		c.spawnControl(func() {
-			c.waitPlayout(endCallDrainMax)
-			c.end(EndModelHangup, nil)
-		})
+		// The conversation sends it once the goodbye has played.
+		c.end(EndModelHangup, nil)
 	case failover.ControlTransfer:
 		if !c.transferring.CompareAndSwap(false, true) {
 			c.conv.TransferResult(ctl.CallID, false, "a transfer is already in progress")
@@ -563,8 +541,8 @@ func (c *call) onControl(ctl failover.Control) {
 			c.end(EndAIFailed, fmt.Errorf("sip: no AI region available: %s", ctl.Reason))
 			return
 		}
+		// The conversation sends it once the apology has played.
 		c.spawnControl(func() {
-			c.waitPlayout(giveUpDrainMax) // let the apology finish
 			if ctl.Target != "" && c.transferring.CompareAndSwap(false, true) {
 				ok, detail := c.transfer(ctl.Target)
 				c.transferring.Store(false)
@@ -593,23 +571,6 @@ func (c *call) spawnControl(f func()) {
 		defer c.pendingControls.Add(-1)
 		f()
 	})
-}
-
-// waitPlayout waits until the stream has nothing queued, at most max.
-func (c *call) waitPlayout(max time.Duration) {
-	deadline := time.NewTimer(max)
-	defer deadline.Stop()
-	tick := time.NewTicker(playoutPoll)
-	defer tick.Stop()
-	for c.stream.QueuedMs() > 0 {
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			return
-		case <-c.ctx.Done():
-			return
-		}
-	}
 }
 
 // onAck handles an ACK in our dialog: the ACK of our 200 (ReadAck releases
@@ -810,19 +771,4 @@ func (c *call) fromListener(req *sip.Request) {
 // warning is a Warning header (RFC 3261 §20.43).
 func warning(agent string, code int, text string) sip.Header {
 	return sip.NewHeader("Warning", strconv.Itoa(code)+" "+agent+` "`+text+`"`)
-}
-
-// sinkShim breaks the stream/conversation cycle: the stream needs its sink
-// before the conversation (which needs the stream as its player) exists.
-// Caller audio that arrives before the conversation is set is dropped.
-type sinkShim struct{ target atomic.Pointer[sinkTarget] }
-
-type sinkTarget struct{ Conversation }
-
-func (s *sinkShim) set(c Conversation) { s.target.Store(&sinkTarget{c}) }
-
-func (s *sinkShim) WriteCallerAudio(frame []byte) {
-	if t := s.target.Load(); t != nil {
-		t.WriteCallerAudio(frame)
-	}
 }

@@ -33,11 +33,16 @@ type CallInfo struct {
 	Codec    media.Codec    // negotiated G.711 law (for a late offer: PCMU, fixed by the ACK's answer later)
 }
 
-// Conversation is one call's AI conversation (implemented by
-// *failover.Conversation, wired in cmd).
+// Conversation is one call's AI conversation (a *failover.Conversation,
+// wired in cmd). It is built before the media stream: it declares the audio
+// format it exchanges (AudioFormat), the stream is built with it as its sink
+// (WriteCallerAudio), and Run plays the model's audio on that stream. It
+// alone says when the call may end: ControlEndCall and ControlGiveUp come
+// once their audio has played.
 type Conversation interface {
+	AudioFormat() media.ModelFormat
 	WriteCallerAudio(frame []byte)
-	Run(ctx context.Context) error
+	Run(ctx context.Context, player failover.Player) error
 	Controls() <-chan failover.Control
 	PlayoutDone(itemID string, playedMs int)
 	DTMF(digit rune)
@@ -48,17 +53,17 @@ type Conversation interface {
 	Ready() <-chan struct{}
 }
 
-// ConversationFactory builds the conversation of a call. It must not dial
+// ConversationFactory builds the conversation of a call; call.Codec is the
+// negotiated law, from which it picks its audio format. It must not dial
 // anything: the realtime session is opened by Run, which the call starts
 // only once it is about to answer (so a CANCEL before that costs no
 // session). ctx is the call's context.
-type ConversationFactory func(ctx context.Context, call CallInfo, player failover.Player, log *slog.Logger) (Conversation, error)
+type ConversationFactory func(ctx context.Context, call CallInfo, log *slog.Logger) (Conversation, error)
 
 // mediaStream is what a call uses of *media.Stream.
 type mediaStream interface {
 	failover.Player
 	Run(ctx context.Context) error
-	QueuedMs() int
 	Events() <-chan media.Event
 	SetRemote(remote netip.AddrPort, codec media.Codec, dtmfPT int)
 	SetSending(on bool)
