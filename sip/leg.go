@@ -52,13 +52,17 @@ type leg struct {
 
 	events chan legEvent
 
+	// lateOffer: the INVITE had no SDP, so our 200 offers and the ACK
+	// answers (RFC 3261 §13.2.1). Set by the call's setup, read by its
+	// goroutine only.
+	lateOffer bool
+
 	answered    atomic.Bool   // our 200 OK was handed to sipgo
 	confirmed   atomic.Bool   // its ACK arrived
 	confirmedCh chan struct{} // closed when confirmed is set
 	confirmOnce sync.Once
 
 	mu        sync.Mutex // guards the fields below
-	lateOffer bool       // the INVITE had no SDP: our 200 offers, the ACK answers
 	offer     sdp.Offer  // the caller's last offer (or answer, after a late offer)
 	answer    sdp.Answer // what we negotiated from it
 	answerSDP []byte     // our current session description
@@ -264,7 +268,7 @@ func (l *leg) applyAnswer(offer sdp.Offer, ans sdp.Answer, out []byte) string {
 	l.mu.Unlock()
 
 	if newRemote || ans.Codec.PT != prev.Codec.PT || ans.DTMFPT != prev.DTMFPT {
-		l.log.Info("media updated", "rtp_remote", ans.Remote.String(), "codec", ans.Codec.Name, "dtmf_pt", ans.DTMFPT)
+		l.log.Info("re-INVITE: media updated", "rtp_remote", ans.Remote.String(), "codec", ans.Codec.Name, "dtmf_pt", ans.DTMFPT)
 		l.report(legEvent{kind: legMediaChanged, answer: ans})
 	}
 	if hold == wasHeld {
