@@ -612,7 +612,11 @@ func (l *leg) sendRefresh(method sip.RequestMethod, interval time.Duration, expi
 // ackRefresh ACKs the 2xx of our re-INVITE (RFC 3261 §13.2.2.4): a new
 // transaction with the INVITE's CSeq number, to where the INVITE went.
 func (l *leg) ackRefresh(inv *sip.Request, res *sip.Response) error {
-	ack := sip.NewRequest(sip.ACK, inv.Recipient)
+	// Built like every request of ours (newRequest), but sent outside the
+	// dialog's transaction: it copies the dialog headers itself, and goes
+	// exactly where the INVITE went.
+	ack := l.newRequest(sip.ACK)
+	ack.Recipient = inv.Recipient
 	ack.SipVersion = inv.SipVersion
 	if h := inv.From(); h != nil {
 		ack.AppendHeader(sip.HeaderClone(h))
@@ -629,7 +633,6 @@ func (l *leg) ackRefresh(inv *sip.Request, res *sip.Response) error {
 	for _, h := range inv.GetHeaders("Route") {
 		ack.AppendHeader(sip.HeaderClone(h))
 	}
-	ack.AppendHeader(sip.NewHeader("User-Agent", l.s.cfg.UserAgent))
 	ack.SetBody(nil)
 	ack.SetTransport(inv.Transport())
 	ack.SetDestination(inv.Destination())
