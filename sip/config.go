@@ -7,8 +7,6 @@ import (
 	"net/netip"
 	"strings"
 	"time"
-
-	"github.com/sipbridge/sipbridge/media"
 )
 
 // Listener is one socket the server answers on.
@@ -48,13 +46,6 @@ type Config struct {
 	// MediaTimeout ends a call after this long without RTP from the caller.
 	// Default 30 s; negative disables it.
 	MediaTimeout time.Duration
-	// ModelFormat is the audio format exchanged with the conversation.
-	ModelFormat media.ModelFormat
-	// ModelFormatFollowsCodec passes G.711 through to the model: the model
-	// format is the call's negotiated law (PCMU or PCMA) instead of
-	// ModelFormat, so no transcoding or resampling happens on the way. The
-	// conversation factory sees the law in CallInfo.Codec.
-	ModelFormatFollowsCodec bool
 	// AnswerWhenReady sends 180 Ringing and answers (200) only once the
 	// conversation's first realtime session is up, so the caller never talks
 	// into an AI that is not listening; if no region can take the call it is

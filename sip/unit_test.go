@@ -15,8 +15,6 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/stretchr/testify/require"
-
-	"github.com/sipbridge/sipbridge/failover"
 )
 
 func TestTerminationTaxonomy(t *testing.T) {
@@ -366,21 +364,11 @@ func TestServeTwiceAndBindFailure(t *testing.T) {
 
 	// A second server on the same port fails to bind and says so.
 	s2, err := newServer(Config{Listen: []Listener{{Network: "udp", Addr: h.addr}}}, (&testBackend{}).backend(),
-		func(context.Context, CallInfo, failover.Player, *slog.Logger) (Conversation, error) {
+		func(context.Context, CallInfo, *slog.Logger) (Conversation, error) {
 			return nil, errors.New("x")
 		}, nil, nil)
 	require.NoError(t, err)
 	require.Error(t, s2.Serve(t.Context()))
-}
-
-func TestSinkShim(t *testing.T) {
-	var s sinkShim
-	s.WriteCallerAudio([]byte{1}) // before the conversation exists: dropped
-	c := newFakeConv(CallInfo{}, nil)
-	s.set(c)
-	s.WriteCallerAudio([]byte{2})
-	require.Equal(t, []byte{2}, <-c.frames)
-	require.Empty(t, c.frames)
 }
 
 // FuzzBadRequestFor: whatever arrives, our 400 is either not sent or a

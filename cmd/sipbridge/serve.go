@@ -23,7 +23,6 @@ import (
 	"github.com/sipbridge/sipbridge/configs"
 	"github.com/sipbridge/sipbridge/failover"
 	"github.com/sipbridge/sipbridge/media"
-	"github.com/sipbridge/sipbridge/realtime"
 	"github.com/sipbridge/sipbridge/realtime/sim"
 	"github.com/sipbridge/sipbridge/sip"
 )
@@ -105,13 +104,9 @@ func serve(ctx context.Context, stop shutdown, cfg *configs.Config, logw io.Writ
 		AnswerWhenReady: *cfg.SIP.AnswerWhenReady,
 		AnswerTimeout:   cfg.SIP.AnswerTimeout.D(),
 		MediaTimeout:    cfg.RTP.MediaTimeout.D(),
-		ModelFormat:     media.ModelPCM24,
 		SymmetricRTP:    *cfg.RTP.Symmetric,
 		LatchBeforeSend: cfg.RTP.LatchBeforeSend,
 		ComfortNoiseDB:  cfg.RTP.ComfortNoiseDBov,
-	}
-	if cfg.Assistant.AudioFormat == "g711" {
-		sipCfg.ModelFormatFollowsCodec = true
 	}
 	// Session timers (RFC 4028).
 	sipCfg.SessionExpires, sipCfg.MinSE = cfg.SIP.SessionExpires.D(), cfg.SIP.MinSE.D()
@@ -286,49 +281,6 @@ func (a *app) rtpIP() (netip.Addr, error) {
 		return ap.Addr(), nil
 	}
 	return netip.ParseAddr(s)
-}
-
-// newConversation builds the AI side of one call.
-func (a *app) newConversation(ctx context.Context, call sip.CallInfo, player failover.Player, log *slog.Logger) (sip.Conversation, error) {
-	format := realtime.FormatPCM24
-	if a.cfg.Assistant.AudioFormat == "g711" {
-		format = realtime.FormatPCMU
-		if call.Codec == media.CodecPCMA {
-			format = realtime.FormatPCMA
-		}
-	}
-	cfg := a.cfg
-	fc := failover.Config{
-		Session:         cfg.SessionConfig(format),
-		Greeting:        cfg.Assistant.Greeting,
-		StallNoResponse: cfg.Failover.StallNoResponse.D(),
-		StallFirstAudio: cfg.Failover.StallFirstAudio.D(),
-		StallMidAudio:   cfg.Failover.StallMidAudio.D(),
-		MaxSwapsInRow:   cfg.Failover.MaxSwapsInRow,
-		RotateMargin:    cfg.Failover.RotateMargin.D(),
-		FillerAfter:     cfg.Failover.FillerAfter.D(),
-		GiveUpTransfer:  cfg.Failover.GiveUpTransfer,
-		TransferTargets: cfg.Assistant.Tools.TransferTargets,
-	}
-	fc.DTMFDisabled = !*cfg.Assistant.DTMF.Enabled
-	fc.DTMFSilent = !*cfg.Assistant.DTMF.Respond
-	if a.filler != nil {
-		fc.FillerAudio = a.filler.render(format)
-	}
-	if a.apology != nil {
-		fc.ApologyAudio = a.apology.render(format)
-	}
-	return failover.NewConversation(failover.Params{
-		CallID: call.CallID,
-		Config: fc,
-		Pool:   a.pool,
-		Dialer: failover.RealtimeDialer{Logger: log},
-		Player: player,
-		// The call's logger already carries call_id; failover adds it itself.
-		Logger:  a.log,
-		Metrics: a.fom,
-		Tools:   a.tools,
-	}), nil
 }
 
 func (a *app) startAdmin(reg *prometheus.Registry) (*http.Server, error) {
