@@ -350,3 +350,12 @@ func TestOfferAnswerSRTP(t *testing.T) {
 	_, err = BuildOffer(Local{Host: "192.0.2.5", Port: 30002, SRTP: &bad}, Prefs{})
 	require.Error(t, err)
 }
+
+func TestSameAudioRate(t *testing.T) {
+	p := Prefs{Codecs: []uint8{PTG722, PTPCMU, PTPCMA}, Encryption: EncryptionRequired}
+	require.Equal(t, []uint8{PTPCMU, PTPCMA}, p.SameAudioRate(PTPCMA).Codecs)
+	require.Equal(t, []uint8{PTG722}, p.SameAudioRate(PTG722).Codecs)
+	require.Equal(t, EncryptionRequired, p.SameAudioRate(PTG722).Encryption)
+	require.Equal(t, []uint8{PTG722}, Prefs{}.SameAudioRate(PTG722).Codecs)
+	require.Equal(t, []uint8{PTPCMU, PTPCMA}, Prefs{}.SameAudioRate(PTPCMU).Codecs)
+}

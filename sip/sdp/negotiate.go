@@ -405,3 +405,29 @@ func intersectEvents(fmtp string) string {
 	}
 	return sb.String()
 }
+
+// audioRate is the sample rate of a codec's audio (G.722 samples at 16 kHz
+// under its 8000 Hz RTP clock).
+func audioRate(pt uint8) int {
+	if pt == PTG722 {
+		return 16000
+	}
+	return 8000
+}
+
+// SameAudioRate restricts p to the codecs whose audio sample rate equals
+// that of pt: what a re-INVITE may switch to on a running stream, which
+// keeps its sample rate for the call (PCMU ↔ PCMA, not G.711 ↔ G.722).
+func (p Prefs) SameAudioRate(pt uint8) Prefs {
+	var keep []uint8
+	for _, c := range p.codecs() {
+		if audioRate(c) == audioRate(pt) {
+			keep = append(keep, c)
+		}
+	}
+	if len(keep) == 0 {
+		keep = []uint8{pt}
+	}
+	p.Codecs = keep
+	return p
+}
