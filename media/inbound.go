@@ -206,6 +206,12 @@ func (s *Stream) idle(now time.Time) {
 func (s *Stream) processInbound(b []byte, from netip.AddrPort, now time.Time) {
 	in := &s.in
 	if len(b) > 0 && b[0]>>6 == 2 {
+		if len(b) > 1 && b[1] >= 192 && b[1] <= 223 && s.srtpKeys.Load() != nil {
+			// (S)RTCP multiplexed on the RTP port (RFC 5761 §4): we send no
+			// RTCP and do not read it; it is not an SRTP failure.
+			s.stats.ignoredPT.Add(1)
+			return
+		}
 		// SRTP (when negotiated) authenticates before anything else looks
 		// at the packet: a forged or replayed one is dropped and counted,
 		// never played, and never moves symmetric-RTP latching.

@@ -251,7 +251,9 @@ func TestSRTPRoundTrip(t *testing.T) {
 			s.processInbound(bad, callerAddr, now)
 			s.processInbound(clear[11], netip.MustParseAddrPort("203.0.113.9:9"), now)
 			s.processInbound([]byte{0x80, 0, 0}, callerAddr, now)
+			s.processInbound([]byte{0x81, 200, 0, 6, 0, 0, 0x51, 0x51, 1, 2, 3, 4}, callerAddr, now) // an SRTCP SR
 			st := s.Stats()
+			require.Equal(t, uint64(1), st.IgnoredPT, "RTCP on the RTP port is ignored, not an SRTP failure")
 			require.Equal(t, uint64(10), st.PacketsIn, "nothing dropped was played")
 			require.Equal(t, uint64(1), st.SRTPReplayed)
 			require.Equal(t, uint64(3), st.SRTPAuthFailed)
@@ -424,8 +426,12 @@ func TestWidebandSRTPHotPathsDoNotAllocate(t *testing.T) {
 			f := newSRTPInboundFixture(t, tc.codec, tc.srtp)
 			defer f.s.conn.Close()
 			f.next(now)
-			require.Zero(t, testing.AllocsPerRun(300, func() { f.next(now) }))
+			allocs := testing.AllocsPerRun(300, func() { f.next(now) })
 			require.Equal(t, uint64(302), f.s.Stats().PacketsIn)
+			if tc.srtp && raceEnabled {
+				t.Skipf("%v allocs/op under -race (sync.Pool); run without -race to check", allocs)
+			}
+			require.Zero(t, allocs)
 		})
 		t.Run("outbound "+tc.name, func(t *testing.T) {
 			cfg := StreamConfig{Codec: tc.codec, DTMFPayloadType: -1, ModelFormat: ModelPCM24}
@@ -445,7 +451,11 @@ func TestWidebandSRTPHotPathsDoNotAllocate(t *testing.T) {
 				require.True(t, ok)
 			}
 			tick()
-			require.Zero(t, testing.AllocsPerRun(300, tick))
+			allocs := testing.AllocsPerRun(300, tick)
+			if tc.srtp && raceEnabled {
+				t.Skipf("%v allocs/op under -race (sync.Pool); run without -race to check", allocs)
+			}
+			require.Zero(t, allocs)
 		})
 	}
 	t.Run("Play PCM24 on G722", func(t *testing.T) {
