@@ -1,6 +1,7 @@
 package sdp
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
@@ -293,4 +294,17 @@ func (a *Answer) UseOfferedKey(ours SRTP) error {
 	}
 	a.SRTP.LocalKey = ours.LocalKey
 	return nil
+}
+
+// KeepLocalKey is for re-INVITEs on a running SRTP call: when the caller
+// kept its key and suite (a session refresh or hold), our answer keeps
+// ours too, so nothing needs re-keying and no packet in flight is lost. It
+// reports whether the keys are unchanged (then the stream needs no Rekey).
+func (a *Answer) KeepLocalKey(prev *SRTP) bool {
+	if a.SRTP == nil || prev == nil || a.SRTP.Suite != prev.Suite || a.SRTP.Tag != prev.Tag ||
+		!bytes.Equal(a.SRTP.RemoteKey, prev.RemoteKey) {
+		return false
+	}
+	a.SRTP.LocalKey = prev.LocalKey
+	return true
 }

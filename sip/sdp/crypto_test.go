@@ -359,3 +359,28 @@ func TestSameAudioRate(t *testing.T) {
 	require.Equal(t, []uint8{PTG722}, Prefs{}.SameAudioRate(PTG722).Codecs)
 	require.Equal(t, []uint8{PTPCMU, PTPCMA}, Prefs{}.SameAudioRate(PTPCMU).Codecs)
 }
+
+// A re-INVITE that keeps the caller's key keeps ours; a new caller key
+// gets a new one of ours.
+func TestKeepLocalKey(t *testing.T) {
+	o, err := ParseOffer(srtpOffer("m=audio 4000 RTP/SAVP 0\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + key30 + "\n"))
+	require.NoError(t, err)
+	p := Prefs{Encryption: EncryptionRequired}
+	first, err := Negotiate(o, p)
+	require.NoError(t, err)
+	again, err := Negotiate(o, p)
+	require.NoError(t, err)
+	require.NotEqual(t, first.SRTP.LocalKey, again.SRTP.LocalKey)
+	require.True(t, again.KeepLocalKey(first.SRTP))
+	require.Equal(t, first.SRTP.LocalKey, again.SRTP.LocalKey)
+
+	other := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x5A}, 30))
+	o2, err := ParseOffer(srtpOffer("m=audio 4000 RTP/SAVP 0\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + other + "\n"))
+	require.NoError(t, err)
+	rekeyed, err := Negotiate(o2, p)
+	require.NoError(t, err)
+	require.False(t, rekeyed.KeepLocalKey(first.SRTP))
+	require.NotEqual(t, first.SRTP.LocalKey, rekeyed.SRTP.LocalKey)
+	clear := Answer{}
+	require.False(t, clear.KeepLocalKey(first.SRTP))
+}
