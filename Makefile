@@ -7,7 +7,7 @@ PKGS      := ./...
 # Real SIP peers the integration tests drive (Debian packages).
 PEER_PKGS := sip-tester baresip sox espeak-ng kamailio
 
-.PHONY: all build run test deps vet unit fuzz bench load clean
+.PHONY: all build run test deps vet lint tidy-check ci unit fuzz bench load clean
 
 all: build
 
@@ -27,6 +27,21 @@ deps:
 
 vet:
 	$(GO) vet $(PKGS)
+
+# staticcheck at a pinned version, fetched through the module proxy (no
+# install step; cached after the first run).
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint:
+	$(GO) run $(STATICCHECK) $(PKGS)
+
+# go.mod and go.sum must be exactly what `go mod tidy` writes.
+tidy-check:
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy'"; exit 1; }
+
+# What CI runs (.ci/run): the static checks, then the whole suite. They stay
+# out of `make test` because they need the module proxy for modules the
+# build does not (staticcheck, the test-only dependencies of dependencies).
+ci: tidy-check lint test
 
 # The whole suite: unit, fuzz seed corpora, integration through the real
 # binary with real SIP peers (which must be present: they are not skipped).
