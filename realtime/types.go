@@ -116,7 +116,7 @@ type DialConfig struct {
 	URL         string // full ws:// or wss:// URL including query
 	APIKey      string // never logged
 	Auth        AuthStyle
-	DialTimeout time.Duration // 0 = 10 s
+	DialTimeout time.Duration // 0 = DefaultDialTimeout
 }
 
 // ErrorDetail is the error object of an `error` event or of a failed
