@@ -10,11 +10,6 @@ import (
 	"github.com/sipbridge/sipbridge/realtime"
 )
 
-// ErrAllRegionsFailed is returned by Conversation.Run when MaxSwapsInRow
-// consecutive attempts to get a working session failed (after the apology
-// was queued and ControlGiveUp emitted).
-var ErrAllRegionsFailed = errors.New("failover: all regions failed")
-
 // Trigger is why a conversation left its session. Each failure is classified
 // once, here; String is the label used in logs and metrics.
 type Trigger uint8
