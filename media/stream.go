@@ -35,10 +35,8 @@ const (
 	readBufSize  = 1500
 	rtpHeaderLen = 12
 
-	// DefaultComfortNoiseDBov is the noise level sent while nothing plays
-	// (configs: rtp.comfort_noise_dbov).
-	DefaultComfortNoiseDBov = -65.0
-	eventQueue              = 64
+	defaultComfortNoiseDB = -65.0
+	eventQueue            = 64
 
 	// flushAfter: when no packet arrived for this long, the jitter buffer
 	// releases what it holds (3 frames: the sender has gone quiet, not
@@ -148,7 +146,7 @@ func NewStream(cfg StreamConfig) (*Stream, error) {
 		return nil, fmt.Errorf("media: new stream: telephone-event payload type %d: %w", cfg.DTMFPayloadType, ErrBadConfig)
 	}
 	if cfg.ComfortNoiseDB == 0 {
-		cfg.ComfortNoiseDB = DefaultComfortNoiseDBov
+		cfg.ComfortNoiseDB = defaultComfortNoiseDB
 	}
 	if cfg.ComfortNoiseDB > -20 || cfg.ComfortNoiseDB < -96 || math.IsNaN(cfg.ComfortNoiseDB) {
 		return nil, fmt.Errorf("media: new stream: comfort noise %v dBov outside -96..-20: %w", cfg.ComfortNoiseDB, ErrBadConfig)
