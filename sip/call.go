@@ -419,7 +419,7 @@ func (c *call) waitAIReady() bool {
 	}
 	timeout := c.s.cfg.AnswerTimeout
 	if timeout <= 0 {
-		timeout = DefaultAnswerTimeout
+		timeout = defaultAnswerTimeout
 	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()

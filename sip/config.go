@@ -102,8 +102,11 @@ const (
 	DefaultUserAgent    = "sipbridge"
 	DefaultACKTimeout   = 32 * time.Second
 	DefaultMediaTimeout = 30 * time.Second
-	// DefaultAnswerTimeout bounds ringing while the AI connects.
-	DefaultAnswerTimeout = 10 * time.Second
+	// defaultAnswerTimeout bounds ringing while the AI connects.
+	defaultAnswerTimeout = 10 * time.Second
+	// DefaultAnswerTimeout is that bound for callers (the binary's
+	// sip.answer_timeout).
+	DefaultAnswerTimeout = defaultAnswerTimeout
 )
 
 // withDefaults validates c and fills in the defaults.
