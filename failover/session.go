@@ -142,7 +142,7 @@ func (c *Conversation) closeAsync(s realtime.Session) {
 func (c *Conversation) dial(gen uint64, purpose dialPurpose, region Region) {
 	timeout := region.Dial.DialTimeout
 	if timeout <= 0 {
-		timeout = 10 * time.Second
+		timeout = realtime.DefaultDialTimeout
 	}
 	c.wg.Add(1)
 	go func() {
