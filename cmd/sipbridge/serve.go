@@ -49,7 +49,7 @@ type app struct {
 	sip     *sip.Server
 	filler  *prompt
 	apology *prompt
-	tools   failover.ToolRunner // webhook tools (extensions.go); nil: none
+	tools   failover.ToolRunner // webhook tools (webhooks.go); nil: none
 	// draining is set on SIGTERM; /healthz answers 503 from then on.
 	draining atomic.Bool
 }
@@ -133,7 +133,7 @@ func serve(ctx context.Context, stop shutdown, cfg *configs.Config, logw io.Writ
 	if err := applyTrunks(&sipCfg, cfg, os.Getenv); err != nil { // trunks.go
 		return err
 	}
-	applyRegistrations(&sipCfg, cfg, os.Getenv) // extensions.go
+	applyRegistrations(&sipCfg, cfg, os.Getenv) // register.go
 	if a.tools, err = newToolRunner(cfg, os.Getenv, log, reg); err != nil {
 		return err
 	}
