@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/sipbridge/sipbridge/sip"
@@ -110,8 +109,8 @@ func (c *Config) validateSIP(bad badFunc) {
 			bad(fmt.Sprintf("sip.transports[%d]", i), "%q is not one of udp, tcp", t)
 		}
 	}
-	if c.SIP.MaxCalls < 0 {
-		bad("sip.max_calls", "must be ≥ 0")
+	if err := sip.ValidateMaxCalls(c.SIP.MaxCalls); err != nil {
+		bad("sip.max_calls", "%v", err)
 	}
 	if c.SIP.Advertise == "" {
 		for _, l := range c.SIP.Listen {
@@ -120,11 +119,11 @@ func (c *Config) validateSIP(bad badFunc) {
 				break
 			}
 		}
-	} else if strings.ContainsAny(c.SIP.Advertise, "\r\n\x00 <>;") {
-		bad("sip.advertise", "%q is not a host", c.SIP.Advertise)
+	} else if err := sip.ValidateAdvertiseHost(c.SIP.Advertise); err != nil {
+		bad("sip.advertise", "%v", err)
 	}
-	if strings.ContainsAny(c.SIP.UserAgent, "\r\n\x00") {
-		bad("sip.user_agent", "must not contain CR, LF or NUL")
+	if err := sip.ValidateUserAgent(c.SIP.UserAgent); err != nil {
+		bad("sip.user_agent", "%v", err)
 	}
 	if d := c.SIP.ACKTimeout.D(); d < time.Second {
 		bad("sip.ack_timeout", "%v is below 1s", d)
