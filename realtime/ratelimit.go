@@ -22,13 +22,10 @@ const (
 	RateLimitResponse = "response_failed"
 )
 
-// Rate-limit error codes (§3.7, §6.1; rate_limit_exceeded is the REST and
-// upgrade code). insufficient_quota is not one: it is billing, not
-// throttling, and waiting does not cure it.
-const (
-	CodeInferenceRateLimit = "inference_rate_limit_exceeded"
-	CodeRateLimitExceeded  = "rate_limit_exceeded"
-)
+// The rate-limit error codes are CodeInferenceRateLimitExceeded and
+// CodeRateLimitExceeded (wire.go; rate_limit_exceeded is the REST and upgrade
+// code). insufficient_quota is not one: it is billing, not throttling, and
+// waiting does not cure it.
 
 // RateLimitError is the provider throttling a region: not an outage. The
 // region should be set aside for RetryAfter (when the provider said; 0 =
@@ -68,7 +65,7 @@ func AsRateLimit(err error) (*RateLimitError, bool) {
 
 // IsRateLimitCode reports whether an error code means throttling.
 func IsRateLimitCode(code string) bool {
-	return code == CodeInferenceRateLimit || code == CodeRateLimitExceeded
+	return code == CodeInferenceRateLimitExceeded || code == CodeRateLimitExceeded
 }
 
 // RateLimitFromEvent classifies a server event: an `error` event with a

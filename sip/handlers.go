@@ -113,7 +113,7 @@ func (s *Server) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {
 // (RFC 3261 §12.2.2).
 func (s *Server) inDialogUnknown(req *sip.Request, tx sip.ServerTransaction) {
 	err := s.respond(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil)
-	if ok, suppressed := s.badLog.allow(); ok {
+	if ok, suppressed := s.badLog.Allow(); ok {
 		s.log.Info("sip: request for an unknown dialog", "method", sanitizePhrase(req.Method.String()),
 			"call_id", headerValue(req.CallID()), "src", req.Source(), "suppressed", suppressed, "error", err)
 	}
