@@ -5,6 +5,7 @@
 //	sipbridge [-config FILE]        run the server (no -config: the embedded
 //	                                default with two local simulated regions)
 //	sipbridge check [-config FILE]  validate a config and exit
+//	sipbridge health [-ready]       probe a running server's /livez or /readyz
 //	sipbridge version               print the version
 //
 // SIGTERM drains (new INVITEs and OPTIONS get 503, active calls finish, then
@@ -30,6 +31,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "health" { // health.go: its own flags
+		return health(args[1:], stdout, stderr)
+	}
 	cmd := "serve"
 	if len(args) > 0 && (args[0] == "check" || args[0] == "version" || args[0] == "serve") {
 		cmd, args = args[0], args[1:]
