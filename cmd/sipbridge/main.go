@@ -6,6 +6,7 @@
 //	                                default with two local simulated regions)
 //	sipbridge check [-config FILE]  validate a config and exit
 //	sipbridge health [-ready]       probe a running server's /livez or /readyz
+//	sipbridge call SIP-URI          place a test call, say a question, hear the answer
 //	sipbridge version               print the version
 //
 // SIGTERM drains (new INVITEs and OPTIONS get 503, active calls finish, then
@@ -33,6 +34,9 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "health" { // health.go: its own flags
 		return health(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "call" { // call.go: its own flags
+		return callCmd(args[1:], stdout, stderr)
 	}
 	cmd := "serve"
 	if len(args) > 0 && (args[0] == "check" || args[0] == "version" || args[0] == "serve") {
