@@ -62,6 +62,25 @@ func (a *app) readiness() readiness {
 	}
 }
 
+// registerAdminMetrics exports what the alerts and the dashboard need that
+// no package owns: the configured call cap (to alert before it is reached)
+// and the readiness /readyz reports.
+func registerAdminMetrics(reg prometheus.Registerer, a *app) {
+	failover.RegisterCollector(reg, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sipbridge_max_calls",
+		Help: "sip.max_calls: the concurrent call cap (0 = none).",
+	}, func() float64 { return float64(a.cfg.SIP.MaxCalls) }))
+	failover.RegisterCollector(reg, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sipbridge_ready",
+		Help: "1 while new calls are taken (/readyz answers 200), else 0.",
+	}, func() float64 {
+		if a.readiness().notReady() == "" {
+			return 1
+		}
+		return 0
+	}))
+}
+
 // adminHandler serves /metrics, the probes and /status.
 func (a *app) adminHandler(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
@@ -98,6 +117,7 @@ func (a *app) startAdmin(reg *prometheus.Registry) (*http.Server, error) {
 	if a.cfg.Admin.Listen == "off" {
 		return nil, nil
 	}
+	registerAdminMetrics(reg, a)
 	ln, err := net.Listen("tcp", a.cfg.Admin.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("admin.listen: %w", err)
