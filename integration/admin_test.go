@@ -77,9 +77,14 @@ func TestReadinessTransitions(t *testing.T) {
 
 	requireProbes(t, br, true, "ok")
 	require.Equal(t, 200, options())
+	_, metrics := probe(t, br, "/metrics")
+	require.Contains(t, metrics, "\nsipbridge_ready 1\n")
 
 	call, ctx := dial(t, br, time.Minute, phone.CallOptions{})
 	requireProbes(t, br, false, "at max_calls (1 of 1 active)")
+	_, metrics = probe(t, br, "/metrics")
+	require.Contains(t, metrics, "\nsipbridge_max_calls 1\n")
+	require.Contains(t, metrics, "\nsipbridge_ready 0\n")
 	require.Equal(t, 503, options(), "a full instance answers OPTIONS 503")
 	exit, out, _ := runBinary(t, 30*time.Second, "call", "-admin", "off", "sip:bot@"+br.SIPAddr)
 	require.Equal(t, 1, exit, out)
