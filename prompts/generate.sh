@@ -15,3 +15,6 @@ say() { # FILE TEXT
 say one-moment.wav "One moment, please."
 say sorry-transferring.wav "I'm sorry, I'm having trouble right now. Let me transfer you to a colleague."
 say question.wav "Hello. What are your opening hours today?"
+# The binary embeds the question for `sipbridge call` (Go embeds only files
+# under the package's directory; a test keeps the copy identical).
+cp question.wav ../cmd/sipbridge/question.wav
