@@ -5,6 +5,8 @@
 //	sipbridge [serve] [-config FILE]  run the server (no -config: the embedded
 //	                                  default with two local simulated regions)
 //	sipbridge check [-config FILE]    validate a config and the files it names, and exit
+//	sipbridge health [-ready]         probe a running server's /livez or /readyz
+//	sipbridge call SIP-URI            place a test call, say a question, hear the answer
 //	sipbridge version                 print the version
 //	sipbridge help                    list the subcommands and flags
 //
@@ -37,6 +39,13 @@ const usage = `Usage:
                                     simulated realtime regions (no keys needed)
   sipbridge check [-config FILE]    validate a config (keys, values, the files it
                                     names) and exit: 0 valid, 1 not
+  sipbridge health [-ready] [-addr HOST:PORT]
+                                    probe a running server's /livez (or /readyz):
+                                    exit 0 healthy, 1 not (the image's HEALTHCHECK)
+  sipbridge call SIP-URI [-wav FILE] [-rec FILE]
+                                    place a test call, say a question, print what
+                                    happened and save what was heard; exit 0 when
+                                    an answer was heard
   sipbridge version                 print the version
   sipbridge help                    print this help
 
@@ -47,6 +56,12 @@ Flags:
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "health" { // health.go: its own flags
+		return health(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "call" { // call.go: its own flags
+		return callCmd(args[1:], stdout, stderr)
+	}
 	cmd := "serve"
 	if len(args) > 0 {
 		switch args[0] {
