@@ -6,6 +6,8 @@
 //	                                default with two local simulated regions)
 //	sipbridge check [-config FILE]  validate a config and exit
 //	sipbridge version               print the version
+//	sipbridge report [-format text|csv|json] [-png FILE] RECORDS...
+//	                                tables from call records (report.go)
 //
 // SIGTERM drains (new INVITEs and OPTIONS get 503, active calls finish, then
 // exit); SIGINT hangs up every call and exits now.
@@ -30,6 +32,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "report" {
+		return report(args[1:], stdout, stderr)
+	}
 	cmd := "serve"
 	if len(args) > 0 && (args[0] == "check" || args[0] == "version" || args[0] == "serve") {
 		cmd, args = args[0], args[1:]
