@@ -39,9 +39,9 @@ type SyncPolicy string
 // OOM kill) cannot lose or tear the line: the kernel holds it. A kill that
 // lands inside the write can cut it at a page boundary (Linux stops a
 // multi-page write for a fatal signal), so before appending, the writer
-// puts the whole line in PATH.pending (write a temporary file, rename over:
-// atomic). On the next Open a torn last line that is a prefix of the
-// pending line is completed from it; any other torn tail is moved to
+// puts the whole line in PATH.pending (see writePending). On the next
+// Open a torn last line that is a prefix of the pending line is completed
+// from it; any other torn tail is moved to
 // PATH.torn-TIME. So a record the writer had started to append is never
 // lost or torn by a process crash; one still in the queue is lost (the
 // queue holds a few records for microseconds at normal load).
@@ -68,8 +68,9 @@ type Config struct {
 	// transfer targets, and numbers in transcript text) before encoding.
 	// See MaskDigits.
 	Redact func(string) string
-	// now is the clock (tests).
-	now func() time.Time
+	// now is the clock, pendingPath overrides PATH.pending (tests).
+	now         func() time.Time
+	pendingPath string
 }
 
 // Validate checks the configuration once, naming the bad key.
@@ -100,11 +101,12 @@ type Writer struct {
 	errorLog limiter
 
 	// Owned by Run's goroutine.
-	f    *os.File
-	size int64
-	day  string // UTC yyyy-mm-dd of the first line in f
-	buf  bytes.Buffer
-	enc  *json.Encoder
+	pending *os.File // PATH.pending
+	f       *os.File
+	size    int64
+	day     string // UTC yyyy-mm-dd of the first line in f
+	buf     bytes.Buffer
+	enc     *json.Encoder
 }
 
 // Open prepares the records file: creates it if missing, and repairs a
@@ -127,13 +129,16 @@ func Open(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Writer, err
 	if cfg.now == nil {
 		cfg.now = time.Now
 	}
+	if cfg.pendingPath == "" {
+		cfg.pendingPath = cfg.Path + pendingSuffix
+	}
 	if log == nil {
 		log = slog.Default()
 	}
 	w := &Writer{cfg: cfg, log: log.With("records", cfg.Path), queue: make(chan *Record, cfg.QueueLen),
 		dropLog: limiter{every: DefaultLogEvery}, errorLog: limiter{every: DefaultLogEvery}}
 	w.m = newMetrics(reg, func() float64 { return float64(len(w.queue)) })
-	action, err := repairTail(cfg.Path, cfg.now())
+	action, err := repairTail(cfg.Path, cfg.pendingPath, cfg.now())
 	if err != nil {
 		return nil, fmt.Errorf("records.path: %w", err)
 	}
@@ -141,7 +146,11 @@ func Open(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Writer, err
 		w.m.repaired.WithLabelValues(action).Inc()
 		w.log.Warn("records: repaired a torn last line left by a crash", "action", action)
 	}
+	if w.pending, err = os.OpenFile(cfg.pendingPath, os.O_RDWR|os.O_CREATE, 0o640); err != nil {
+		return nil, fmt.Errorf("records.path: %w", err)
+	}
 	if err := w.openFile(); err != nil {
+		w.pending.Close()
 		return nil, fmt.Errorf("records.path: %w", err)
 	}
 	w.enc = json.NewEncoder(&w.buf)
@@ -182,6 +191,7 @@ func (w *Writer) drop(rec *Record, reason string) {
 // records are in the queue.
 func (w *Writer) Run(ctx context.Context) error {
 	defer w.closeFile()
+	defer w.pending.Close()
 	for {
 		select {
 		case rec := <-w.queue:
@@ -258,14 +268,20 @@ func (w *Writer) write(rec *Record) {
 }
 
 // writePending keeps a whole copy of the line being appended (see
-// "Durability"). A failure only weakens the crash repair: counted, logged.
+// "Durability") in PATH.pending: overwrite from offset 0, then cut to the
+// line's length. Only the bytes up to the first newline count, so a kill
+// between the two steps leaves a usable file (and the append has not
+// started then anyway). A failure only weakens the crash repair: counted,
+// logged.
 func (w *Writer) writePending(line []byte) {
-	tmp := w.cfg.Path + pendingSuffix + ".tmp"
-	if err := os.WriteFile(tmp, line, 0o640); err != nil {
+	if w.pending == nil {
+		return
+	}
+	if _, err := w.pending.WriteAt(line, 0); err != nil {
 		w.ioError("pending", err)
 		return
 	}
-	if err := os.Rename(tmp, w.cfg.Path+pendingSuffix); err != nil {
+	if err := w.pending.Truncate(int64(len(line))); err != nil {
 		w.ioError("pending", err)
 	}
 }
@@ -349,7 +365,7 @@ func (w *Writer) closeFile() {
 // was needed, "completed" when the torn last line was finished from
 // PATH.pending, "newline" when the partial last line was valid JSON and got
 // its newline, "quarantined" when it was moved to PATH.torn-TIME and cut.
-func repairTail(path string, now time.Time) (string, error) {
+func repairTail(path, pendingPath string, now time.Time) (string, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", nil
@@ -389,8 +405,13 @@ func repairTail(path string, now time.Time) (string, error) {
 	if _, err := f.ReadAt(tail, start); err != nil && !errors.Is(err, io.EOF) {
 		return "", err
 	}
-	if pending, err := os.ReadFile(path + pendingSuffix); err == nil &&
-		len(pending) > len(tail) && pending[len(pending)-1] == '\n' && bytes.HasPrefix(pending, tail) {
+	pending, _ := os.ReadFile(pendingPath)
+	if i := bytes.IndexByte(pending, '\n'); i >= 0 {
+		pending = pending[:i+1]
+	} else {
+		pending = nil
+	}
+	if len(pending) > len(tail) && bytes.HasPrefix(pending, tail) {
 		if _, err := f.WriteAt(pending[len(tail):], size); err != nil {
 			return "", err
 		}
