@@ -370,3 +370,21 @@ func TestSIGKILLLeavesWholeLines(t *testing.T) {
 	q, _ := filepath.Glob(path + quarantineSuffix + "*")
 	require.Empty(t, q)
 }
+
+// FuzzRead: a records file may be damaged or hand-edited; Read never
+// panics, and every record it passes on has a call_id and a known schema.
+func FuzzRead(f *testing.F) {
+	f.Add([]byte(`{"schema":1,"call_id":"a","responses":[{"usage":{"total_tokens":3}}]}` + "\n" + `{"sch`))
+	f.Add([]byte("\n\n{}\n[]\nnull\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		err := Read(bytes.NewReader(data), func(r *Record) error {
+			if r.CallID == "" || r.Schema > SchemaVersion {
+				t.Fatalf("passed on %+v", r)
+			}
+			return nil
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}
