@@ -251,14 +251,31 @@ func report(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	regions, trunks := newReportTable(false), newReportTable(true)
+	// A call has one record; the same one read twice (a file named twice,
+	// overlapping globs) is counted once.
+	type callKey struct {
+		id     string
+		invite time.Time
+	}
+	seen := make(map[callKey]bool)
+	dups := 0
 	for _, path := range fs.Args() {
 		if err := readRecordsFile(path, stderr, func(rec *records.Record) {
+			k := callKey{rec.CallID, rec.Invite.UTC()}
+			if seen[k] {
+				dups++
+				return
+			}
+			seen[k] = true
 			regions.add(rec)
 			trunks.add(rec)
 		}); err != nil {
 			fmt.Fprintf(stderr, "sipbridge report: %v\n", err)
 			return 1
 		}
+	}
+	if dups > 0 {
+		fmt.Fprintf(stderr, "sipbridge report: %d duplicate records (same call_id and invite time) counted once\n", dups)
 	}
 	regionRows, trunkRows := regions.finish(), trunks.finish()
 	rows := regionRows

@@ -144,8 +144,9 @@ func runReport(t *testing.T, args ...string) (code int, stdout, stderr string) {
 
 func TestReportJSONShape(t *testing.T) {
 	path := writeRecords(t, syntheticRecords(), "")
-	code, out, stderr := runReport(t, "-format", "json", path)
+	code, out, stderr := runReport(t, "-format", "json", path, path) // named twice: counted once
 	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stderr, "4 duplicate records")
 	var rows []map[string]any
 	require.NoError(t, json.Unmarshal([]byte(out), &rows))
 	require.Len(t, rows, 3)
@@ -233,7 +234,11 @@ func TestReportErrors(t *testing.T) {
 	code, _, stderr = runReport(t, filepath.Join(t.TempDir(), "missing.jsonl"))
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "missing.jsonl")
-	code, out, _ := runReport(t, writeRecords(t, nil, ""))
+	empty := writeRecords(t, nil, "")
+	code, out, _ := runReport(t, empty)
 	require.Equal(t, 0, code)
 	require.Contains(t, out, "No failures.")
+	code, out, _ = runReport(t, "-format", "json", empty)
+	require.Equal(t, 0, code)
+	require.Equal(t, "[]\n", out, "an empty report is still a list")
 }

@@ -48,6 +48,18 @@
 //	                        `records.transcripts: true`
 //	dropped_events  int     record entries not kept (list caps); 0 normally
 //
+// # Files
+//
+//	PATH                 the current file (records.path)
+//	PATH.YYYYMMDDTHHMMSSZ a rotated file (size or UTC day), whole lines
+//	PATH.torn-TIME       a torn tail found on open that could not be
+//	                     completed, kept for inspection
+//	DIR/.NAME.pending    the line being appended, used to complete a line
+//	                     a crash cut (see Writer "Durability")
+//
+// `sipbridge report PATH*` reads the current and rotated files; a torn
+// file's partial line is reported as skipped.
+//
 // # Redaction
 //
 // Config.Redact, when set, is applied by the Writer to From, To, transfer

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,7 +28,6 @@ const (
 	DefaultLogEvery  = 10 * time.Second   // at most one drop/error warning per kind per interval
 	maxLineBytes     = 16 << 20           // a record larger than this is a bug upstream: dropped
 	quarantineSuffix = ".torn-"           // + UTC time: a torn tail moved aside on open
-	pendingSuffix    = ".pending"         // the line being appended, kept whole for repair
 	rotatedLayout    = "20060102T150405Z" // suffix of a rotated file
 )
 
@@ -39,7 +39,8 @@ type SyncPolicy string
 // OOM kill) cannot lose or tear the line: the kernel holds it. A kill that
 // lands inside the write can cut it at a page boundary (Linux stops a
 // multi-page write for a fatal signal), so before appending, the writer
-// puts the whole line in PATH.pending (see writePending). On the next
+// puts the whole line in DIR/.NAME.pending (see writePending; hidden so a
+// glob over the records files does not pick it up). On the next
 // Open a torn last line that is a prefix of the pending line is completed
 // from it; any other torn tail is moved to
 // PATH.torn-TIME. So a record the writer had started to append is never
@@ -68,7 +69,7 @@ type Config struct {
 	// transfer targets, and numbers in transcript text) before encoding.
 	// See MaskDigits.
 	Redact func(string) string
-	// now is the clock, pendingPath overrides PATH.pending (tests).
+	// now is the clock, pendingPath overrides the pending file (tests).
 	now         func() time.Time
 	pendingPath string
 }
@@ -101,7 +102,7 @@ type Writer struct {
 	errorLog limiter
 
 	// Owned by Run's goroutine.
-	pending *os.File // PATH.pending
+	pending *os.File // DIR/.NAME.pending
 	f       *os.File
 	size    int64
 	day     string // UTC yyyy-mm-dd of the first line in f
@@ -130,7 +131,7 @@ func Open(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Writer, err
 		cfg.now = time.Now
 	}
 	if cfg.pendingPath == "" {
-		cfg.pendingPath = cfg.Path + pendingSuffix
+		cfg.pendingPath = pendingPathFor(cfg.Path)
 	}
 	if log == nil {
 		log = slog.Default()
@@ -267,8 +268,13 @@ func (w *Writer) write(rec *Record) {
 	w.m.written.Inc()
 }
 
+// pendingPathFor names the pending copy of the records file path.
+func pendingPathFor(path string) string {
+	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".pending")
+}
+
 // writePending keeps a whole copy of the line being appended (see
-// "Durability") in PATH.pending: overwrite from offset 0, then cut to the
+// "Durability") in DIR/.NAME.pending: overwrite from offset 0, then cut to the
 // line's length. Only the bytes up to the first newline count, so a kill
 // between the two steps leaves a usable file (and the append has not
 // started then anyway). A failure only weakens the crash repair: counted,
@@ -363,7 +369,7 @@ func (w *Writer) closeFile() {
 
 // repairTail makes path end with a whole line. It returns "" when nothing
 // was needed, "completed" when the torn last line was finished from
-// PATH.pending, "newline" when the partial last line was valid JSON and got
+// the pending file, "newline" when the partial last line was valid JSON and got
 // its newline, "quarantined" when it was moved to PATH.torn-TIME and cut.
 func repairTail(path, pendingPath string, now time.Time) (string, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)

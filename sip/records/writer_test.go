@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -152,7 +151,6 @@ func TestRotation(t *testing.T) {
 		stop()
 		files, err := filepath.Glob(path + "*")
 		require.NoError(t, err)
-		files = slices.DeleteFunc(files, func(f string) bool { return strings.HasSuffix(f, pendingSuffix) })
 		require.Greater(t, len(files), 2)
 		total := 0
 		for _, f := range files {
@@ -237,8 +235,8 @@ func TestRepairTail(t *testing.T) {
 		require.NoError(t, os.WriteFile(path, []byte(whole+line[:8192-len(whole)]), 0o600))
 		// The pending file may hold a stale remainder after the line (a
 		// kill between its overwrite and its truncation): ignored.
-		require.NoError(t, os.WriteFile(path+pendingSuffix, []byte(line+`er line","x":"zzz"}`+"\n"), 0o600))
-		action, err := repairTail(path, path+pendingSuffix, time.Now())
+		require.NoError(t, os.WriteFile(pendingPathFor(path), []byte(line+`er line","x":"zzz"}`+"\n"), 0o600))
+		action, err := repairTail(path, pendingPathFor(path), time.Now())
 		require.NoError(t, err)
 		require.Equal(t, "completed", action)
 		got, _ := os.ReadFile(path)
@@ -247,8 +245,8 @@ func TestRepairTail(t *testing.T) {
 	t.Run("stale pending is not used", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "calls.jsonl")
 		require.NoError(t, os.WriteFile(path, []byte(whole+`{"schema":1,"call_id":"c`), 0o600))
-		require.NoError(t, os.WriteFile(path+pendingSuffix, []byte(`{"schema":1,"call_id":"b"}`+"\n"), 0o600))
-		action, err := repairTail(path, path+pendingSuffix, time.Now())
+		require.NoError(t, os.WriteFile(pendingPathFor(path), []byte(`{"schema":1,"call_id":"b"}`+"\n"), 0o600))
+		action, err := repairTail(path, pendingPathFor(path), time.Now())
 		require.NoError(t, err)
 		require.Equal(t, "quarantined", action)
 		got, _ := os.ReadFile(path)
@@ -257,7 +255,7 @@ func TestRepairTail(t *testing.T) {
 	t.Run("torn line longer than a read block", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "calls.jsonl")
 		require.NoError(t, os.WriteFile(path, []byte(whole+`{"x":"`+strings.Repeat("a", 200<<10)), 0o600))
-		action, err := repairTail(path, path+pendingSuffix, time.Now())
+		action, err := repairTail(path, pendingPathFor(path), time.Now())
 		require.NoError(t, err)
 		require.Equal(t, "quarantined", action)
 		got, _ := os.ReadFile(path)
