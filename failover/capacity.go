@@ -31,7 +31,11 @@ import (
 //
 // Caps are per instance: several sipbridge instances behind Kamailio each
 // hold up to max_sessions per region, so set max_sessions to the
-// provider's quota divided by the number of instances.
+// provider's concurrent-session quota for the deployment divided by the
+// number of instances. A call holds one session, plus one while a warm
+// standby is kept, plus one during a hedge or a rotation, so an instance
+// answers about max_sessions / (1 + standby) calls per region; the CPU per
+// call in BENCHMARKS.md bounds the calls per instance from the other side.
 type Capacity struct {
 	now func() time.Time
 
