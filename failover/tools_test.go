@@ -52,7 +52,6 @@ func (b *blockingTools) Run(ctx context.Context, call ToolCall) string {
 	}
 }
 
-
 func (b *blockingTools) cancels() []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()

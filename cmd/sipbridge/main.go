@@ -7,6 +7,8 @@
 //	sipbridge check [-config FILE]    validate a config and the files it names, and exit
 //	sipbridge health [-ready]         probe a running server's /livez or /readyz
 //	sipbridge call SIP-URI            place a test call, say a question, hear the answer
+//	sipbridge report [-format text|csv|json] [-png FILE] RECORDS...
+//	                                  tables from call records (report.go)
 //	sipbridge version                 print the version
 //	sipbridge help                    list the subcommands and flags
 //
@@ -46,6 +48,10 @@ const usage = `Usage:
                                     place a test call, say a question, print what
                                     happened and save what was heard; exit 0 when
                                     an answer was heard
+  sipbridge report [-format text|csv|json] [-png FILE] RECORDS...
+                                    per hour and region (or -by trunk): sessions,
+                                    responses, failures, swaps, pauses, tokens,
+                                    cost, and the worst hour's ids for the provider
   sipbridge version                 print the version
   sipbridge help                    print this help
 
@@ -61,6 +67,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if len(args) > 0 && args[0] == "call" { // call.go: its own flags
 		return callCmd(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "report" { // report.go: its own flags
+		return report(args[1:], stdout, stderr)
 	}
 	cmd := "serve"
 	if len(args) > 0 {
