@@ -151,7 +151,7 @@ var transitions = [numStates][numInputs]action{
 		inCallerAudio: actIgnore, inSessionEvent: actIgnore, inSessionEnd: actIgnore, inSpareEnd: actSpareEnded,
 		inStale: actIgnore, inSwapDial: actCloseDialed, inSpareDial: actCloseDialed, inPlayout: actPlayoutDone,
 		inDTMF: actIgnore, inTransferResult: actTransferResult, inHold: actHold, inToolResult: actToolResult,
-		inTick: actIgnore,
+		inTick: actTickGaveUp,
 	},
 }
 
@@ -203,3 +203,4 @@ func actTickSwapping(c *Conversation, _ input) {
 func actReplayEvent(c *Conversation, in input) { c.onReplayEvent(in.ev) }
 func actReplayEnded(c *Conversation, in input) { c.onReplayEnd(in.err) }
 func actTickEnding(c *Conversation, _ input)   { c.checkEnd(c.now()) }
+func actTickGaveUp(c *Conversation, _ input)   { c.checkGiveUp(c.now()) }
