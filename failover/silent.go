@@ -190,7 +190,7 @@ func (c *Conversation) onSilentAnswer(respID, itemID, kind string) {
 	}
 	c.rec.SetUserAudio(id, audio.Audio)
 	if strings.TrimSpace(audio.Text) != "" {
-		c.rec.SetUserTranscript(id, audio.Text)
+		c.rec.Apply(realtime.ServerEvent{Type: realtime.EvInputTranscriptionCompleted, ItemID: id, Transcript: audio.Text})
 	}
 	c.sessionLog().Info("failover: asking again with the caller's audio last", "response_id", respID,
 		"old_item_id", audio.ItemID, "item_id", id, "audio_ms", len(audio.Audio)/c.inBPM)

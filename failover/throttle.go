@@ -41,19 +41,19 @@ type quietMetrics struct {
 
 func newQuietMetrics(reg prometheus.Registerer) quietMetrics {
 	return quietMetrics{
-		Throttled: RegisterCollector(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Throttled: realtime.RegisterCollector(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sipbridge_failover_throttled_total",
 			Help: "Regions set aside for rate limiting, by region and source (http_429, error_event, response_failed).",
 		}, []string{"region", "source"})),
-		RateLimitRemaining: RegisterCollector(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		RateLimitRemaining: realtime.RegisterCollector(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sipbridge_realtime_rate_limit_remaining",
 			Help: "Remaining requests/tokens in the region's last rate_limits.updated.",
 		}, []string{"region", "limit"})),
-		SilentAnswers: RegisterCollector(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		SilentAnswers: realtime.RegisterCollector(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sipbridge_failover_silent_answers_total",
 			Help: "Answers the caller could not hear, by region and kind (text: text instead of audio; empty: completed with no audio and no function call).",
 		}, []string{"region", "kind"})),
-		ReplayRefused: RegisterCollector(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		ReplayRefused: realtime.RegisterCollector(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sipbridge_failover_replay_refused_total",
 			Help: "Replayed items the new session refused, by region and what was done (repaired, moved_on, dropped).",
 		}, []string{"region", "action"})),

@@ -11,8 +11,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sipbridge/sipbridge/integration/testphone"
 	"github.com/sipbridge/sipbridge/realtime/sim"
+	"github.com/sipbridge/sipbridge/sip/phone"
 )
 
 // Failures the service does not announce (issue 7): silent answers,
@@ -27,9 +27,9 @@ func longResponder(tcx sim.TurnContext) sim.Reply {
 
 // spansAfter are the caller's heard spans of voiceHz starting at or after
 // fromMs and lasting at least minMs.
-func spansAfter(call *testphone.Call, voiceHz float64, fromMs, minMs int) []testphone.Span {
-	var out []testphone.Span
-	for _, sp := range testphone.ToneSpans(call.Heard(), voiceHz) {
+func spansAfter(call *phone.Call, voiceHz float64, fromMs, minMs int) []phone.Span {
+	var out []phone.Span
+	for _, sp := range phone.ToneSpans(call.Heard(), voiceHz) {
 		if sp.StartMs >= fromMs && sp.EndMs-sp.StartMs >= minMs {
 			out = append(out, sp)
 		}
@@ -39,7 +39,7 @@ func spansAfter(call *testphone.Call, voiceHz float64, fromMs, minMs int) []test
 
 // secondTurnFails plays turn 1 in east, arms east's faults and has the
 // caller speak turn 2; it returns where turn 2 began in the received audio.
-func secondTurnFails(t *testing.T, ctx context.Context, call *testphone.Call, east *region, faults sim.Faults) int {
+func secondTurnFails(t *testing.T, ctx context.Context, call *phone.Call, east *region, faults sim.Faults) int {
 	t.Helper()
 	turn(t, ctx, call, eastHz, 20*time.Second)
 	waitFor(t, 10*time.Second, "turn 1 to complete", func() bool {
@@ -65,7 +65,7 @@ func TestSilentAnswerAfterReplayIsAskedAgainInAudio(t *testing.T) {
 	west := startRegion(t, "west", sim.Config{VoiceHz: westHz, Responder: longResponder,
 		Faults: sim.Faults{TextAfterReplayRate: 1, Seed: 7}})
 	br := startBridge(t, "", east, west)
-	call, ctx := dial(t, br, 90*time.Second, testphone.CallOptions{})
+	call, ctx := dial(t, br, 90*time.Second, phone.CallOptions{})
 	from := secondTurnFails(t, ctx, call, east, sim.Faults{FailAfterAudioMs: 1200, FailAfterAudioCount: 1})
 	_, err := call.WaitTone(ctx, westHz, from+900, 500*time.Millisecond, 20*time.Second)
 	require.NoError(t, err, "west's answer is heard")
@@ -131,7 +131,7 @@ func TestThrottledRegionIsSetAsideNotBroken(t *testing.T) {
 	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
 	west := startRegion(t, "west", sim.Config{VoiceHz: westHz})
 	br := startBridge(t, "", east, west)
-	call, ctx := dial(t, br, 90*time.Second, testphone.CallOptions{})
+	call, ctx := dial(t, br, 90*time.Second, phone.CallOptions{})
 	from := secondTurnFails(t, ctx, call, east, sim.Faults{RateLimitResponses: 1, RetryAfter: 3 * time.Second})
 	at, err := call.WaitTone(ctx, westHz, from+900, 500*time.Millisecond, 20*time.Second)
 	require.NoError(t, err, "west answers the throttled turn")
@@ -150,7 +150,7 @@ func TestThrottledRegionIsSetAsideNotBroken(t *testing.T) {
 
 	// During the wait a new call starts in west …
 	eastSessions := len(east.Sim.Sessions())
-	call2, ctx2 := dial(t, br, 60*time.Second, testphone.CallOptions{})
+	call2, ctx2 := dial(t, br, 60*time.Second, phone.CallOptions{})
 	turn(t, ctx2, call2, westHz, 20*time.Second)
 	require.Len(t, east.Sim.Sessions(), eastSessions, "east is set aside")
 	require.NoError(t, call2.Hangup(ctx2))
@@ -158,7 +158,7 @@ func TestThrottledRegionIsSetAsideNotBroken(t *testing.T) {
 	waitFor(t, 10*time.Second, "east's wait to pass", func() bool {
 		return !strings.Contains(statusOf(t, br, "east"), "throttled_until")
 	})
-	call3, ctx3 := dial(t, br, 60*time.Second, testphone.CallOptions{})
+	call3, ctx3 := dial(t, br, 60*time.Second, phone.CallOptions{})
 	turn(t, ctx3, call3, eastHz, 20*time.Second)
 	require.NoError(t, call3.Hangup(ctx3))
 	require.NoError(t, call.Hangup(ctx))
@@ -173,7 +173,7 @@ func TestFailedMidAnswerKeepsPlaying(t *testing.T) {
 	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz, Responder: longResponder})
 	west := startRegion(t, "west", sim.Config{VoiceHz: westHz, Responder: longResponder})
 	br := startBridge(t, "", east, west)
-	call, ctx := dial(t, br, 90*time.Second, testphone.CallOptions{})
+	call, ctx := dial(t, br, 90*time.Second, phone.CallOptions{})
 	from := secondTurnFails(t, ctx, call, east, sim.Faults{DropAfterAudioMs: 1200})
 	westAt, err := call.WaitTone(ctx, westHz, from+900, 500*time.Millisecond, 20*time.Second)
 	require.NoError(t, err, "west continues")
