@@ -94,6 +94,7 @@ func (c *Conversation) maybeReplayDone(rp *replayState) {
 		return
 	}
 	c.swap.sw.replay = nil
+	c.silent = silentPart{} // a new session gets its own second chance
 	c.completeSwap(rp.ss, rp.warm, len(rp.items)-len(rp.dropped))
 }
 

@@ -157,6 +157,10 @@ func (c *Conversation) onSilentAnswer(respID, itemID, kind string) {
 		redo = &cp
 	}
 	audio, moved := c.lastCallerAudio()
+	if c.fn.ending != nil {
+		// The model ended the call: nothing more is asked of it.
+		moved = false
+	}
 	if s.retries >= maxSilentRetries || !moved {
 		delete(s.handled, respID)
 		c.fail(TriggerSilentAnswer, failInfo{respID: respID, err: "answer without audio (" + kind + ")"})
