@@ -151,20 +151,6 @@ func (c *Conversation) onPlayoutDone(itemID string, playedMs int) {
 	c.checkGiveUp(c.now())
 }
 
-// flushHeard flushes playout on a swap and records, for each unfinished
-// item, what the caller heard of it.
-func (c *Conversation) flushHeard() {
-	c.player.Flush()
-	for _, id := range c.play.order {
-		ps := c.play.items[id]
-		if ps.finished {
-			continue
-		}
-		c.rec.Truncate(id, min(c.player.PlayedMs(id), ps.bytes/c.outBPM))
-	}
-	c.resetPlayout()
-}
-
 // heardAnyOf reports whether the caller heard some audio of the items.
 func (c *Conversation) heardAnyOf(items []string) bool {
 	for _, id := range items {

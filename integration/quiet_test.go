@@ -67,8 +67,9 @@ func TestSilentAnswerAfterReplayIsAskedAgainInAudio(t *testing.T) {
 	br := startBridge(t, "", east, west)
 	call, ctx := dial(t, br, 90*time.Second, phone.CallOptions{})
 	from := secondTurnFails(t, ctx, call, east, sim.Faults{FailAfterAudioMs: 1200, FailAfterAudioCount: 1})
-	_, err := call.WaitTone(ctx, westHz, from+900, 500*time.Millisecond, 20*time.Second)
+	westAt, err := call.WaitTone(ctx, westHz, from+900, 500*time.Millisecond, 20*time.Second)
 	require.NoError(t, err, "west's answer is heard")
+	t.Logf("west's answer heard %d ms after the caller started turn 2", westAt-from)
 
 	line := br.WaitLog(10*time.Second, "silent answer", "kind=text")
 	a := logAttrs(line)
@@ -147,6 +148,7 @@ func TestThrottledRegionIsSetAsideNotBroken(t *testing.T) {
 	// "At once": the caller's turn ended about 1 s after from; west speaks
 	// within the same budget a healthy turn has.
 	require.Less(t, at-from, 4000, "the throttled turn is answered without waiting out the throttle")
+	t.Logf("throttled turn: answer heard %d ms after the caller started speaking (1 s of speech)", at-from)
 
 	require.Equal(t, 1.0, adminMetric(t, br, `sipbridge_failover_throttled_total{region="east",source="response_failed"}`))
 	require.Equal(t, 0.0, adminMetric(t, br, `sipbridge_failover_breaker_state{region="east"}`), "the breaker stays closed")
@@ -199,6 +201,7 @@ func TestFailedMidAnswerKeepsPlaying(t *testing.T) {
 			heard += sp.EndMs - sp.StartMs
 		}
 	}
+	t.Logf("east streamed %d ms before the drop; the caller heard %d ms of it, then west at %d ms", streamed, heard, westAt-from)
 	require.GreaterOrEqual(t, heard, streamed-200, "the caller heard all %d ms east streamed (heard %d)", streamed, heard)
 	require.Less(t, heard, streamed+200)
 
