@@ -41,7 +41,9 @@ func spansAfter(call *phone.Call, voiceHz float64, fromMs, minMs int) []phone.Sp
 // caller speak turn 2; it returns where turn 2 began in the received audio.
 func secondTurnFails(t *testing.T, ctx context.Context, call *phone.Call, east *region, faults sim.Faults) int {
 	t.Helper()
-	turn(t, ctx, call, eastHz, 20*time.Second)
+	from1 := call.HeardMs()
+	at1 := turn(t, ctx, call, eastHz, 20*time.Second)
+	t.Logf("healthy turn 1: answer heard %d ms after the caller started speaking", at1-from1)
 	waitFor(t, 10*time.Second, "turn 1 to complete", func() bool {
 		rec, _ := lastSession(east)
 		return completedResponses(rec) >= 1 && call.SpeakingDone()
