@@ -110,7 +110,13 @@ func orDefault[T any](p **T, v T) {
 }
 
 func (c *Config) applyAssistantDefaults() {
-	a := &c.Assistant
+	applyAssistantDefaultsTo(&c.Assistant)
+	c.applyProfileDefaults() // profiles.go
+}
+
+// applyAssistantDefaultsTo fills in the defaults of one assistant (the
+// assistant section or a profile, once its inherited keys are merged in).
+func applyAssistantDefaultsTo(a *Assistant) {
 	if a.Instructions == "" {
 		a.Instructions = DefaultInstructions
 	}
@@ -138,57 +144,74 @@ func (c *Config) applyAssistantDefaults() {
 	orDefault(&a.Tools.EndCall, DefaultEndCallTool)
 	orDefault(&a.DTMF.Enabled, DefaultDTMFEnabled)
 	orDefault(&a.DTMF.Respond, DefaultDTMFRespond)
-	c.applyWebhookDefaults() // webhooks.go
+	applyWebhookDefaults(a) // webhooks.go
 }
 
 func (c *Config) validateAssistant(bad badFunc) {
-	a := c.Assistant
+	n := 0
+	counting := func(key, format string, args ...any) { n++; bad(key, format, args...) }
+	c.validateAssistantAt(&c.Assistant, "assistant", counting)
+	c.validateProfiles(bad, n > 0) // profiles.go
+}
+
+// validateAssistantAt checks one assistant; key is where it is written
+// ("assistant" or "assistants.NAME"). The caller variables of instructions
+// and greeting are checked against caller_headers (profiles.go).
+func (c *Config) validateAssistantAt(a *Assistant, key string, bad badFunc) {
 	if !voices[a.Voice] {
-		bad("assistant.voice", "%q is not a realtime voice (alloy ash ballad coral echo sage shimmer verse marin cedar)", a.Voice)
+		bad(key+".voice", "%q is not a realtime voice (alloy ash ballad coral echo sage shimmer verse marin cedar)", a.Voice)
 	}
 	if a.AudioFormat != "pcm24" && a.AudioFormat != "g711" {
-		bad("assistant.audio_format", "%q is not pcm24 or g711", a.AudioFormat)
+		bad(key+".audio_format", "%q is not pcm24 or g711", a.AudioFormat)
 	}
 	switch a.TurnDetection.Type {
 	case "server_vad", "semantic_vad", "none":
 	default:
-		bad("assistant.turn_detection.type", "%q is not server_vad, semantic_vad or none", a.TurnDetection.Type)
+		bad(key+".turn_detection.type", "%q is not server_vad, semantic_vad or none", a.TurnDetection.Type)
 	}
 	if t := a.TurnDetection.Threshold; t != nil && (*t < 0 || *t > 1) {
-		bad("assistant.turn_detection.threshold", "%v is outside 0..1", *t)
+		bad(key+".turn_detection.threshold", "%v is outside 0..1", *t)
 	}
 	if p := a.TurnDetection.PrefixPaddingMs; p != nil && *p < 0 {
-		bad("assistant.turn_detection.prefix_padding_ms", "%d is negative", *p)
+		bad(key+".turn_detection.prefix_padding_ms", "%d is negative", *p)
 	}
 	if s := a.TurnDetection.SilenceDurationMs; s != nil && *s <= 0 {
-		bad("assistant.turn_detection.silence_duration_ms", "%d is not positive", *s)
+		bad(key+".turn_detection.silence_duration_ms", "%d is not positive", *s)
 	}
 	if v := a.TurnDetection.IdleTimeoutMs; v != 0 && (v < 5000 || v > 30000) {
-		bad("assistant.turn_detection.idle_timeout_ms", "%d is outside 5000..30000", v)
+		bad(key+".turn_detection.idle_timeout_ms", "%d is outside 5000..30000", v)
 	}
 	switch a.TurnDetection.Eagerness {
 	case "", "low", "medium", "high", "auto":
 	default:
-		bad("assistant.turn_detection.eagerness", "%q is not low, medium, high or auto", a.TurnDetection.Eagerness)
+		bad(key+".turn_detection.eagerness", "%q is not low, medium, high or auto", a.TurnDetection.Eagerness)
 	}
 	switch a.NoiseReduction {
 	case "", "near_field", "far_field":
 	default:
-		bad("assistant.noise_reduction", "%q is not near_field or far_field", a.NoiseReduction)
+		bad(key+".noise_reduction", "%q is not near_field or far_field", a.NoiseReduction)
 	}
 	for i, t := range a.Tools.TransferTargets {
 		if err := ValidateSIPURI(t); err != nil {
-			bad(fmt.Sprintf("assistant.tools.transfer_targets[%d]", i), "%v", err)
+			bad(fmt.Sprintf("%s.tools.transfer_targets[%d]", key, i), "%v", err)
 		}
 	}
-	c.validateWebhooks(bad) // webhooks.go
+	validateWebhooks(a, key, bad)                                // webhooks.go
+	c.validateTemplate(key+".instructions", a.Instructions, bad) // profiles.go
+	c.validateTemplate(key+".greeting", a.Greeting, bad)
 }
 
 // SessionConfig renders the assistant section as the session.update every
 // region receives. format is the wire audio format toward the model (pcm24, or
 // the call's G.711 law when audio_format is g711).
 func (c *Config) SessionConfig(format realtime.AudioFormat) realtime.SessionConfig {
-	a := c.Assistant
+	return c.Assistant.SessionConfig(format)
+}
+
+// SessionConfig renders one assistant (the section or a profile) as its
+// session.update; the instructions are as written (RenderCaller fills in
+// the caller variables).
+func (a *Assistant) SessionConfig(format realtime.AudioFormat) realtime.SessionConfig {
 	sc := realtime.SessionConfig{
 		Model:          a.Model,
 		Instructions:   a.Instructions,
@@ -233,6 +256,6 @@ func (c *Config) SessionConfig(format realtime.AudioFormat) realtime.SessionConf
 				string(targets) + `,"description":"Where to transfer the caller."}},"required":[]}`),
 		})
 	}
-	sc.Tools = append(sc.Tools, c.webhookTools()...) // webhooks.go
+	sc.Tools = append(sc.Tools, a.webhookTools()...) // webhooks.go
 	return sc
 }
