@@ -11,7 +11,9 @@
 //	sipbridge help                    list the subcommands and flags
 //
 // SIGTERM drains (new INVITEs and OPTIONS get 503, active calls finish, then
-// exit); SIGINT hangs up every call and exits now.
+// exit); SIGINT hangs up every call and exits now; SIGHUP reloads the config
+// file (new calls use it, calls in progress keep theirs; a bad file is
+// refused and the running one kept).
 package main
 
 import (
@@ -49,7 +51,8 @@ const usage = `Usage:
   sipbridge version                 print the version
   sipbridge help                    print this help
 
-SIGTERM drains (new calls get 503, active calls finish); SIGINT hangs up and exits.
+SIGTERM drains (new calls get 503, active calls finish); SIGINT hangs up and exits;
+SIGHUP reloads the config file (calls in progress keep theirs).
 Config reference: configs/README.md.
 
 Flags:
@@ -108,17 +111,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signalContexts()
 	defer stop.cancel()
-	if err := serve(ctx, stop, cfg, stderr); err != nil {
+	if err := serve(ctx, stop, *configPath, cfg, stderr); err != nil {
 		fmt.Fprintf(stderr, "sipbridge: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-// shutdown carries the two ways the process is asked to stop.
+// shutdown carries the two ways the process is asked to stop, and the
+// request to reload the configuration.
 type shutdown struct {
 	drain  <-chan struct{} // SIGTERM: stop taking calls, let active ones finish
 	now    <-chan struct{} // SIGINT (or a second SIGTERM): hang up and exit
+	reload <-chan struct{} // SIGHUP: reload the config file (reload.go)
 	cancel func()
 }
 
@@ -126,8 +131,9 @@ func signalContexts() (context.Context, shutdown) {
 	ctx, cancel := context.WithCancel(context.Background())
 	drain := make(chan struct{})
 	now := make(chan struct{})
+	reload := make(chan struct{}, 1)
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	go func() {
 		defer signal.Stop(sigs)
 		draining := false
@@ -136,6 +142,13 @@ func signalContexts() (context.Context, shutdown) {
 			case <-ctx.Done():
 				return
 			case s := <-sigs:
+				if s == syscall.SIGHUP {
+					select { // several HUPs while one reload runs: one more reload
+					case reload <- struct{}{}:
+					default:
+					}
+					continue
+				}
 				if s == syscall.SIGTERM && !draining {
 					draining = true
 					close(drain)
@@ -146,5 +159,5 @@ func signalContexts() (context.Context, shutdown) {
 			}
 		}
 	}()
-	return ctx, shutdown{drain: drain, now: now, cancel: cancel}
+	return ctx, shutdown{drain: drain, now: now, reload: reload, cancel: cancel}
 }

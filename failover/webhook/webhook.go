@@ -47,6 +47,9 @@ type Request struct {
 	Name      string `json:"name"`
 	// Arguments are the model's arguments, a JSON object.
 	Arguments json.RawMessage `json:"arguments"`
+	// Caller is the phone call's caller context (from_user, to_user,
+	// trunk, header.NAME…), when the runner was made with ForCaller.
+	Caller map[string]string `json:"caller,omitempty"`
 }
 
 // Limits.
@@ -152,19 +155,40 @@ func errorOutput(msg string) string {
 // Run POSTs the call to the tool's URL within its timeout and returns the
 // response body (2xx), or an error object for the model.
 func (w *Webhooks) Run(ctx context.Context, call failover.ToolCall) string {
+	return w.runFor(ctx, call, nil)
+}
+
+// ForCaller is the runner of one phone call: every request carries caller
+// (Request.Caller).
+func (w *Webhooks) ForCaller(caller map[string]string) failover.ToolRunner {
+	return callerRunner{w: w, caller: caller}
+}
+
+type callerRunner struct {
+	w      *Webhooks
+	caller map[string]string
+}
+
+func (r callerRunner) Has(name string) bool { return r.w.Has(name) }
+
+func (r callerRunner) Run(ctx context.Context, call failover.ToolCall) string {
+	return r.w.runFor(ctx, call, r.caller)
+}
+
+func (w *Webhooks) runFor(ctx context.Context, call failover.ToolCall, caller map[string]string) string {
 	h, ok := w.hooks[call.Name]
 	if !ok {
 		return errorOutput(fmt.Sprintf("unknown function %q", call.Name))
 	}
 	log := w.log.With("call_id", call.SIPCallID, "tool", call.Name, "fn_call_id", call.CallID)
 	start := time.Now()
-	out, result := w.run(ctx, h, call, log)
+	out, result := w.run(ctx, h, call, caller, log)
 	w.m.calls.WithLabelValues(h.Name, result).Inc()
 	w.m.duration.WithLabelValues(h.Name).Observe(time.Since(start).Seconds())
 	return out
 }
 
-func (w *Webhooks) run(ctx context.Context, h Webhook, call failover.ToolCall, log *slog.Logger) (string, string) {
+func (w *Webhooks) run(ctx context.Context, h Webhook, call failover.ToolCall, caller map[string]string, log *slog.Logger) (string, string) {
 	args := json.RawMessage(call.Arguments)
 	if len(bytes.TrimSpace(args)) == 0 {
 		args = json.RawMessage(`{}`)
@@ -173,7 +197,7 @@ func (w *Webhooks) run(ctx context.Context, h Webhook, call failover.ToolCall, l
 		log.Warn("tools: arguments are not JSON; webhook not called")
 		return errorOutput("the arguments were not valid JSON"), "bad_arguments"
 	}
-	body, err := json.Marshal(Request{CallID: call.CallID, SIPCallID: call.SIPCallID, Name: call.Name, Arguments: args})
+	body, err := json.Marshal(Request{CallID: call.CallID, SIPCallID: call.SIPCallID, Name: call.Name, Arguments: args, Caller: caller})
 	if err != nil {
 		return errorOutput("the arguments could not be encoded"), "bad_arguments"
 	}
