@@ -1,0 +1,189 @@
+package integration
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sipbridge/sipbridge/realtime/sim"
+	"github.com/sipbridge/sipbridge/sip/phone"
+)
+
+// Routing, caller context and SIGHUP reload through the binary; what the
+// realtime side received is read from the simulator's session records.
+
+// sessionInstructions is the instructions of the first session.update a
+// simulator session received ("" when none yet).
+func sessionInstructions(rec sim.SessionRecord) string {
+	if len(rec.SessionUpdates) == 0 {
+		return ""
+	}
+	var s struct {
+		Instructions string `json:"instructions"`
+	}
+	_ = json.Unmarshal(rec.SessionUpdates[0], &s)
+	return s.Instructions
+}
+
+// waitSessions waits until the region has n sessions that were configured.
+func waitSessions(t *testing.T, r *region, n int) []sim.SessionRecord {
+	t.Helper()
+	var recs []sim.SessionRecord
+	waitFor(t, 20*time.Second, "a configured realtime session", func() bool {
+		recs = r.Sim.Sessions()
+		configured := 0
+		for _, rec := range recs {
+			if len(rec.SessionUpdates) > 0 {
+				configured++
+			}
+		}
+		return configured >= n
+	})
+	return recs
+}
+
+func fromHeader(user, name string) *sip.FromHeader {
+	params := sip.NewParams()
+	params.Add("tag", sip.GenerateTagN(16))
+	return &sip.FromHeader{DisplayName: name, Address: sip.Uri{Scheme: "sip", User: user, Host: "127.0.0.1"}, Params: params}
+}
+
+// TestRoutesAndCallerContextThroughTheBinary: the dialled number and a
+// header pick two assistants, whose instructions reach the realtime side
+// with the caller's number, name and a listed header filled in; a call no
+// route matches gets the assistant section; the caller's number, private
+// by the config, is not in the log.
+func TestRoutesAndCallerContextThroughTheBinary(t *testing.T) {
+	t.Parallel()
+	const number = "+15550001234"
+	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
+	br := startBridge(t, `log:
+  level: info
+caller_headers: [X-Account]
+privacy: [from]
+assistant:
+  instructions: "You are the main line."
+assistants:
+  sales:
+    instructions: "You are the sales line. Caller {{caller.from_user}} ({{caller.from_name}}) dialled {{caller.to_user}}."
+  support:
+    instructions: "You are the support line for account {{ caller.header.X-Account }}."
+    voice: sage
+routes:
+  - match: {to_user: sales}
+    assistant: sales
+  - match: {header: {X-Queue: support}}
+    assistant: support
+`, east)
+	host := strings.TrimPrefix(br.Target(), "sip:bot@")
+
+	cases := []struct {
+		name, target string
+		headers      []sip.Header
+		want, voice  string
+	}{
+		{"by number", "sip:sales@" + host, nil, "You are the sales line. Caller " + number + " (Ada Lovelace) dialled sales.", "marin"},
+		{"by header", br.Target(), []sip.Header{sip.NewHeader("X-Queue", "support"), sip.NewHeader("X-Account", "A-17")},
+			"You are the support line for account A-17.", "sage"},
+		{"no route", br.Target(), []sip.Header{sip.NewHeader("X-Queue", "billing")}, "You are the main line.", "marin"},
+	}
+	for i, tc := range cases {
+		hdrs := append([]sip.Header{fromHeader(number, "Ada Lovelace")}, tc.headers...)
+		call, ctx := dial(t, br, 60*time.Second, phone.CallOptions{Target: tc.target, Headers: hdrs})
+		recs := waitSessions(t, east, i+1)
+		rec := recs[len(recs)-1]
+		require.Equal(t, tc.want, sessionInstructions(rec), tc.name)
+		require.Contains(t, string(rec.SessionUpdates[0]), `"voice":"`+tc.voice+`"`, tc.name)
+		call.Speak(callerHz, 1200*time.Millisecond, -20)
+		_, err := call.WaitTone(ctx, eastHz, 0, 600*time.Millisecond, 20*time.Second)
+		require.NoError(t, err, "%s: the caller hears the assistant", tc.name)
+		require.NoError(t, call.Hangup(ctx))
+	}
+	routed := br.LogLines("call routed")
+	require.Len(t, routed, 3)
+	require.Contains(t, routed[0], "assistant=sales")
+	require.Contains(t, routed[1], "assistant=support")
+	require.Contains(t, routed[2], "assistant=assistant")
+	require.Contains(t, routed[0], "from_user:[private]")
+	require.NotContains(t, br.Logs(), number, "privacy: [from] keeps the caller's number out of the log")
+}
+
+// TestSIGHUPReloadDuringALiveCall: a call up across a reload goes on and
+// is still answered with what it started with; the next call gets the new
+// instructions; a broken file changes nothing and is logged by key; the
+// metrics count both.
+func TestSIGHUPReloadDuringALiveCall(t *testing.T) {
+	t.Parallel()
+	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
+	br := startBridge(t, "assistant:\n  instructions: \"Generation one.\"\n", east)
+	path := br.cmd.Args[len(br.cmd.Args)-1]
+	original, err := os.ReadFile(path)
+	require.NoError(t, err)
+
+	// A call is up and has been answered once.
+	live, liveCtx := dial(t, br, 90*time.Second, phone.CallOptions{})
+	live.Speak(callerHz, 1200*time.Millisecond, -20)
+	first, err := live.WaitTone(liveCtx, eastHz, 0, 600*time.Millisecond, 20*time.Second)
+	require.NoError(t, err)
+
+	// Reload with new instructions and a key that needs a restart.
+	updated := strings.Replace(string(original), "Generation one.", "Generation two.", 1)
+	updated = strings.Replace(updated, "level: debug", "level: info", 1)
+	require.NotEqual(t, string(original), updated)
+	require.NoError(t, os.WriteFile(path, []byte(updated), 0o600))
+	require.NoError(t, br.cmd.Process.Signal(syscall.SIGHUP))
+	line := br.WaitLog(10*time.Second, "config reloaded")
+	require.Contains(t, line, "config_generation=2")
+	require.Contains(t, line, "changed=[assistant")
+	require.Contains(t, br.WaitLog(5*time.Second, "needs_restart"), "log.level")
+
+	// The live call goes on and is answered again, by its own session.
+	heard := live.HeardMs()
+	live.Speak(callerHz, 1200*time.Millisecond, -20)
+	_, err = live.WaitTone(liveCtx, eastHz, heard+200, 600*time.Millisecond, 20*time.Second)
+	require.NoError(t, err, "the call up during the reload is still answered")
+	require.Greater(t, heard, first)
+	select {
+	case <-live.Ended():
+		t.Fatalf("the live call ended: %s", live.EndReason())
+	default:
+	}
+	recs := east.Sim.Sessions()
+	require.Len(t, recs, 1, "the live call kept its session")
+	require.Equal(t, "Generation one.", sessionInstructions(recs[0]))
+
+	// The next call gets the new instructions.
+	next, nextCtx := dial(t, br, 60*time.Second, phone.CallOptions{})
+	recs = waitSessions(t, east, 2)
+	require.Equal(t, "Generation two.", sessionInstructions(recs[1]))
+	next.Speak(callerHz, 1200*time.Millisecond, -20)
+	_, err = next.WaitTone(nextCtx, eastHz, 0, 600*time.Millisecond, 20*time.Second)
+	require.NoError(t, err)
+	require.NoError(t, next.Hangup(nextCtx))
+
+	// A broken file is refused, named by key, and changes nothing.
+	broken := strings.Replace(updated, "Generation two.", "Generation three.\"\n  voice: \"robot", 1)
+	require.NoError(t, os.WriteFile(path, []byte(broken), 0o600))
+	require.NoError(t, br.cmd.Process.Signal(syscall.SIGHUP))
+	refused := br.WaitLog(10*time.Second, "config reload refused")
+	require.Contains(t, refused, "assistant.voice")
+	require.Contains(t, refused, "config_generation=2")
+	third, thirdCtx := dial(t, br, 60*time.Second, phone.CallOptions{})
+	recs = waitSessions(t, east, 3)
+	require.Equal(t, "Generation two.", sessionInstructions(recs[2]))
+	require.NoError(t, third.Hangup(thirdCtx))
+
+	require.Equal(t, 1.0, adminMetric(t, br, `sipbridge_config_reloads_total{result="ok"}`))
+	require.Equal(t, 1.0, adminMetric(t, br, `sipbridge_config_reloads_total{result="failed"}`))
+	require.Equal(t, 2.0, adminMetric(t, br, "sipbridge_config_generation"))
+
+	// The live call is still up and ends normally.
+	require.NoError(t, live.Hangup(liveCtx))
+	require.NoError(t, br.stop(syscall.SIGTERM, 20*time.Second))
+}
