@@ -2,7 +2,11 @@ package integration
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -186,4 +190,58 @@ func TestSIGHUPReloadDuringALiveCall(t *testing.T) {
 	// The live call is still up and ends normally.
 	require.NoError(t, live.Hangup(liveCtx))
 	require.NoError(t, br.stop(syscall.SIGTERM, 20*time.Second))
+}
+
+// TestCheckDial: check -dial completes the handshake in a good region and
+// names each failing region with the provider's error: a wrong key (the
+// region's 401) and a region nobody listens on.
+func TestCheckDial(t *testing.T) {
+	t.Parallel()
+	east := startRegion(t, "east", sim.Config{})
+	west := startRegion(t, "west", sim.Config{})
+	deadPort := freePort(t)
+	cfg := fmt.Sprintf(`sip:
+  listen: 127.0.0.1:5060
+regions:
+  - name: east
+    url: %s
+    api_key_env: %s
+  - name: west
+    url: %s
+    api_key_env: %s
+  - name: gone
+    url: ws://127.0.0.1:%d/openai/v1/realtime?model=gpt-realtime
+    dial_timeout: 2s
+assistants:
+  support:
+    voice: sage
+`, east.URL, east.KeyEnv, west.URL, west.KeyEnv, deadPort)
+	path := filepath.Join(t.TempDir(), "dial.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o600))
+
+	run := func(env ...string) (string, int) {
+		cmd := exec.Command(binPath, "check", "-config", path, "-dial")
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else {
+			require.NoError(t, err)
+		}
+		return string(out), code
+	}
+
+	out, code := run(east.KeyEnv+"="+east.Key, west.KeyEnv+"=not-the-key")
+	require.Equal(t, 1, code, out)
+	require.Regexp(t, `regions "east" \(assistant\): OK: session \S+ configured`, out)
+	require.Regexp(t, `regions "east" \(assistants.support\): OK`, out, "a profile with its own voice is tried too")
+	require.Regexp(t, `regions "west" \(assistant\): FAILED: realtime: dial west: HTTP 401`, out)
+	require.Regexp(t, `regions "gone" \(assistant\): FAILED: realtime: dial gone: `, out)
+	require.NotContains(t, out, "not-the-key", "keys never reach the output")
+	require.Len(t, east.Sim.Sessions(), 2, "one handshake per assistant with its own voice")
+	rec := east.Sim.Sessions()[0]
+	require.NotEmpty(t, rec.SessionUpdates, "the session.update was sent and accepted")
+	require.Zero(t, rec.AppendedAudioMs, "no audio")
 }

@@ -4,7 +4,9 @@
 //
 //	sipbridge [serve] [-config FILE]  run the server (no -config: the embedded
 //	                                  default with two local simulated regions)
-//	sipbridge check [-config FILE]    validate a config and the files it names, and exit
+//	sipbridge check [-config FILE] [-dial]
+//	                                  validate a config and the files it names, and exit;
+//	                                  -dial also completes a handshake in every region
 //	sipbridge health [-ready]         probe a running server's /livez or /readyz
 //	sipbridge call SIP-URI            place a test call, say a question, hear the answer
 //	sipbridge version                 print the version
@@ -39,8 +41,11 @@ const usage = `Usage:
   sipbridge [serve] [-config FILE]  run the server; without -config, the embedded
                                     default: SIP on 127.0.0.1:5060 and two local
                                     simulated realtime regions (no keys needed)
-  sipbridge check [-config FILE]    validate a config (keys, values, the files it
-                                    names) and exit: 0 valid, 1 not
+  sipbridge check [-config FILE] [-dial]
+                                    validate a config (keys, values, the files it
+                                    names) and exit: 0 valid, 1 not; -dial also
+                                    opens a session in every region and completes
+                                    the handshake (no audio), naming each failure
   sipbridge health [-ready] [-addr HOST:PORT]
                                     probe a running server's /livez (or /readyz):
                                     exit 0 healthy, 1 not (the image's HEALTHCHECK)
@@ -77,6 +82,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sipbridge "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "config file (YAML); empty runs the embedded local default")
+	dial := fs.Bool("dial", false, "check only: also open a session in every region and complete the handshake (no audio)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
@@ -101,7 +107,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "sipbridge", version)
 		return 0
 	case "check":
-		return check(*configPath, stdout, stderr)
+		return check(*configPath, *dial, stdout, stderr)
+	}
+	if *dial {
+		fmt.Fprintln(stderr, "sipbridge: -dial goes with check")
+		return 2
 	}
 
 	cfg, err := loadConfig(*configPath)
