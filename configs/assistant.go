@@ -3,6 +3,7 @@ package configs
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/sipbridge/sipbridge/realtime"
 )
@@ -30,6 +31,9 @@ type Assistant struct {
 	Tools Tools `yaml:"tools"`
 	// DTMF passes the caller's key presses to the model.
 	DTMF DTMF `yaml:"dtmf"`
+	// Regions, when set, are the only regions (by name) its calls may use,
+	// in the pool's order and health; empty: all. Mostly for profiles.
+	Regions []string `yaml:"regions"`
 }
 
 // TurnDetection mirrors the realtime turn_detection object.
@@ -194,6 +198,14 @@ func (c *Config) validateAssistantAt(a *Assistant, key string, bad badFunc) {
 	for i, t := range a.Tools.TransferTargets {
 		if err := ValidateSIPURI(t); err != nil {
 			bad(fmt.Sprintf("%s.tools.transfer_targets[%d]", key, i), "%v", err)
+		}
+	}
+	for i, r := range a.Regions {
+		switch {
+		case !slices.ContainsFunc(c.Regions, func(x Region) bool { return x.Name == r }):
+			bad(fmt.Sprintf("%s.regions[%d]", key, i), "%q is not the name of a region in regions", r)
+		case slices.Contains(a.Regions[:i], r):
+			bad(fmt.Sprintf("%s.regions[%d]", key, i), "%q is listed twice", r)
 		}
 	}
 	validateWebhooks(a, key, bad)                                // webhooks.go

@@ -27,6 +27,7 @@ assistants:
     instructions: "You are the sales line. Account {{ caller.header.x-account }}, name {{caller.from_name}}."
   support:
     voice: sage
+    regions: [east]
     turn_detection:
       threshold: 0.7
     tools:
@@ -60,6 +61,8 @@ func TestProfilesInheritTheAssistant(t *testing.T) {
 	support := c.Assistants["support"]
 	require.Equal(t, c.Assistant.Instructions, support.Instructions, "inherited")
 	require.Equal(t, "sage", support.Voice)
+	require.Equal(t, []string{"east"}, support.Regions)
+	require.Empty(t, c.Assistant.Regions)
 	require.Equal(t, 0.7, *support.TurnDetection.Threshold, "profile's nested key")
 	require.Equal(t, 700, *support.TurnDetection.SilenceDurationMs, "sibling of an overridden nested key is inherited")
 	require.Empty(t, support.Tools.TransferTargets, "a list is replaced, not merged")
@@ -142,6 +145,7 @@ func TestProfileAndRouteErrorsNameTheKey(t *testing.T) {
 		{"privacy value", `privacy: [number]`, `privacy[0]: "number" is not one of from, from_name, to, headers`},
 		{"secret header", `caller_headers: [Authorization]`, `caller_headers[0]: "Authorization" carries credentials`},
 		{"profile name", `assistants: {"sales line": {}}`, `profile name "sales line"`},
+		{"unknown region", `assistants: {sales: {regions: [east, north]}}`, `assistants.sales.regions[1]: "north" is not the name of a region`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yaml))

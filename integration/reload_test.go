@@ -61,12 +61,14 @@ func fromHeader(user, name string) *sip.FromHeader {
 // TestRoutesAndCallerContextThroughTheBinary: the dialled number and a
 // header pick two assistants, whose instructions reach the realtime side
 // with the caller's number, name and a listed header filled in; a call no
-// route matches gets the assistant section; the caller's number, private
-// by the config, is not in the log.
+// route matches gets the assistant section; a profile's regions subset
+// sends its calls to west although east comes first; the caller's number,
+// private by the config, is not in the log.
 func TestRoutesAndCallerContextThroughTheBinary(t *testing.T) {
 	t.Parallel()
 	const number = "+15550001234"
 	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
+	west := startRegion(t, "west", sim.Config{VoiceHz: westHz})
 	br := startBridge(t, `log:
   level: info
 caller_headers: [X-Account]
@@ -79,33 +81,37 @@ assistants:
   support:
     instructions: "You are the support line for account {{ caller.header.X-Account }}."
     voice: sage
+    regions: [west]
 routes:
   - match: {to_user: sales}
     assistant: sales
   - match: {header: {X-Queue: support}}
     assistant: support
-`, east)
+`, east, west)
 	host := strings.TrimPrefix(br.Target(), "sip:bot@")
 
 	cases := []struct {
 		name, target string
 		headers      []sip.Header
 		want, voice  string
+		region       *region
+		sessions     int // the region's configured sessions after this call
+		hz           float64
 	}{
-		{"by number", "sip:sales@" + host, nil, "You are the sales line. Caller " + number + " (Ada Lovelace) dialled sales.", "marin"},
+		{"by number", "sip:sales@" + host, nil, "You are the sales line. Caller " + number + " (Ada Lovelace) dialled sales.", "marin", east, 1, eastHz},
 		{"by header", br.Target(), []sip.Header{sip.NewHeader("X-Queue", "support"), sip.NewHeader("X-Account", "A-17")},
-			"You are the support line for account A-17.", "sage"},
-		{"no route", br.Target(), []sip.Header{sip.NewHeader("X-Queue", "billing")}, "You are the main line.", "marin"},
+			"You are the support line for account A-17.", "sage", west, 1, westHz},
+		{"no route", br.Target(), []sip.Header{sip.NewHeader("X-Queue", "billing")}, "You are the main line.", "marin", east, 2, eastHz},
 	}
-	for i, tc := range cases {
+	for _, tc := range cases {
 		hdrs := append([]sip.Header{fromHeader(number, "Ada Lovelace")}, tc.headers...)
 		call, ctx := dial(t, br, 60*time.Second, phone.CallOptions{Target: tc.target, Headers: hdrs})
-		recs := waitSessions(t, east, i+1)
+		recs := waitSessions(t, tc.region, tc.sessions)
 		rec := recs[len(recs)-1]
 		require.Equal(t, tc.want, sessionInstructions(rec), tc.name)
 		require.Contains(t, string(rec.SessionUpdates[0]), `"voice":"`+tc.voice+`"`, tc.name)
 		call.Speak(callerHz, 1200*time.Millisecond, -20)
-		_, err := call.WaitTone(ctx, eastHz, 0, 600*time.Millisecond, 20*time.Second)
+		_, err := call.WaitTone(ctx, tc.hz, 0, 600*time.Millisecond, 20*time.Second)
 		require.NoError(t, err, "%s: the caller hears the assistant", tc.name)
 		require.NoError(t, call.Hangup(ctx))
 	}
@@ -116,6 +122,7 @@ routes:
 	require.Contains(t, routed[2], "assistant=assistant")
 	require.Contains(t, routed[0], "from_user:[private]")
 	require.NotContains(t, br.Logs(), number, "privacy: [from] keeps the caller's number out of the log")
+	require.Len(t, west.Sim.Sessions(), 1, "only the support profile's call used west")
 }
 
 // TestSIGHUPReloadDuringALiveCall: a call up across a reload goes on and

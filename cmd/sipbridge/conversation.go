@@ -66,6 +66,7 @@ func (a *app) newConversation(_ context.Context, call sip.CallInfo, log *slog.Lo
 		GiveUpTransfer:      cfg.Failover.GiveUpTransfer,
 		AnsweredBeforeReady: !*a.cfg.SIP.AnswerWhenReady, // the SIP server's: not reloaded
 		TransferTargets:     as.Tools.TransferTargets,
+		Regions:             as.Regions,
 	}
 	fc.DTMFDisabled = !*as.DTMF.Enabled
 	fc.DTMFSilent = !*as.DTMF.Respond
