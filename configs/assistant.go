@@ -34,6 +34,16 @@ type Assistant struct {
 	// Regions, when set, are the only regions (by name) its calls may use,
 	// in the pool's order and health; empty: all. Mostly for profiles.
 	Regions []string `yaml:"regions"`
+	// Prompts override failover.filler_file and failover.apology_file for
+	// its calls (a profile in another language).
+	Prompts AssistantPrompts `yaml:"prompts"`
+}
+
+// AssistantPrompts are an assistant's own filler and apology WAVs; empty:
+// failover's.
+type AssistantPrompts struct {
+	FillerFile  string `yaml:"filler_file"`
+	ApologyFile string `yaml:"apology_file"`
 }
 
 // TurnDetection mirrors the realtime turn_detection object.

@@ -379,3 +379,43 @@ func mergeMappings(base, over *yaml.Node) *yaml.Node {
 	}
 	return out
 }
+
+// PromptFiles are the filler and apology WAVs of a's calls: its own
+// prompts, else failover's ("" when none).
+func (c *Config) PromptFiles(a *Assistant) (filler, apology string) {
+	filler, apology = a.Prompts.FillerFile, a.Prompts.ApologyFile
+	if filler == "" {
+		filler = c.Failover.FillerFile
+	}
+	if apology == "" {
+		apology = c.Failover.ApologyFile
+	}
+	return filler, apology
+}
+
+// PromptFile is a WAV the config names, with the first key naming it.
+type PromptFile struct{ Key, Path string }
+
+// AllPromptFiles lists every distinct prompt WAV the config names, each
+// with the first key that names it (failover, then assistant, then the
+// profiles): what check verifies and serve loads.
+func (c *Config) AllPromptFiles() []PromptFile {
+	var out []PromptFile
+	seen := map[string]bool{}
+	add := func(key, path string) {
+		if path != "" && !seen[path] {
+			seen[path] = true
+			out = append(out, PromptFile{key, path})
+		}
+	}
+	add("failover.filler_file", c.Failover.FillerFile)
+	add("failover.apology_file", c.Failover.ApologyFile)
+	add("assistant.prompts.filler_file", c.Assistant.Prompts.FillerFile)
+	add("assistant.prompts.apology_file", c.Assistant.Prompts.ApologyFile)
+	for _, name := range c.Profiles.names {
+		a := c.Assistants[name]
+		add("assistants."+name+".prompts.filler_file", a.Prompts.FillerFile)
+		add("assistants."+name+".prompts.apology_file", a.Prompts.ApologyFile)
+	}
+	return out
+}

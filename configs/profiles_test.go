@@ -161,3 +161,29 @@ func TestInheritedMistakeReportedOnce(t *testing.T) {
 	require.Contains(t, err.Error(), "assistant.voice")
 	require.NotContains(t, err.Error(), "assistants.sales.voice")
 }
+
+func TestProfilePrompts(t *testing.T) {
+	c, err := Parse([]byte(`failover:
+  filler_file: prompts/one-moment.wav
+  apology_file: prompts/sorry.wav
+assistants:
+  de:
+    prompts: {apology_file: prompts/de-sorry.wav}
+  fr:
+    prompts: {apology_file: prompts/sorry.wav}
+regions:
+  - name: east
+    url: wss://east.example/openai/v1/realtime?model=gpt-realtime
+`))
+	require.NoError(t, err)
+	f, a := c.PromptFiles(c.Assistants["de"])
+	require.Equal(t, "prompts/one-moment.wav", f, "failover's filler when the profile has none")
+	require.Equal(t, "prompts/de-sorry.wav", a)
+	f, a = c.PromptFiles(&c.Assistant)
+	require.Equal(t, []string{"prompts/one-moment.wav", "prompts/sorry.wav"}, []string{f, a})
+	require.Equal(t, []PromptFile{
+		{"failover.filler_file", "prompts/one-moment.wav"},
+		{"failover.apology_file", "prompts/sorry.wav"},
+		{"assistants.de.prompts.apology_file", "prompts/de-sorry.wav"},
+	}, c.AllPromptFiles(), "each file once, named by its first key")
+}

@@ -85,19 +85,13 @@ func checkFiles(cfg *configs.Config) []error {
 			}
 		}
 	}
-	for _, f := range []struct{ key, path string }{
-		{"failover.filler_file", cfg.Failover.FillerFile},
-		{"failover.apology_file", cfg.Failover.ApologyFile},
-	} {
-		if f.path == "" {
-			continue
-		}
-		if err := fileExists(f.key, f.path); err != nil {
+	for _, f := range cfg.AllPromptFiles() { // failover's, then each assistant's own
+		if err := fileExists(f.Key, f.Path); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if _, err := loadPrompt(f.path); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %s: %w", f.key, f.path, err))
+		if _, err := loadPrompt(f.Path); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %s: %w", f.Key, f.Path, err))
 		}
 	}
 	return errs

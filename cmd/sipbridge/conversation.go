@@ -70,11 +70,12 @@ func (a *app) newConversation(_ context.Context, call sip.CallInfo, log *slog.Lo
 	}
 	fc.DTMFDisabled = !*as.DTMF.Enabled
 	fc.DTMFSilent = !*as.DTMF.Respond
-	if g.filler != nil {
-		fc.FillerAudio = g.filler.render(format)
+	filler, apology := cfg.PromptFiles(as)
+	if p := g.prompts[filler]; p != nil {
+		fc.FillerAudio = p.render(format)
 	}
-	if g.apology != nil {
-		fc.ApologyAudio = g.apology.render(format)
+	if p := g.prompts[apology]; p != nil {
+		fc.ApologyAudio = p.render(format)
 	}
 	var tools failover.ToolRunner
 	if w := g.tools[profile]; w != nil {

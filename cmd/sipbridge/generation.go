@@ -25,10 +25,11 @@ import (
 // that starts later gets the new one. Listeners, RTP and logging are the
 // process's and are not part of it (they need a restart: reloadable).
 type generation struct {
-	id      int64
-	cfg     *configs.Config
-	filler  *prompt
-	apology *prompt
+	id  int64
+	cfg *configs.Config
+	// prompts are the filler and apology WAVs by path (failover's and the
+	// assistants' own: configs.PromptFiles).
+	prompts map[string]*prompt
 	// tools of each assistant by profile name ("" = the assistant
 	// section); absent when it has no webhooks.
 	tools map[string]*webhook.Webhooks
@@ -40,17 +41,13 @@ func (a *app) buildGeneration(cfg *configs.Config, id int64) (*generation, error
 	if errs := checkFiles(cfg); len(errs) > 0 { // check.go: the same checks as sipbridge check
 		return nil, errorsJoin(errs)
 	}
-	g := &generation{id: id, cfg: cfg, tools: map[string]*webhook.Webhooks{}}
-	var err error
-	if cfg.Failover.FillerFile != "" {
-		if g.filler, err = loadPrompt(cfg.Failover.FillerFile); err != nil {
-			return nil, fmt.Errorf("failover.filler_file: %w", err)
+	g := &generation{id: id, cfg: cfg, prompts: map[string]*prompt{}, tools: map[string]*webhook.Webhooks{}}
+	for _, f := range cfg.AllPromptFiles() {
+		p, err := loadPrompt(f.Path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.Key, err)
 		}
-	}
-	if cfg.Failover.ApologyFile != "" {
-		if g.apology, err = loadPrompt(cfg.Failover.ApologyFile); err != nil {
-			return nil, fmt.Errorf("failover.apology_file: %w", err)
-		}
+		g.prompts[f.Path] = p
 	}
 	add := func(name, section string, as *configs.Assistant) error {
 		w, err := newToolRunner(as, section, os.Getenv, a.log, a.toolMetrics) // webhooks.go

@@ -85,6 +85,9 @@ func (a *app) reload() {
 		attrs = append(attrs, "note", "no change")
 	}
 	a.log.Info("config reloaded: new calls use it, calls in progress keep theirs", attrs...)
+	for _, w := range cfg.MissingKeys(os.Getenv) {
+		a.log.Warn("realtime key missing; the region will refuse us until it is set", "detail", w)
+	}
 	if len(restart) > 0 {
 		a.log.Warn("config reload: these keys changed but only take effect after a restart; the running values are kept",
 			"needs_restart", restart)
