@@ -114,9 +114,6 @@ const (
 	ToolTransferCall = "transfer_call"
 )
 
-var voices = map[string]bool{"alloy": true, "ash": true, "ballad": true, "coral": true, "echo": true,
-	"sage": true, "shimmer": true, "verse": true, "marin": true, "cedar": true}
-
 func orDefault[T any](p **T, v T) {
 	if *p == nil {
 		*p = &v
@@ -172,8 +169,8 @@ func (c *Config) validateAssistant(bad badFunc) {
 // ("assistant" or "assistants.NAME"). The caller variables of instructions
 // and greeting are checked against caller_headers (profiles.go).
 func (c *Config) validateAssistantAt(a *Assistant, key string, bad badFunc) {
-	if !voices[a.Voice] {
-		bad(key+".voice", "%q is not a realtime voice (alloy ash ballad coral echo sage shimmer verse marin cedar)", a.Voice)
+	if err := realtime.ValidateVoice(realtime.DialectGA, a.Voice); err != nil {
+		bad(key+".voice", "%v", err)
 	}
 	if a.AudioFormat != "pcm24" && a.AudioFormat != "g711" {
 		bad(key+".audio_format", "%q is not pcm24 or g711", a.AudioFormat)

@@ -135,7 +135,7 @@ func TestProfileAndRouteErrorsNameTheKey(t *testing.T) {
 		{"unbalanced braces", `assistant: {instructions: "Hi {{caller.from_user"}`,
 			"assistant.instructions: unbalanced {{ or }}"},
 		{"bad profile key", `assistants: {sales: {voise: ash}}`, `unknown key "voise" in assistants.sales`},
-		{"bad profile value", `assistants: {sales: {voice: robot}}`, `assistants.sales.voice: "robot" is not a realtime voice`},
+		{"bad profile value", `assistants: {sales: {voice: robot}}`, `assistants.sales.voice: realtime: voice "robot" is not accepted`},
 		{"route to nothing", `routes: [{match: {to_user: a}, assistant: sales}]`,
 			`routes[0].assistant: "sales" is not a profile in assistants`},
 		{"empty match", "assistants: {sales: {}}\nroutes: [{match: {}, assistant: sales}]", "routes[0].match: empty"},
