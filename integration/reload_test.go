@@ -126,13 +126,15 @@ routes:
 }
 
 // TestSIGHUPReloadDuringALiveCall: a call up across a reload goes on and
-// is still answered with what it started with; the next call gets the new
-// instructions; a broken file changes nothing and is logged by key; the
-// metrics count both.
+// is still answered with what it started with (instructions and region);
+// the next call gets the new instructions and the new region list; a
+// broken file changes nothing and is logged by key; the metrics count
+// both.
 func TestSIGHUPReloadDuringALiveCall(t *testing.T) {
 	t.Parallel()
 	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
-	br := startBridge(t, "assistant:\n  instructions: \"Generation one.\"\n", east)
+	west := startRegion(t, "west", sim.Config{VoiceHz: westHz})
+	br := startBridge(t, "assistant:\n  instructions: \"Generation one.\"\n", east, west)
 	path := br.cmd.Args[len(br.cmd.Args)-1]
 	original, err := os.ReadFile(path)
 	require.NoError(t, err)
@@ -143,23 +145,34 @@ func TestSIGHUPReloadDuringALiveCall(t *testing.T) {
 	first, err := live.WaitTone(liveCtx, eastHz, 0, 600*time.Millisecond, 20*time.Second)
 	require.NoError(t, err)
 
-	// Reload with new instructions and a key that needs a restart.
+	// Reload with new instructions, east removed from the regions, and a
+	// key that needs a restart.
 	updated := strings.Replace(string(original), "Generation one.", "Generation two.", 1)
 	updated = strings.Replace(updated, "level: debug", "level: info", 1)
-	require.NotEqual(t, string(original), updated)
+	eastAt := strings.Index(updated, "  - name: east\n")
+	westAt := strings.Index(updated, "  - name: west\n")
+	require.True(t, eastAt > 0 && westAt > eastAt, updated)
+	updated = updated[:eastAt] + updated[westAt:]
 	require.NoError(t, os.WriteFile(path, []byte(updated), 0o600))
 	require.NoError(t, br.cmd.Process.Signal(syscall.SIGHUP))
 	line := br.WaitLog(10*time.Second, "config reloaded")
 	require.Contains(t, line, "config_generation=2")
-	require.Contains(t, line, "changed=[assistant")
+	require.Contains(t, line, `changed="[assistant regions]"`)
+	require.Contains(t, line, "regions_removed=[east]")
 	require.Contains(t, br.WaitLog(5*time.Second, "needs_restart"), "log.level")
 
-	// The live call goes on and is answered again, by its own session.
+	// The live call goes on and is answered again, by its own session in
+	// east: the answer to a turn spoken after the reload.
 	heard := live.HeardMs()
-	live.Speak(callerHz, 1200*time.Millisecond, -20)
-	_, err = live.WaitTone(liveCtx, eastHz, heard+200, 600*time.Millisecond, 20*time.Second)
-	require.NoError(t, err, "the call up during the reload is still answered")
 	require.Greater(t, heard, first)
+	live.Speak(callerHz, 1200*time.Millisecond, -20)
+	_, err = live.WaitTone(liveCtx, eastHz, heard+1200, 600*time.Millisecond, 20*time.Second)
+	require.NoError(t, err, "the call up during the reload is still answered")
+	waitFor(t, 10*time.Second, "the live session's answer to the second turn", func() bool {
+		rec, _ := lastSession(east)
+		n := len(rec.Responses)
+		return n >= 2 && rec.Responses[n-1].Status == "completed" // the first may have been cut by barge-in
+	})
 	select {
 	case <-live.Ended():
 		t.Fatalf("the live call ended: %s", live.EndReason())
@@ -169,12 +182,12 @@ func TestSIGHUPReloadDuringALiveCall(t *testing.T) {
 	require.Len(t, recs, 1, "the live call kept its session")
 	require.Equal(t, "Generation one.", sessionInstructions(recs[0]))
 
-	// The next call gets the new instructions.
+	// The next call gets the new instructions, in west.
 	next, nextCtx := dial(t, br, 60*time.Second, phone.CallOptions{})
-	recs = waitSessions(t, east, 2)
-	require.Equal(t, "Generation two.", sessionInstructions(recs[1]))
+	recs = waitSessions(t, west, 1)
+	require.Equal(t, "Generation two.", sessionInstructions(recs[0]))
 	next.Speak(callerHz, 1200*time.Millisecond, -20)
-	_, err = next.WaitTone(nextCtx, eastHz, 0, 600*time.Millisecond, 20*time.Second)
+	_, err = next.WaitTone(nextCtx, westHz, 0, 600*time.Millisecond, 20*time.Second)
 	require.NoError(t, err)
 	require.NoError(t, next.Hangup(nextCtx))
 
@@ -186,8 +199,9 @@ func TestSIGHUPReloadDuringALiveCall(t *testing.T) {
 	require.Contains(t, refused, "assistant.voice")
 	require.Contains(t, refused, "config_generation=2")
 	third, thirdCtx := dial(t, br, 60*time.Second, phone.CallOptions{})
-	recs = waitSessions(t, east, 3)
-	require.Equal(t, "Generation two.", sessionInstructions(recs[2]))
+	recs = waitSessions(t, west, 2)
+	require.Equal(t, "Generation two.", sessionInstructions(recs[1]))
+	require.Len(t, east.Sim.Sessions(), 1, "east took no new call after it was removed")
 	require.NoError(t, third.Hangup(thirdCtx))
 
 	require.Equal(t, 1.0, adminMetric(t, br, `sipbridge_config_reloads_total{result="ok"}`))
