@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/sipbridge/sipbridge/configs"
@@ -15,7 +16,8 @@ import (
 // completes the handshake a call would (session.created, the assistant's
 // session.update, session.updated) without sending audio, then closes it.
 // A profile whose voice or model differs from the assistant's is tried
-// too, since a region may take one and refuse the other. Simulated
+// too (in the regions it may use), since a region may take one and refuse
+// the other. Simulated
 // regions are started in-process for the check, as serve would. It
 // prints one line per attempt, naming the region and, on failure, the
 // provider's error; it returns the number of failures.
@@ -45,6 +47,9 @@ func checkDial(cfg *configs.Config, stdout io.Writer) (int, error) {
 	failed := 0
 	for _, r := range a.regionsOf(cfg) {
 		for _, at := range attempts {
+			if len(at.as.Regions) > 0 && !slices.Contains(at.as.Regions, r.Name) {
+				continue // its calls never go there
+			}
 			sc := at.as.SessionConfig(realtime.FormatPCM24)
 			sc.Instructions = configs.RenderCaller(sc.Instructions, nil) // caller variables are empty here
 			start := time.Now()

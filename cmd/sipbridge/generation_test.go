@@ -54,3 +54,19 @@ func replace(s, old, new string) string {
 	}
 	return strings.Replace(s, old, new, 1)
 }
+
+func TestSimulatorChangesNeedARestart(t *testing.T) {
+	const file = `regions:
+  - name: east
+    url: ws://127.0.0.1:8091/v1/realtime?model=gpt-realtime
+    simulator: {enabled: true, faults: {failure_rate: 0.1}}
+`
+	parse := func(s string) *configs.Config {
+		c, err := configs.Parse([]byte(s))
+		require.NoError(t, err)
+		return c
+	}
+	a := &app{cfg: parse(file)}
+	require.Empty(t, a.simulatorChanges(parse("# moved\n"+file)))
+	require.Equal(t, []string{`regions "east" simulator`}, a.simulatorChanges(parse(replace(file, "failure_rate: 0.1", "failure_rate: 0.2"))))
+}

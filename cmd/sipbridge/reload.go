@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"reflect"
 	"time"
 
 	"github.com/sipbridge/sipbridge/configs"
@@ -73,6 +74,7 @@ func (a *app) reload() {
 	// Compared with what runs: the process's settings are the first
 	// generation's, whatever later files said.
 	_, restart := configChanges(a.cfg, cfg)
+	restart = append(restart, a.simulatorChanges(cfg)...)
 	attrs := []any{"config", a.pathName(), "config_generation", next.id, "changed", changed,
 		"took", time.Since(start).Round(time.Microsecond).String()}
 	if len(added) > 0 {
@@ -107,6 +109,24 @@ func (a *app) checkSimulators(cfg *configs.Config) error {
 		}
 	}
 	return nil
+}
+
+// simulatorChanges names the simulated regions whose simulator section
+// differs from the one running (its simulator keeps the settings it
+// started with).
+func (a *app) simulatorChanges(cfg *configs.Config) []string {
+	running := map[string]configs.Region{}
+	for _, r := range a.cfg.Regions {
+		running[r.Name] = r
+	}
+	var out []string
+	for _, r := range cfg.Regions {
+		old, ok := running[r.Name]
+		if ok && old.Simulator.Enabled && !sameValue(reflect.ValueOf(old.Simulator.Section), reflect.ValueOf(r.Simulator.Section)) {
+			out = append(out, fmt.Sprintf("regions %q simulator", r.Name))
+		}
+	}
+	return out
 }
 
 func (a *app) pathName() string {
