@@ -58,7 +58,9 @@ const (
 	// MaxResponseBytes caps a webhook's answer: it goes into the model's
 	// context, where a large one costs tokens on every later turn.
 	MaxResponseBytes = 16 << 10
-	// maxConcurrent bounds webhook requests in flight across all calls.
+	// maxConcurrent bounds webhook requests in flight across all calls,
+	// every assistant's tools and every configuration generation together
+	// (inFlight).
 	maxConcurrent = 64
 )
 
@@ -95,6 +97,10 @@ type Webhooks struct {
 
 var _ failover.ToolRunner = (*Webhooks)(nil)
 
+// inFlight is the process's one bound on webhook requests: a reload builds
+// new Webhooks while calls on the old ones still run.
+var inFlight = make(chan struct{}, maxConcurrent)
+
 // ErrConfig: a webhook definition is unusable.
 var ErrConfig = errors.New("tools: invalid webhook")
 
@@ -107,7 +113,7 @@ func NewWebhooks(hooks []Webhook, log *slog.Logger, m *Metrics) (*Webhooks, erro
 	if m == nil {
 		m = NewMetrics(nil)
 	}
-	w := &Webhooks{hooks: map[string]Webhook{}, sem: make(chan struct{}, maxConcurrent), log: log, m: m}
+	w := &Webhooks{hooks: map[string]Webhook{}, sem: inFlight, log: log, m: m}
 	for _, h := range hooks {
 		if h.Name == "" {
 			return nil, fmt.Errorf("%w: no name", ErrConfig)
