@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"reflect"
@@ -39,7 +40,7 @@ type generation struct {
 // is touched, so an error leaves the current generation in place.
 func (a *app) buildGeneration(cfg *configs.Config, id int64) (*generation, error) {
 	if errs := checkFiles(cfg); len(errs) > 0 { // check.go: the same checks as sipbridge check
-		return nil, errorsJoin(errs)
+		return nil, errors.Join(errs...)
 	}
 	g := &generation{id: id, cfg: cfg, prompts: map[string]*prompt{}, tools: map[string]*webhook.Webhooks{}}
 	for _, f := range cfg.AllPromptFiles() {
@@ -65,14 +66,6 @@ func (a *app) buildGeneration(cfg *configs.Config, id int64) (*generation, error
 		}
 	}
 	return g, nil
-}
-
-func errorsJoin(errs []error) error {
-	msgs := make([]string, len(errs))
-	for i, e := range errs {
-		msgs[i] = e.Error()
-	}
-	return fmt.Errorf("%s", strings.Join(msgs, "; "))
 }
 
 // regionsOf is cfg's regions as the pool takes them; a simulated region
