@@ -42,6 +42,9 @@ func (p *Profiles) UnmarshalYAML(n *yaml.Node) error {
 		if !profileNameRE.MatchString(k.Value) {
 			return fmt.Errorf("line %d: profile name %q must be 1-63 letters, digits, '_' or '-'", k.Line, k.Value)
 		}
+		if k.Value == "assistant" { // what logs call the assistant section
+			return fmt.Errorf("line %d: profile name %q is reserved for the assistant section", k.Line, k.Value)
+		}
 		if v.Kind != yaml.MappingNode && !(v.Kind == yaml.ScalarNode && v.Tag == "!!null") {
 			return fmt.Errorf("line %d: profile %q: expected a mapping of assistant keys", v.Line, k.Value)
 		}

@@ -145,6 +145,7 @@ func TestProfileAndRouteErrorsNameTheKey(t *testing.T) {
 		{"privacy value", `privacy: [number]`, `privacy[0]: "number" is not one of from, from_name, to, headers`},
 		{"secret header", `caller_headers: [Authorization]`, `caller_headers[0]: "Authorization" carries credentials`},
 		{"profile name", `assistants: {"sales line": {}}`, `profile name "sales line"`},
+		{"reserved profile name", `assistants: {assistant: {}}`, `profile name "assistant" is reserved`},
 		{"unknown region", `assistants: {sales: {regions: [east, north]}}`, `assistants.sales.regions[1]: "north" is not the name of a region`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
