@@ -156,7 +156,7 @@ func (a *authenticator) challenge(req *sip.Request, tx sip.ServerTransaction, tr
 // 403 (nothing for an ACK, or when drop is set: a blocked source over UDP).
 func (a *authenticator) refuse(req *sip.Request, tx sip.ServerTransaction, src netip.Addr, reason, trunk, user string, drop bool) {
 	a.metrics.failures.WithLabelValues(reason).Inc()
-	if countsTowardBlock(reason) && src.IsValid() && a.limiter.fail(src) {
+	if countsTowardBlock(reason) && src.IsValid() && !allowListed(a.trunks, src) && a.limiter.fail(src) {
 		// Once per block: not rate-limited.
 		a.log.Warn("sip: source blocked after repeated authorisation failures", "src", src.String(),
 			"failures", a.limiter.lim.Failures, "window", a.limiter.lim.Window.String(), "block", a.limiter.lim.Block.String())
