@@ -337,10 +337,7 @@ func (c *Conversation) finishSwap(ss *session, warm bool) {
 	if sw.initial {
 		c.sessionLog().Info("failover: session started", "attempts", sw.attempts, "connect_ms", now.Sub(sw.startedAt).Milliseconds())
 		c.readyOnce.Do(func() { close(c.ready) })
-		if c.cfg.Greeting != "" && !c.turns.greeted {
-			c.turns.greeted = true
-			c.enqueue(&createReq{params: greetingParams(c.cfg)})
-		}
+		c.maybeGreet()
 	} else {
 		if sw.trigger == TriggerRotation {
 			c.m.Rotations.WithLabelValues(sw.from.region).Inc()

@@ -143,7 +143,7 @@ func (c Config) withDefaults() (Config, error) {
 	if err := ValidateMaxCalls(c.MaxCalls); err != nil {
 		return c, fmt.Errorf("%w: max calls: %w", ErrConfig, err)
 	}
-	c.Limits = c.Limits.withDefaults()
+	c.Limits = c.Limits.WithDefaults()
 	if c.AdvertiseHost == "" {
 		h, err := defaultAdvertiseHost(c.Listen[0].Addr)
 		if err != nil {

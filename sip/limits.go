@@ -57,8 +57,8 @@ type EdgeLimits struct {
 	StreamIdleTimeout time.Duration
 }
 
-// withDefaults fills in zero values and turns negative ones into 0 (off).
-func (l EdgeLimits) withDefaults() EdgeLimits {
+// WithDefaults fills in zero values and turns negative ones into 0 (off).
+func (l EdgeLimits) WithDefaults() EdgeLimits {
 	def := func(v *int, d int) {
 		switch {
 		case *v == 0:

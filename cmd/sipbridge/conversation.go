@@ -43,8 +43,11 @@ func (a *app) newConversation(_ context.Context, call sip.CallInfo, log *slog.Lo
 	cfg := a.cfg
 	format, modelFormat := audioFormat(cfg.Assistant.AudioFormat, call.Codec)
 	fc := failover.Config{
-		Session:             cfg.SessionConfig(format),
-		Greeting:            cfg.Assistant.Greeting,
+		Session:  cfg.SessionConfig(format),
+		Greeting: cfg.Assistant.Greeting,
+		// A call answered and never ACKed costs no response (sip calls
+		// CallConfirmed at the ACK).
+		GreetAfterConfirm:   true,
 		StallNoResponse:     cfg.Failover.StallNoResponse.D(),
 		StallFirstAudio:     cfg.Failover.StallFirstAudio.D(),
 		StallMidAudio:       cfg.Failover.StallMidAudio.D(),
