@@ -559,7 +559,7 @@ func (c *call) finish() {
 	}
 	if c.stream != nil {
 		st := c.stream.Stats()
-		attrs = append(attrs, "rtp_in", st.PacketsIn, "rtp_out", st.PacketsOut, "rtp_lost", st.Lost)
+		attrs = append(attrs, "rtp_in", st.PacketsIn, "rtp_out", st.PacketsOut, "rtp_lost", st.Lost, "rtp_foreign", st.Foreign)
 	}
 	c.log.Log(ctx, term.Level, "call ended", attrs...)
 }
