@@ -165,6 +165,7 @@ func TestHostileUnACKedInviteFlood(t *testing.T) {
 		codes[c]++
 	}
 	require.Equal(t, map[int]int{200: 3, 503: flood - 3}, codes, "3 unconfirmed calls, the rest refused")
+	floodAnswered := time.Now()
 	for _, m := range atk.messages() {
 		if strings.HasPrefix(m, "SIP/2.0 503") {
 			require.Contains(t, m, "Retry-After:")
@@ -183,6 +184,8 @@ func TestHostileUnACKedInviteFlood(t *testing.T) {
 		}
 		return open == 1 // the legitimate call's
 	})
+	t.Logf("HOSTILE un-ACKed flood: %d INVITEs at 100/s from %s: %v; their AI sessions closed %.1f s after the answers; legitimate call answered and heard",
+		flood, attackerIP, codes, time.Since(floodAnswered).Seconds())
 	greeted, silent := 0, 0
 	for _, s := range east.Sim.Sessions() {
 		if len(s.Responses) > 0 {
@@ -249,6 +252,8 @@ func TestHostileRTPHijack(t *testing.T) {
 	require.NotNil(t, m, line)
 	foreign, _ := strconv.Atoi(m[1])
 	require.Equal(t, sent, foreign, "every attacker packet was dropped as foreign")
+	t.Logf("HOSTILE RTP hijack: %d packets from %s at 50 pps: 0 RTP packets to the attacker, caller got %d packets meanwhile, rtp_foreign=%d",
+		sent, attackerIP, call.Stats().PacketsIn-before, foreign)
 	require.Empty(t, br.LogLines("symmetric RTP latched", attackerIP))
 }
 
@@ -293,6 +298,8 @@ func TestHostileLoginsAndUnauthenticatedFlood(t *testing.T) {
 	require.Len(t, east.Sim.Sessions(), 1, "only the trunk's real call opened a session")
 	require.Zero(t, adminMetric(t, br, `sipbridge_sip_auth_failures_total{reason="blocked"}`))
 	require.Equal(t, float64(forged), adminMetric(t, br, `sipbridge_sip_auth_failures_total{reason="bad_response"}`))
+	t.Logf("HOSTILE logins: %d INVITEs without credentials -> 401 each, 0 sessions; %d forged logins from the trunk's address -> 403 each, not blocked; trunk call answered",
+		unauth, forged)
 }
 
 // TestHostileOptionsFlood: 300 OPTIONS at once from one host are answered
@@ -314,6 +321,8 @@ func TestHostileOptionsFlood(t *testing.T) {
 	answered := len(atk.finals())
 	require.GreaterOrEqual(t, answered, 20, "the burst is answered")
 	require.Less(t, answered, 60, "the rest of the flood is dropped (got %d answers)", answered)
+	t.Logf("HOSTILE OPTIONS flood: %d OPTIONS at once from %s: %d answered, %d dropped; OPTIONS and a call from 127.0.0.1 answered",
+		flood, attackerIP, answered, flood-answered)
 	require.GreaterOrEqual(t, adminMetric(t, br, `sipbridge_sip_limited_total{limit="options_rate"}`), float64(flood-60))
 }
 
@@ -367,7 +376,8 @@ func TestHostileTCP(t *testing.T) {
 	require.True(t, strings.HasPrefix(readFinalFromStream(t, idle), "SIP/2.0 200"))
 	start := time.Now()
 	require.True(t, closedWithin(idle, 20*time.Second), "the idle connection is closed")
-	require.GreaterOrEqual(t, time.Since(start), 9*time.Second, "not before tcp_idle_timeout")
+	idleAfter := time.Since(start)
+	require.GreaterOrEqual(t, idleAfter, 9*time.Second, "not before tcp_idle_timeout")
 
 	// 10 MB with no end of headers, from a third host.
 	big := dialFrom(t, attacker2IP, br.SIPAddr)
@@ -386,6 +396,8 @@ func TestHostileTCP(t *testing.T) {
 	res := readFinalFromStream(t, big)
 	require.True(t, strings.HasPrefix(res, "SIP/2.0 513 Message Too Large\r\n"), res)
 	require.Contains(t, res, "Call-ID: big@test")
+	t.Logf("HOSTILE TCP: 8 connections from %s with max_connections_per_source 4: 4 closed at once; idle connection closed after %.1f s (tcp_idle_timeout 10s); 10 MB without end of headers: %q",
+		attackerIP, idleAfter.Seconds(), strings.SplitN(res, "\r\n", 2)[0])
 
 	// A reset mid-message is not an ERROR line.
 	rst := dialFrom(t, attacker2IP, br.SIPAddr)

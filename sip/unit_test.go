@@ -419,6 +419,10 @@ func FuzzGuardedConnFraming(f *testing.F) {
 	f.Add([]byte(good+"\r\n\r\n"+good), uint8(7))
 	f.Add([]byte("INVITE sip:a@b SIP/2.0\r\nl: 3\r\nCSeq: x\r\n\r\nabc"+good), uint8(1))
 	f.Add([]byte("X\r\nContent-Length: 5\r\ncontent-length: 6\r\n\r\n"), uint8(3))
+	// Issue 10 findings: an oversized message without an end of headers
+	// (513, then the stream ends), a stream cut mid-message.
+	f.Add([]byte("INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP 1.2.3.4;branch=z9hG4bK-2\r\n"+strings.Repeat("X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n", 1600)), uint8(31))
+	f.Add([]byte(good[:40]), uint8(5))
 	f.Fuzz(func(t *testing.T, stream []byte, chunk uint8) {
 		client, server := net.Pipe()
 		g := &guard{parser: sip.NewParser(), server: "srv", report: func(string, string, net.Addr, error) {}}
