@@ -311,6 +311,9 @@ func credentialsWellFormed(c *digest.Credentials) (string, bool) {
 // sameResource reports whether the credentials' uri names the Request-URI
 // (RFC 2617 §3.2.2.5): same scheme, user, host and port. Parameters are not
 // compared: clients such as sipgo put the URI without them in the digest.
+// A uri without a user part is accepted for a Request-URI with one: SIPp
+// (and some PBXs) send the bare host there, and the nonce and nc checks,
+// not the user part, are what stop a response from being replayed.
 func sameResource(credURI string, r sip.Uri) bool {
 	var u sip.Uri
 	if err := sip.ParseUri(credURI, &u); err != nil {
@@ -331,7 +334,7 @@ func sameResource(credURI string, r sip.Uri) bool {
 		}
 		return 5060
 	}
-	return scheme(u.Scheme) == scheme(r.Scheme) && u.User == r.User &&
+	return scheme(u.Scheme) == scheme(r.Scheme) && (u.User == r.User || u.User == "") &&
 		strings.EqualFold(u.Host, r.Host) && port(u) == port(r)
 }
 

@@ -266,6 +266,8 @@ func TestSameResource(t *testing.T) {
 		{"sip:ai@example.org", "sip:ai@example.com", false},
 		{"sip:ai@example.com:5070", "sip:ai@example.com", false},
 		{"not a uri at all", "sip:ai@example.com", false},
+		{"sip:example.com", "sip:ai@example.com", true}, // SIPp: no user in the digest uri
+		{"sip:bob@example.com", "sip:example.com", false},
 	}
 	for _, tc := range tests {
 		var r sip.Uri
