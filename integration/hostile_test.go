@@ -229,9 +229,10 @@ func rtpAddr(t *testing.T, answer string) string {
 }
 
 // TestHostileRTPHijack: while a call is up, another host sends RTP to the
-// call's port (3 s at 50 pps). Our RTP stays with the caller, none goes to
-// the attacker, the attacker's packets are counted as foreign and never
-// reach the model, and the caller still hears the assistant.
+// call's port (3 s at 50 pps), then a third floods it (2000 packets back to
+// back). Our RTP stays with the caller, none goes to the attackers, their
+// packets are counted as foreign and never reach the model, and the caller
+// still hears the assistant.
 func TestHostileRTPHijack(t *testing.T) {
 	t.Parallel()
 	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
@@ -255,6 +256,16 @@ func TestHostileRTPHijack(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	require.Empty(t, atk.messages(), "no RTP of the call went to the attacker")
 	require.Greater(t, call.Stats().PacketsIn-before, 100, "the caller kept receiving our RTP (50 pps)")
+	received := call.Stats().PacketsIn - before
+
+	// Then a flood: 2000 packets back to back from a second host.
+	atk2 := newUDPPeer(t, attacker2IP)
+	const burst = 2000
+	for i := range burst {
+		b, err := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: uint16(i), Timestamp: uint32(160 * i), SSRC: 0xf100d}, Payload: payload}).Marshal()
+		require.NoError(t, err)
+		atk2.send(t, dst, b)
+	}
 
 	// The call still works both ways after the attack.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -267,10 +278,15 @@ func TestHostileRTPHijack(t *testing.T) {
 	m := regexp.MustCompile(`rtp_foreign=(\d+)`).FindStringSubmatch(line)
 	require.NotNil(t, m, line)
 	foreign, _ := strconv.Atoi(m[1])
-	require.Equal(t, sent, foreign, "every attacker packet was dropped as foreign")
-	t.Logf("HOSTILE RTP hijack: %d packets from %s at 50 pps: 0 RTP packets to the attacker, caller got %d packets meanwhile, rtp_foreign=%d",
-		sent, attackerIP, call.Stats().PacketsIn-before, foreign)
+	// Every packet the bridge read from the attackers was foreign; under
+	// load the kernel may drop part of the back-to-back burst first.
+	require.GreaterOrEqual(t, foreign, sent+burst/2, "the attackers' packets were dropped as foreign")
+	require.LessOrEqual(t, foreign, sent+burst)
+	require.Empty(t, atk2.messages(), "no RTP went to the second attacker")
+	t.Logf("HOSTILE RTP hijack: %d packets from %s at 50 pps, then %d back to back from %s: 0 RTP packets to either, caller got %d packets during the first 3 s, rtp_foreign=%d, the caller still heard the answer",
+		sent, attackerIP, burst, attacker2IP, received, foreign)
 	require.Empty(t, br.LogLines("symmetric RTP latched", attackerIP))
+	require.Empty(t, br.LogLines("symmetric RTP latched", attacker2IP))
 }
 
 // TestHostileLoginsAndUnauthenticatedFlood: against a digest trunk on
