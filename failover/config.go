@@ -17,6 +17,10 @@ type Config struct {
 	// session's for that response (protocol doc §2.6), so they are sent
 	// after the session instructions, not instead of them.
 	Greeting string
+	// GreetAfterConfirm holds the greeting until CallConfirmed (the SIP
+	// ACK): with answer-when-ready the session is up before the 200 OK, and
+	// a caller that never acknowledges it must not cost a response.
+	GreetAfterConfirm bool
 	// StallNoResponse: no response.created this long after the caller's turn
 	// ended (speech_stopped/committed) or after our response.create → stall
 	// (default 5 s).

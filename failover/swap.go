@@ -334,10 +334,7 @@ func (c *Conversation) completeSwap(ss *session, warm bool, items int) {
 	if sw.initial {
 		c.sessionLog().Info("failover: session started", "attempts", sw.attempts, "connect_ms", now.Sub(sw.startedAt).Milliseconds())
 		c.readyOnce.Do(func() { close(c.ready) })
-		if c.cfg.Greeting != "" && !c.turns.greeted {
-			c.turns.greeted = true
-			c.enqueue(&createReq{params: greetingParams(c.cfg)})
-		}
+		c.maybeGreet()
 	} else {
 		if sw.trigger == TriggerRotation {
 			c.m.Rotations.WithLabelValues(sw.from.region).Inc()

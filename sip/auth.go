@@ -162,7 +162,7 @@ func (a *authenticator) challenge(req *sip.Request, tx sip.ServerTransaction, tr
 // 403 (nothing for an ACK, or when drop is set: a blocked source over UDP).
 func (a *authenticator) refuse(req *sip.Request, tx sip.ServerTransaction, src netip.Addr, reason, trunk, user string, drop bool) {
 	a.metrics.failures.WithLabelValues(reason).Inc()
-	if countsTowardBlock(reason) && src.IsValid() && a.limiter.fail(src) {
+	if countsTowardBlock(reason) && src.IsValid() && !allowListed(a.trunks, src) && a.limiter.fail(src) {
 		// Once per block: not rate-limited.
 		a.log.Warn("sip: source blocked after repeated authorisation failures", "src", src.String(),
 			"failures", a.limiter.lim.Failures, "window", a.limiter.lim.Window.String(), "block", a.limiter.lim.Block.String())
@@ -317,6 +317,9 @@ func credentialsWellFormed(c *digest.Credentials) (string, bool) {
 // sameResource reports whether the credentials' uri names the Request-URI
 // (RFC 2617 §3.2.2.5): same scheme, user, host and port. Parameters are not
 // compared: clients such as sipgo put the URI without them in the digest.
+// A uri without a user part is accepted for a Request-URI with one: SIPp
+// (and some PBXs) send the bare host there, and the nonce and nc checks,
+// not the user part, are what stop a response from being replayed.
 func sameResource(credURI string, r sip.Uri) bool {
 	var u sip.Uri
 	if err := sip.ParseUri(credURI, &u); err != nil {
@@ -337,7 +340,7 @@ func sameResource(credURI string, r sip.Uri) bool {
 		}
 		return 5060
 	}
-	return scheme(u.Scheme) == scheme(r.Scheme) && u.User == r.User &&
+	return scheme(u.Scheme) == scheme(r.Scheme) && (u.User == r.User || u.User == "") &&
 		strings.EqualFold(u.Host, r.Host) && port(u) == port(r)
 }
 

@@ -46,7 +46,12 @@
 //   - A re-INVITE or UPDATE with a new Contact moves our later requests
 //     (BYE, REFER, refreshes) there (target.go); sipgo does not.
 //   - Bytes sipgo cannot parse are answered 400 by guard.go when the request
-//     line and Via can still be recovered; sipgo itself would drop them.
+//     line and Via can still be recovered (513 for a stream message over the
+//     maximum length); sipgo itself would drop them.
+//   - What one source may hold is bounded (limits.go): un-ACKed calls (503
+//     beyond the cap), OPTIONS per second (dropped beyond the rate), TCP/TLS
+//     connections per source and in total, with first-message, per-message
+//     and idle deadlines.
 //
 // Every way a call ends is listed once in termination.go with its SIP status
 // or BYE Reason header (RFC 3326), metric label and log level.

@@ -93,6 +93,12 @@ func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
 // trunk's health check (a Kamailio dispatcher, an SBC) takes us out of
 // rotation instead of sending INVITEs that would get 503.
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	// limits.go: a flood of OPTIONS from one source is dropped, unanswered
+	// (no reflection); INVITEs from that source are not affected.
+	if src, ok := sourceAddr(req); ok && !s.optionsRate.allow(src) {
+		s.metrics.limited.WithLabelValues(limitOptionsRate).Inc()
+		return
+	}
 	if r := validateRequest(req); r != nil {
 		s.rejectRequest(req, tx, r)
 		return

@@ -26,7 +26,21 @@ type Metrics struct {
 	registers      *prometheus.CounterVec // sipbridge_sip_register_total{registrar,result}
 	// Trunk access control (acl.go, auth.go).
 	auth *authMetrics
+	// Edge limits (limits.go).
+	limited *prometheus.CounterVec // sipbridge_sip_limited_total{limit}
 }
+
+// Edge limit labels (sipbridge_sip_limited_total{limit}).
+const (
+	limitUnconfirmed    = "unconfirmed_per_source"
+	limitOptionsRate    = "options_rate"
+	limitConnsPerSource = "connections_per_source"
+	limitConnsTotal     = "connections_total"
+	limitStreamIdle     = "stream_idle"
+	limitStreamSlow     = "stream_slow"
+)
+
+var limitLabels = []string{limitUnconfirmed, limitOptionsRate, limitConnsPerSource, limitConnsTotal, limitStreamIdle, limitStreamSlow}
 
 // NewMetrics creates the series and registers them on reg (nil: not
 // registered). Registering twice on one registry reuses the existing series.
@@ -65,6 +79,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		registers: counterVec(reg, "sip", "register_total",
 			"REGISTER attempts by registration name and result (ok, auth_rejected, rejected, error, unregistered).", "registrar", "result"),
 		auth: newAuthMetrics(reg),
+		limited: counterVec(reg, "sip", "limited_total",
+			"Requests and connections refused or closed by an edge limit, by limit (unconfirmed_per_source, options_rate, connections_per_source, connections_total, stream_idle, stream_slow).", "limit"),
+	}
+	for _, l := range limitLabels {
+		m.limited.WithLabelValues(l)
 	}
 	for r := EndReason(0); r < endReasonCount; r++ {
 		m.callEnds.WithLabelValues(r.String())

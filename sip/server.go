@@ -154,7 +154,12 @@ type Server struct {
 	draining atomic.Bool
 
 	badLog *realtime.LogLimiter // malformed and rejected traffic
-	regs   *registrations       // client registrations (register.go)
+	// Edge limits (limits.go): unconfirmed calls and OPTIONS per source,
+	// stream connections per source and in total.
+	unconfirmed *sourceCounts
+	optionsRate *sourceRate
+	streamConns *sourceCounts
+	regs        *registrations // client registrations (register.go)
 	// ackGrace is how long a re-INVITE waits for an ACK already in flight
 	// before getting 491 (tests shorten it before Serve).
 	ackGrace time.Duration
@@ -216,24 +221,28 @@ func newServer(cfg Config, mb mediaBackend, newConv ConversationFactory, log *sl
 	}
 	baseCtx, baseCancel := context.WithCancelCause(context.Background())
 	s := &Server{
-		cfg:        cfg,
-		log:        log,
-		metrics:    m,
-		newConv:    newConv,
-		media:      mb,
-		ua:         ua,
-		srv:        srv,
-		client:     client,
-		baseCtx:    baseCtx,
-		baseCancel: baseCancel,
-		ready:      make(chan struct{}),
-		badLog:     realtime.NewLogLimiter(time.Second, 10),
-		ackGrace:   2 * time.Second,
-		calls:      map[*call]bool{},
-		dialogs:    map[string]*leg{},
-		changed:    make(chan struct{}),
+		cfg:         cfg,
+		log:         log,
+		metrics:     m,
+		newConv:     newConv,
+		media:       mb,
+		ua:          ua,
+		srv:         srv,
+		client:      client,
+		baseCtx:     baseCtx,
+		baseCancel:  baseCancel,
+		ready:       make(chan struct{}),
+		badLog:      realtime.NewLogLimiter(time.Second, 10),
+		unconfirmed: newSourceCounts(cfg.Limits.MaxUnconfirmedPerSource, 0),
+		optionsRate: newSourceRate(cfg.Limits.OptionsRate),
+		streamConns: newSourceCounts(cfg.Limits.MaxConnectionsPerSource, cfg.Limits.MaxConnections),
+		ackGrace:    2 * time.Second,
+		calls:       map[*call]bool{},
+		dialogs:     map[string]*leg{},
+		changed:     make(chan struct{}),
 	}
-	s.guard = &guard{parser: sip.NewParser(), server: cfg.UserAgent, report: s.reportMalformed}
+	s.guard = &guard{parser: sip.NewParser(), server: cfg.UserAgent, report: s.reportMalformed,
+		conns: s.streamConns, idleTimeout: cfg.Limits.StreamIdleTimeout, limited: s.reportLimited}
 	s.auth.Store(newAuthenticator(s))
 	s.regs = newRegistrations(s)
 
@@ -413,6 +422,14 @@ func (s *Server) admit(c *call) *rejection {
 	if s.cfg.MaxCalls > 0 && len(s.calls) >= s.cfg.MaxCalls {
 		return reject(EndRejectMaxCalls, "too many calls")
 	}
+	// limits.go: a source that does not ACK cannot hold every slot.
+	if src := c.info.Remote.Addr().Unmap(); src.IsValid() {
+		if !s.unconfirmed.acquire(src) {
+			s.metrics.limited.WithLabelValues(limitUnconfirmed).Inc()
+			return reject(EndRejectUnconfirmed, "too many unconfirmed calls from this source")
+		}
+		c.unconfirmedSrc = src
+	}
 	s.calls[c] = true
 	s.metrics.callsActive.Set(float64(len(s.calls)))
 	s.notifyLocked()
@@ -424,6 +441,7 @@ func (s *Server) release(c *call) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.calls, c)
+	c.releaseUnconfirmed()
 	if id := c.leg.dialogID; id != "" && s.dialogs[id] == c.leg {
 		delete(s.dialogs, id)
 	}
@@ -512,6 +530,22 @@ func (s *Server) reportMalformed(transport, action string, src net.Addr, err err
 	}
 }
 
+// reportLimited counts a connection refused or closed by an edge limit and
+// logs it, rate-limited.
+func (s *Server) reportLimited(label string, src net.Addr) {
+	s.metrics.limited.WithLabelValues(label).Inc()
+	if label == limitStreamIdle {
+		return // routine: a peer that opened a connection and went quiet
+	}
+	if ok, suppressed := s.badLog.Allow(); ok {
+		addr := ""
+		if src != nil {
+			addr = src.String()
+		}
+		s.log.Warn("sip: connection limit", "limit", label, "src", addr, "suppressed", suppressed)
+	}
+}
+
 // handler wraps every sipgo handler: counting, and never letting a panic in
 // our code take the process down with it.
 func (s *Server) handler(h func(req *sip.Request, tx sip.ServerTransaction)) sipgo.RequestHandler {
@@ -546,6 +580,9 @@ func (s *Server) send(req *sip.Request, tx sip.ServerTransaction, res *sip.Respo
 	for _, h := range hdrs {
 		res.AppendHeader(h)
 	}
+	// sipgo copies the request's version into the response: a 505 would
+	// echo whatever the sender wrote there. We only speak SIP/2.0.
+	res.SipVersion = "SIP/2.0"
 	if res.GetHeader("Server") == nil {
 		res.AppendHeader(sip.NewHeader("Server", s.cfg.UserAgent))
 	}

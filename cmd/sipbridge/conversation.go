@@ -55,8 +55,11 @@ func (a *app) newConversation(_ context.Context, call sip.CallInfo, log *slog.Lo
 	session := as.SessionConfig(format)
 	session.Instructions = configs.RenderCaller(session.Instructions, vars)
 	fc := failover.Config{
-		Session:             session,
-		Greeting:            configs.RenderCaller(as.Greeting, vars),
+		Session:  session,
+		Greeting: configs.RenderCaller(as.Greeting, vars),
+		// A call answered and never ACKed costs no response (sip calls
+		// CallConfirmed at the ACK).
+		GreetAfterConfirm:   true,
 		StallNoResponse:     cfg.Failover.StallNoResponse.D(),
 		StallFirstAudio:     cfg.Failover.StallFirstAudio.D(),
 		StallMidAudio:       cfg.Failover.StallMidAudio.D(),

@@ -106,6 +106,13 @@ func serve(ctx context.Context, stop shutdown, path string, cfg *configs.Config,
 		SymmetricRTP:    *cfg.RTP.Symmetric,
 		LatchBeforeSend: cfg.RTP.LatchBeforeSend,
 		ComfortNoiseDB:  cfg.RTP.ComfortNoiseDBov,
+		Limits: sip.EdgeLimits{
+			MaxUnconfirmedPerSource: cfg.SIP.Limits.MaxUnconfirmedPerSource,
+			OptionsRate:             cfg.SIP.Limits.OptionsPerSecond,
+			MaxConnections:          cfg.SIP.Limits.MaxConnections,
+			MaxConnectionsPerSource: cfg.SIP.Limits.MaxConnectionsPerSource,
+			StreamIdleTimeout:       cfg.SIP.Limits.TCPIdleTimeout.D(),
+		},
 	}
 	// Session timers (RFC 4028).
 	sipCfg.SessionExpires, sipCfg.MinSE = cfg.SIP.SessionExpires.D(), cfg.SIP.MinSE.D()
