@@ -138,6 +138,7 @@ type Conversation struct {
 	swap    swapPart      // between sessions, and the give-up count (swap.go)
 	standby standbyState  // the warm standby / rotation target (standby.go)
 	fn      functionState // end_call, transfers, custom tools (functions.go)
+	hedge   hedgePart     // the hedge of a late turn, and the call's budget (hedge.go)
 
 	// fx are the effects of the step running now (see step).
 	fx []effect
@@ -382,6 +383,7 @@ func (c *Conversation) leave() []effect {
 		c.retire(c.standby.spare)
 		c.standby.spare = nil
 	}
+	c.dropHedge("abandoned", "call_ended")
 	return c.fx
 }
 
@@ -443,6 +445,7 @@ func (c *Conversation) tickActive() {
 	if c.checkWatchdogs(now) {
 		return
 	}
+	c.checkHedge(now)
 	if d := c.active.deadline(); !d.IsZero() && !now.Before(d) {
 		c.fail(TriggerExpiry, failInfo{err: "session reached expires_at / session limit"})
 		return

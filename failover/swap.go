@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"slices"
 	"time"
+
+	"github.com/sipbridge/sipbridge/realtime"
 )
 
 // failInfo is what is known about a failure when it is detected.
@@ -72,6 +74,10 @@ func (c *Conversation) fail(trig Trigger, fi failInfo) {
 		c.pool.Report(old.region.Name, o)
 	}
 	c.flushSwapLog("failed_again")
+	if c.fn.ending == nil && c.hedgeTakesOver(trig) {
+		return // the hedge, already asked, answers instead of a swap
+	}
+	c.dropHedge("abandoned", "primary_failed")
 	if c.fn.ending != nil {
 		// The model already ended the call: no new session, just let what
 		// is queued of the goodbye play.
@@ -189,6 +195,7 @@ func (c *Conversation) resetResponseState() {
 	clear(c.turns.respReqs)
 	c.turns.awaitingResponse = false
 	c.turns.noRespAt, c.turns.firstAudioAt, c.turns.midAudioAt = time.Time{}, time.Time{}, time.Time{}
+	c.turns.waitFrom, c.turns.hedgeAt = time.Time{}, time.Time{}
 	c.caller.speechActive = false
 	clear(c.caller.speechStart)
 	clear(c.caller.speechEnd)
@@ -302,29 +309,21 @@ func (c *Conversation) onSwapDial(r dialResult) {
 func (c *Conversation) finishSwap(ss *session, warm bool) {
 	sw := c.swap.sw
 	c.active = ss
-	items := c.rec.ReplayItems(ss.s.Dialect())
-	ctx, cancel := context.WithTimeout(c.ctx, replayTimeout)
-	for i, it := range items {
-		if err := ss.s.CreateItem(ctx, it, ""); err != nil {
-			cancel()
-			c.active = nil
-			c.retire(ss)
-			if c.ctx.Err() != nil {
-				return // the caller hung up during the replay
-			}
-			c.pool.Report(ss.region.Name, OutcomeSessionLost)
-			c.swap.failedInRow++
-			sw.lastErr = fmt.Sprintf("replay item %d of %d: %v", i+1, len(items), err)
-			c.log.Warn("failover: replay failed", "region", ss.region.Name, "session_id", ss.s.ID(), "err", err,
-				"trigger", sw.trigger.String(), "failed_in_row", c.swap.failedInRow)
-			c.nextAttempt()
-			return
+	items, err := c.replayInto(ss)
+	if err != nil {
+		c.active = nil
+		c.retire(ss)
+		if c.ctx.Err() != nil {
+			return // the caller hung up during the replay
 		}
-		if it.Type == "function_call" {
-			ss.calls[it.CallID] = true
-		}
+		c.pool.Report(ss.region.Name, OutcomeSessionLost)
+		c.swap.failedInRow++
+		sw.lastErr = err.Error()
+		c.log.Warn("failover: replay failed", "region", ss.region.Name, "session_id", ss.s.ID(), "err", err,
+			"trigger", sw.trigger.String(), "failed_in_row", c.swap.failedInRow)
+		c.nextAttempt()
+		return
 	}
-	cancel()
 	c.state = stActive
 	c.swap.sw = nil
 	c.swap.unconfirmed = true
@@ -356,6 +355,23 @@ func (c *Conversation) finishSwap(ss *session, warm bool) {
 	}
 	c.pump()
 	c.ensureSpare(now)
+}
+
+// replayInto sends the record, rendered for ss's dialect, into ss: the
+// one replay of a swap, a rotation and a hedge. It returns the items sent.
+func (c *Conversation) replayInto(ss *session) ([]realtime.Item, error) {
+	items := c.rec.ReplayItems(ss.s.Dialect())
+	ctx, cancel := context.WithTimeout(c.ctx, replayTimeout)
+	defer cancel()
+	for i, it := range items {
+		if err := ss.s.CreateItem(ctx, it, ""); err != nil {
+			return items, fmt.Errorf("replay item %d of %d: %w", i+1, len(items), err)
+		}
+		if it.Type == "function_call" {
+			ss.calls[it.CallID] = true
+		}
+	}
+	return items, nil
 }
 
 // giveUp ends the conversation's attempts: apology, ControlGiveUp; Run
