@@ -7,7 +7,7 @@ PKGS      := ./...
 # Real SIP peers the integration tests drive (Debian packages).
 PEER_PKGS := sip-tester baresip sox espeak-ng kamailio
 
-.PHONY: all build run test deps vet unit fuzz bench load clean
+.PHONY: all build run test deps vet lint tidy-check unit fuzz bench load clean
 
 all: build
 
@@ -28,9 +28,20 @@ deps:
 vet:
 	$(GO) vet $(PKGS)
 
+# staticcheck at a pinned version, fetched through the module proxy (no
+# install step; cached after the first run).
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint:
+	$(GO) run $(STATICCHECK) $(PKGS)
+
+# go.mod and go.sum must be exactly what `go mod tidy` writes.
+tidy-check:
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy'"; exit 1; }
+
+
 # The whole suite: unit, fuzz seed corpora, integration through the real
 # binary with real SIP peers (which must be present: they are not skipped).
-test: deps vet
+test: deps vet tidy-check lint
 	SIPBRIDGE_REQUIRE_PEERS=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 unit:

@@ -5,7 +5,8 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
-	"time"
+
+	"github.com/sipbridge/sipbridge/sip"
 )
 
 // Trunk is one peer allowed to call (sip.trunks[]). With no trunk anyone
@@ -37,9 +38,9 @@ type TLS struct {
 // AuthLimit blocks a source after repeated authorisation failures
 // (sip.auth_limit).
 type AuthLimit struct {
-	Failures int      `yaml:"failures"` // tolerated per window (default 10)
-	Window   Duration `yaml:"window"`   // default 1m
-	Block    Duration `yaml:"block"`    // default 5m
+	Failures int      `yaml:"failures"` // tolerated per window
+	Window   Duration `yaml:"window"`
+	Block    Duration `yaml:"block"`
 }
 
 var (
@@ -50,13 +51,13 @@ var (
 func (c *Config) applyTrunkDefaults() {
 	l := &c.SIP.AuthLimit
 	if l.Failures == 0 {
-		l.Failures = 10
+		l.Failures = sip.DefaultAuthFailures
 	}
 	if l.Window == 0 {
-		l.Window = Duration(time.Minute)
+		l.Window = Duration(sip.DefaultAuthWindow)
 	}
 	if l.Block == 0 {
-		l.Block = Duration(5 * time.Minute)
+		l.Block = Duration(sip.DefaultAuthBlock)
 	}
 }
 
@@ -98,7 +99,7 @@ func (t Trunk) Password(getenv func(string) string) (string, error) {
 }
 
 // validateTrunks checks sip.trunks, sip.auth_limit and sip.tls.
-func (c *Config) validateTrunks(bad func(key, format string, args ...any)) {
+func (c *Config) validateTrunks(bad badFunc) {
 	seen := map[string]bool{}
 	for i, t := range c.SIP.Trunks {
 		key := fmt.Sprintf("sip.trunks[%d]", i)

@@ -45,8 +45,9 @@ const (
 	// ControlTransfer: transfer the caller to Target (SIP REFER). Report the
 	// outcome with Conversation.TransferResult.
 	ControlTransfer
-	// ControlGiveUp: every region failed; Prompt (if any) has been queued;
-	// transfer to Target if set, else hang up.
+	// ControlGiveUp: every region failed and the apology (if any) has
+	// played (or its playout deadline passed): transfer to Target if set,
+	// else hang up.
 	ControlGiveUp
 	// ControlSwapStarted / ControlSwapFinished bracket a session swap (for logs
 	// and metrics at the call level; masking is done by the conversation).

@@ -40,6 +40,11 @@ type Config struct {
 	FillerAudio []byte
 	// ApologyAudio is played when giving up (session output format).
 	ApologyAudio []byte
+	// AnsweredBeforeReady: the call is answered before its first session is
+	// up (sip.answer_when_ready off), so a caller can hear an apology even
+	// when no session ever came up; otherwise a call that never had one is
+	// still ringing and gets its 503 at once.
+	AnsweredBeforeReady bool
 	// GiveUpTransfer is the SIP URI to transfer to when giving up ("" = hang up).
 	GiveUpTransfer string
 	// TransferTargets are the allowed transfer_call targets; the first is

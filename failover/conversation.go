@@ -18,7 +18,6 @@ type Params struct {
 	Config  Config
 	Pool    *Pool
 	Dialer  Dialer
-	Player  Player
 	Logger  *slog.Logger
 	Metrics *Metrics
 	Now     func() time.Time // nil = time.Now
@@ -44,8 +43,6 @@ const (
 	// dialMargin is added to the region's dial timeout for the dial context,
 	// in case a Dialer does not enforce its own.
 	dialMargin = 5 * time.Second
-	// defaultDialTimeout bounds a dial when the region sets no timeout.
-	defaultDialTimeout = 10 * time.Second
 	// spareRetry is how long after a failed or dead standby the next one is
 	// tried (so a region that is down is not hammered).
 	spareRetry = 5 * time.Second
@@ -209,7 +206,6 @@ func NewConversation(p Params) *Conversation {
 		cfg:         cfg,
 		pool:        p.Pool,
 		dialer:      p.Dialer,
-		player:      p.Player,
 		log:         log.With("call_id", p.CallID),
 		m:           m,
 		now:         now,
@@ -244,6 +240,16 @@ func (c *Conversation) Controls() <-chan Control { return c.controls }
 // configured, so the call can be answered with the AI already listening. If
 // no region can take the call, Run returns ErrAllRegionsFailed instead.
 func (c *Conversation) Ready() <-chan struct{} { return c.ready }
+
+// isReady says whether the call's first session was ever configured.
+func (c *Conversation) isReady() bool {
+	select {
+	case <-c.ready:
+		return true
+	default:
+		return false
+	}
+}
 
 // WriteCallerAudio takes one frame of caller audio (session input format),
 // copied. It never blocks: when the actor is wedged and the queue is full
@@ -308,18 +314,21 @@ func (c *Conversation) putFrame(b *[]byte) {
 	c.frames.Put(b)
 }
 
-// Run is the actor loop. It opens the first session (trying candidates in
-// order), then carries the call across swaps and rotations, until ctx ends.
+// Run is the actor loop. It plays the model's audio on player (the call's
+// media stream, which was built with the conversation as its sink). It opens
+// the first session (trying candidates in order), then carries the call
+// across swaps and rotations, until ctx ends.
 // It returns nil, or, when it gave up after MaxSwapsInRow consecutive failed
-// attempts (apology queued, ControlGiveUp emitted), an error wrapping
+// attempts (apology played, ControlGiveUp emitted), an error wrapping
 // ErrAllRegionsFailed. After giving up it keeps serving (playout reports,
 // controls) until the call, which owns the ending — the apology playing out,
 // the transfer — cancels ctx: returning at once would let the call hang up
 // before the caller heard the apology.
-func (c *Conversation) Run(ctx context.Context) error {
+func (c *Conversation) Run(ctx context.Context, player Player) error {
 	if !c.started.CompareAndSwap(false, true) {
 		return errors.New("failover: Run called twice")
 	}
+	c.player = player
 	if c.dialer == nil || c.player == nil {
 		close(c.done)
 		close(c.controls)

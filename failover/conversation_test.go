@@ -71,7 +71,7 @@ func TestRunTwice(t *testing.T) {
 	h := newHarness(t, Config{}, testRegions())
 	h.start()
 	h.waitActive(h.session(1))
-	require.Error(t, h.conv.Run(t.Context()))
+	require.Error(t, h.conv.Run(t.Context(), h.player))
 }
 
 func TestWriteCallerAudioDoesNotAllocate(t *testing.T) {
@@ -124,11 +124,11 @@ func TestRunServesAfterGivingUp(t *testing.T) {
 	clock := newFakeClock()
 	pool := NewPool(testRegions(), HealthConfig{Now: clock.Now}, nil, nil)
 	conv := NewConversation(Params{CallID: "call-1", Config: Config{Session: testSessionConfig(), MaxSwapsInRow: 2,
-		ApologyAudio: []byte("sorry")}, Pool: pool, Dialer: dialer, Player: player, Now: clock.Now})
+		ApologyAudio: []byte("sorry")}, Pool: pool, Dialer: dialer, Now: clock.Now})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	runErr := make(chan error, 1)
-	go func() { runErr <- conv.Run(ctx) }()
+	go func() { runErr <- conv.Run(ctx, player) }()
 
 	select {
 	case ctl := <-conv.Controls():

@@ -498,8 +498,9 @@ func newHarness(t *testing.T, cfg Config, regions []Region, opts ...harnessOpt) 
 	for _, o := range opts {
 		o(h)
 	}
-	h.conv = NewConversation(Params{CallID: "call-1", Config: cfg, Pool: h.pool, Dialer: h.dialer, Player: h.player,
+	h.conv = NewConversation(Params{CallID: "call-1", Config: cfg, Pool: h.pool, Dialer: h.dialer,
 		Logger: log, Metrics: h.m, Now: h.clock.Now})
+	h.conv.player = h.player // what Run(ctx, player) does
 	return h
 }
 

@@ -156,7 +156,7 @@ var transitions = [numStates][numInputs]action{
 		inCallerAudio: actIgnore, inSessionEvent: actIgnore, inSessionEnd: actIgnore, inSpareEnd: actSpareEnded,
 		inStale: actIgnore, inSwapDial: actCloseDialed, inSpareDial: actCloseDialed, inPlayout: actPlayoutDone,
 		inDTMF: actIgnore, inTransferResult: actTransferResult, inHold: actHold, inToolResult: actToolResult,
-		inTick: actIgnore, inHedgeEvent: actIgnore, inHedgeEnd: actIgnore, inHedgeDial: actCloseDialed,
+		inTick: actTickGaveUp, inHedgeEvent: actIgnore, inHedgeEnd: actIgnore, inHedgeDial: actCloseDialed,
 	},
 }
 
@@ -207,3 +207,4 @@ func actToolResult(c *Conversation, in input)  { c.onToolResult(in.msg.callID, i
 func actTickActive(c *Conversation, _ input)   { c.tickActive() }
 func actTickSwapping(c *Conversation, _ input) { c.maybeFiller(c.now()) }
 func actTickEnding(c *Conversation, _ input)   { c.checkEnd(c.now()) }
+func actTickGaveUp(c *Conversation, _ input)   { c.checkGiveUp(c.now()) }

@@ -148,6 +148,7 @@ func (c *Conversation) onPlayoutDone(itemID string, playedMs int) {
 	}
 	c.rec.SetHeard(itemID, playedMs)
 	c.checkEnd(c.now())
+	c.checkGiveUp(c.now())
 }
 
 // flushHeard flushes playout on a swap and records, for each unfinished

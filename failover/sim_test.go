@@ -101,12 +101,12 @@ func TestSwapAgainstSimulator(t *testing.T) {
 	player := &instantPlayer{played: map[string]int{}}
 	cfg := Config{Session: testSessionConfig()}
 	conv := NewConversation(Params{CallID: "sim-call", Config: cfg, Pool: pool, Dialer: RealtimeDialer{Logger: log},
-		Player: player, Logger: log, Metrics: m})
+		Logger: log, Metrics: m})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	runErr := make(chan error, 1)
-	go func() { runErr <- conv.Run(ctx) }()
+	go func() { runErr <- conv.Run(ctx, player) }()
 	var ctls []ControlKind
 	ctlDone := make(chan struct{})
 	go func() {

@@ -30,6 +30,7 @@ type swapPart struct {
 	unconfirmed  bool // the current session has not completed a response yet
 	pendingLog   *swapReport
 	fillerPlayed bool
+	givingUp     *giveUpState // gave up: ControlGiveUp waits for the apology
 }
 
 // swapState is the conversation between sessions: the first connect, a swap
@@ -374,8 +375,9 @@ func (c *Conversation) replayInto(ss *session) ([]realtime.Item, error) {
 	return items, nil
 }
 
-// giveUp ends the conversation's attempts: apology, ControlGiveUp; Run
-// returns ErrAllRegionsFailed once the call has ended it.
+// giveUp ends the conversation's attempts: apology, then ControlGiveUp once
+// it has played (checkGiveUp); Run returns ErrAllRegionsFailed once the call
+// has ended it.
 func (c *Conversation) giveUp() {
 	sw := c.swap.sw
 	c.state = stGaveUp
@@ -392,8 +394,40 @@ func (c *Conversation) giveUp() {
 	c.log.Error("failover: giving up, no working session", "trigger", sw.trigger.String(), "region", sw.from.region,
 		"session_id", sw.from.sessionID, "response_id", sw.from.responseID, "attempts", sw.attempts,
 		"failed_in_row", c.swap.failedInRow, "regions_tried", tried, "last_error", sw.lastErr, "transfer_to", c.cfg.GiveUpTransfer)
-	c.emit(Control{Kind: ControlGiveUp, Target: c.cfg.GiveUpTransfer, Reason: sw.trigger.String()})
 	c.result = fmt.Errorf("failover: call %s: %d attempts in a row failed, last: %s: %w", c.callID, c.swap.failedInRow, sw.lastErr, ErrAllRegionsFailed)
+	g := &giveUpState{ctl: Control{Kind: ControlGiveUp, Target: c.cfg.GiveUpTransfer, Reason: sw.trigger.String()}}
+	// Nobody hears an apology on a call that is still ringing (answer when
+	// ready, and the AI never was): the call gets its 503 at once.
+	if c.isReady() || c.cfg.AnsweredBeforeReady {
+		g.apologyMs = len(c.cfg.ApologyAudio) / c.outBPM
+		g.deadline = c.now().Add(time.Duration(g.apologyMs)*time.Millisecond + endCallSlack)
+	}
+	c.swap.givingUp = g
+	c.checkGiveUp(c.now())
+}
+
+// giveUpState is a give-up whose ControlGiveUp waits for the apology: the
+// call may hang up or transfer the moment it receives the control, so the
+// conversation alone says when the caller has heard it.
+type giveUpState struct {
+	ctl       Control
+	apologyMs int
+	deadline  time.Time // emit even without the apology reported played by then
+	sent      bool
+}
+
+// checkGiveUp emits ControlGiveUp once the apology has played, or could
+// have by its deadline.
+func (c *Conversation) checkGiveUp(now time.Time) {
+	g := c.swap.givingUp
+	if g == nil || g.sent {
+		return
+	}
+	if g.apologyMs > 0 && c.player.PlayedMs(apologyItem) < g.apologyMs-playTolMs && now.Before(g.deadline) {
+		return
+	}
+	g.sent = true
+	c.emit(g.ctl)
 }
 
 // emitSwapLog writes the swap's one structured line.

@@ -7,13 +7,28 @@ import (
 	"time"
 )
 
-// Codec is the negotiated G.711 law, by its static RTP payload type.
+// Codec is the negotiated audio codec, by its static RTP payload type.
 type Codec uint8
 
 const (
-	CodecPCMU Codec = 0 // RFC 3551 PT 0
-	CodecPCMA Codec = 8 // RFC 3551 PT 8
+	CodecPCMU Codec = 0 // RFC 3551 PT 0: G.711 μ-law, 8 kHz
+	CodecPCMA Codec = 8 // RFC 3551 PT 8: G.711 A-law, 8 kHz
+	// CodecG722 is RFC 3551 PT 9: G.722 at 64 kbit/s, 16 kHz audio but an
+	// 8000 Hz RTP clock (RFC 3551 §4.5.2), 160 bytes per 20 ms like G.711.
+	CodecG722 Codec = 9
 )
+
+// Valid reports whether the stream can run c.
+func (c Codec) Valid() bool { return c == CodecPCMU || c == CodecPCMA || c == CodecG722 }
+
+// SampleRate is the PCM rate of c's audio (not its RTP clock, which is
+// 8000 for all three).
+func (c Codec) SampleRate() int {
+	if c == CodecG722 {
+		return 16000
+	}
+	return 8000
+}
 
 // ModelFormat is the audio format exchanged with the AI side.
 type ModelFormat uint8
@@ -67,12 +82,26 @@ type Event struct {
 
 // StreamConfig configures one call's RTP stream.
 type StreamConfig struct {
-	Conn            *net.UDPConn   // bound RTP socket (see PortAllocator); the stream closes it
-	Remote          netip.AddrPort // from the SDP offer; replaced by latching when SymmetricRTP
+	Conn   *net.UDPConn   // bound RTP socket (see PortAllocator); the stream closes it
+	Remote netip.AddrPort // from the SDP offer; replaced by latching when SymmetricRTP
+	// Codec is fixed in its sample rate for the stream's life: a re-INVITE
+	// may switch PCMU ↔ PCMA (SetRemote), not G.711 ↔ G.722.
 	Codec           Codec
 	DTMFPayloadType int // negotiated telephone-event PT; <0 when none
-	ModelFormat     ModelFormat
-	SymmetricRTP    bool // send to where the caller's RTP comes from
+	// DTMFClockRate is the telephone-event clock (8000, or 16000 when a
+	// G.722 caller negotiated telephone-event/16000); 0 means 8000.
+	DTMFClockRate int
+	// SRTP, when set, protects the stream (SDES keys from the SDP
+	// negotiation): every packet sent is encrypted and authenticated, and
+	// received packets that fail authentication or replay checks are
+	// dropped and counted. Nil runs clear RTP.
+	SRTP *SRTPConfig
+	// OnSRTPFailure, when set, is called on the reader goroutine for every
+	// dropped SRTP packet (replay true for a replayed one, false for an
+	// authentication failure) to feed a metric; it must not block.
+	OnSRTPFailure func(replay bool)
+	ModelFormat   ModelFormat
+	SymmetricRTP  bool // send to where the caller's RTP comes from
 	// LatchBeforeSend (with SymmetricRTP) sends nothing until the caller's
 	// RTP has been heard, then only to where it came from: the SDP address
 	// is never used (strict latching, as SBCs do for callers whose SDP

@@ -1,8 +1,21 @@
 // Package media owns a call's audio between RTP and PCM frames: the RTP
-// socket and symmetric-RTP latching, a small reorder/dedupe jitter buffer
-// with loss concealment, G.711 (via zaf/g711), band-limited 8 kHz ↔ 24 kHz
-// resampling, the 20 ms playout pacer with continuous timestamps, comfort
-// noise, and RFC 4733 DTMF. It knows nothing of SIP or of the AI: audio goes
+// socket and symmetric-RTP latching, SRTP (SDES keys, via pion/srtp), a
+// small reorder/dedupe jitter buffer with loss concealment, G.711 (via
+// zaf/g711) and G.722 (media/g722), band-limited 8 kHz ↔ 24 kHz and
+// 16 kHz ↔ 24 kHz resampling, the 20 ms playout pacer with continuous
+// timestamps, comfort noise, and RFC 4733 DTMF.
+//
+// A stream runs one codec rate for its life: G.711 at 8 kHz or G.722 at
+// 16 kHz (both with an 8000 Hz RTP clock and 160-byte 20 ms payloads). The
+// playout queue, concealment and silence fill work at that rate; the model
+// side is always 24 kHz PCM16 or G.711 (a G.722 call with a G.711 model
+// converts 16 → 24 → 8 kHz and back through the same tested filters).
+//
+// With StreamConfig.SRTP every datagram is authenticated and decrypted
+// before it is parsed; failures (forged, clear, replayed) are counted and
+// dropped, never played, and never move latching. Every packet sent is
+// encrypted; if that fails nothing is sent. Rekey applies a re-INVITE's
+// new keys. No RTCP is sent, so there is no SRTCP. It knows nothing of SIP or of the AI: audio goes
 // out through an AudioSink and comes in through Play, tagged with an item id
 // so the caller of Play can ask how much of each item was actually sent.
 //
@@ -25,5 +38,6 @@
 // per-frame paths (processInbound, nextOutboundPacket, Play) do not allocate
 // in steady state; hotpath_test.go proves it.
 //
-// Subpackages: g711, resample, jitter, dtmf (pure, allocation-free codecs).
+// Subpackages: g711, g722, resample, jitter, dtmf (pure, allocation-free
+// codecs).
 package media

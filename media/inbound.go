@@ -11,6 +11,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/sipbridge/sipbridge/media/dtmf"
 	"github.com/sipbridge/sipbridge/media/g711"
+	"github.com/sipbridge/sipbridge/media/g722"
 	"github.com/sipbridge/sipbridge/media/jitter"
 	"github.com/sipbridge/sipbridge/media/resample"
 )
@@ -18,16 +19,27 @@ import (
 // inbound is the RTP reader goroutine's state; nothing else touches it.
 type inbound struct {
 	buf     [readBufSize]byte
-	pkt     rtp.Packet // reused: Unmarshal parses in place, Payload aliases buf
+	plain   [readBufSize]byte // decrypted SRTP
+	srtpHdr rtp.Header        // scratch for the SRTP library
+	pkt     rtp.Packet        // reused: Unmarshal parses in place, Payload aliases buf
 	jb      *jitter.Buffer
 	det     dtmf.Detector
 	presses []dtmf.Press
-	up      resample.Up3
+	up      resample.Up3      // 8 → 24 kHz
+	up16    resample.Up16To24 // 16 → 24 kHz (G.722)
+	down    resample.Down3    // 24 → 8 kHz (G.722 call, G.711 model)
+	g722    *g722.Decoder     // G.722 calls only
 
-	acc  [frameSamples]int16 // 8 kHz samples of the frame being assembled
+	// keys/prevKeys: the SRTP keys in use and, after a re-key, the old ones
+	// (see unprotect); lastSSRC is the caller's SSRC for the ROC carry-over.
+	keys, prevKeys *srtpKeys
+	lastSSRC       uint32
+	ssrcKnown      bool
+
+	acc  [maxFrameSamples]int16 // samples of the frame being assembled, at the codec's rate
 	accN int
-	pcm  [maxPacketSamples]int16 // concealment scratch
-	last [maxPacketSamples]int16 // last good packet: decoded here, kept for concealment
+	pcm  [maxPacketPCM]int16 // concealment scratch
+	last [maxPacketPCM]int16 // last good packet: decoded here, kept for concealment
 	// lastN is the length of the last good packet in samples: one lost packet
 	// is concealed with that much audio, so 30 ms ptime stays in step.
 	lastN   int
@@ -44,13 +56,16 @@ type inbound struct {
 	candN     int
 
 	frame24 [3 * frameSamples]int16
+	frame8  [frameSamples + 1]int16
 	out     [2 * 3 * frameSamples]byte // one frame in the model format
 
 	badLog, latchLog logLimiter
 }
 
-func (in *inbound) init(jb *jitter.Buffer) {
+func (in *inbound) init(jb *jitter.Buffer, dtmfClock int) {
 	in.jb = jb
+	in.det.ClockRate = dtmfClock
+	in.g722 = g722.NewDecoder()
 	in.presses = make([]dtmf.Press, 0, 2)
 	in.lastN = frameSamples
 	in.badLog.every, in.latchLog.every = logEvery, logEvery
@@ -133,7 +148,7 @@ func (s *Stream) fillSilence(now time.Time) {
 		return
 	}
 	for i := 0; !now.Before(next) && i < maxFillBurst; i++ {
-		s.pushCallerAudio(silenceFrame[:])
+		s.pushCallerAudio(silenceFrame[:s.frameLen])
 		s.stats.silenceFilled.Add(1)
 		next = next.Add(frameDur)
 	}
@@ -143,8 +158,8 @@ func (s *Stream) fillSilence(now time.Time) {
 	s.in.fillNext = next
 }
 
-// silenceFrame is 20 ms of digital silence at 8 kHz.
-var silenceFrame [frameSamples]int16
+// silenceFrame is 20 ms of digital silence at up to 16 kHz.
+var silenceFrame [maxFrameSamples]int16
 
 func earlier(a, b time.Time) time.Time {
 	if b.Before(a) {
@@ -190,6 +205,21 @@ func (s *Stream) idle(now time.Time) {
 // It is the per-packet hot path and does not allocate.
 func (s *Stream) processInbound(b []byte, from netip.AddrPort, now time.Time) {
 	in := &s.in
+	if len(b) > 0 && b[0]>>6 == 2 {
+		if len(b) > 1 && b[1] >= 192 && b[1] <= 223 && s.srtpKeys.Load() != nil {
+			// (S)RTCP multiplexed on the RTP port (RFC 5761 §4): we send no
+			// RTCP and do not read it; it is not an SRTP failure.
+			s.stats.ignoredPT.Add(1)
+			return
+		}
+		// SRTP (when negotiated) authenticates before anything else looks
+		// at the packet: a forged or replayed one is dropped and counted,
+		// never played, and never moves symmetric-RTP latching.
+		var ok bool
+		if b, ok = s.unprotect(in.plain[:0], b, &in.srtpHdr); !ok {
+			return
+		}
+	}
 	if err := in.pkt.Unmarshal(b); err != nil || in.pkt.Version != 2 {
 		s.stats.invalid.Add(1)
 		if ok, n := in.badLog.allow(now); ok {
@@ -252,6 +282,10 @@ func (s *Stream) drainJitter(now time.Time) {
 			n := law.Decode(in.last[:], f.Payload)
 			in.lastN, in.lossRun = max(n, 1), 0
 			s.pushCallerAudio(in.last[:n])
+		case f.PayloadType == uint8(CodecG722):
+			n := in.g722.Decode(in.last[:], f.Payload) // payload ≤ maxPacketSamples: fits
+			in.lastN, in.lossRun = max(n, 1), 0
+			s.pushCallerAudio(in.last[:n])
 		default: // telephone-event (the only other type let through)
 			p, err := dtmf.Decode(f.Payload)
 			if err != nil {
@@ -284,10 +318,10 @@ func (s *Stream) conceal() {
 func (s *Stream) pushCallerAudio(x []int16) {
 	in := &s.in
 	for len(x) > 0 {
-		c := copy(in.acc[in.accN:], x)
+		c := copy(in.acc[in.accN:s.frameLen], x)
 		in.accN += c
 		x = x[c:]
-		if in.accN == frameSamples {
+		if in.accN == s.frameLen {
 			in.accN = 0
 			s.deliverFrame()
 		}
@@ -301,12 +335,20 @@ func (s *Stream) deliverFrame() {
 		return
 	}
 	var frame []byte
-	switch s.cfg.ModelFormat {
-	case ModelPCM24:
-		n, _ := in.up.Process(in.frame24[:], in.acc[:]) // frame24 is exactly 3× acc
+	acc := in.acc[:s.frameLen]
+	switch {
+	case s.cfg.ModelFormat == ModelPCM24 && s.rate == 8000:
+		n, _ := in.up.Process(in.frame24[:], acc) // frame24 is exactly 3× acc
 		frame = in.out[:g711.Int16ToPCM16LE(in.out[:], in.frame24[:n])]
-	default: // ModelPCMU, ModelPCMA
-		frame = in.out[:s.cfg.ModelFormat.law().Encode(in.out[:], in.acc[:])]
+	case s.cfg.ModelFormat == ModelPCM24: // G.722
+		n, _ := in.up16.Process(in.frame24[:], acc) // 320 → 480, phase-aligned per frame
+		frame = in.out[:g711.Int16ToPCM16LE(in.out[:], in.frame24[:n])]
+	case s.rate == 8000: // ModelPCMU, ModelPCMA
+		frame = in.out[:s.cfg.ModelFormat.law().Encode(in.out[:], acc)]
+	default: // G.722 call, G.711 model: 16 → 24 → 8 kHz
+		n, _ := in.up16.Process(in.frame24[:], acc)
+		m, _ := in.down.Process(in.frame8[:], in.frame24[:n])
+		frame = in.out[:s.cfg.ModelFormat.law().Encode(in.out[:], in.frame8[:m])]
 	}
 	s.cfg.Sink.WriteCallerAudio(frame)
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+
+	"github.com/sipbridge/sipbridge/media/g722"
 )
 
 // minNoisePeak is the smallest comfort-noise peak that G.711 does not
@@ -15,9 +17,14 @@ const minNoisePeak = 8
 
 // outbound is the pacer goroutine's state; nothing else touches it.
 type outbound struct {
-	hdr rtp.Header
-	pcm [frameSamples]int16
-	pkt [rtpHeaderLen + frameSamples]byte
+	hdr  rtp.Header
+	pcm  [maxFrameSamples]int16
+	pkt  [rtpHeaderLen + frameSamples]byte
+	wire [rtpHeaderLen + frameSamples + maxSRTPOverhead]byte // the SRTP packet
+
+	g722    *g722.Encoder // G.722 calls only
+	keys    *srtpKeys     // SRTP keys in use (see protect)
+	sealHdr rtp.Header    // scratch for the SRTP library
 
 	// started: the first packet has been built (it carries the marker).
 	started bool
@@ -36,6 +43,7 @@ type outbound struct {
 
 func (o *outbound) init(noiseDB float64) {
 	o.hdr = randomHeader(0)
+	o.g722 = g722.NewEncoder()
 	o.rng = rand.Uint64() | 1
 	// 0 dBov is a full-scale sine (RMS 32767/√2, ITU-T G.711 convention).
 	// Uniform noise on [−A, A] has RMS A/√3.
@@ -104,7 +112,10 @@ func (s *Stream) sendFrame(now time.Time) {
 		s.out.gap = true
 		return
 	}
-	pkt := s.nextOutboundPacket(s.out.pkt[:])
+	pkt, ok := s.protect(s.out.wire[:0], s.nextOutboundPacket(s.out.pkt[:]))
+	if !ok {
+		return // never clear RTP on an SRTP call; counted in protect
+	}
 	// A UDP send completes at once unless the socket's send buffer is full
 	// (a dead interface); then the deadline, one frame from now, makes it
 	// fail instead of blocking the pacer, and the packet is lost like any
@@ -128,14 +139,15 @@ func (s *Stream) sendFrame(now time.Time) {
 // per-frame hot path of the pacer and does not allocate.
 func (s *Stream) nextOutboundPacket(buf []byte) []byte {
 	o := &s.out
+	pcm := o.pcm[:s.frameLen]
 	s.qMu.Lock()
-	k, flushed := s.q.take(o.pcm[:])
+	k, flushed := s.q.take(pcm)
 	s.qMu.Unlock()
 	if flushed {
 		o.idle = true
 	}
-	if k < frameSamples {
-		o.noise(o.pcm[k:]) // pad the tail of the last frame of a spurt too
+	if k < len(pcm) {
+		o.noise(pcm[k:]) // pad the tail of the last frame of a spurt too
 	}
 	// RFC 3551 §4.1: the marker is set on the first packet of a talk-spurt
 	// (and we also set it on the very first packet and after a gap in
@@ -150,8 +162,12 @@ func (s *Stream) nextOutboundPacket(buf []byte) []byte {
 	if err != nil || len(buf) < n+frameSamples {
 		return nil // buf too short: a programming error, never with out.pkt
 	}
-	n += codec.law().Encode(buf[n:], o.pcm[:])
+	if codec == CodecG722 {
+		n += o.g722.Encode(buf[n:], pcm) // 320 samples → 160 bytes
+	} else {
+		n += codec.law().Encode(buf[n:], pcm)
+	}
 	o.hdr.SequenceNumber++
-	o.hdr.Timestamp += frameSamples
+	o.hdr.Timestamp += frameSamples // RTP clock ticks: 8000 Hz for G.722 too
 	return buf[:n]
 }

@@ -384,7 +384,7 @@ func TestPlayOddByteDeltas(t *testing.T) {
 
 // The ring grows past its first size and keeps the audio in order.
 func TestPlayQueueGrows(t *testing.T) {
-	q := newPlayQueue(func(*itemRec) {})
+	q := newPlayQueue(8000, func(*itemRec) {})
 	chunk := make([]int16, 8000)
 	for i := range chunk {
 		chunk[i] = int16(i)
@@ -395,7 +395,7 @@ func TestPlayQueueGrows(t *testing.T) {
 	for range 10 {
 		q.push("x", chunk)
 	}
-	require.Greater(t, len(q.ring), samples8k(initialQueue))
+	require.Greater(t, len(q.ring), samplesAt(8000, initialQueue))
 	require.Equal(t, 5000+80000, q.n)
 	n, _ := q.take(out[:5000])
 	require.Equal(t, 5000, n)
@@ -409,7 +409,7 @@ func TestPlayQueueGrows(t *testing.T) {
 func TestPlayQueueBounded(t *testing.T) {
 	s := newStream(t, StreamConfig{Codec: CodecPCMU, DTMFPayloadType: -1, ModelFormat: ModelPCMU})
 	defer s.conn.Close()
-	big := make([]byte, samples8k(maxQueue)+8000) // 1 s too much
+	big := make([]byte, samplesAt(8000, maxQueue)+8000) // 1 s too much
 	s.Play("x", big)
 	require.Equal(t, int(maxQueue/time.Millisecond), s.QueuedMs())
 	require.Equal(t, uint64(1000), s.Stats().PlayoutDropped)

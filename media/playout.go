@@ -15,7 +15,7 @@ const (
 	recentItems = 64
 )
 
-func samples8k(d time.Duration) int { return int(d / time.Second * sampleRate) }
+func samplesAt(rate int, d time.Duration) int { return int(d / time.Second * time.Duration(rate)) }
 
 // itemRec is the playout record of one item id.
 type itemRec struct {
@@ -30,12 +30,15 @@ type segment struct {
 	n    int
 }
 
-// playQueue is the outbound audio FIFO: int16 samples at 8 kHz in a ring,
+// playQueue is the outbound audio FIFO: int16 samples at the codec's rate
+// (8 or 16 kHz) in a ring,
 // tagged by item in segments. All fields are guarded by the Stream's qMu.
 type playQueue struct {
-	ring []int16
-	head int // index of the oldest queued sample
-	n    int // queued samples
+	ring  []int16
+	rate  int // samples per second
+	perMs int
+	head  int // index of the oldest queued sample
+	n     int // queued samples
 
 	segs    []segment // segs[segHead:] are queued, oldest first
 	segHead int
@@ -53,10 +56,12 @@ type playQueue struct {
 	done func(it *itemRec)
 }
 
-func newPlayQueue(done func(*itemRec)) playQueue {
+func newPlayQueue(rate int, done func(*itemRec)) playQueue {
 	return playQueue{
 		done:     done,
-		ring:     make([]int16, samples8k(initialQueue)),
+		rate:     rate,
+		perMs:    rate / 1000,
+		ring:     make([]int16, samplesAt(rate, initialQueue)),
 		segs:     make([]segment, 0, 64),
 		itemByID: make(map[string]*itemRec, 2*recentItems),
 	}
@@ -131,7 +136,7 @@ func (q *playQueue) push(id string, s []int16) int {
 // maxQueue.
 func (q *playQueue) grow(need int) {
 	size := len(q.ring)
-	limit := samples8k(maxQueue)
+	limit := samplesAt(q.rate, maxQueue)
 	if size >= limit {
 		return
 	}
@@ -196,7 +201,7 @@ func (q *playQueue) flush() {
 // playedMs is how many ms of id were taken for sending.
 func (q *playQueue) playedMs(id string) int {
 	if r, ok := q.itemByID[id]; ok {
-		return r.played / samplesPerMs
+		return r.played / q.perMs
 	}
 	return 0
 }

@@ -22,14 +22,20 @@ import (
 )
 
 const (
-	sampleRate   = 8000 // G.711 and telephone-event clock (RFC 3551 §4.5.14, RFC 4733 §2.1)
-	samplesPerMs = sampleRate / 1000
-	frameDur     = 20 * time.Millisecond
-	frameSamples = sampleRate * 20 / 1000 // 160 samples per 20 ms frame
+	rtpClock = 8000 // RTP clock of G.711, G.722 and telephone-event (RFC 3551 §4.5.2, §4.5.14; RFC 4733 §2.1)
+	frameDur = 20 * time.Millisecond
+	// frameSamples is one 20 ms frame in RTP clock ticks, which is also the
+	// payload size of G.711 and of G.722 (160 bytes) and the G.711 sample
+	// count; G.722 frames hold 2·frameSamples samples at 16 kHz.
+	frameSamples = rtpClock * 20 / 1000
+	// maxFrameSamples is the largest PCM frame: 20 ms at 16 kHz.
+	maxFrameSamples = 2 * frameSamples
 
-	// maxPacketSamples is the longest inbound packet we take: 60 ms
-	// (ptime 10–60 covers what trunks send).
+	// maxPacketSamples is the longest inbound payload we take: 60 ms of
+	// G.711 or G.722 (ptime 10–60 covers what trunks send), in bytes.
 	maxPacketSamples = 480
+	// maxPacketPCM is that payload decoded (60 ms at 16 kHz).
+	maxPacketPCM = 2 * maxPacketSamples
 	// readBufSize takes any sane RTP datagram; longer ones are truncated and
 	// then fail to parse or exceed maxPacketSamples.
 	readBufSize  = 1500
@@ -76,13 +82,17 @@ type Stats struct {
 	PlayoutDropped uint64 // ms of Play audio refused (queue at its maximum)
 	Latches        uint64 // symmetric-RTP address changes
 	SilenceFilled  uint64 // silence frames given to the model while the caller sent no RTP
+
+	SRTPAuthFailed    uint64 // received packets dropped: SRTP authentication failed (or clear RTP on an SRTP call)
+	SRTPReplayed      uint64 // received packets dropped: SRTP replay protection
+	SRTPProtectFailed uint64 // packets not sent because encryption failed
 }
 
 // counters mirror Stats with atomics, updated by the media goroutines.
 type counters struct {
 	packetsIn, packetsOut, lost, late, duplicates, concealed, framesDropped    atomic.Uint64
 	invalid, ignoredPT, restarts, writeErrors, skipped, eventsDropped, latches atomic.Uint64
-	silenceFilled                                                              atomic.Uint64
+	silenceFilled, srtpAuthFailed, srtpReplayed, srtpProtectFailed             atomic.Uint64
 }
 
 // Stream is one call's RTP session: Run starts the reader and the pacer.
@@ -105,7 +115,13 @@ type Stream struct {
 	events chan Event
 	epoch  time.Time // monotonic reference for resumeAt
 
+	// rate is the PCM sample rate of the codec (8000 or 16000), frameLen
+	// the samples of a 20 ms frame and perMs the samples of 1 ms at it;
+	// all three are fixed at NewStream.
+	rate, frameLen, perMs int
+
 	remote   atomic.Pointer[netip.AddrPort] // where RTP goes (SDP or latched)
+	srtpKeys atomic.Pointer[srtpKeys]       // nil: clear RTP; replaced by Rekey
 	codec    atomic.Uint32                  // Codec
 	dtmfPT   atomic.Int32                   // <0: none
 	sending  atomic.Bool
@@ -118,12 +134,15 @@ type Stream struct {
 	out outbound
 
 	convMu  sync.Mutex
-	down    resample.Down3
-	carry   [1]byte // odd byte of PCM16 left over from the previous Play
+	down    resample.Down3      // 24 → 8 kHz (G.711 calls)
+	down16  resample.Down24To16 // 24 → 16 kHz (G.722 calls)
+	up8     resample.Up3        // 8 → 24 kHz (G.711 model audio on a G.722 call)
+	carry   [1]byte             // odd byte of PCM16 left over from the previous Play
 	hasCry  bool
 	cryID   string // item the carried byte belongs to
 	pcm24   [960]int16
 	pcm8    [480]int16
+	pcmQ    [961]int16 // converted audio on its way into the queue
 	playLog logLimiter
 
 	qMu sync.Mutex
@@ -136,13 +155,27 @@ func NewStream(cfg StreamConfig) (*Stream, error) {
 	if cfg.Conn == nil {
 		return nil, fmt.Errorf("media: new stream: nil Conn: %w", ErrBadConfig)
 	}
-	if cfg.Codec != CodecPCMU && cfg.Codec != CodecPCMA {
-		return nil, fmt.Errorf("media: new stream: codec %d is not PCMU (0) or PCMA (8): %w", cfg.Codec, ErrBadConfig)
+	if !cfg.Codec.Valid() {
+		return nil, fmt.Errorf("media: new stream: codec %d is not PCMU (0), PCMA (8) or G722 (9): %w", cfg.Codec, ErrBadConfig)
+	}
+	if cfg.DTMFClockRate == 0 {
+		cfg.DTMFClockRate = rtpClock
+	}
+	if cfg.DTMFClockRate != 8000 && cfg.DTMFClockRate != 16000 {
+		return nil, fmt.Errorf("media: new stream: telephone-event clock %d is not 8000 or 16000: %w", cfg.DTMFClockRate, ErrBadConfig)
+	}
+	var keys *srtpKeys
+	if cfg.SRTP != nil {
+		k, err := newSRTPKeys(*cfg.SRTP)
+		if err != nil {
+			return nil, fmt.Errorf("media: new stream: %w: %w", ErrBadConfig, err)
+		}
+		keys = k
 	}
 	if cfg.ModelFormat > ModelPCMA {
 		return nil, fmt.Errorf("media: new stream: model format %d: %w", cfg.ModelFormat, ErrBadConfig)
 	}
-	if cfg.DTMFPayloadType > 127 || cfg.DTMFPayloadType == int(CodecPCMU) || cfg.DTMFPayloadType == int(CodecPCMA) {
+	if cfg.DTMFPayloadType > 127 || (cfg.DTMFPayloadType >= 0 && Codec(cfg.DTMFPayloadType).Valid()) {
 		return nil, fmt.Errorf("media: new stream: telephone-event payload type %d: %w", cfg.DTMFPayloadType, ErrBadConfig)
 	}
 	if cfg.ComfortNoiseDB == 0 {
@@ -166,24 +199,29 @@ func NewStream(cfg StreamConfig) (*Stream, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	rate := cfg.Codec.SampleRate()
 	s := &Stream{
-		cfg:    cfg,
-		log:    log,
-		conn:   cfg.Conn,
-		local:  ua.AddrPort(),
-		events: make(chan Event, eventQueue),
-		epoch:  time.Now(),
+		cfg:      cfg,
+		log:      log,
+		conn:     cfg.Conn,
+		local:    ua.AddrPort(),
+		events:   make(chan Event, eventQueue),
+		epoch:    time.Now(),
+		rate:     rate,
+		frameLen: rate / 50,
+		perMs:    rate / 1000,
 	}
+	s.srtpKeys.Store(keys)
 	if !s.strictLatch() {
 		s.setRemote(cfg.Remote)
 	}
 	s.codec.Store(uint32(cfg.Codec))
 	s.dtmfPT.Store(int32(max(cfg.DTMFPayloadType, -1)))
 	s.sending.Store(true)
-	s.in.init(jb)
+	s.in.init(jb, cfg.DTMFClockRate)
 	s.out.init(cfg.ComfortNoiseDB)
 	s.playLog.every = logEvery
-	s.q = newPlayQueue(s.playoutDone)
+	s.q = newPlayQueue(rate, s.playoutDone)
 	return s, nil
 }
 
@@ -249,29 +287,45 @@ func (s *Stream) Play(itemID string, audio []byte) {
 	default:
 		law := s.cfg.ModelFormat.law()
 		for len(audio) > 0 {
-			k := law.Decode(s.pcm8[:], audio)
-			s.qMu.Lock()
-			dropped += s.q.push(itemID, s.pcm8[:k])
-			s.qMu.Unlock()
+			// 320 samples at a time: on a G.722 call they become 960 at 24 kHz.
+			k := law.Decode(s.pcm8[:320], audio)
+			if s.rate == 8000 {
+				s.qMu.Lock()
+				dropped += s.q.push(itemID, s.pcm8[:k])
+				s.qMu.Unlock()
+			} else {
+				// 8 → 24 → 16 kHz through the two tested converters.
+				n, _ := s.up8.Process(s.pcm24[:], s.pcm8[:k]) // pcm24 holds 3·320
+				dropped += s.push24(itemID, s.pcm24[:n])
+			}
 			audio = audio[k:]
 		}
 	}
 	if dropped > 0 {
 		if ok, n := s.playLog.allow(time.Now()); ok {
 			s.log.Warn("media: playout queue full, audio dropped", "item_id", itemID,
-				"dropped_ms", dropped/samplesPerMs, "suppressed", n)
+				"dropped_ms", dropped/s.perMs, "suppressed", n)
 		}
 	}
 }
 
-// push24 decimates 24 kHz samples into the queue (convMu held).
+// push24 converts 24 kHz samples to the codec's rate into the queue
+// (convMu held).
 func (s *Stream) push24(itemID string, x []int16) int {
-	n, err := s.down.Process(s.pcm8[:], x)
-	if err != nil { // cannot happen: pcm8 holds len(pcm24)/3+1 samples
-		return len(x) / 3
+	var (
+		n   int
+		err error
+	)
+	if s.rate == 8000 {
+		n, err = s.down.Process(s.pcmQ[:], x)
+	} else {
+		n, err = s.down16.Process(s.pcmQ[:], x)
+	}
+	if err != nil { // cannot happen: pcmQ holds 2·len(pcm24)/3+1 samples
+		return len(x) * s.rate / 24000
 	}
 	s.qMu.Lock()
-	d := s.q.push(itemID, s.pcm8[:n])
+	d := s.q.push(itemID, s.pcmQ[:n])
 	s.qMu.Unlock()
 	return d
 }
@@ -282,6 +336,8 @@ func (s *Stream) Flush() {
 	s.convMu.Lock()
 	defer s.convMu.Unlock()
 	s.down.Reset()
+	s.down16.Reset()
+	s.up8.Reset()
 	s.hasCry = false
 	s.qMu.Lock()
 	s.q.flush()
@@ -300,7 +356,7 @@ func (s *Stream) PlayedMs(itemID string) int {
 func (s *Stream) QueuedMs() int {
 	s.qMu.Lock()
 	defer s.qMu.Unlock()
-	return s.q.n / samplesPerMs
+	return s.q.n / s.perMs
 }
 
 // Events reports DTMF, playout completion and latching. It is buffered and
@@ -313,15 +369,22 @@ func (s *Stream) LocalAddr() netip.AddrPort { return s.local }
 
 // SetRemote applies a re-INVITE: new SDP address, codec and telephone-event
 // payload type (<0 for none). With symmetric RTP the next valid packet
-// latches again, from wherever it comes.
+// latches again, from wherever it comes. The codec may change only within
+// its sample rate (PCMU ↔ PCMA); another one is ignored and logged, so the
+// re-INVITE answer must offer only same-rate codecs (Codec.SampleRate).
+// SRTP keys change with Rekey.
 func (s *Stream) SetRemote(remote netip.AddrPort, codec Codec, dtmfPT int) {
 	if !s.strictLatch() {
 		s.setRemote(remote)
 	}
-	if codec == CodecPCMU || codec == CodecPCMA {
+	switch {
+	case codec.Valid() && codec.SampleRate() == s.rate:
 		s.codec.Store(uint32(codec))
+	default:
+		s.log.Warn("media: re-INVITE codec change across sample rates ignored",
+			"codec", int(codec), "current", int(s.codec.Load()))
 	}
-	if dtmfPT == int(CodecPCMU) || dtmfPT == int(CodecPCMA) || dtmfPT > 127 {
+	if dtmfPT > 127 || (dtmfPT >= 0 && Codec(dtmfPT).Valid()) {
 		dtmfPT = -1 // never take audio packets for events
 	}
 	s.dtmfPT.Store(int32(max(dtmfPT, -1)))
@@ -359,8 +422,9 @@ func (s *Stream) Stats() Stats {
 		CallerFramesDropped: c.framesDropped.Load(), Invalid: c.invalid.Load(),
 		IgnoredPT: c.ignoredPT.Load(), Restarts: c.restarts.Load(), WriteErrors: c.writeErrors.Load(),
 		SkippedFrames: c.skipped.Load(), EventsDropped: c.eventsDropped.Load(),
-		PlayoutDropped: uint64(dropped / samplesPerMs), Latches: c.latches.Load(),
-		SilenceFilled: c.silenceFilled.Load(),
+		PlayoutDropped: uint64(dropped / s.perMs), Latches: c.latches.Load(),
+		SilenceFilled: c.silenceFilled.Load(), SRTPAuthFailed: c.srtpAuthFailed.Load(),
+		SRTPReplayed: c.srtpReplayed.Load(), SRTPProtectFailed: c.srtpProtectFailed.Load(),
 	}
 }
 
@@ -375,7 +439,7 @@ func (s *Stream) emit(ev Event) {
 
 // playoutDone is the queue's done callback (qMu held).
 func (s *Stream) playoutDone(it *itemRec) {
-	s.emit(Event{Kind: EventPlayoutDone, ItemID: it.id, PlayedMs: it.played / samplesPerMs})
+	s.emit(Event{Kind: EventPlayoutDone, ItemID: it.id, PlayedMs: it.played / s.perMs})
 }
 
 func (c Codec) law() g711.Law {

@@ -368,7 +368,20 @@ var decodeCases = []decodeCase{
 	{
 		name: "rate_limits.updated",
 		wire: `{"type":"rate_limits.updated","event_id":"event_5758","rate_limits":[{"name":"requests","limit":1000,"remaining":999,"reset_seconds":60},{"name":"tokens","limit":50000,"remaining":49950,"reset_seconds":60}]}`,
-		want: ServerEvent{Type: EvRateLimitsUpdated, WireType: EvRateLimitsUpdated, EventID: "event_5758"},
+		want: ServerEvent{Type: EvRateLimitsUpdated, WireType: EvRateLimitsUpdated, EventID: "event_5758", RateLimits: []RateLimit{
+			{Name: "requests", Limit: 1000, Remaining: 999, ResetSeconds: 60},
+			{Name: "tokens", Limit: 50000, Remaining: 49950, ResetSeconds: 60}}},
+	},
+	{
+		name: "rate_limits.updated with odd fields",
+		wire: `{"type":"rate_limits.updated","rate_limits":[{"name":"requests","limit":"x","remaining":0,"reset_seconds":1.5},null,{"name":"tokens","remaining":12}]}`,
+		want: ServerEvent{Type: EvRateLimitsUpdated, WireType: EvRateLimitsUpdated, RateLimits: []RateLimit{
+			{Name: "requests", Remaining: 0, ResetSeconds: 1.5}, {}, {Name: "tokens", Remaining: 12}}},
+	},
+	{
+		name: "rate_limits not a list",
+		wire: `{"type":"rate_limits.updated","rate_limits":{"name":"requests"}}`,
+		want: ServerEvent{Type: EvRateLimitsUpdated, WireType: EvRateLimitsUpdated},
 	},
 	// Tolerance: nulls, odd types, unknown events.
 	{
@@ -450,6 +463,7 @@ func FuzzDecodeServerEvent(f *testing.F) {
 	f.Add([]byte(`{"type":"response.audio.delta","delta":"=="}`), uint8(1))
 	f.Add([]byte(`{"type":"response.done","response":{"output":[{"content":[{"type":"text"}],"role":"assistant"}]}}`), uint8(0))
 	f.Add([]byte(`{"type":"x","item":{"content":[null,{"type":"audio","audio":"!!"}]}}`), uint8(0))
+	f.Add([]byte(`{"type":"rate_limits.updated","rate_limits":[{"name":"tokens","limit":1e400,"remaining":-1,"reset_seconds":"x"}]}`), uint8(0))
 	f.Fuzz(func(t *testing.T, data []byte, d uint8) {
 		ev, err := DecodeServerEvent(data, Dialect(d%2))
 		if err != nil {

@@ -16,7 +16,6 @@ import (
 )
 
 const (
-	defaultDialTimeout = 10 * time.Second
 	// readLimit replaces coder/websocket's 32 KiB default: session.updated
 	// with long instructions or conversation.item.retrieved with audio exceed
 	// it (§4 "Client WebSocket settings"; style §2.4).
@@ -43,8 +42,10 @@ type dialOptions struct {
 // (default 10 s); ctx only bounds the dial, not the session, which lives
 // until Close or until the socket ends. Errors:
 //   - *DialError: the upgrade failed (StatusCode 0 when no HTTP response
-//     arrived, e.g. connection refused), the URL is unusable, or the
-//     handshake timed out;
+//     arrived, e.g. connection refused), the URL is unusable, the region's
+//     dialect refuses its voice (a *VoiceError inside), or the handshake
+//     timed out; a 429 carries RetryAfter and a *RateLimitError inside
+//     (AsRateLimit);
 //   - *ProtocolError: an `error` event arrived during the handshake (for
 //     example an unknown parameter, or beta_api_shape_disabled, §0);
 //   - *CloseError: the socket closed during the handshake;
@@ -75,6 +76,13 @@ func dial(ctx context.Context, dc DialConfig, sc SessionConfig, log *slog.Logger
 	if wait <= 0 {
 		wait = closeWait
 	}
+	voice, err := ResolveVoice(d, sc.Voice, dc.Voice)
+	if err != nil {
+		// The region cannot take this voice (regions[].voice refused by its
+		// dialect): a configuration error of this region only.
+		return nil, &DialError{Region: dc.Region, Err: err}
+	}
+	sc.Voice = voice
 	c := newConn(dc, d, sc.InputFormat, log, wait)
 	updateID := c.nextEventID()
 	update, err := EncodeSessionUpdate(sc, d, updateID)
@@ -85,7 +93,7 @@ func dial(ctx context.Context, dc DialConfig, sc SessionConfig, log *slog.Logger
 
 	timeout := dc.DialTimeout
 	if timeout <= 0 {
-		timeout = defaultDialTimeout
+		timeout = DefaultDialTimeout
 	}
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -137,6 +145,9 @@ func upgrade(ctx context.Context, dc DialConfig, hdr http.Header, netDial func(c
 			if resp.Body != nil {
 				b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 				de.Body = redactSecrets(strings.ToValidUTF8(string(b), "\uFFFD"), dc)
+			}
+			if rl := rateLimitFromHTTP(dc.Region, resp.StatusCode, resp.Header, de.Body, time.Now()); rl != nil {
+				de.RetryAfter, de.Err = rl.RetryAfter, errors.Join(rl, de.Err)
 			}
 		}
 		return nil, nil, de

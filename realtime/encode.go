@@ -115,7 +115,6 @@ type wireSessionUpdate[S any] struct {
 // pointers without omitempty: null turns the feature off.
 type gaSession struct {
 	Type             string     `json:"type"`
-	Model            string     `json:"model,omitempty"`
 	Instructions     string     `json:"instructions"`
 	OutputModalities []string   `json:"output_modalities"`
 	Audio            gaAudio    `json:"audio"`
@@ -163,6 +162,11 @@ type previewSession struct {
 // EncodeSessionUpdate renders sc as a session.update in dialect d (§2.1).
 // GA fields never go to preview and beta fields never go to GA: each dialect
 // rejects the other's ("Unknown parameter: 'session.input_audio_format'").
+// Per dialect: the voice is mapped for preview when it is GA-only
+// (ResolveVoice: marin → coral, cedar → ash); session.model is never sent
+// (see SessionConfig.Model); formats and turn detection take each shape's
+// fields (idle_timeout_ms is GA-only); a nil TurnDetection is sent as null,
+// which turns server VAD off in both.
 //
 // The output is deterministic: the same sc and eventID always give the same
 // bytes, so instructions reach every session of a call byte-identical (§6.3).
@@ -206,6 +210,9 @@ func encodeSessionUpdate(sc SessionConfig, d Dialect, eventID string) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
+	// An unknown voice is sent as written: the server's refusal names it,
+	// and ResolveVoice lets a configuration check catch it first.
+	voice, _ := ResolveVoice(d, sc.Voice, "")
 
 	if d == DialectPreview {
 		in, err := previewFormat(sc.InputFormat)
@@ -223,7 +230,7 @@ func encodeSessionUpdate(sc SessionConfig, d Dialect, eventID string) ([]byte, e
 				// Beta cannot produce audio without text (§0 "Modalities").
 				Modalities:               []string{"text", "audio"},
 				Instructions:             sc.Instructions,
-				Voice:                    sc.Voice,
+				Voice:                    voice,
 				InputAudioFormat:         in,
 				OutputAudioFormat:        out,
 				InputAudioTranscription:  tr,
@@ -251,7 +258,6 @@ func encodeSessionUpdate(sc SessionConfig, d Dialect, eventID string) ([]byte, e
 		EventID: eventID,
 		Session: gaSession{
 			Type:         "realtime", // required in GA (§2.1)
-			Model:        sc.Model,
 			Instructions: sc.Instructions,
 			// GA allows ["audio"] (audio + transcript) or ["text"], not both (§0).
 			OutputModalities: []string{"audio"},
@@ -262,7 +268,7 @@ func encodeSessionUpdate(sc SessionConfig, d Dialect, eventID string) ([]byte, e
 					NoiseReduction: nr,
 					TurnDetection:  vad,
 				},
-				Output: gaAudioOutput{Format: out, Voice: sc.Voice, Speed: sc.Speed},
+				Output: gaAudioOutput{Format: out, Voice: voice, Speed: sc.Speed},
 			},
 			Tools:           tools,
 			ToolChoice:      toolChoice,

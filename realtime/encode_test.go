@@ -52,7 +52,7 @@ func TestEncodeSessionUpdateGolden(t *testing.T) {
 			name: "GA full",
 			sc:   fullConfig(),
 			d:    DialectGA,
-			want: `{"type":"session.update","event_id":"evt_1","session":{"type":"realtime","model":"gpt-realtime",` +
+			want: `{"type":"session.update","event_id":"evt_1","session":{"type":"realtime",` +
 				`"instructions":"You are <Ava> & you \"help\".\nBe brief.","output_modalities":["audio"],` +
 				`"audio":{"input":{"format":{"type":"audio/pcmu"},"transcription":{"model":"gpt-4o-transcribe","language":"en"},` +
 				`"noise_reduction":{"type":"near_field"},"turn_detection":{"type":"server_vad","threshold":0.5,"prefix_padding_ms":300,` +
@@ -66,7 +66,7 @@ func TestEncodeSessionUpdateGolden(t *testing.T) {
 			sc:   fullConfig(),
 			d:    DialectPreview,
 			want: `{"type":"session.update","event_id":"evt_1","session":{"modalities":["text","audio"],` +
-				`"instructions":"You are <Ava> & you \"help\".\nBe brief.","voice":"marin",` +
+				`"instructions":"You are <Ava> & you \"help\".\nBe brief.","voice":"coral",` +
 				`"input_audio_format":"g711_ulaw","output_audio_format":"g711_ulaw",` +
 				`"input_audio_transcription":{"model":"gpt-4o-transcribe","language":"en"},` +
 				`"input_audio_noise_reduction":{"type":"near_field"},` +
@@ -104,7 +104,7 @@ func TestEncodeSessionUpdateGolden(t *testing.T) {
 			name: "preview semantic VAD",
 			sc:   semantic,
 			d:    DialectPreview,
-			want: `{"type":"session.update","event_id":"evt_1","session":{"modalities":["text","audio"],"instructions":"x","voice":"cedar",` +
+			want: `{"type":"session.update","event_id":"evt_1","session":{"modalities":["text","audio"],"instructions":"x","voice":"ash",` +
 				`"input_audio_format":"g711_alaw","output_audio_format":"g711_alaw","input_audio_transcription":null,` +
 				`"input_audio_noise_reduction":null,"turn_detection":{"type":"semantic_vad","eagerness":"low","create_response":true,"interrupt_response":false},` +
 				`"tools":[],"tool_choice":{"type":"function","name":"transfer_call"},"max_response_output_tokens":1024}}`,

@@ -3,6 +3,7 @@ package realtime
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // ErrSessionClosed is returned by sends on a session that has ended.
@@ -15,6 +16,10 @@ type DialError struct {
 	Region     string
 	StatusCode int
 	Body       string // first bytes of the response body, if any
+	// RetryAfter is the wait a 429 (or 503) asked for: the Retry-After
+	// header, else the body's "try again in …"; 0 = not given. A 429 also
+	// carries a *RateLimitError in Err (AsRateLimit).
+	RetryAfter time.Duration
 	Err        error
 }
 

@@ -58,6 +58,11 @@ type Entry struct {
 	// and audio that arrive later for the item are ignored, so the cut
 	// stays where it was measured.
 	Truncated bool
+	// TextAnswer: the model answered this item in text (output_text
+	// deltas or parts) in what is an audio call. Without audio it was never
+	// heard, and is left out of a replay (§9: a text-only answer is a
+	// failed answer, not something the model said to the caller).
+	TextAnswer bool
 	// Function call fields.
 	CallID, Name, Arguments, Output string
 }
@@ -99,6 +104,30 @@ type Record struct {
 	cfg     RecordConfig
 	entries []*Entry
 	byID    map[string]*Entry
+	// alias maps an id ReplayItems had to fit to MaxClientIDLen (FitID) back
+	// to the record's own id, so the new session's echoes and later events
+	// under the fitted id land on the original entry.
+	alias map[string]string
+}
+
+// canon is the record's id for an id seen on the wire.
+func (r *Record) canon(id string) string {
+	if o, ok := r.alias[id]; ok {
+		return o
+	}
+	return id
+}
+
+// fit returns id fitted to MaxClientIDLen, remembering the alias.
+func (r *Record) fit(id string) string {
+	f := FitID(id)
+	if f != id {
+		if r.alias == nil {
+			r.alias = map[string]string{}
+		}
+		r.alias[f] = id
+	}
+	return f
 }
 
 // NewRecord returns an empty record.
@@ -131,7 +160,7 @@ func (r *Record) Entries() []Entry {
 
 // Entry returns a copy of the entry for itemID.
 func (r *Record) Entry(itemID string) (Entry, bool) {
-	e, ok := r.byID[itemID]
+	e, ok := r.byID[r.canon(itemID)]
 	if !ok {
 		return Entry{}, false
 	}
@@ -142,7 +171,7 @@ func (r *Record) Entry(itemID string) (Entry, bool) {
 
 // ProducedMs is how many ms of audio the model produced for itemID.
 func (r *Record) ProducedMs(itemID string) int {
-	if e, ok := r.byID[itemID]; ok {
+	if e, ok := r.byID[r.canon(itemID)]; ok {
 		return e.ProducedBytes / r.cfg.OutputFormat.BytesPerMs()
 	}
 	return 0
@@ -152,6 +181,7 @@ func (r *Record) ProducedMs(itemID string) int {
 // it in a session that does not have it yet (a replay leaves out calls that
 // had no output).
 func (r *Record) FunctionCall(callID string) (Item, bool) {
+	callID = r.canon(callID)
 	for _, e := range r.entries {
 		if e.Kind == EntryFunctionCall && e.CallID == callID {
 			return Item{ID: e.ItemID, Type: "function_call", CallID: e.CallID, Name: e.Name, Arguments: e.Arguments}, true
@@ -162,6 +192,7 @@ func (r *Record) FunctionCall(callID string) (Item, bool) {
 
 // HasOutput reports whether callID already has a function_call_output.
 func (r *Record) HasOutput(callID string) bool {
+	callID = r.canon(callID)
 	for _, e := range r.entries {
 		if e.Kind == EntryFunctionOutput && e.CallID == callID {
 			return true
@@ -175,6 +206,14 @@ func (r *Record) HasOutput(callID string) bool {
 // record already holds only fill in what is missing: the echo of a replayed
 // item (same id, cut text, no audio) must not overwrite the original.
 func (r *Record) Apply(ev ServerEvent) {
+	if len(r.alias) > 0 {
+		ev.ItemID, ev.PreviousItemID, ev.CallID = r.canon(ev.ItemID), r.canon(ev.PreviousItemID), r.canon(ev.CallID)
+		if ev.Item != nil {
+			it := *ev.Item // the event is shared with other consumers
+			it.ID, it.CallID = r.canon(it.ID), r.canon(it.CallID)
+			ev.Item = &it
+		}
+	}
 	switch ev.Type {
 	case EvInputCommitted:
 		// The committed audio becomes a user item; conversation.item.added
@@ -185,6 +224,9 @@ func (r *Record) Apply(ev ServerEvent) {
 	case EvItemAdded, EvItemDone, EvOutputItemAdded, EvOutputItemDone:
 		if ev.Item != nil {
 			r.applyItem(*ev.Item, ev.PreviousItemID)
+			if ev.Type == EvOutputItemAdded || ev.Type == EvOutputItemDone {
+				r.markTextAnswer(*ev.Item)
+			}
 		}
 	case EvItemDeleted:
 		r.remove(ev.ItemID)
@@ -201,6 +243,9 @@ func (r *Record) Apply(ev ServerEvent) {
 	case EvOutputAudioTranscriptDelta, EvOutputTextDelta:
 		if e := r.assistant(ev.ItemID, ev.PreviousItemID); e != nil && !e.Truncated {
 			e.Text += ev.Delta
+			if ev.Type == EvOutputTextDelta {
+				e.TextAnswer = true
+			}
 		}
 	case EvOutputAudioTranscriptDone:
 		if e := r.assistant(ev.ItemID, ev.PreviousItemID); e != nil && !e.Truncated && ev.Transcript != "" {
@@ -209,6 +254,7 @@ func (r *Record) Apply(ev ServerEvent) {
 	case EvOutputTextDone:
 		if e := r.assistant(ev.ItemID, ev.PreviousItemID); e != nil && !e.Truncated && ev.Text != "" {
 			e.Text = ev.Text
+			e.TextAnswer = true
 		}
 	case EvFunctionCallArgumentsDone:
 		if ev.ItemID == "" && ev.CallID == "" {
@@ -259,6 +305,19 @@ func (r *Record) applyItem(it Item, prev string) {
 					r.SetUserAudio(e.ItemID, p.Audio)
 				}
 			}
+		}
+	}
+}
+
+// markTextAnswer flags a model output item that carries text content.
+func (r *Record) markTextAnswer(it Item) {
+	e, ok := r.byID[it.ID]
+	if !ok || e.Kind != EntryAssistant {
+		return
+	}
+	for _, p := range it.Content {
+		if p.Type == contentOutputText {
+			e.TextAnswer = true
 		}
 	}
 }
@@ -345,6 +404,7 @@ func (r *Record) SetUserAudio(itemID string, audio []byte) {
 	if itemID == "" {
 		return
 	}
+	itemID = r.canon(itemID)
 	e := r.upsert(EntryUser, itemID, "")
 	if e.Kind != EntryUser {
 		return
@@ -364,18 +424,11 @@ func (r *Record) SetUserAudio(itemID string, audio []byte) {
 	}
 }
 
-// SetUserTranscript sets a user turn's transcript.
-func (r *Record) SetUserTranscript(itemID, text string) {
-	if e, ok := r.byID[itemID]; ok && e.Kind == EntryUser {
-		e.Text = text
-	}
-}
-
 // SetHeard records how many ms of an assistant item's audio the caller has
 // heard so far (the played position at the end of playout). It is clamped
 // to what the model produced, and ignored once the item was truncated.
 func (r *Record) SetHeard(itemID string, ms int) {
-	if e, ok := r.byID[itemID]; ok && e.Kind == EntryAssistant && !e.Truncated {
+	if e, ok := r.byID[r.canon(itemID)]; ok && e.Kind == EntryAssistant && !e.Truncated {
 		r.setHeard(e, ms)
 	}
 }
@@ -384,7 +437,7 @@ func (r *Record) SetHeard(itemID string, ms int) {
 // item (barge-in, hold, swap): the heard position is final and later text
 // or audio for the item no longer changes the cut.
 func (r *Record) Truncate(itemID string, heardMs int) {
-	if e, ok := r.byID[itemID]; ok && e.Kind == EntryAssistant && !e.Truncated {
+	if e, ok := r.byID[r.canon(itemID)]; ok && e.Kind == EntryAssistant && !e.Truncated {
 		r.setHeard(e, heardMs)
 		e.Truncated = true
 	}
@@ -417,9 +470,13 @@ func (r *Record) AddFunctionOutput(itemID, callID, output string) {
 
 // HeardText is the part of an assistant entry's text the caller heard: the
 // text cut proportionally at heard/produced ms, back to a word boundary.
-// Text-only items (no audio produced) and items whose heard position is
+// A text answer with no audio (TextAnswer) was not heard at all; other
+// items without audio (created text) and items whose heard position is
 // unknown count as fully heard.
 func (r *Record) HeardText(e Entry) string {
+	if e.TextAnswer && e.ProducedBytes == 0 {
+		return ""
+	}
 	if !e.HeardKnown || e.ProducedBytes == 0 {
 		return e.Text
 	}
@@ -466,7 +523,9 @@ func CutAtWord(text string, frac float64) string {
 //   - system notes → system message input_text.
 //
 // Items keep their record ids so the new session's item.added echoes match
-// the record instead of adding duplicates. Content types use the GA names;
+// the record instead of adding duplicates. An id or call_id longer than the
+// service's 32 characters (§9) goes out fitted (FitID, the same for a call
+// and its output); the record maps the fitted id back to its entry. Content types use the GA names;
 // the encoder maps them for DialectPreview. d also sets the default token
 // budget: when the history is longer, the oldest entries are left out
 // (a call with its output as one).
@@ -559,7 +618,12 @@ func (r *Record) ReplayItems(d Dialect) []Item {
 		if x.item.Type == "function_call_output" && dropped[x.item.CallID] {
 			continue
 		}
-		items = append(items, x.item)
+		it := x.item
+		it.ID = r.fit(it.ID)
+		if it.CallID != "" {
+			it.CallID = r.fit(it.CallID)
+		}
+		items = append(items, it)
 	}
 	return items
 }

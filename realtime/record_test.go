@@ -169,14 +169,30 @@ func TestRecordReplayItems(t *testing.T) {
 			},
 		},
 		{
-			name: "text-only assistant output counts as heard",
+			// §9: a text answer in an audio call is a failed answer; the
+			// caller heard none of it, so the model must not be told it said it.
+			name: "text-only assistant answer was never heard: left out",
 			build: func(r *Record) {
 				r.Apply(ServerEvent{Type: EvOutputItemAdded, Item: recItem("a1", "assistant")})
 				r.Apply(ServerEvent{Type: EvOutputTextDelta, ItemID: "a1", Delta: "partial"})
 				r.Apply(ServerEvent{Type: EvOutputTextDone, ItemID: "a1", Text: "full text"})
 			},
+			want: []Item{},
+		},
+		{
+			name: "text answer seen only in the output item is left out too",
+			build: func(r *Record) {
+				r.Apply(ServerEvent{Type: EvOutputItemDone, Item: recItem("a1", "assistant", ContentPart{Type: "output_text", Text: "full text"})})
+			},
+			want: []Item{},
+		},
+		{
+			name: "created assistant text (a summary the bridge added) is kept",
+			build: func(r *Record) {
+				r.Apply(ServerEvent{Type: EvItemAdded, Item: recItem("s1", "assistant", ContentPart{Type: "output_text", Text: "Summary so far."})})
+			},
 			want: []Item{
-				{ID: "a1", Type: "message", Role: "assistant", Content: []ContentPart{{Type: "output_text", Text: "full text"}}},
+				{ID: "s1", Type: "message", Role: "assistant", Content: []ContentPart{{Type: "output_text", Text: "Summary so far."}}},
 			},
 		},
 	}

@@ -95,9 +95,17 @@ type Tool struct {
 // SessionConfig is everything a session.update carries. The same value is
 // sent, byte-identical, to every session of a call.
 type SessionConfig struct {
-	Model           string // GA: optional session.model; ignored by preview
-	Instructions    string
+	// Model is never sent as session.model: the URL already selects the
+	// model (OpenAI ?model=, Azure the deployment), Azure expects its
+	// deployment name there and OpenAI a model name, and a model that
+	// differs from the session's is refused ("cannot be changed"). One
+	// configuration serving several regions is only safe without it (§9).
+	Model string
+	// Voice is the voice every region uses unless its DialConfig.Voice
+	// overrides it; the preview dialect gets GA-only voices mapped
+	// (ResolveVoice).
 	Voice           string
+	Instructions    string
 	Speed           float64 // 0 = server default
 	InputFormat     AudioFormat
 	OutputFormat    AudioFormat
@@ -116,7 +124,11 @@ type DialConfig struct {
 	URL         string // full ws:// or wss:// URL including query
 	APIKey      string // never logged
 	Auth        AuthStyle
-	DialTimeout time.Duration // 0 = 10 s
+	DialTimeout time.Duration // 0 = DefaultDialTimeout
+	// Voice overrides SessionConfig.Voice for this region (regions[].voice);
+	// the region's dialect must accept it (ValidateVoice). "" = the
+	// session's voice, mapped for the dialect (ResolveVoice).
+	Voice string
 }
 
 // ErrorDetail is the error object of an `error` event or of a failed
@@ -221,6 +233,10 @@ type ServerEvent struct {
 	CallID    string `json:"call_id,omitempty"`
 	Name      string `json:"name,omitempty"`
 	Arguments string `json:"arguments,omitempty"`
+
+	// RateLimits is rate_limits.updated's list (§3.8), sent at the start of
+	// each response: export it per region (remaining requests/tokens).
+	RateLimits []RateLimit `json:"rate_limits,omitempty"`
 }
 
 // Server event names (GA spelling; preview names are normalised to these).

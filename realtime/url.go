@@ -8,31 +8,31 @@ import (
 	"strings"
 )
 
-// azureHostSuffixes are the Azure OpenAI / AI Foundry endpoints. They take
-// the key in an "api-key" header instead of a Bearer token, and never get the
-// OpenAI-Beta header (protocol doc §1.2: no subprotocol or beta marker on Azure).
-var azureHostSuffixes = []string{
-	".openai.azure.com",
-	".cognitiveservices.azure.com",
-	".services.ai.azure.com",
-}
-
 // DialectForURL says which wire dialect a realtime URL speaks (protocol doc
-// §0 and §1.2):
-//   - …/openai/realtime?api-version=… is the Azure preview (beta) shape;
+// §0, §1.2 and §9):
+//   - …/openai/realtime?api-version=…-preview is the Azure preview (beta)
+//     shape;
 //   - …/v1/realtime (OpenAI) and …/openai/v1/realtime (Azure GA) are GA;
 //   - anything else is treated as GA, the only interface OpenAI still serves.
 //
 // The path is matched by suffix so that a gateway prefix (for example an API
 // management route in front of Azure) keeps its dialect. It fails for URLs
-// that do not parse, have no host, or are not ws:// or wss://.
+// that do not parse, have no host, or are not ws:// or wss://, and for the
+// legacy /openai/realtime path without a …-preview api-version: a dated
+// non-preview version there speaks an unverified shape (§9), and no
+// version at all is refused by Azure.
 func DialectForURL(raw string) (Dialect, error) {
 	u, err := parseWSURL(raw)
 	if err != nil {
 		return DialectGA, err
 	}
 	p := strings.TrimRight(u.Path, "/")
-	if strings.HasSuffix(p, "/openai/realtime") && u.Query().Has("api-version") {
+	if strings.HasSuffix(p, "/openai/realtime") {
+		v := u.Query().Get("api-version")
+		if !strings.HasSuffix(v, "-preview") {
+			return DialectGA, fmt.Errorf("realtime: url %q: the legacy path /openai/realtime takes only a …-preview api-version (got %q); "+
+				"use /openai/v1/realtime?model=DEPLOYMENT for GA", redactURL(raw), v)
+		}
 		return DialectPreview, nil
 	}
 	return DialectGA, nil
@@ -50,7 +50,7 @@ func ResolveAuth(raw string, a AuthStyle) AuthStyle {
 	if err != nil {
 		return AuthBearer
 	}
-	if isAzureHost(u.Hostname()) {
+	if IsAzureHost(u.Hostname()) {
 		return AuthAPIKey
 	}
 	return AuthBearer
@@ -77,16 +77,6 @@ func parseWSURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
-func isAzureHost(host string) bool {
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	for _, s := range azureHostSuffixes {
-		if strings.HasSuffix(host, s) {
-			return true
-		}
-	}
-	return false
-}
-
 // dialHeaders builds the upgrade request headers. No subprotocols are used:
 // they exist only for browsers that cannot set headers (protocol doc §1.1).
 // OpenAI-Beta goes only to a preview endpoint that is not Azure: GA rejects it
@@ -105,7 +95,7 @@ func dialHeaders(dc DialConfig, d Dialect) (http.Header, error) {
 			h.Set("Authorization", "Bearer "+dc.APIKey)
 		}
 	}
-	if d == DialectPreview && !isAzureHost(u.Hostname()) {
+	if d == DialectPreview && !IsAzureHost(u.Hostname()) {
 		h.Set("OpenAI-Beta", "realtime=v1")
 	}
 	return h, nil

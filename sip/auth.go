@@ -15,6 +15,8 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
+
+	"github.com/sipbridge/sipbridge/realtime"
 )
 
 // Digest authentication as a UAS (RFC 3261 §22.2 and §22.4, RFC 2617
@@ -60,7 +62,7 @@ type authenticator struct {
 	nonces  *nonceStore
 	metrics *authMetrics
 	log     *slog.Logger
-	logLim  *logLimiter
+	logLim  *realtime.LogLimiter
 	respond func(req *sip.Request, tx sip.ServerTransaction, status int, phrase string, body []byte, hdrs ...sip.Header) error
 }
 
@@ -74,7 +76,7 @@ func newAuthenticator(s *Server) *authenticator {
 		nonces:  newNonceStore(nonceTTL, maxNonces),
 		metrics: s.metrics.auth,
 		log:     s.log,
-		logLim:  newLogLimiter(time.Second, 10),
+		logLim:  realtime.NewLogLimiter(time.Second, 10),
 		respond: s.respond,
 	}
 }
@@ -163,7 +165,7 @@ func (a *authenticator) refuse(req *sip.Request, tx sip.ServerTransaction, src n
 	if !drop && !req.IsAck() {
 		err = a.respond(req, tx, sip.StatusForbidden, "Forbidden", nil)
 	}
-	if ok, suppressed := a.logLim.allow(); ok {
+	if ok, suppressed := a.logLim.Allow(); ok {
 		attrs := []any{"reason", reason, "method", sanitizePhrase(req.Method.String()),
 			"call_id", headerValue(req.CallID()), "src", req.Source(), "transport", sanitizePhrase(req.Transport()),
 			"answered", !drop && !req.IsAck(), "suppressed", suppressed}

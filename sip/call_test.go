@@ -193,7 +193,10 @@ func TestConversationFailureHangsUp(t *testing.T) {
 	h.waitIdle()
 }
 
-func TestGiveUpWaitsForApologyThenHangsUp(t *testing.T) {
+// TestGiveUpHangsUpAfterTheApology: the conversation sends ControlGiveUp
+// once its apology has played (failover's TestGiveUpWaitsForTheApology); the
+// call then hangs up at once, and the caller heard the whole apology.
+func TestGiveUpHangsUpAfterTheApology(t *testing.T) {
 	h := newHarness(t)
 	rtpc := newCallerRTP(t)
 	u := newUAC(t, h.addr)
@@ -201,9 +204,7 @@ func TestGiveUpWaitsForApologyThenHangsUp(t *testing.T) {
 	m := answerAudio(t, tc.answer)
 	conv := h.conv()
 	apology := bytes.Repeat([]byte{0x11}, 160*10) // 200 ms
-	conv.player.Play("apology", apology)
-	conv.controls <- failover.Control{Kind: failover.ControlGiveUp, Reason: "every region failed"}
-	// The whole apology is sent before the BYE.
+	conv.playerOf(t).Play("apology", apology)
 	n := 0
 	require.True(t, rtpc.recvPayload(func(pt uint8, p []byte) bool {
 		if bytes.Equal(p, apology[:160]) {
@@ -211,6 +212,7 @@ func TestGiveUpWaitsForApologyThenHangsUp(t *testing.T) {
 		}
 		return n == 10
 	}))
+	conv.controls <- failover.Control{Kind: failover.ControlGiveUp, Reason: "every region failed"}
 	bye := u.nextBye()
 	require.Contains(t, bye.GetHeader("Reason").Value(), "AI unavailable")
 	require.NotZero(t, m.Port)
@@ -236,13 +238,13 @@ func TestCancelBeforeAnswer(t *testing.T) {
 	release := make(chan struct{})
 	built := make(chan struct{}, 1)
 	h := newHarness(t, func(_ *Config, h *harness) {
-		h.factory = func(ctx context.Context, info CallInfo, p failover.Player) (*fakeConv, error) {
+		h.factory = func(ctx context.Context, info CallInfo) (*fakeConv, error) {
 			built <- struct{}{}
 			select { // a factory that takes a while, like one reading config
 			case <-release:
 			case <-ctx.Done():
 			}
-			return newFakeConv(info, p), nil
+			return newFakeConv(info), nil
 		}
 	})
 	u := newUAC(t, h.addr)
@@ -280,7 +282,7 @@ func TestCancelBeforeConversationIsBuilt(t *testing.T) {
 	gate := make(chan struct{})
 	var factoryCalls atomic.Int32
 	h := newHarness(t, func(_ *Config, h *harness) {
-		h.factory = func(ctx context.Context, info CallInfo, p failover.Player) (*fakeConv, error) {
+		h.factory = func(ctx context.Context, info CallInfo) (*fakeConv, error) {
 			factoryCalls.Add(1)
 			return nil, errors.New("unreachable: the call is cancelled first")
 		}
@@ -358,7 +360,7 @@ func TestSetupFailures(t *testing.T) {
 		{name: "no rtp port", setup: func(_ *Config, h *harness) { h.media.failAlloc = true }, status: 503, reason: EndRejectNoRTPPort},
 		{name: "media stream", setup: func(_ *Config, h *harness) { h.media.failStream = true }, status: 500, reason: EndRejectMediaSetup},
 		{name: "conversation", setup: func(_ *Config, h *harness) {
-			h.factory = func(context.Context, CallInfo, failover.Player) (*fakeConv, error) {
+			h.factory = func(context.Context, CallInfo) (*fakeConv, error) {
 				return nil, errors.New("no region configured")
 			}
 		}, status: 503, reason: EndRejectAIUnavailable},
@@ -465,7 +467,7 @@ func TestCallWithRealMedia(t *testing.T) {
 	h := newHarness(t, func(c *Config, h *harness) {
 		h.ports = ports
 		h.greet = greeting
-		c.ModelFormat = media.ModelPCMU
+		h.format = media.ModelPCMU
 		c.MediaTimeout = 0 // the default (30 s): the test ends long before
 	})
 	rtpc := newCallerRTP(t)

@@ -5,8 +5,16 @@
 // github.com/emiago/sipgo (transaction layer, RFC 3261 §17) and keeps its own
 // small dialog map for in-dialog requests (BYE, re-INVITE, ACK, NOTIFY).
 // Each INVITE is handled by the goroutine sipgo gives its handler: that
-// goroutine owns the call until it ends (call.go), joining the SIP dialog,
-// the RTP stream (package media) and the conversation (package failover).
+// goroutine owns the call until it ends. The call (call.go) is the
+// orchestrator: it builds the conversation (package failover), then the RTP
+// stream (package media) with the conversation as its sink, and waits in
+// one loop (waitForCallEnd) on its context, its leg's events, the media's
+// events and the conversation's controls; it alone decides why the call
+// ends. The leg (leg.go) is the SIP signalling: the dialog, offer/answer
+// (one answer-an-offer and one take-an-answer function), session timers,
+// target refresh, REFER/NOTIFY, ACK and BYE, and the one builder of our
+// in-dialog requests; it reports media changes, hold, INFO DTMF, expiry and
+// the caller's BYE to the call as events on one channel.
 //
 // What each request gets:
 //   - INVITE: 100, then 200 with the SDP answer (RFC 3264), or 400/415/416/

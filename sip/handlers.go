@@ -10,7 +10,7 @@ import (
 // and re-INVITEs (To tag present, RFC 3261 §12.2.2).
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if to := req.To(); to != nil && to.Params.Has("tag") {
-		s.inDialog((*call).onReInvite)(req, tx)
+		s.inDialog((*leg).onReInvite)(req, tx)
 		return
 	}
 	// RFC 3261 §8.2: authentication before the other checks, and before
@@ -46,29 +46,29 @@ func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	if req.CallID() == nil || req.CSeq() == nil {
 		return
 	}
-	c := s.lookupDialog(req)
-	if c == nil {
+	l := s.lookupDialog(req)
+	if l == nil {
 		s.log.Debug("sip: stray ACK", "call_id", headerValue(req.CallID()))
 		return
 	}
-	c.onAck(req, tx)
+	l.onAck(req, tx)
 }
 
 // inDialog routes a request that only makes sense inside a dialog (BYE,
-// NOTIFY, UPDATE, INFO, re-INVITE) to its call: 400 when malformed, 481
-// when no call has the dialog (RFC 3261 §12.2.2).
-func (s *Server) inDialog(handle func(c *call, req *sip.Request, tx sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
+// NOTIFY, UPDATE, INFO, re-INVITE) to its call's leg: 400 when malformed,
+// 481 when no call has the dialog (RFC 3261 §12.2.2).
+func (s *Server) inDialog(handle func(l *leg, req *sip.Request, tx sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		if r := validateRequest(req); r != nil {
 			s.rejectRequest(req, tx, r)
 			return
 		}
-		c := s.lookupDialog(req)
-		if c == nil {
+		l := s.lookupDialog(req)
+		if l == nil {
 			s.inDialogUnknown(req, tx)
 			return
 		}
-		handle(c, req, tx)
+		handle(l, req, tx)
 	}
 }
 
@@ -113,7 +113,7 @@ func (s *Server) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {
 // (RFC 3261 §12.2.2).
 func (s *Server) inDialogUnknown(req *sip.Request, tx sip.ServerTransaction) {
 	err := s.respond(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil)
-	if ok, suppressed := s.badLog.allow(); ok {
+	if ok, suppressed := s.badLog.Allow(); ok {
 		s.log.Info("sip: request for an unknown dialog", "method", sanitizePhrase(req.Method.String()),
 			"call_id", headerValue(req.CallID()), "src", req.Source(), "suppressed", suppressed, "error", err)
 	}

@@ -88,8 +88,12 @@ func (l *logBuffer) lines(subs ...string) []string {
 // fakeConv records what the call gives it and plays audio back.
 type fakeConv struct {
 	info     CallInfo
-	player   failover.Player
+	format   media.ModelFormat
 	controls chan failover.Control
+	// player is what Run was handed (the call's stream); playerSet is
+	// closed when it is.
+	player    failover.Player
+	playerSet chan struct{}
 
 	frames    chan []byte
 	dtmf      chan rune
@@ -111,10 +115,10 @@ type transferResult struct {
 	detail string
 }
 
-func newFakeConv(info CallInfo, player failover.Player) *fakeConv {
+func newFakeConv(info CallInfo) *fakeConv {
 	return &fakeConv{
 		info:       info,
-		player:     player,
+		playerSet:  make(chan struct{}),
 		controls:   make(chan failover.Control, 4),
 		frames:     make(chan []byte, 4096),
 		dtmf:       make(chan rune, 16),
@@ -133,12 +137,22 @@ func (f *fakeConv) WriteCallerAudio(frame []byte) {
 	default:
 	}
 	if f.greeting != nil {
-		f.greeted.Do(func() { f.player.Play("greeting", f.greeting) })
+		select {
+		case <-f.playerSet:
+			f.greeted.Do(func() { f.player.Play("greeting", f.greeting) })
+		default: // Run not started: nothing plays yet
+		}
 	}
 }
 
-func (f *fakeConv) Run(ctx context.Context) error {
-	f.startOnce.Do(func() { close(f.runStarted) })
+func (f *fakeConv) AudioFormat() media.ModelFormat { return f.format }
+
+func (f *fakeConv) Run(ctx context.Context, player failover.Player) error {
+	f.startOnce.Do(func() {
+		f.player = player
+		close(f.playerSet)
+		close(f.runStarted)
+	})
 	defer close(f.runDone)
 	select {
 	case <-ctx.Done():
@@ -166,6 +180,18 @@ func (f *fakeConv) Ready() <-chan struct{} { return closedChan }
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
+// playerOf waits for Run and returns the player it was handed.
+func (f *fakeConv) playerOf(t *testing.T) failover.Player {
+	t.Helper()
+	select {
+	case <-f.playerSet:
+		return f.player
+	case <-time.After(wait):
+		t.Fatal("Run not started")
+		return nil
+	}
+}
+
 func (f *fakeConv) started() bool {
 	select {
 	case <-f.runStarted:
@@ -186,9 +212,10 @@ type harness struct {
 	reg     *prometheus.Registry
 	cancel  context.CancelFunc
 	served  chan error
-	factory func(ctx context.Context, info CallInfo, p failover.Player) (*fakeConv, error)
+	factory func(ctx context.Context, info CallInfo) (*fakeConv, error)
 	greet   []byte
-	tweak   func(*Server) // applied before Serve
+	format  media.ModelFormat // the fake conversations' audio format
+	tweak   func(*Server)     // applied before Serve
 	// ports, when set, gives the server the production media backend
 	// (media.Stream on this allocator) instead of testStream.
 	ports *media.PortAllocator
@@ -215,17 +242,17 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 		o(&cfg, h)
 	}
 	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	factory := func(ctx context.Context, info CallInfo, p failover.Player, _ *slog.Logger) (Conversation, error) {
+	factory := func(ctx context.Context, info CallInfo, _ *slog.Logger) (Conversation, error) {
 		if h.factory != nil {
-			fc, err := h.factory(ctx, info, p)
+			fc, err := h.factory(ctx, info)
 			if err != nil {
 				return nil, err
 			}
 			h.convs <- fc
 			return fc, nil
 		}
-		fc := newFakeConv(info, p)
-		fc.greeting = h.greet
+		fc := newFakeConv(info)
+		fc.greeting, fc.format = h.greet, h.format
 		h.convs <- fc
 		return fc, nil
 	}

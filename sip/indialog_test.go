@@ -690,14 +690,14 @@ func TestReInviteSessionTimer(t *testing.T) {
 	require.Empty(t, hdr(res, "Session-Expires"))
 
 	c := onlyCall(t, h)
-	c.timer.offering.Store(true)
+	c.leg.timer.offering.Store(true)
 	res = tc.inDialog(t, sip.INVITE, offer(4000, "0"))
 	require.Equal(t, sip.StatusRequestPending, res.StatusCode, "RFC 3261 §14.2 glare")
 	res = tc.inDialog(t, sip.UPDATE, offer(4000, "0"))
 	require.Equal(t, sip.StatusRequestPending, res.StatusCode, "RFC 3311 §5.2")
 	res = tc.inDialog(t, sip.UPDATE, "")
 	require.Equal(t, sip.StatusOK, res.StatusCode, "a refresh without offer is fine")
-	c.timer.offering.Store(false)
+	c.leg.timer.offering.Store(false)
 	tc.bye()
 	h.waitIdle()
 }

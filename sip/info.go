@@ -28,22 +28,22 @@ const (
 
 var errDTMFBody = errors.New("sip: invalid DTMF body")
 
-// (*call).onInfo takes INFO in a dialog (routed by Server.inDialog: 481
+// onInfo takes INFO in a dialog (routed by Server.inDialog: 481
 // outside one).
-func (c *call) onInfo(req *sip.Request, tx sip.ServerTransaction) {
-	if !c.readInDialog(req, tx) { // update.go
+func (l *leg) onInfo(req *sip.Request, tx sip.ServerTransaction) {
+	if !l.readInDialog(req, tx) { // update.go
 		return
 	}
 	body := req.Body()
 	if len(body) == 0 {
 		// An empty INFO carries nothing (some peers use it as a keep-alive).
-		_ = c.s.respond(req, tx, sip.StatusOK, "OK", nil)
+		_ = l.s.respond(req, tx, sip.StatusOK, "OK", nil)
 		return
 	}
 	ct := req.ContentType()
 	if ct == nil {
 		// RFC 3261 §20.15: a non-empty body MUST have a Content-Type.
-		c.s.rejectRequest(req, tx, reject(EndRejectBadRequest, "body without Content-Type"))
+		l.s.rejectRequest(req, tx, reject(EndRejectBadRequest, "body without Content-Type"))
 		return
 	}
 	mt, _, err := mime.ParseMediaType(ct.Value())
@@ -59,29 +59,28 @@ func (c *call) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 	default:
 		// RFC 3261 §21.4.13 (RFC 6086 §4.2.2: an INFO whose body we do
 		// not understand): 415 with what we accept.
-		_ = c.s.respond(req, tx, sip.StatusUnsupportedMediaType, "Unsupported Media Type", nil,
+		_ = l.s.respond(req, tx, sip.StatusUnsupportedMediaType, "Unsupported Media Type", nil,
 			sip.NewHeader("Accept", ctDTMFRelay+", "+ctDTMF))
 		return
 	}
 	if err != nil {
-		c.s.rejectRequest(req, tx, reject(EndRejectBadRequest, "invalid DTMF body"))
+		l.s.rejectRequest(req, tx, reject(EndRejectBadRequest, "invalid DTMF body"))
 		return
 	}
-	_ = c.s.respond(req, tx, sip.StatusOK, "OK", nil)
-	c.deliverDTMF(digit, durMs, "info")
+	_ = l.s.respond(req, tx, sip.StatusOK, "OK", nil)
+	l.deliverDTMF(digit, durMs, "info")
 }
 
 // deliverDTMF passes a key to the conversation (RFC 4733 events come
 // through the media events, INFO through here). Keys before the call is
 // answered are dropped: there is no conversation listening yet.
-func (c *call) deliverDTMF(digit rune, durMs int, source string) {
+func (l *leg) deliverDTMF(digit rune, durMs int, source string) {
 	// answered is set after the conversation is (an atomic publishes it).
-	if !c.answered.Load() {
-		c.log.Debug("dtmf before answer dropped", "digit", string(digit), "source", source)
+	if !l.answered.Load() {
+		l.log.Debug("dtmf before answer dropped", "digit", string(digit), "source", source)
 		return
 	}
-	c.log.Debug("dtmf", "digit", string(digit), "duration_ms", durMs, "source", source)
-	c.conv.DTMF(digit)
+	l.report(legEvent{kind: legDTMF, digit: digit, durMs: durMs})
 }
 
 // parseDTMFRelay reads an application/dtmf-relay body: "Signal=<key>"

@@ -20,6 +20,7 @@ import (
 
 	"github.com/sipbridge/sipbridge/failover"
 	"github.com/sipbridge/sipbridge/media"
+	"github.com/sipbridge/sipbridge/realtime"
 )
 
 // CallInfo is what the AI side may log or use about a call.
@@ -33,11 +34,16 @@ type CallInfo struct {
 	Codec    media.Codec    // negotiated G.711 law (for a late offer: PCMU, fixed by the ACK's answer later)
 }
 
-// Conversation is one call's AI conversation (implemented by
-// *failover.Conversation, wired in cmd).
+// Conversation is one call's AI conversation (a *failover.Conversation,
+// wired in cmd). It is built before the media stream: it declares the audio
+// format it exchanges (AudioFormat), the stream is built with it as its sink
+// (WriteCallerAudio), and Run plays the model's audio on that stream. It
+// alone says when the call may end: ControlEndCall and ControlGiveUp come
+// once their audio has played.
 type Conversation interface {
+	AudioFormat() media.ModelFormat
 	WriteCallerAudio(frame []byte)
-	Run(ctx context.Context) error
+	Run(ctx context.Context, player failover.Player) error
 	Controls() <-chan failover.Control
 	PlayoutDone(itemID string, playedMs int)
 	DTMF(digit rune)
@@ -48,17 +54,17 @@ type Conversation interface {
 	Ready() <-chan struct{}
 }
 
-// ConversationFactory builds the conversation of a call. It must not dial
+// ConversationFactory builds the conversation of a call; call.Codec is the
+// negotiated law, from which it picks its audio format. It must not dial
 // anything: the realtime session is opened by Run, which the call starts
 // only once it is about to answer (so a CANCEL before that costs no
 // session). ctx is the call's context.
-type ConversationFactory func(ctx context.Context, call CallInfo, player failover.Player, log *slog.Logger) (Conversation, error)
+type ConversationFactory func(ctx context.Context, call CallInfo, log *slog.Logger) (Conversation, error)
 
 // mediaStream is what a call uses of *media.Stream.
 type mediaStream interface {
 	failover.Player
 	Run(ctx context.Context) error
-	QueuedMs() int
 	Events() <-chan media.Event
 	SetRemote(remote netip.AddrPort, codec media.Codec, dtmfPT int)
 	SetSending(on bool)
@@ -137,17 +143,17 @@ type Server struct {
 	serving  atomic.Bool
 	draining atomic.Bool
 
-	badLog *logLimiter    // malformed and rejected traffic
-	regs   *registrations // client registrations (register.go)
+	badLog *realtime.LogLimiter // malformed and rejected traffic
+	regs   *registrations       // client registrations (register.go)
 	// ackGrace is how long a re-INVITE waits for an ACK already in flight
 	// before getting 491 (tests shorten it before Serve).
 	ackGrace time.Duration
 
 	mu      sync.Mutex
-	addrs   []net.Addr       // guarded by mu; set once before ready closes
-	calls   map[*call]bool   // every admitted call, setup included; guarded by mu
-	dialogs map[string]*call // by dialog ID (Call-ID + tags); guarded by mu
-	changed chan struct{}    // closed and replaced when len(calls) changes; guarded by mu
+	addrs   []net.Addr      // guarded by mu; set once before ready closes
+	calls   map[*call]bool  // every admitted call, setup included; guarded by mu
+	dialogs map[string]*leg // by dialog ID (Call-ID + tags); guarded by mu
+	changed chan struct{}   // closed and replaced when len(calls) changes; guarded by mu
 }
 
 // NewServer builds a server; Serve starts it. ports hands out RTP sockets
@@ -211,10 +217,10 @@ func newServer(cfg Config, mb mediaBackend, newConv ConversationFactory, log *sl
 		baseCtx:    baseCtx,
 		baseCancel: baseCancel,
 		ready:      make(chan struct{}),
-		badLog:     newLogLimiter(time.Second, 10),
+		badLog:     realtime.NewLogLimiter(time.Second, 10),
 		ackGrace:   2 * time.Second,
 		calls:      map[*call]bool{},
-		dialogs:    map[string]*call{},
+		dialogs:    map[string]*leg{},
 		changed:    make(chan struct{}),
 	}
 	s.guard = &guard{parser: sip.NewParser(), server: cfg.UserAgent, report: s.reportMalformed}
@@ -225,12 +231,12 @@ func newServer(cfg Config, mb mediaBackend, newConv ConversationFactory, log *sl
 	srv.OnAck(s.handler(s.onAck))
 	// BYE ends a call on the caller's request (RFC 3261 §15.1.2); NOTIFY
 	// carries REFER progress (RFC 3515 §2.4.5).
-	srv.OnBye(s.handler(s.inDialog((*call).onBye)))
+	srv.OnBye(s.handler(s.inDialog((*leg).onBye)))
 	srv.OnCancel(s.handler(s.onCancel))
 	srv.OnOptions(s.handler(s.onOptions))
-	srv.OnNotify(s.handler(s.inDialog((*call).onNotify)))
-	srv.OnUpdate(s.handler(s.inDialog((*call).onUpdate))) // update.go
-	srv.OnInfo(s.handler(s.inDialog((*call).onInfo)))     // info.go
+	srv.OnNotify(s.handler(s.inDialog((*leg).onNotify)))
+	srv.OnUpdate(s.handler(s.inDialog((*leg).onUpdate))) // update.go
+	srv.OnInfo(s.handler(s.inDialog((*leg).onInfo)))     // info.go
 	srv.OnNoRoute(s.handler(s.onNoRoute))
 	return s, nil
 }
@@ -408,8 +414,8 @@ func (s *Server) release(c *call) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.calls, c)
-	if c.dialogID != "" && s.dialogs[c.dialogID] == c {
-		delete(s.dialogs, c.dialogID)
+	if id := c.leg.dialogID; id != "" && s.dialogs[id] == c.leg {
+		delete(s.dialogs, id)
 	}
 	s.metrics.callsActive.Set(float64(len(s.calls)))
 	s.notifyLocked()
@@ -420,15 +426,15 @@ func (s *Server) notifyLocked() {
 	s.changed = make(chan struct{})
 }
 
-func (s *Server) registerDialog(id string, c *call) {
+func (s *Server) registerDialog(id string, l *leg) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.dialogs[id] = c
+	s.dialogs[id] = l
 }
 
-// lookupDialog finds the call an in-dialog request belongs to (RFC 3261
+// lookupDialog finds the leg an in-dialog request belongs to (RFC 3261
 // §12.2.2: Call-ID, local tag = To tag, remote tag = From tag).
-func (s *Server) lookupDialog(req *sip.Request) *call {
+func (s *Server) lookupDialog(req *sip.Request) *leg {
 	id, err := sip.DialogIDFromRequestUAS(req)
 	if err != nil {
 		return nil
@@ -486,7 +492,7 @@ func (s *Server) contactFor(req *sip.Request, tx sip.ServerTransaction) sip.Cont
 // rate-limited (a flood must not flood the logs).
 func (s *Server) reportMalformed(transport, action string, src net.Addr, err error) {
 	s.metrics.malformed.WithLabelValues(transport, action).Inc()
-	if ok, suppressed := s.badLog.allow(); ok {
+	if ok, suppressed := s.badLog.Allow(); ok {
 		addr := ""
 		if src != nil {
 			addr = src.String()
@@ -550,7 +556,7 @@ func (s *Server) rejectRequest(req *sip.Request, tx sip.ServerTransaction, r *re
 		hdrs = append(hdrs, sip.NewHeader("Retry-After", strconv.Itoa(retryAfterSeconds)))
 	}
 	err := s.respond(req, tx, t.Status, r.phrase(), nil, hdrs...)
-	if ok, suppressed := s.badLog.allow(); ok {
+	if ok, suppressed := s.badLog.Allow(); ok {
 		var from, to string
 		if h := req.From(); h != nil {
 			from = sanitizePhrase(uriForLog(h.Address))

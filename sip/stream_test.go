@@ -247,16 +247,6 @@ func (s *testStream) PlayedMs(itemID string) int {
 	return s.played[itemID]
 }
 
-func (s *testStream) QueuedMs() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, it := range s.queue {
-		n += len(it.audio) - it.sent
-	}
-	return n / 8
-}
-
 func (s *testStream) Events() <-chan media.Event { return s.events }
 
 func (s *testStream) SetRemote(remote netip.AddrPort, codec media.Codec, dtmfPT int) {

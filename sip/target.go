@@ -24,7 +24,7 @@ type remoteTarget struct {
 // refreshTarget applies the Contact of a target refresh request the caller
 // sent and we accepted (2xx). A Contact we could not send to (wildcard, no
 // host, another scheme) is ignored: the previous target stays.
-func (c *call) refreshTarget(req *sip.Request) {
+func (l *leg) refreshTarget(req *sip.Request) {
 	ct := req.Contact()
 	if ct == nil {
 		return
@@ -39,12 +39,12 @@ func (c *call) refreshTarget(req *sip.Request) {
 		return
 	}
 	dest := targetDest(u, req)
-	c.target.mu.Lock()
-	changed := c.target.uri == nil || c.target.uri.String() != u.String() || c.target.dest != dest
-	c.target.uri, c.target.dest = u.Clone(), dest
-	c.target.mu.Unlock()
+	l.target.mu.Lock()
+	changed := l.target.uri == nil || l.target.uri.String() != u.String() || l.target.dest != dest
+	l.target.uri, l.target.dest = u.Clone(), dest
+	l.target.mu.Unlock()
 	if changed {
-		c.log.Info("remote target refreshed", "target", sanitizePhrase(uriForLog(u)), "dest", dest)
+		l.log.Info("remote target refreshed", "target", sanitizePhrase(uriForLog(u)), "dest", dest)
 	}
 }
 
@@ -78,18 +78,18 @@ func targetDest(u sip.Uri, req *sip.Request) string {
 // the refreshed Contact as Request-URI, and with no route set its address
 // (or the INVITE's source before any refresh). With a route set sipgo sends
 // to the first Route (RFC 3261 §12.2.1.1).
-func (c *call) routeToTarget(req *sip.Request) {
-	c.target.mu.Lock()
-	uri, dest := c.target.uri, c.target.dest
-	c.target.mu.Unlock()
+func (l *leg) routeToTarget(req *sip.Request) {
+	l.target.mu.Lock()
+	uri, dest := l.target.uri, l.target.dest
+	l.target.mu.Unlock()
 	if uri != nil {
 		req.Recipient = *uri.Clone()
 	}
-	if len(c.dlg.InviteRequest.GetHeaders("Record-Route")) > 0 {
+	if len(l.dlg.InviteRequest.GetHeaders("Record-Route")) > 0 {
 		return
 	}
 	if dest == "" {
-		dest = c.dlg.InviteRequest.Source()
+		dest = l.dlg.InviteRequest.Source()
 	}
 	req.SetDestination(dest)
 }

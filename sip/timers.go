@@ -21,8 +21,6 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
-
-	"github.com/sipbridge/sipbridge/sip/sdp"
 )
 
 // Session timer defaults and limits.
@@ -449,19 +447,19 @@ func (t *sessionTimer) retryLater(now time.Time) {
 
 // armTimer negotiates the session timer of the initial INVITE for our 2xx
 // and returns its headers. The INVITE passed checkSessionInterval already.
-func (c *call) armTimer() []sip.Header {
-	tr, r := readTimerRequest(c.req)
+func (l *leg) armTimer() []sip.Header {
+	tr, r := readTimerRequest(l.req)
 	if r != nil {
 		return nil
 	}
-	res, r := c.s.cfg.negotiateTimer(tr)
+	res, r := l.s.cfg.negotiateTimer(tr)
 	if r != nil {
 		return nil
 	}
-	c.timer.learnAllow(c.req)
-	c.timer.apply(res, time.Now())
+	l.timer.learnAllow(l.req)
+	l.timer.apply(res, time.Now())
 	if res.active {
-		c.log.Debug("session timer", "interval_s", int(res.interval/time.Second), "refresher", res.refresher)
+		l.log.Debug("session timer", "interval_s", int(res.interval/time.Second), "refresher", res.refresher)
 	}
 	return res.headers()
 }
@@ -469,51 +467,51 @@ func (c *call) armTimer() []sip.Header {
 // timerFor negotiates the session timer of a refresh the caller sent
 // (re-INVITE or UPDATE, RFC 4028 §9 applies to each): the result goes on
 // our 2xx and into effect once it is sent (commitTimer).
-func (c *call) timerFor(req *sip.Request) (timerResult, *rejection) {
+func (l *leg) timerFor(req *sip.Request) (timerResult, *rejection) {
 	tr, r := readTimerRequest(req)
 	if r != nil {
 		return timerResult{}, r
 	}
-	return c.s.cfg.negotiateTimer(tr)
+	return l.s.cfg.negotiateTimer(tr)
 }
 
 // commitTimer puts a refresh's negotiated timer into effect after its 2xx.
-func (c *call) commitTimer(req *sip.Request, res timerResult) {
-	c.timer.learnAllow(req)
-	c.timer.apply(res, time.Now())
+func (l *leg) commitTimer(req *sip.Request, res timerResult) {
+	l.timer.learnAllow(req)
+	l.timer.apply(res, time.Now())
 }
 
 // runSessionTimer refreshes the session or ends it, as negotiated, until
 // the call ends (RFC 4028 §10).
-func (c *call) runSessionTimer() {
+func (l *leg) runSessionTimer() {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	defer t.Stop()
 	for {
-		act, at, gen := c.timer.next()
+		act, at, gen := l.timer.next()
 		var fire <-chan time.Time
 		if act != timerIdle {
 			t.Reset(time.Until(at))
 			fire = t.C
 		}
 		select {
-		case <-c.ctx.Done():
+		case <-l.ctx.Done():
 			return
-		case <-c.timer.kick:
+		case <-l.timer.kick:
 			t.Stop()
 			continue
 		case <-fire:
 		}
-		if !c.timer.current(gen) {
+		if !l.timer.current(gen) {
 			continue
 		}
 		switch act {
 		case timerExpire:
-			interval, _, _ := c.timer.snapshot()
-			c.end(EndSessionExpired, fmt.Errorf("sip: no session refresh within %s", interval))
+			interval, _, _ := l.timer.snapshot()
+			l.report(legEvent{kind: legExpired, reason: EndSessionExpired, err: fmt.Errorf("sip: no session refresh within %s", interval)})
 			return
 		case timerRefresh:
-			c.refreshSession()
+			l.refreshSession()
 		}
 	}
 }
@@ -523,33 +521,33 @@ func (c *call) runSessionTimer() {
 // ACK), else a re-INVITE offering our current SDP unchanged. A 408, 481 or
 // no answer ends the call with BYE (§10); other failures are retried until
 // the session expires.
-func (c *call) refreshSession() {
+func (l *leg) refreshSession() {
 	for range maxRefreshTries {
-		interval, expiry, update := c.timer.snapshot()
+		interval, expiry, update := l.timer.snapshot()
 		method := sip.INVITE
 		if update {
 			method = sip.UPDATE
 		}
-		res, err := c.sendRefresh(method, interval, expiry)
-		if c.ctx.Err() != nil {
+		res, err := l.sendRefresh(method, interval, expiry)
+		if l.ctx.Err() != nil {
 			return
 		}
 		if err != nil {
-			c.end(EndRefreshFailed, fmt.Errorf("sip: session refresh %s: %w", method, err))
+			l.report(legEvent{kind: legExpired, reason: EndRefreshFailed, err: fmt.Errorf("sip: session refresh %s: %w", method, err)})
 			return
 		}
 		code := res.StatusCode
 		switch {
 		case code >= 200 && code < 300:
-			c.timer.refreshed(res, time.Now())
-			c.log.Debug("session refreshed", "method", method.String())
+			l.timer.refreshed(res, time.Now())
+			l.log.Debug("session refreshed", "method", method.String())
 			return
 		case code == sip.StatusRequestTimeout || code == sip.StatusCallTransactionDoesNotExists:
-			c.end(EndRefreshFailed, fmt.Errorf("sip: session refresh %s: %d %s", method, code, sanitizePhrase(res.Reason)))
+			l.report(legEvent{kind: legExpired, reason: EndRefreshFailed, err: fmt.Errorf("sip: session refresh %s: %d %s", method, code, sanitizePhrase(res.Reason))})
 			return
 		case code == 422:
 			if h := res.GetHeader("Min-SE"); h != nil {
-				if v, err := parseMinSE(h.Value()); err == nil && c.timer.raise(time.Duration(v)*time.Second) {
+				if v, err := parseMinSE(h.Value()); err == nil && l.timer.raise(time.Duration(v)*time.Second) {
 					continue
 				}
 			}
@@ -559,65 +557,66 @@ func (c *call) refreshSession() {
 			t := time.NewTimer(rand.N(2 * time.Second))
 			select {
 			case <-t.C:
-			case <-c.ctx.Done():
+			case <-l.ctx.Done():
 				t.Stop()
 				return
 			}
 			continue
 		case method == sip.UPDATE && (code == sip.StatusMethodNotAllowed || code == sip.StatusNotImplemented):
-			c.timer.noUpdate()
+			l.timer.noUpdate()
 			continue
 		}
-		c.log.Warn("sip: session refresh rejected; retrying before expiry", "method", method.String(),
+		l.log.Warn("sip: session refresh rejected; retrying before expiry", "method", method.String(),
 			"status", code, "reason", sanitizePhrase(res.Reason))
 		break
 	}
-	c.timer.retryLater(time.Now())
+	l.timer.retryLater(time.Now())
 }
 
 // sendRefresh sends one refresh request and returns its final response. A
 // re-INVITE's 2xx is ACKed and its SDP answer applied.
-func (c *call) sendRefresh(method sip.RequestMethod, interval time.Duration, expiry time.Time) (*sip.Response, error) {
-	req := sip.NewRequest(method, c.dlg.InviteRequest.Contact().Address)
-	req.SetTransport(c.dlg.InviteRequest.Transport())
+func (l *leg) sendRefresh(method sip.RequestMethod, interval time.Duration, expiry time.Time) (*sip.Response, error) {
+	req := l.newRequest(method)
 	// We send the refresh, so we are its "uac" (RFC 4028 §7.4).
 	req.AppendHeader(sip.NewHeader("Session-Expires", formatSessionExpires(interval, refresherUAC)))
-	req.AppendHeader(sip.NewHeader("Min-SE", deltaSeconds(c.s.cfg.MinSE)))
+	req.AppendHeader(sip.NewHeader("Min-SE", deltaSeconds(l.s.cfg.MinSE)))
 	req.AppendHeader(sip.NewHeader("Supported", "timer"))
 	req.AppendHeader(sip.NewHeader("Allow", allowedMethods))
-	req.AppendHeader(sip.NewHeader("User-Agent", c.s.cfg.UserAgent))
 	if method == sip.INVITE {
-		c.mu.Lock()
-		body := c.answerSDP // unchanged session: same o= version (RFC 3264 §8)
-		c.mu.Unlock()
+		l.mu.Lock()
+		body := l.answerSDP // unchanged session: same o= version (RFC 3264 §8)
+		l.mu.Unlock()
 		req.SetBody(body)
 		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-		c.timer.offering.Store(true)
-		defer c.timer.offering.Store(false)
+		l.timer.offering.Store(true)
+		defer l.timer.offering.Store(false)
 	}
-	c.fromListener(req)
 	// The transaction gives up after 64·T1 itself; past the session's
 	// expiry there is nothing left to refresh.
 	wait := min(64*sip.T1, max(time.Until(expiry), 4*sip.T1))
-	ctx, cancel := context.WithTimeout(c.ctx, wait)
+	ctx, cancel := context.WithTimeout(l.ctx, wait)
 	defer cancel()
-	res, err := c.dlg.Do(ctx, req)
+	res, err := l.dlg.Do(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	if method == sip.INVITE && res.IsSuccess() {
-		if err := c.ackRefresh(req, res); err != nil {
-			c.log.Warn("sip: ACK of the refresh re-INVITE not sent", "error", err)
+		if err := l.ackRefresh(req, res); err != nil {
+			l.log.Warn("sip: ACK of the refresh re-INVITE not sent", "error", err)
 		}
-		c.applyRefreshAnswer(res)
+		l.applyRefreshAnswer(res)
 	}
 	return res, nil
 }
 
 // ackRefresh ACKs the 2xx of our re-INVITE (RFC 3261 §13.2.2.4): a new
 // transaction with the INVITE's CSeq number, to where the INVITE went.
-func (c *call) ackRefresh(inv *sip.Request, res *sip.Response) error {
-	ack := sip.NewRequest(sip.ACK, inv.Recipient)
+func (l *leg) ackRefresh(inv *sip.Request, res *sip.Response) error {
+	// Built like every request of ours (newRequest), but sent outside the
+	// dialog's transaction: it copies the dialog headers itself, and goes
+	// exactly where the INVITE went.
+	ack := l.newRequest(sip.ACK)
+	ack.Recipient = inv.Recipient
 	ack.SipVersion = inv.SipVersion
 	if h := inv.From(); h != nil {
 		ack.AppendHeader(sip.HeaderClone(h))
@@ -634,12 +633,11 @@ func (c *call) ackRefresh(inv *sip.Request, res *sip.Response) error {
 	for _, h := range inv.GetHeaders("Route") {
 		ack.AppendHeader(sip.HeaderClone(h))
 	}
-	ack.AppendHeader(sip.NewHeader("User-Agent", c.s.cfg.UserAgent))
 	ack.SetBody(nil)
 	ack.SetTransport(inv.Transport())
 	ack.SetDestination(inv.Destination())
 	ack.Laddr = inv.Laddr
-	if err := c.s.client.WriteRequest(ack, sipgo.ClientRequestAddVia); err != nil {
+	if err := l.s.client.WriteRequest(ack, sipgo.ClientRequestAddVia); err != nil {
 		return fmt.Errorf("sip: write ACK: %w", err)
 	}
 	return nil
@@ -648,26 +646,12 @@ func (c *call) ackRefresh(inv *sip.Request, res *sip.Response) error {
 // applyRefreshAnswer applies the SDP answer to our refresh re-INVITE: our
 // offer was the current session, so normally nothing changes; the caller
 // may still have moved its media or changed its direction.
-func (c *call) applyRefreshAnswer(res *sip.Response) {
-	body := res.Body()
-	if len(body) == 0 {
-		c.log.Warn("sip: 2xx to our re-INVITE without SDP answer")
-		return
-	}
-	answer, err := sdp.ParseOffer(body)
+func (l *leg) applyRefreshAnswer(res *sip.Response) {
+	answer, ans, err := l.takeAnswer(res.Body())
 	if err != nil {
-		c.log.Warn("sip: unparsable SDP answer to our re-INVITE", "error", err)
+		l.log.Warn("sip: answer to our re-INVITE", "error", err)
 		return
 	}
-	// The answer's direction describes the caller; negotiating it like an
-	// offer mirrors it to ours (as for the ACK of a late offer).
-	ans, err := sdp.Negotiate(answer, sdp.Prefs{})
-	if err != nil {
-		c.log.Warn("sip: SDP answer to our re-INVITE has no usable audio", "error", err)
-		return
-	}
-	c.mu.Lock()
-	out := c.answerSDP
-	c.mu.Unlock()
-	c.applyAnswer(answer, ans, out)
+	_, out := l.current()
+	l.applyAnswer(answer, ans, out)
 }

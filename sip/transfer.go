@@ -26,72 +26,69 @@ type notifyStatus struct {
 // transfer sends a blind transfer (REFER, RFC 3515) to target and follows
 // its NOTIFY progress until a final status. It reports whether the caller
 // reached the target and a detail for the conversation.
-func (c *call) transfer(target string) (bool, string) {
+func (l *leg) transfer(target string) (bool, string) {
 	uri, err := parseReferTarget(target)
 	if err != nil {
-		c.s.metrics.transfers.WithLabelValues("invalid_target").Inc()
-		c.log.Warn("transfer target rejected", "error", err)
+		l.s.metrics.transfers.WithLabelValues("invalid_target").Inc()
+		l.log.Warn("transfer target rejected", "error", err)
 		return false, "invalid transfer target"
 	}
-	if !c.waitConfirmed(c.s.cfg.ACKTimeout) {
-		c.s.metrics.transfers.WithLabelValues("not_established").Inc()
+	if !l.waitConfirmed(l.s.cfg.ACKTimeout) {
+		l.s.metrics.transfers.WithLabelValues("not_established").Inc()
 		return false, "the call is not established yet"
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, transferTimeout)
+	ctx, cancel := context.WithTimeout(l.ctx, transferTimeout)
 	defer cancel()
 
-	c.mu.Lock()
-	c.referSent = true
-	for len(c.notifies) > 0 { // stale progress of an earlier transfer
-		<-c.notifies
+	l.mu.Lock()
+	l.referSent = true
+	for len(l.notifies) > 0 { // stale progress of an earlier transfer
+		<-l.notifies
 	}
-	c.mu.Unlock()
+	l.mu.Unlock()
 
-	refer := sip.NewRequest(sip.REFER, c.dlg.InviteRequest.Contact().Address)
-	refer.SetTransport(c.dlg.InviteRequest.Transport())
+	refer := l.newRequest(sip.REFER)
 	refer.AppendHeader(sip.NewHeader("Refer-To", "<"+uri+">"))
 	// RFC 3892: who asked for the transfer, the identity the caller dialled.
-	refer.AppendHeader(sip.NewHeader("Referred-By", "<"+uriForLog(c.req.To().Address)+">"))
-	refer.AppendHeader(sip.NewHeader("User-Agent", c.s.cfg.UserAgent))
-	c.fromListener(refer)
-	c.log.Info("transfer: sending REFER", "target", uri)
-	res, err := c.dlg.Do(ctx, refer)
+	refer.AppendHeader(sip.NewHeader("Referred-By", "<"+uriForLog(l.req.To().Address)+">"))
+	l.log.Info("transfer: sending REFER", "target", uri)
+	res, err := l.dlg.Do(ctx, refer)
 	if err != nil {
-		c.s.metrics.transfers.WithLabelValues("refer_failed").Inc()
-		c.log.Warn("transfer: REFER failed", "error", err)
+		l.s.metrics.transfers.WithLabelValues("refer_failed").Inc()
+		l.log.Warn("transfer: REFER failed", "error", err)
 		return false, "REFER failed: " + sanitizePhrase(err.Error())
 	}
 	if res.StatusCode >= 300 {
-		c.s.metrics.transfers.WithLabelValues("refer_rejected").Inc()
+		l.s.metrics.transfers.WithLabelValues("refer_rejected").Inc()
 		detail := fmt.Sprintf("REFER rejected: %d %s", res.StatusCode, sanitizePhrase(res.Reason))
-		c.log.Warn("transfer: "+detail, "target", uri)
+		l.log.Warn("transfer: "+detail, "target", uri)
 		return false, detail
 	}
-	c.log.Info("transfer: REFER accepted", "status", res.StatusCode)
+	l.log.Info("transfer: REFER accepted", "status", res.StatusCode)
 	for {
 		select {
-		case n := <-c.notifies:
+		case n := <-l.notifies:
 			switch {
 			case n.code >= 300:
-				c.s.metrics.transfers.WithLabelValues("target_failed").Inc()
+				l.s.metrics.transfers.WithLabelValues("target_failed").Inc()
 				detail := fmt.Sprintf("transfer failed: %d %s", n.code, n.phrase)
-				c.log.Warn("transfer: "+detail, "target", uri)
+				l.log.Warn("transfer: "+detail, "target", uri)
 				return false, detail
 			case n.code >= 200:
-				c.s.metrics.transfers.WithLabelValues("success").Inc()
-				c.log.Info("transfer: target answered", "status", n.code)
+				l.s.metrics.transfers.WithLabelValues("success").Inc()
+				l.log.Info("transfer: target answered", "status", n.code)
 				return true, fmt.Sprintf("%d %s", n.code, n.phrase)
 			case n.terminated:
-				c.s.metrics.transfers.WithLabelValues("target_failed").Inc()
+				l.s.metrics.transfers.WithLabelValues("target_failed").Inc()
 				return false, "transfer subscription ended without a final status"
 			default:
-				c.log.Debug("transfer: progress", "status", n.code)
+				l.log.Debug("transfer: progress", "status", n.code)
 			}
 		case <-ctx.Done():
-			if c.ctx.Err() != nil {
+			if l.ctx.Err() != nil {
 				return false, "the call ended during the transfer"
 			}
-			c.s.metrics.transfers.WithLabelValues("timeout").Inc()
+			l.s.metrics.transfers.WithLabelValues("timeout").Inc()
 			return false, "transfer timed out waiting for the target"
 		}
 	}
@@ -99,29 +96,29 @@ func (c *call) transfer(target string) (bool, string) {
 
 // onNotify takes the NOTIFYs of our REFER subscription (RFC 3515 §2.4.4:
 // Event: refer, body message/sipfrag with the target's status line).
-func (c *call) onNotify(req *sip.Request, tx sip.ServerTransaction) {
+func (l *leg) onNotify(req *sip.Request, tx sip.ServerTransaction) {
 	ev := req.GetHeader("Event")
 	if ev == nil {
-		_ = c.s.respond(req, tx, sip.StatusBadRequest, "Bad Request: missing Event", nil)
+		_ = l.s.respond(req, tx, sip.StatusBadRequest, "Bad Request: missing Event", nil)
 		return
 	}
 	pkg, _, _ := strings.Cut(ev.Value(), ";")
 	if !strings.EqualFold(strings.TrimSpace(pkg), "refer") {
 		// RFC 6665 §8.2.1: an event package we do not know.
-		_ = c.s.respond(req, tx, 489, "Bad Event", nil, sip.NewHeader("Allow-Events", "refer"))
+		_ = l.s.respond(req, tx, 489, "Bad Event", nil, sip.NewHeader("Allow-Events", "refer"))
 		return
 	}
-	c.mu.Lock()
-	sent := c.referSent
-	c.mu.Unlock()
+	l.mu.Lock()
+	sent := l.referSent
+	l.mu.Unlock()
 	if !sent {
 		// RFC 6665 §4.1.3: a NOTIFY matching no subscription.
-		_ = c.s.respond(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil)
+		_ = l.s.respond(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil)
 		return
 	}
-	if err := c.dlg.ReadRequest(req, tx); err != nil {
+	if err := l.dlg.ReadRequest(req, tx); err != nil {
 		// RFC 3261 §12.2.2: lower CSeq than the last one: out of order.
-		_ = c.s.respond(req, tx, sip.StatusInternalServerError, "Server Internal Error: CSeq out of order", nil)
+		_ = l.s.respond(req, tx, sip.StatusInternalServerError, "Server Internal Error: CSeq out of order", nil)
 		return
 	}
 	var st notifyStatus
@@ -132,23 +129,23 @@ func (c *call) onNotify(req *sip.Request, tx sip.ServerTransaction) {
 	if body := req.Body(); len(body) > 0 {
 		if ct := req.ContentType(); ct != nil {
 			if mt, _, err := mime.ParseMediaType(ct.Value()); err != nil || mt != "message/sipfrag" {
-				_ = c.s.respond(req, tx, sip.StatusUnsupportedMediaType, "Unsupported Media Type", nil,
+				_ = l.s.respond(req, tx, sip.StatusUnsupportedMediaType, "Unsupported Media Type", nil,
 					sip.NewHeader("Accept", "message/sipfrag"))
 				return
 			}
 		}
 		code, phrase, err := parseSipfrag(body)
 		if err != nil {
-			_ = c.s.respond(req, tx, sip.StatusBadRequest, "Bad Request: invalid sipfrag", nil)
+			_ = l.s.respond(req, tx, sip.StatusBadRequest, "Bad Request: invalid sipfrag", nil)
 			return
 		}
 		st.code, st.phrase = code, phrase
 	}
-	_ = c.s.respond(req, tx, sip.StatusOK, "OK", nil)
+	_ = l.s.respond(req, tx, sip.StatusOK, "OK", nil)
 	select {
-	case c.notifies <- st:
+	case l.notifies <- st:
 	default:
-		c.log.Warn("transfer: NOTIFY dropped, progress queue full", "status", st.code)
+		l.log.Warn("transfer: NOTIFY dropped, progress queue full", "status", st.code)
 	}
 }
 

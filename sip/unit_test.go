@@ -11,12 +11,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/stretchr/testify/require"
-
-	"github.com/sipbridge/sipbridge/failover"
 )
 
 func TestTerminationTaxonomy(t *testing.T) {
@@ -299,34 +296,6 @@ func TestBadRequestFor(t *testing.T) {
 	}
 }
 
-func TestLogLimiter(t *testing.T) {
-	now := time.Unix(1000, 0)
-	l := newLogLimiter(time.Second, 3)
-	l.now = func() time.Time { return now }
-	for range 3 {
-		ok, s := l.allow()
-		require.True(t, ok)
-		require.Zero(t, s)
-	}
-	for range 5 {
-		ok, _ := l.allow()
-		require.False(t, ok)
-	}
-	now = now.Add(1500 * time.Millisecond)
-	ok, s := l.allow()
-	require.True(t, ok)
-	require.Equal(t, 5, s, "reports what it suppressed")
-	ok, _ = l.allow()
-	require.False(t, ok)
-	now = now.Add(time.Hour)
-	for range 3 {
-		ok, _ := l.allow()
-		require.True(t, ok, "refills to the burst, not beyond")
-	}
-	ok, _ = l.allow()
-	require.False(t, ok)
-}
-
 func TestConfigDefaults(t *testing.T) {
 	listen := []Listener{{Network: "UDP", Addr: "127.0.0.1:5060"}}
 	c, err := Config{Listen: listen}.withDefaults()
@@ -366,21 +335,11 @@ func TestServeTwiceAndBindFailure(t *testing.T) {
 
 	// A second server on the same port fails to bind and says so.
 	s2, err := newServer(Config{Listen: []Listener{{Network: "udp", Addr: h.addr}}}, (&testBackend{}).backend(),
-		func(context.Context, CallInfo, failover.Player, *slog.Logger) (Conversation, error) {
+		func(context.Context, CallInfo, *slog.Logger) (Conversation, error) {
 			return nil, errors.New("x")
 		}, nil, nil)
 	require.NoError(t, err)
 	require.Error(t, s2.Serve(t.Context()))
-}
-
-func TestSinkShim(t *testing.T) {
-	var s sinkShim
-	s.WriteCallerAudio([]byte{1}) // before the conversation exists: dropped
-	c := newFakeConv(CallInfo{}, nil)
-	s.set(c)
-	s.WriteCallerAudio([]byte{2})
-	require.Equal(t, []byte{2}, <-c.frames)
-	require.Empty(t, c.frames)
 }
 
 // FuzzBadRequestFor: whatever arrives, our 400 is either not sent or a

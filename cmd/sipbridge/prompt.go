@@ -7,14 +7,11 @@ import (
 	"os"
 
 	"github.com/zaf/g711"
-
-	g711codec "github.com/sipbridge/sipbridge/media/g711"
-	"github.com/sipbridge/sipbridge/media/resample"
-	"github.com/sipbridge/sipbridge/realtime"
 )
 
 // prompt is an operator-supplied audio file (filler, apology), decoded to
-// PCM16 at 8 or 24 kHz and rendered into the session output format per call.
+// PCM16 at 8 or 24 kHz; conversation.go renders it into each call's audio
+// format.
 type prompt struct {
 	rate    int     // 8000 or 24000
 	samples []int16 // mono
@@ -103,37 +100,4 @@ func parseWAV(b []byte) (*prompt, error) {
 		return nil, errors.New("WAV has no audio")
 	}
 	return pr, nil
-}
-
-// render converts the prompt to the session output format: PCM16LE 24 kHz,
-// or G.711 at 8 kHz. Runs once per call (not on the per-frame path).
-func (p *prompt) render(f realtime.AudioFormat) []byte {
-	s8 := p.samples
-	if p.rate == 24000 {
-		if f == realtime.FormatPCM24 {
-			out := make([]byte, 2*len(p.samples))
-			g711codec.Int16ToPCM16LE(out, p.samples)
-			return out
-		}
-		var d resample.Down3
-		s8 = make([]int16, d.OutLen(len(p.samples)))
-		n, _ := d.Process(s8, p.samples)
-		s8 = s8[:n]
-	}
-	switch f {
-	case realtime.FormatPCMU:
-		out := make([]byte, len(s8))
-		g711codec.EncodeUlaw(out, s8)
-		return out
-	case realtime.FormatPCMA:
-		out := make([]byte, len(s8))
-		g711codec.EncodeAlaw(out, s8)
-		return out
-	}
-	var u resample.Up3
-	s24 := make([]int16, 3*len(s8))
-	n, _ := u.Process(s24, s8)
-	out := make([]byte, 2*n)
-	g711codec.Int16ToPCM16LE(out, s24[:n])
-	return out
 }

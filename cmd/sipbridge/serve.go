@@ -23,7 +23,6 @@ import (
 	"github.com/sipbridge/sipbridge/configs"
 	"github.com/sipbridge/sipbridge/failover"
 	"github.com/sipbridge/sipbridge/media"
-	"github.com/sipbridge/sipbridge/realtime"
 	"github.com/sipbridge/sipbridge/realtime/sim"
 	"github.com/sipbridge/sipbridge/sip"
 )
@@ -49,7 +48,7 @@ type app struct {
 	sip     *sip.Server
 	filler  *prompt
 	apology *prompt
-	tools   failover.ToolRunner // webhook tools (extensions.go); nil: none
+	tools   failover.ToolRunner // webhook tools (webhooks.go); nil: none
 	// draining is set on SIGTERM; /healthz answers 503 from then on.
 	draining atomic.Bool
 }
@@ -58,7 +57,13 @@ func serve(ctx context.Context, stop shutdown, cfg *configs.Config, logw io.Writ
 	log := newLogger(cfg.Log, logw)
 	a := &app{cfg: cfg, log: log, simKeys: map[string]string{}}
 
-	var err error
+	sims, err := simulatedRegions(cfg, time.Now)
+	if err != nil {
+		return err
+	}
+	if errs := checkFiles(cfg); len(errs) > 0 { // check.go: the same checks as sipbridge check
+		return errors.Join(errs...)
+	}
 	if cfg.Failover.FillerFile != "" {
 		if a.filler, err = loadPrompt(cfg.Failover.FillerFile); err != nil {
 			return fmt.Errorf("failover.filler_file: %w", err)
@@ -73,7 +78,7 @@ func serve(ctx context.Context, stop shutdown, cfg *configs.Config, logw io.Writ
 		log.Warn("realtime key missing; the region will refuse us until it is set", "detail", w)
 	}
 
-	if err := a.startSimulators(log); err != nil {
+	if err := a.startSimulators(sims, log); err != nil {
 		a.closeSimulators()
 		return err
 	}
@@ -105,18 +110,14 @@ func serve(ctx context.Context, stop shutdown, cfg *configs.Config, logw io.Writ
 		AnswerWhenReady: *cfg.SIP.AnswerWhenReady,
 		AnswerTimeout:   cfg.SIP.AnswerTimeout.D(),
 		MediaTimeout:    cfg.RTP.MediaTimeout.D(),
-		ModelFormat:     media.ModelPCM24,
 		SymmetricRTP:    *cfg.RTP.Symmetric,
 		LatchBeforeSend: cfg.RTP.LatchBeforeSend,
 		ComfortNoiseDB:  cfg.RTP.ComfortNoiseDBov,
 	}
-	if cfg.Assistant.AudioFormat == "g711" {
-		sipCfg.ModelFormatFollowsCodec = true
-	}
 	// Session timers (RFC 4028).
 	sipCfg.SessionExpires, sipCfg.MinSE = cfg.SIP.SessionExpires.D(), cfg.SIP.MinSE.D()
 	sipCfg.SessionRefresher = cfg.SIP.SessionRefresher
-	if sipCfg.MinSE < configs.RFCMinSE {
+	if sipCfg.MinSE < sip.DefaultMinSE {
 		log.Warn("sip.min_se is below RFC 4028's 90 s floor: for tests only", "min_se", sipCfg.MinSE.String())
 	}
 	for _, l := range cfg.SIP.Listen {
@@ -127,7 +128,7 @@ func serve(ctx context.Context, stop shutdown, cfg *configs.Config, logw io.Writ
 	if err := applyTrunks(&sipCfg, cfg, os.Getenv); err != nil { // trunks.go
 		return err
 	}
-	applyRegistrations(&sipCfg, cfg, os.Getenv) // extensions.go
+	applyRegistrations(&sipCfg, cfg, os.Getenv) // register.go
 	if a.tools, err = newToolRunner(cfg, os.Getenv, log, reg); err != nil {
 		return err
 	}
@@ -211,11 +212,9 @@ func (a *app) hangupAll(d time.Duration) {
 // startSimulators runs the simulated regions in-process. A simulated region
 // with no api_key_env gets a random per-process key, so the auth check of the
 // simulator is exercised exactly as against a real region.
-func (a *app) startSimulators(log *slog.Logger) error {
-	for _, r := range a.cfg.Regions {
-		if !r.Simulator.Enabled {
-			continue
-		}
+func (a *app) startSimulators(sims []simRegion, log *slog.Logger) error {
+	for _, s := range sims {
+		r := s.region
 		key := ""
 		if r.APIKeyEnv != "" {
 			key = os.Getenv(r.APIKeyEnv)
@@ -224,24 +223,17 @@ func (a *app) startSimulators(log *slog.Logger) error {
 			key = randomKey()
 		}
 		a.simKeys[r.Name] = key
-		s := r.Simulator
-		srv := sim.New(sim.Config{
-			Region:        r.Name,
-			APIKey:        key,
-			VoiceHz:       s.VoiceHz,
-			ResponseDelay: s.ResponseDelay.D(),
-			Speedup:       s.Speedup,
-			SessionLimit:  r.SessionLimit.D(),
-			Faults:        s.Faults,
-			Logger:        log.With("component", "simulator", "region", r.Name),
-		})
+		sc := s.cfg
+		sc.APIKey = key
+		sc.Logger = log.With("component", "simulator", "region", r.Name)
+		srv := sim.New(sc)
 		url, err := srv.Listen(r.ListenAddr())
 		if err != nil {
 			return fmt.Errorf("regions %q simulator: %w", r.Name, err)
 		}
 		a.sims = append(a.sims, srv)
 		log.Info("simulated realtime region listening", "region", r.Name, "url", url,
-			"failure_rate", s.Faults.FailureRate)
+			"failure_rate", sc.Faults.FailureRate, "seed", sc.Faults.Seed, "random_seed", s.randomSeed)
 	}
 	return nil
 }
@@ -286,49 +278,6 @@ func (a *app) rtpIP() (netip.Addr, error) {
 		return ap.Addr(), nil
 	}
 	return netip.ParseAddr(s)
-}
-
-// newConversation builds the AI side of one call.
-func (a *app) newConversation(ctx context.Context, call sip.CallInfo, player failover.Player, log *slog.Logger) (sip.Conversation, error) {
-	format := realtime.FormatPCM24
-	if a.cfg.Assistant.AudioFormat == "g711" {
-		format = realtime.FormatPCMU
-		if call.Codec == media.CodecPCMA {
-			format = realtime.FormatPCMA
-		}
-	}
-	cfg := a.cfg
-	fc := failover.Config{
-		Session:         cfg.SessionConfig(format),
-		Greeting:        cfg.Assistant.Greeting,
-		StallNoResponse: cfg.Failover.StallNoResponse.D(),
-		StallFirstAudio: cfg.Failover.StallFirstAudio.D(),
-		StallMidAudio:   cfg.Failover.StallMidAudio.D(),
-		MaxSwapsInRow:   cfg.Failover.MaxSwapsInRow,
-		RotateMargin:    cfg.Failover.RotateMargin.D(),
-		FillerAfter:     cfg.Failover.FillerAfter.D(),
-		GiveUpTransfer:  cfg.Failover.GiveUpTransfer,
-		TransferTargets: cfg.Assistant.Tools.TransferTargets,
-	}
-	fc.DTMFDisabled = !*cfg.Assistant.DTMF.Enabled
-	fc.DTMFSilent = !*cfg.Assistant.DTMF.Respond
-	if a.filler != nil {
-		fc.FillerAudio = a.filler.render(format)
-	}
-	if a.apology != nil {
-		fc.ApologyAudio = a.apology.render(format)
-	}
-	return failover.NewConversation(failover.Params{
-		CallID: call.CallID,
-		Config: fc,
-		Pool:   a.pool,
-		Dialer: failover.RealtimeDialer{Logger: log},
-		Player: player,
-		// The call's logger already carries call_id; failover adds it itself.
-		Logger:  a.log,
-		Metrics: a.fom,
-		Tools:   a.tools,
-	}), nil
 }
 
 func (a *app) startAdmin(reg *prometheus.Registry) (*http.Server, error) {

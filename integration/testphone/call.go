@@ -291,7 +291,7 @@ func (c *Call) sendLoop() {
 		h := rtp.Header{Version: 2, Marker: marker, PayloadType: c.pt, SequenceNumber: seq, Timestamp: ts, SSRC: ssrc}
 		seq++
 		ts += frameSamples
-		n2, err := rtp.MarshalPacketTo(buf, &h, payload)
+		n2, err := (&rtp.Packet{Header: h, Payload: payload}).MarshalTo(buf)
 		if err == nil {
 			_, _ = c.conn.WriteToUDP(buf[:n2], dst)
 			c.mu.Lock()

@@ -89,6 +89,7 @@ func New(ctx context.Context, cfg Config) (*Phone, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	p.cancel = cancel
 	ready := make(chan string, 1)
+	//lint:ignore SA1029 the key type is sipgo's
 	lctx := context.WithValue(ctx, sipgo.ListenReadyCtxKey, sipgo.ListenReadyFuncCtxValue(func(network, addr string) {
 		select {
 		case ready <- addr:

@@ -13,6 +13,13 @@
 // are computed). The group delay is 48 samples at 24 kHz (2 ms), which is 16
 // whole samples at 8 kHz, so the two directions stay sample-aligned.
 //
+// For wideband (G.722) calls, Up16To24 and Down24To16 convert 16 kHz ↔
+// 24 kHz (ratio 2:3) the same way: a 145-tap Kaiser-windowed sinc designed
+// at 48 kHz (cut-off 8 kHz, β = 9), in polyphase form. Measured (tests in
+// wide_test.go): within 0.001 dB from 50 Hz to 7 kHz (the G.722 audio band),
+// aliases of 9–12 kHz and images of 0.1–7 kHz at least 88 dB down; group
+// delay 72 samples at 48 kHz (1.5 ms: 24 samples at 16 kHz, 36 at 24 kHz).
+//
 // The converters are stateful: the filter history is carried across calls,
 // so a signal processed in 20 ms frames (or any chunking, including lengths
 // that are not a multiple of 3 for Down3) gives the same output as the

@@ -5,8 +5,8 @@
 //
 // It owns: the upgrade (routes /v1/realtime and /openai/v1/realtime for GA,
 // /openai/realtime for the Azure preview shape; Bearer / api-key header /
-// api-key query auth; the beta header rejected with beta_api_shape_disabled
-// and close 4000); strict parsing and validation of every client event in
+// api-key query auth, each route taking exactly its provider's styles; the
+// beta header rejected with beta_api_shape_disabled and close 4000); strict parsing and validation of every client event in
 // both dialects, answering each violation with the documented `error` event
 // (code, message, param, and the client's event_id); the input audio buffer
 // with an energy-based server VAD that runs on audio time, not wall time;
@@ -14,9 +14,10 @@
 // with the documented event order, a synthetic tone "voice" at
 // Config.VoiceHz paced at Config.Speedup× real time, text-only output and
 // function calls; idle timeouts and the session limit; and injectable Faults
-// (failed, stalled and error-event responses, 1011 closes, dropped
-// connections, refused upgrades and connects, early expiry) for failover
-// tests. Sessions() exposes what each session received for assertions.
+// (failed, stalled, throttled and error-event responses, latency spikes and
+// a heavy-tailed time to first audio, text-only answers after a replayed
+// history, 1011 closes, dropped connections, refused upgrades (429 with
+// Retry-After) and connects, early expiry) for failover tests. Sessions() exposes what each session received for assertions.
 //
 // The simulator parses client events itself (it must not share the client's
 // codec, or both could be wrong together) and imports package realtime only

@@ -2,7 +2,9 @@ package sim
 
 import (
 	"fmt"
+	"math"
 	"strings"
+	"time"
 )
 
 // Error types and codes the simulator puts in `error` events and in failed
@@ -26,6 +28,7 @@ const (
 	codeBetaShapeDisabled     = "beta_api_shape_disabled"
 	codeInvalidAPIKey         = "invalid_api_key"
 	codeRateLimitExceeded     = "rate_limit_exceeded"
+	codeInferenceRateLimit    = "inference_rate_limit_exceeded"
 	maxEventIDLen             = 512 // GA spec: event_id is at most 512 characters (§2)
 	maxAppendBytes            = 15 << 20
 	minCommitMs               = 100 // observed minimum for input_audio_buffer.commit (§2.2)
@@ -131,6 +134,20 @@ func serverErrorMessage(sessionID string) string {
 	return "The server had an error while processing your request. Sorry about that! " +
 		"You can retry your request, or contact us through our help center at help.openai.com if the error persists. " +
 		"(include session ID in your message: " + sessionID + "). We recommend you retry your request."
+}
+
+// rateLimitMessage follows the API's rate-limit wording ("Rate limit
+// reached for … Please try again in 1.2s."); the exact realtime text is not
+// in the reference, so the usual REST wording is used.
+func rateLimitMessage(model string, seconds float64) string {
+	return fmt.Sprintf("Rate limit reached for %s on requests per min (RPM). Please try again in %ss. "+
+		"Visit https://platform.openai.com/account/rate-limits to learn more.", model, fmtNum(seconds))
+}
+
+// retryAfterSeconds is d in whole seconds, rounded up, at least 1: the
+// Retry-After header carries integer seconds (RFC 9110 §10.2.3).
+func retryAfterSeconds(d time.Duration) float64 {
+	return max(1, math.Ceil(d.Seconds()))
 }
 
 func quoteList(vals []string) string {

@@ -2,9 +2,11 @@ package sim
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -321,4 +323,247 @@ func TestCloseEndsSessions(t *testing.T) {
 	require.NoError(t, s.Close())
 	_, err = s.Listen("127.0.0.1:0")
 	require.Error(t, err)
+}
+
+func TestFaultRateLimitedResponse(t *testing.T) {
+	cfg := fastConfig("east")
+	cfg.Faults = Faults{RateLimitResponses: 1, RetryAfter: 2500 * time.Millisecond}
+	s, url := startSim(t, cfg)
+	c, id := readyNoVAD(t, url)
+	evs := c.respond()
+	require.Equal(t, []string{"response.created", "rate_limits.updated", "response.done"}, types(evs))
+	for _, rl := range evs[1]["rate_limits"].([]any) {
+		m := rl.(map[string]any)
+		require.Equal(t, 0.0, m["remaining"], m["name"])
+		require.Equal(t, 3.0, m["reset_seconds"], "whole seconds, rounded up")
+	}
+	done := doneOf(evs)
+	require.Equal(t, "failed", done["status"])
+	require.Equal(t, []any{}, done["output"])
+	e := done["status_details"].(map[string]any)["error"].(map[string]any)
+	require.Equal(t, "invalid_request_error", e["type"])
+	require.Equal(t, "inference_rate_limit_exceeded", e["code"])
+	require.Contains(t, e["message"], "Please try again in 3s.")
+	// Counted: the next response is served, with rate limits to spare.
+	evs = c.respond()
+	require.Equal(t, "completed", doneOf(evs)["status"])
+	require.Greater(t, evs[1]["rate_limits"].([]any)[0].(map[string]any)["remaining"], 0.0)
+	rec := sessionByID(t, s, id)
+	require.Equal(t, "rate_limited", rec.Responses[0].Fault)
+	require.Equal(t, "inference_rate_limit_exceeded", rec.Responses[0].Reason)
+}
+
+func TestFaultRefuse429CarriesRetryAfter(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		after  time.Duration
+		want   string
+	}{
+		{429, 0, "1"},
+		{429, 7 * time.Second, "7"},
+		{503, 1500 * time.Millisecond, "2"},
+	} {
+		cfg := fastConfig("east")
+		cfg.Faults = Faults{RefuseStatus: tc.status, RetryAfter: tc.after}
+		_, url := startSim(t, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, resp, err := websocket.Dial(ctx, url+gaPath, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer sk-test-key-123456"}}})
+		cancel()
+		require.Error(t, err)
+		require.Equal(t, tc.status, resp.StatusCode)
+		require.Equal(t, tc.want, resp.Header.Get("Retry-After"))
+		if tc.status == 429 {
+			b, _ := io.ReadAll(resp.Body)
+			require.Contains(t, string(b), `"code":"rate_limit_exceeded"`)
+			require.Contains(t, string(b), "Please try again in "+tc.want+"s.")
+		}
+	}
+}
+
+func TestFaultRefuseCountLifts(t *testing.T) {
+	cfg := fastConfig("east")
+	cfg.Faults = Faults{RefuseStatus: 429, RefuseCount: 2, RetryAfter: 3 * time.Second}
+	_, url := startSim(t, cfg)
+	for i := range 2 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, resp, err := websocket.Dial(ctx, url+gaPath, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer sk-test-key-123456"}}})
+		cancel()
+		require.Error(t, err, "upgrade %d", i)
+		require.Equal(t, 429, resp.StatusCode)
+		require.Equal(t, "3", resp.Header.Get("Retry-After"))
+	}
+	c, _ := dialReady(t, url, gaPath)
+	c.probe()
+}
+
+func TestFaultLatencySpikeIsRecorded(t *testing.T) {
+	cfg := fastConfig("east")
+	// Rate 1 with a tiny spike: every response is marked, and the test
+	// never waits on the clock.
+	cfg.Faults = Faults{LatencySpikeRate: 1, LatencySpike: time.Millisecond, Seed: 3}
+	s, url := startSim(t, cfg)
+	c, id := readyNoVAD(t, url)
+	require.Equal(t, "completed", doneOf(c.respond())["status"])
+	require.Equal(t, "latency_spike", sessionByID(t, s, id).Responses[0].Fault)
+}
+
+// TestFirstOutputDelayDistribution checks the drawn delays, not the clock:
+// the spike share, the log-normal median and tail, and the cap.
+func TestFirstOutputDelayDistribution(t *testing.T) {
+	var fs faultState
+	fs.set(Faults{LatencySpikeRate: 0.05, LatencySpike: 8 * time.Second, FirstAudioMedian: 400 * time.Millisecond,
+		FirstAudioSigma: 0.8, FirstAudioMax: 6 * time.Second, Seed: 11})
+	const n = 20000
+	spikes := 0
+	var base []time.Duration
+	for range n {
+		d, spiked := fs.firstOutputDelay(150 * time.Millisecond)
+		if spiked {
+			spikes++
+			d -= 8 * time.Second
+		}
+		require.LessOrEqual(t, d, 6*time.Second, "capped")
+		require.GreaterOrEqual(t, d, time.Duration(0))
+		base = append(base, d)
+	}
+	require.InDelta(t, 0.05, float64(spikes)/n, 0.01)
+	slices.Sort(base)
+	median, p99 := base[n/2], base[n*99/100]
+	t.Logf("first audio (median 400ms, sigma 0.8, cap 6s): p50 %v p90 %v p99 %v p99.9 %v max %v; spikes %.2f%%",
+		median, base[n*9/10], p99, base[n*999/1000], base[n-1], 100*float64(spikes)/n)
+	require.InDelta(t, 400, float64(median.Milliseconds()), 40, "median")
+	require.Greater(t, p99, 4*median, "heavy tail: p99 %v, median %v", p99, median)
+
+	// Unset: the configured ResponseDelay, untouched.
+	fs.set(Faults{Seed: 1})
+	d, spiked := fs.firstOutputDelay(150 * time.Millisecond)
+	require.Equal(t, 150*time.Millisecond, d)
+	require.False(t, spiked)
+}
+
+func TestFaultSeedZeroIsTimeSeeded(t *testing.T) {
+	draw := func(seed int64) []float64 {
+		var fs faultState
+		fs.set(Faults{Seed: seed})
+		out := make([]float64, 4)
+		for i := range out {
+			out[i] = fs.rng.Float64()
+		}
+		return out
+	}
+	require.Equal(t, draw(5), draw(5), "a seed reproduces")
+	a := draw(0)
+	time.Sleep(time.Microsecond) // a different time seed; no assertion on timing
+	require.NotEqual(t, a, draw(0), "seed 0 differs run to run")
+}
+
+func TestFaultsValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		f    Faults
+		key  string
+	}{
+		{"zero", Faults{}, ""},
+		{"spike 5% at 8s", Faults{LatencySpikeRate: 0.05, LatencySpike: 8 * time.Second}, ""},
+		{"heavy tail", Faults{FirstAudioMedian: time.Second, FirstAudioSigma: 1, FirstAudioMax: 10 * time.Second}, ""},
+		{"negative count", Faults{FailBeforeAudio: -1}, "fail_before_audio"},
+		{"rate above 1", Faults{FailureRate: 1.5}, "failure_rate"},
+		{"text rate negative", Faults{TextAfterReplayRate: -0.1}, "text_after_replay_rate"},
+		{"rate limit rate", Faults{RateLimitRate: 2}, "rate_limit_rate"},
+		{"negative rate limit count", Faults{RateLimitResponses: -2}, "rate_limit_responses"},
+		{"spike without delay", Faults{LatencySpikeRate: 0.1}, "latency_spike"},
+		{"negative retry_after", Faults{RetryAfter: -time.Second}, "retry_after"},
+		{"refuse 200", Faults{RefuseStatus: 200}, "refuse_status"},
+		{"refuse count without status", Faults{RefuseCount: 1}, "refuse_status"},
+		{"negative refuse count", Faults{RefuseStatus: 429, RefuseCount: -1}, "refuse_count"},
+		{"sigma without median", Faults{FirstAudioSigma: 1}, "first_audio_median"},
+		{"sigma too big", Faults{FirstAudioMedian: time.Second, FirstAudioSigma: 9}, "first_audio_sigma"},
+		{"max below median", Faults{FirstAudioMedian: time.Second, FirstAudioMax: time.Millisecond}, "first_audio_max"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.f.Validate()
+			if tc.key == "" {
+				require.NoError(t, err)
+				return
+			}
+			var fe *FaultError
+			require.ErrorAs(t, err, &fe)
+			require.Equal(t, tc.key, fe.Key)
+			require.Contains(t, err.Error(), "faults."+tc.key+": ")
+		})
+	}
+}
+
+// TestTextOnlyAfterReplayedHistory models the documented real behaviour
+// (§9): a text history created with conversation.item.create makes the
+// model answer in text even when audio is asked for explicitly; caller
+// audio as the last user turn brings the voice back (livekit #2015).
+func TestTextOnlyAfterReplayedHistory(t *testing.T) {
+	cfg := fastConfig("east")
+	cfg.Faults = Faults{TextAfterReplayRate: 1}
+	s, url := startSim(t, cfg)
+	c, id := readyNoVAD(t, url)
+
+	// A live audio turn with no replayed history: audio.
+	require.NotEmpty(t, audioOf(t, c.respond(), "response.output_audio.delta"))
+
+	c.createItem(map[string]any{"type": "message", "role": "system", "content": []any{map[string]any{"type": "input_text", "text": "Caller is VIP"}}}, nil)
+	c.createItem(map[string]any{"type": "message", "role": "assistant", "content": []any{map[string]any{"type": "output_text", "text": "Hello!"}}}, nil)
+	c.createItem(userText("I need help"), nil)
+	c.send(map[string]any{"type": "response.create", "response": map[string]any{"output_modalities": []any{"audio"}}})
+	evs := c.until("response.done")
+	require.Empty(t, audioOf(t, evs, "response.output_audio.delta"), "explicit audio modality does not prevent it")
+	require.Contains(t, types(evs), "response.output_text.delta")
+	for _, ev := range evs {
+		if ev["type"] == "response.content_part.added" {
+			require.Equal(t, "text", ev["part"].(map[string]any)["type"])
+		}
+	}
+	done := doneOf(evs)
+	require.Equal(t, "completed", done["status"])
+	require.Equal(t, []any{"audio"}, done["output_modalities"], "audio was asked for")
+
+	// Recovery: caller audio as the last user turn.
+	audio := base64.StdEncoding.EncodeToString(encodeTest("pcmu", tone(8000, 300, -20, 400)))
+	c.createItem(map[string]any{"type": "message", "role": "user", "content": []any{map[string]any{"type": "input_audio", "audio": audio}}}, nil)
+	require.NotEmpty(t, audioOf(t, c.respond(), "response.output_audio.delta"))
+
+	rec := sessionByID(t, s, id)
+	require.Equal(t, "text_after_replay", rec.Responses[1].Fault)
+	require.Empty(t, rec.Responses[2].Fault)
+}
+
+func TestTextOnlyAfterReplayOffByDefault(t *testing.T) {
+	_, url := startSim(t, fastConfig("east"))
+	c, _ := readyNoVAD(t, url)
+	c.createItem(map[string]any{"type": "message", "role": "assistant", "content": []any{map[string]any{"type": "output_text", "text": "Hello!"}}}, nil)
+	c.createItem(userText("I need help"), nil)
+	require.NotEmpty(t, audioOf(t, c.respond(), "response.output_audio.delta"))
+}
+
+func TestTextReplayContext(t *testing.T) {
+	text := func(role, typ string, origin string) *item {
+		return &item{Type: "message", Role: role, Origin: origin, Content: []part{{Type: typ}}}
+	}
+	tests := []struct {
+		name  string
+		items []*item
+		want  bool
+	}{
+		{"empty", nil, false},
+		{"live audio only", []*item{text("user", "input_audio", OriginVAD), text("assistant", "output_audio", OriginResponse)}, false},
+		{"replayed assistant text", []*item{text("assistant", "output_text", OriginClient)}, true},
+		{"replayed system note", []*item{text("system", "input_text", OriginClient)}, true},
+		{"replayed then user text", []*item{text("assistant", "output_text", OriginClient), text("user", "input_text", OriginClient)}, true},
+		{"replayed then caller audio", []*item{text("assistant", "output_text", OriginClient), text("user", "input_audio", OriginCommit)}, false},
+		{"replayed then user audio item", []*item{text("user", "input_text", OriginClient), text("user", "input_audio", OriginClient)}, false},
+		{"audio then replayed text after", []*item{text("user", "input_audio", OriginVAD), text("system", "input_text", OriginClient)}, true},
+		{"model text output is not replay", []*item{text("assistant", "output_text", OriginResponse)}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, textReplayContext(tc.items))
+		})
+	}
 }

@@ -73,9 +73,15 @@ func TestHandshakeRejected(t *testing.T) {
 		status int
 		code   any
 	}{
-		{"no key", gaPath, http.Header{}, 401, "invalid_api_key"},
+		{"no key", gaPath, http.Header{}, 401, nil},
 		{"wrong bearer", gaPath, http.Header{"Authorization": {"Bearer sk-wrong-key-000000"}}, 401, "invalid_api_key"},
-		{"wrong api-key", "/openai/v1/realtime?model=d", http.Header{"api-key": {"nope"}}, 401, "invalid_api_key"},
+		{"wrong api-key", "/openai/v1/realtime?model=d", http.Header{"api-key": {"nope"}}, 401, "401"},
+		// Each route takes only its provider's styles (§1.1, §1.2): never laxer.
+		{"api-key header on OpenAI", gaPath, http.Header{"api-key": {"sk-test-key-123456"}}, 401, nil},
+		{"api-key query on OpenAI", gaPath + "&api-key=sk-test-key-123456", http.Header{}, 401, nil},
+		{"no key on Azure GA", "/openai/v1/realtime?model=d", http.Header{}, 401, "401"},
+		{"wrong bearer on preview", previewPath, http.Header{"Authorization": {"Bearer nope"}}, 401, "401"},
+		{"subprotocol key on Azure", "/openai/v1/realtime?model=d", http.Header{"Sec-WebSocket-Protocol": {"realtime, openai-insecure-api-key.sk-test-key-123456"}}, 401, "401"},
 		{"azure GA with api-version", "/openai/v1/realtime?model=d&api-version=2025-04-01-preview", http.Header{"api-key": {"sk-test-key-123456"}}, 401, "invalid_api_version"},
 		{"GA without model", "/v1/realtime", nil, 400, "missing_required_parameter"},
 		{"preview without deployment", "/openai/realtime?api-version=2025-04-01-preview", http.Header{"api-key": {"sk-test-key-123456"}}, 400, "missing_required_parameter"},
@@ -99,7 +105,15 @@ func TestHandshakeRejected(t *testing.T) {
 			b, _ := io.ReadAll(resp.Body)
 			require.NoError(t, json.Unmarshal(b, &body), string(b))
 			require.Equal(t, tc.code, body.Error["code"])
+			if tc.code == "401" {
+				// Azure's body: code and message only.
+				require.True(t, strings.HasPrefix(body.Error["message"].(string), "Access denied due to invalid subscription key"))
+				return
+			}
 			require.Contains(t, body.Error, "param")
+			if tc.code == nil && tc.status == 401 {
+				require.True(t, strings.HasPrefix(body.Error["message"].(string), "You didn't provide an API key."), body.Error["message"])
+			}
 			if tc.code == "invalid_api_key" {
 				require.Equal(t, "invalid_request_error", body.Error["type"])
 				require.True(t, strings.HasPrefix(body.Error["message"].(string), "Incorrect API key provided"))

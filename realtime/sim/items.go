@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/sipbridge/sipbridge/realtime"
 )
@@ -107,9 +108,8 @@ func parseItem(d realtime.Dialect, path string, raw json.RawMessage, inFormat re
 	if id, ok, err := o.str("id"); err != nil {
 		return nil, err
 	} else if ok {
-		if len(id) > 32 {
-			return nil, invalidReq(codeStringTooLong, o.p("id"),
-				"Invalid '%s': string too long. Expected a string with maximum length 32, but got a string with length %d instead.", o.p("id"), len(id))
+		if err := checkIDLen(o, "id", id); err != nil {
+			return nil, err
 		}
 		it.ID = id
 	}
@@ -140,6 +140,8 @@ func parseItem(d realtime.Dialect, path string, raw json.RawMessage, inFormat re
 			return nil, err
 		} else if !ok {
 			it.CallID = newID("call_", 16)
+		} else if err := checkIDLen(o, "call_id", it.CallID); err != nil {
+			return nil, err
 		}
 		if it.Name, ok, err = o.str("name"); err != nil {
 			return nil, err
@@ -160,6 +162,8 @@ func parseItem(d realtime.Dialect, path string, raw json.RawMessage, inFormat re
 			return nil, err
 		} else if !ok {
 			return nil, errMissingParam(o.p("call_id"))
+		} else if err := checkIDLen(o, "call_id", it.CallID); err != nil {
+			return nil, err
 		}
 		if it.Output, ok, err = o.str("output"); err != nil {
 			return nil, err
@@ -169,6 +173,19 @@ func parseItem(d realtime.Dialect, path string, raw json.RawMessage, inFormat re
 		return it, nil
 	}
 	return nil, errInvalidEnum(o.p("type"), typ, []string{"message", "function_call", "function_call_output"})
+}
+
+// maxClientIDLen is the real service's limit on a client-chosen item id and
+// on a function_call / function_call_output call_id (§9; the schema does
+// not say so, LiveKit truncates call ids to 32 for it).
+const maxClientIDLen = 32
+
+func checkIDLen(o *jobj, key, v string) *apiError {
+	if n := utf8.RuneCountInString(v); n > maxClientIDLen {
+		return invalidReq(codeStringTooLong, o.p(key),
+			"Invalid '%s': string too long. Expected a string with maximum length %d, but got a string with length %d instead.", o.p(key), maxClientIDLen, n)
+	}
+	return nil
 }
 
 func parseMessage(d realtime.Dialect, o *jobj, it *item, inFormat realtime.AudioFormat) (*item, *apiError) {

@@ -33,6 +33,7 @@ type response struct {
 	due       time.Time
 	created   bool // response.created was sent
 	textOnly  bool
+	askedText bool // what was asked for; textOnly may differ (TextAfterReplayRate)
 	format    realtime.AudioFormat
 	voice     string
 	outOfBand bool
@@ -94,13 +95,23 @@ func (s *session) startResponse(trigger string, spec *responseSpec, eventID stri
 	if spec.TextOnly != nil {
 		r.textOnly = *spec.TextOnly
 	}
+	r.askedText = r.textOnly
 	if spec.OutputFormat != "" {
 		r.format = spec.OutputFormat
 	}
 	if spec.Voice != "" {
 		r.voice = spec.Voice
 	}
-	faultName := map[faultKind]string{faultStall: "stall_no_response", faultErrorEvent: "error_event_server_error", faultFailBefore: "fail_before_audio", faultStallAfterCreated: "stall_first_audio"}[r.fault.kind]
+	faultName := map[faultKind]string{faultStall: "stall_no_response", faultErrorEvent: "error_event_server_error",
+		faultFailBefore: "fail_before_audio", faultStallAfterCreated: "stall_first_audio", faultRateLimited: "rate_limited"}[r.fault.kind]
+	delay := s.srv.cfg.ResponseDelay
+	if r.fault.kind == faultNone {
+		var spiked bool
+		delay, spiked = s.srv.faults.firstOutputDelay(delay)
+		if spiked {
+			faultName = "latency_spike"
+		}
+	}
 	s.record(func(rec *SessionRecord) {
 		rec.Responses = append(rec.Responses, ResponseRecord{ID: r.id, Trigger: trigger, OutOfBand: r.outOfBand,
 			Status: realtime.StatusInProgress, Fault: faultName})
@@ -118,11 +129,11 @@ func (s *session) startResponse(trigger string, spec *responseSpec, eventID stri
 	default:
 		r.created = true
 		r.phase = phaseDelay
-		r.due = time.Now().Add(s.srv.cfg.ResponseDelay)
+		r.due = time.Now().Add(delay)
 		if r.fault.kind == faultStallAfterCreated {
 			r.phase = phaseStalled
 		}
-		if r.fault.kind == faultFailBefore {
+		if r.fault.kind == faultFailBefore || r.fault.kind == faultRateLimited {
 			// A failed-before-audio response (output [], zero usage, §3.7)
 			// is reported without the inference latency: the server never
 			// got to generate. This keeps the bridge's own swap cost, not
@@ -130,10 +141,15 @@ func (s *session) startResponse(trigger string, spec *responseSpec, eventID stri
 			r.due = time.Now()
 		}
 		_ = s.send(map[string]any{"type": realtime.EvResponseCreated, "response": s.renderResponse(r, realtime.StatusInProgress, nil, false)})
-		// §3.8: rate_limits.updated at the start of each response.
+		// §3.8: rate_limits.updated at the start of each response; a
+		// throttled one shows nothing left until the wait it asks for.
+		reqLeft, tokLeft, reset := max(0, 1000-s.respCount), 50000-4096, 60.0
+		if r.fault.kind == faultRateLimited {
+			reqLeft, tokLeft, reset = 0, 0, retryAfterSeconds(s.srv.faults.snapshot().retryAfter())
+		}
 		_ = s.send(map[string]any{"type": realtime.EvRateLimitsUpdated, "rate_limits": []map[string]any{
-			{"name": "requests", "limit": 1000, "remaining": max(0, 1000-s.respCount), "reset_seconds": 60},
-			{"name": "tokens", "limit": 50000, "remaining": 50000 - 4096, "reset_seconds": 60},
+			{"name": "requests", "limit": 1000, "remaining": reqLeft, "reset_seconds": reset},
+			{"name": "tokens", "limit": 50000, "remaining": tokLeft, "reset_seconds": reset},
 		}})
 	}
 	if r.outOfBand {
@@ -159,8 +175,12 @@ func (s *session) updateResp(r *response, f func(*ResponseRecord)) {
 func (s *session) advance(r *response) {
 	switch r.phase {
 	case phaseDelay:
-		if r.fault.kind == faultFailBefore {
+		switch r.fault.kind {
+		case faultFailBefore:
 			s.failResponse(r)
+			return
+		case faultRateLimited:
+			s.failRateLimited(r)
 			return
 		}
 		s.beginOutput(r)
@@ -200,6 +220,12 @@ func (s *session) beginOutput(r *response) {
 	}
 	r.text, r.runes, r.fc = reply.Text, []rune(reply.Text), reply.FunctionCall
 	s.updateResp(r, func(rr *ResponseRecord) { rr.Text = reply.Text })
+	if !r.textOnly && r.text != "" && textReplayContext(r.ctxItems) && s.srv.faults.draw(s.srv.faults.snapshot().TextAfterReplayRate) {
+		// The documented failure: audio was asked for, text came back.
+		r.textOnly = true
+		s.log.Info("fault injected", "fault", "text_after_replay", "response", r.id)
+		s.updateResp(r, func(rr *ResponseRecord) { rr.Fault = "text_after_replay" })
+	}
 	if r.text == "" {
 		s.emitFunctionCall(r)
 		s.completeResponse(r)
@@ -496,6 +522,47 @@ func (s *session) failResponse(r *response) {
 	s.endResponse(r, realtime.StatusFailed, details, errTypeServer)
 }
 
+// failRateLimited ends r as a throttled response: status failed with the
+// inference_rate_limit_exceeded error (§3.7, [LK]) and no output. The
+// message carries the wait in the API's usual "Please try again in Ns."
+// wording, the only place a WebSocket session can say it.
+func (s *session) failRateLimited(r *response) {
+	wait := retryAfterSeconds(s.srv.faults.snapshot().retryAfter())
+	details := map[string]any{"type": realtime.StatusFailed, "error": map[string]any{
+		"type": errTypeInvalidRequest, "code": codeInferenceRateLimit, "message": rateLimitMessage(s.model, wait)}}
+	s.endResponse(r, realtime.StatusFailed, details, codeInferenceRateLimit)
+}
+
+// textReplayContext reports whether a response context holds a
+// client-created text message after its last caller-audio user turn (or
+// with none): the condition of TextAfterReplayRate.
+func textReplayContext(items []*item) bool {
+	replayed := false
+	for _, it := range items {
+		if it.Type != "message" {
+			continue
+		}
+		if it.Origin == OriginClient {
+			for _, p := range it.Content {
+				if p.Type == "input_text" || p.Type == "output_text" {
+					replayed = true
+				}
+			}
+		}
+		if it.Role == "user" {
+			// A later user turn decides: caller audio answers in audio.
+			audio := false
+			for _, p := range it.Content {
+				audio = audio || p.Type == "input_audio"
+			}
+			if audio {
+				replayed = false
+			}
+		}
+	}
+	return replayed
+}
+
 // cancelResponse ends r with status cancelled (reason client_cancelled or
 // turn_detected, §3.7). A response that never announced itself ends with a
 // bare response.done, the quirk §3.6 notes.
@@ -577,7 +644,7 @@ func (s *session) renderResponse(r *response, status string, details map[string]
 		"output": output, "conversation_id": conv, "usage": usage, "metadata": md}
 	if s.d == realtime.DialectPreview {
 		mods := []string{"text", "audio"}
-		if r.textOnly {
+		if r.askedText {
 			mods = []string{"text"}
 		}
 		m["modalities"] = mods
@@ -588,7 +655,7 @@ func (s *session) renderResponse(r *response, status string, details map[string]
 		return m
 	}
 	mods := []string{"audio"}
-	if r.textOnly {
+	if r.askedText {
 		mods = []string{"text"}
 	}
 	m["output_modalities"] = mods

@@ -49,21 +49,28 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Defaults of Config (the binary's regions[].simulator keys).
+const (
+	DefaultVoiceHz       = 440
+	DefaultResponseDelay = 150 * time.Millisecond
+	DefaultSpeedup       = 4
+)
+
 func (c *Config) setDefaults() {
 	if c.Region == "" {
 		c.Region = "sim"
 	}
 	if c.VoiceHz <= 0 {
-		c.VoiceHz = 440
+		c.VoiceHz = DefaultVoiceHz
 	}
 	if c.ResponseDelay <= 0 {
-		c.ResponseDelay = 150 * time.Millisecond
+		c.ResponseDelay = DefaultResponseDelay
 	}
 	if c.Speedup <= 0 {
-		c.Speedup = 4
+		c.Speedup = DefaultSpeedup
 	}
 	if c.SessionLimit <= 0 {
-		c.SessionLimit = 30 * time.Minute
+		c.SessionLimit = realtime.SessionLimitAzure
 	}
 	if c.Responder == nil {
 		c.Responder = DefaultResponder
@@ -258,14 +265,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, http.StatusServiceUnavailable, "Connection refused.", errTypeServer, "")
 		return
 	}
-	if f.RefuseStatus != 0 {
-		writeRefusal(w, f.RefuseStatus)
+	if status, wait := s.faults.takeRefusal(); status != 0 {
+		writeRefusal(w, status, wait)
 		return
 	}
-	if !s.authorized(r, d) {
-		s.log.Info("rejected upgrade: bad API key", "path", r.URL.Path)
-		writeHTTPError(w, http.StatusUnauthorized, "Incorrect API key provided: "+maskKey(presentedKey(r))+
-			". You can find your API key at https://platform.openai.com/account/api-keys.", errTypeInvalidRequest, codeInvalidAPIKey)
+	if rej := s.authorize(r, azureRoute(r.URL.Path)); rej != nil {
+		s.log.Info("rejected upgrade: "+rej.log, "path", r.URL.Path)
+		writeHTTPError(w, http.StatusUnauthorized, rej.message, rej.typ, rej.code)
 		return
 	}
 	q := r.URL.Query()
@@ -347,35 +353,72 @@ func (s *Server) unregister(sess *session) {
 	}
 }
 
-// authorized accepts the three ways §1 lists: Authorization: Bearer, the
-// Azure api-key header or query parameter, and (GA, browsers) the
-// openai-insecure-api-key subprotocol.
-func (s *Server) authorized(r *http.Request, d realtime.Dialect) bool {
-	if s.cfg.APIKey == "" {
-		return true
-	}
-	key := presentedKey(r)
-	if d != realtime.DialectGA && strings.HasPrefix(key, "subprotocol:") {
-		return false
-	}
-	key = strings.TrimPrefix(key, "subprotocol:")
-	return key != "" && subtle.ConstantTimeCompare([]byte(key), []byte(s.cfg.APIKey)) == 1
+// azureRoute reports whether path is one of Azure's (/openai/…): GA
+// /openai/v1/realtime or preview /openai/realtime.
+func azureRoute(path string) bool {
+	return strings.HasPrefix(strings.TrimSuffix(path, "/"), "/openai/")
 }
 
-func presentedKey(r *http.Request) string {
+// authRejection is why an upgrade is refused with 401.
+type authRejection struct {
+	log, message, typ, code string
+}
+
+// authorize applies each route's accepted auth styles, exactly as the real
+// service takes them and never more (§1.1, §1.2):
+//   - OpenAI (/v1/realtime): "Authorization: Bearer KEY", or the
+//     browser-only subprotocol "openai-insecure-api-key.KEY". An Azure
+//     api-key header or query parameter is not a credential there.
+//   - Azure (/openai/v1/realtime GA, /openai/realtime preview): the
+//     "api-key" header, the ?api-key= query parameter, or
+//     "Authorization: Bearer" (an Entra ID token; the simulator takes its
+//     APIKey as the one valid token). No subprotocol key on Azure.
+//
+// With Config.APIKey "" every request passes. Messages follow each
+// provider's 401 body.
+func (s *Server) authorize(r *http.Request, azure bool) *authRejection {
+	if s.cfg.APIKey == "" {
+		return nil
+	}
+	var key string
+	if azure {
+		switch {
+		case r.Header.Get("api-key") != "":
+			key = r.Header.Get("api-key")
+		case r.URL.Query().Get("api-key") != "":
+			key = r.URL.Query().Get("api-key")
+		default:
+			key = bearerToken(r)
+		}
+		if key != "" && subtle.ConstantTimeCompare([]byte(key), []byte(s.cfg.APIKey)) == 1 {
+			return nil
+		}
+		// Azure's 401 body (its code is the status as a string).
+		return &authRejection{log: "azure: missing or wrong key", typ: "", code: "401",
+			message: "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource."}
+	}
+	key = bearerToken(r)
+	if key == "" {
+		for _, p := range websocketProtocols(r) {
+			if k, ok := strings.CutPrefix(p, "openai-insecure-api-key."); ok {
+				key = k
+			}
+		}
+	}
+	if key == "" {
+		return &authRejection{log: "openai: no bearer key", typ: errTypeInvalidRequest,
+			message: "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY). You can obtain an API key from https://platform.openai.com/account/api-keys."}
+	}
+	if subtle.ConstantTimeCompare([]byte(key), []byte(s.cfg.APIKey)) == 1 {
+		return nil
+	}
+	return &authRejection{log: "openai: wrong key", typ: errTypeInvalidRequest, code: codeInvalidAPIKey,
+		message: "Incorrect API key provided: " + maskKey(key) + ". You can find your API key at https://platform.openai.com/account/api-keys."}
+}
+
+func bearerToken(r *http.Request) string {
 	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "Bearer ") {
 		return strings.TrimSpace(a[7:])
-	}
-	if k := r.Header.Get("api-key"); k != "" {
-		return k
-	}
-	if k := r.URL.Query().Get("api-key"); k != "" {
-		return k
-	}
-	for _, p := range websocketProtocols(r) {
-		if k, ok := strings.CutPrefix(p, "openai-insecure-api-key."); ok {
-			return "subprotocol:" + k
-		}
 	}
 	return ""
 }
@@ -404,29 +447,35 @@ func offersSubprotocol(r *http.Request, name string) bool {
 // maskKey shows a key the way the API's 401 message does: first and last
 // few characters only.
 func maskKey(k string) string {
-	k = strings.TrimPrefix(k, "subprotocol:")
 	if len(k) <= 8 {
 		return strings.Repeat("*", len(k))
 	}
 	return k[:3] + strings.Repeat("*", 6) + k[len(k)-4:]
 }
 
+// writeHTTPError writes the JSON error body of a refused upgrade. An empty
+// typ gives Azure's shape ({"code","message"} only).
 func writeHTTPError(w http.ResponseWriter, status int, msg, typ, code string) {
-	body, _ := json.Marshal(map[string]any{"error": map[string]any{
-		"message": msg, "type": typ, "code": nullIfEmpty(code), "param": nil,
-	}})
+	e := map[string]any{"message": msg, "type": typ, "code": nullIfEmpty(code), "param": nil}
+	if typ == "" {
+		e = map[string]any{"code": code, "message": msg}
+	}
+	body, _ := json.Marshal(map[string]any{"error": e})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }
 
-func writeRefusal(w http.ResponseWriter, status int) {
+// writeRefusal answers a refused upgrade (Faults.RefuseStatus); 429 and 503
+// carry Retry-After (whole seconds) for the wait.
+func writeRefusal(w http.ResponseWriter, status int, retryAfter time.Duration) {
+	secs := fmtNum(retryAfterSeconds(retryAfter))
 	switch status {
 	case http.StatusTooManyRequests:
-		w.Header().Set("Retry-After", "1")
-		writeHTTPError(w, status, "Rate limit reached for requests. Please try again in 1s.", "requests", codeRateLimitExceeded)
+		w.Header().Set("Retry-After", secs)
+		writeHTTPError(w, status, "Rate limit reached for requests. Please try again in "+secs+"s.", "requests", codeRateLimitExceeded)
 	case http.StatusServiceUnavailable:
-		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Retry-After", secs)
 		writeHTTPError(w, status, "The engine is currently overloaded, please try again later.", errTypeServer, "")
 	default:
 		writeHTTPError(w, status, http.StatusText(status), errTypeServer, "")

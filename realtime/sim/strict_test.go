@@ -107,6 +107,13 @@ func TestStrictPreview(t *testing.T) {
 			"invalid_value", "session.temperature", "Invalid 'session.temperature': value above maximum. Expected a value <= 1.2, but got 1.5 instead.", "p3"},
 		{"temperature too low", `{"type":"session.update","event_id":"p4","session":{"temperature":0.5}}`,
 			"invalid_value", "session.temperature", "Invalid 'session.temperature': value below minimum. Expected a value >= 0.6, but got 0.5 instead.", "p4"},
+		// §9: marin and cedar exist only in GA; the issue's observed message.
+		{"GA-only voice marin", `{"type":"session.update","event_id":"pv1","session":{"voice":"marin"}}`,
+			"invalid_value", "session.voice", "Invalid value: 'marin'. Supported values are: 'alloy', 'ash', 'ballad', 'coral', 'echo', 'sage', 'shimmer', and 'verse'.", "pv1"},
+		{"GA-only voice cedar", `{"type":"session.update","event_id":"pv2","session":{"voice":"cedar"}}`,
+			"invalid_value", "session.voice", "Invalid value: 'cedar'. Supported values are: 'alloy', …", "pv2"},
+		{"GA-only voice on response", `{"type":"response.create","event_id":"pv3","response":{"voice":"marin"}}`,
+			"invalid_value", "response.voice", "Invalid value: 'marin'. Supported values are: 'alloy', …", "pv3"},
 		{"audio-only modalities", `{"type":"session.update","event_id":"p5","session":{"modalities":["audio"]}}`,
 			"invalid_value", "session.modalities", "Invalid modalities: ['audio']. Supported combinations are: ['text'] and ['audio', 'text'].", "p5"},
 		{"idle timeout is GA only", `{"type":"session.update","event_id":"p6","session":{"turn_detection":{"type":"server_vad","idle_timeout_ms":6000}}}`,

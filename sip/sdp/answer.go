@@ -26,6 +26,9 @@ type Local struct {
 	SessionVersion uint64
 	// Username for o=; "-" when empty.
 	Username string
+	// SRTP is our SDES keying for our own offers (Suite, Tag, LocalKey; see
+	// NewOfferKeying); nil offers clear RTP. Answers ignore it.
+	SRTP *SRTP
 }
 
 // NewSessionID returns a random o= session id that fits in an int64.
@@ -45,6 +48,9 @@ const int63Mask = 1<<63 - 1
 func BuildAnswer(o Offer, a Answer, l Local) ([]byte, error) {
 	if a.MediaIndex < 0 || a.MediaIndex >= len(o.Media) {
 		return nil, fmt.Errorf("sdp: answer: media index %d out of range (%d m-lines)", a.MediaIndex, len(o.Media))
+	}
+	if _, secure, _ := rtpProto(a.Proto); secure != (a.SRTP != nil) {
+		return nil, fmt.Errorf("sdp: answer: proto %q with SRTP keys %v", clip(a.Proto), a.SRTP != nil)
 	}
 	sd, err := session(l)
 	if err != nil {
@@ -121,8 +127,11 @@ const OfferTelephoneEventPT = 101
 
 // BuildOffer writes our offer, for an INVITE that came without one
 // (RFC 3261 §13.2.1: the offer goes in our 200, the answer comes in the ACK)
-// and for offerless re-INVITEs: PCMU and PCMA (as p allows),
-// telephone-event, a=ptime:20, sendrecv.
+// and for offerless re-INVITEs: the codecs of p in our order,
+// telephone-event, a=ptime:20, sendrecv. With l.SRTP set (needed when p
+// requires encryption) it offers RTP/SAVP with our a=crypto line; the
+// answer is then negotiated with Negotiate and completed with
+// Answer.UseOfferedKey.
 func BuildOffer(l Local, p Prefs) ([]byte, error) {
 	sd, err := session(l)
 	if err != nil {
@@ -131,13 +140,14 @@ func BuildOffer(l Local, p Prefs) ([]byte, error) {
 	md := &pion.MediaDescription{
 		MediaName: pion.MediaName{Media: "audio", Port: pion.RangedPort{Value: l.Port}, Protos: []string{"RTP", "AVP"}},
 	}
-	for _, c := range []Codec{{PT: PTPCMU, Name: "PCMU"}, {PT: PTPCMA, Name: "PCMA"}} {
-		if !p.accepts(c.PT) {
+	for _, c := range p.codecs() { // our order of preference
+		name, ok := codecNames[c]
+		if !ok {
 			continue
 		}
-		pt := strconv.Itoa(int(c.PT))
+		pt := strconv.Itoa(int(c))
 		md.MediaName.Formats = append(md.MediaName.Formats, pt)
-		md.Attributes = append(md.Attributes, pion.NewAttribute("rtpmap", pt+" "+c.Name+"/8000"))
+		md.Attributes = append(md.Attributes, pion.NewAttribute("rtpmap", pt+" "+name+"/8000"))
 	}
 	if len(md.MediaName.Formats) == 0 {
 		return nil, fmt.Errorf("sdp: offer: no codec allowed by %v", p.Codecs)
@@ -148,6 +158,16 @@ func BuildOffer(l Local, p Prefs) ([]byte, error) {
 		md.Attributes = append(md.Attributes,
 			pion.NewAttribute("rtpmap", te+" "+telephoneEvName+"/8000"),
 			pion.NewAttribute("fmtp", te+" 0-15"))
+	}
+	switch {
+	case l.SRTP != nil:
+		if !l.SRTP.Suite.Known() || len(l.SRTP.LocalKey) != keyLen(l.SRTP.Suite) {
+			return nil, fmt.Errorf("sdp: offer: unusable SRTP keying %v", *l.SRTP)
+		}
+		md.MediaName.Protos = []string{"RTP", "SAVP"}
+		md.Attributes = append(md.Attributes, pion.NewAttribute("crypto", l.SRTP.answerLine()))
+	case p.Encryption == EncryptionRequired:
+		return nil, fmt.Errorf("sdp: offer: media encryption is required but no SRTP key was given")
 	}
 	md.Attributes = append(md.Attributes,
 		pion.NewAttribute("ptime", strconv.Itoa(DefaultPtime)),
@@ -170,6 +190,10 @@ func acceptedMedia(m Media, a Answer, port int) *pion.MediaDescription {
 		ptime = DefaultPtime
 	}
 	pt := strconv.Itoa(int(a.Codec.PT))
+	rate := a.Codec.Rate
+	if rate <= 0 {
+		rate = 8000
+	}
 	md := &pion.MediaDescription{
 		MediaName: pion.MediaName{
 			Media:   "audio", // Negotiate only accepts audio; lower case per the IANA registry
@@ -178,7 +202,7 @@ func acceptedMedia(m Media, a Answer, port int) *pion.MediaDescription {
 			Formats: []string{pt},
 		},
 		Attributes: []pion.Attribute{
-			pion.NewAttribute("rtpmap", pt+" "+a.Codec.Name+"/8000"),
+			pion.NewAttribute("rtpmap", pt+" "+a.Codec.Name+"/"+strconv.Itoa(rate)),
 		},
 	}
 	if a.DTMFPT >= 0 {
@@ -187,11 +211,18 @@ func acceptedMedia(m Media, a Answer, port int) *pion.MediaDescription {
 		if events == "" {
 			events = "0-15"
 		}
+		teRate := a.DTMFRate
+		if teRate <= 0 {
+			teRate = 8000
+		}
 		md.MediaName.Formats = append(md.MediaName.Formats, te)
 		md.Attributes = append(md.Attributes,
-			pion.NewAttribute("rtpmap", te+" "+telephoneEvName+"/8000"),
+			pion.NewAttribute("rtpmap", te+" "+telephoneEvName+"/"+strconv.Itoa(teRate)),
 			pion.NewAttribute("fmtp", te+" "+events),
 		)
+	}
+	if a.SRTP != nil {
+		md.Attributes = append(md.Attributes, pion.NewAttribute("crypto", a.SRTP.answerLine()))
 	}
 	md.Attributes = append(md.Attributes,
 		pion.NewAttribute("ptime", strconv.Itoa(ptime)),

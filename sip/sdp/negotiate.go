@@ -3,6 +3,7 @@ package sdp
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -11,31 +12,82 @@ import (
 const (
 	PTPCMU uint8 = 0
 	PTPCMA uint8 = 8
+	PTG722 uint8 = 9 // 16 kHz audio, but an 8000 Hz RTP clock (RFC 3551 §4.5.2)
 )
 
 // DefaultPtime is the packetization time we send and advertise (ms).
 const DefaultPtime = 20
 
+// defaultCodecs is what an empty Prefs.Codecs accepts.
+var defaultCodecs = []uint8{PTPCMU, PTPCMA}
+
+// codecNames are the encoding names of the payload types we speak.
+var codecNames = map[uint8]string{PTPCMU: "PCMU", PTPCMA: "PCMA", PTG722: "G722"}
+
+// ParseCodecs reads a codec preference list such as "G722, PCMU, PCMA"
+// (names case-insensitive) into payload types, in order.
+func ParseCodecs(s string) ([]uint8, error) {
+	var out []uint8
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		found := false
+		for pt, n := range codecNames {
+			if strings.EqualFold(n, f) {
+				if !slices.Contains(out, pt) {
+					out = append(out, pt)
+				}
+				found = true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("sdp: codec %q is not one of G722, PCMU, PCMA", clip(f))
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("sdp: empty codec list")
+	}
+	return out, nil
+}
+
 // Prefs says what the bridge accepts. The zero value accepts PCMU and PCMA
-// and negotiates telephone-event.
+// over clear RTP and negotiates telephone-event.
 type Prefs struct {
-	// Codecs are the static payload types we accept (PTPCMU, PTPCMA); empty
-	// means both. Our order does not matter: the caller's order wins.
+	// Codecs are the static payload types we accept (PTPCMU, PTPCMA,
+	// PTG722) in our order of preference; empty means PCMU, PCMA. The
+	// caller's order wins among them (RFC 3264 §6.1) unless PreferOwnOrder.
 	Codecs []uint8
+	// PreferOwnOrder picks the first of Codecs the caller offers, whatever
+	// the caller's order.
+	PreferOwnOrder bool
 	// NoTelephoneEvent turns RFC 4733 DTMF negotiation off.
 	NoTelephoneEvent bool
+	// Encryption is the media encryption policy (SDES-SRTP, RFC 4568).
+	Encryption Encryption
+}
+
+func (p Prefs) codecs() []uint8 {
+	if len(p.Codecs) == 0 {
+		return defaultCodecs
+	}
+	return p.Codecs
 }
 
 func (p Prefs) accepts(pt uint8) bool {
-	if len(p.Codecs) == 0 {
-		return pt == PTPCMU || pt == PTPCMA
-	}
-	for _, c := range p.Codecs {
-		if c == pt && (pt == PTPCMU || pt == PTPCMA) {
-			return true
+	_, known := codecNames[pt]
+	return known && slices.Contains(p.codecs(), pt)
+}
+
+func (p Prefs) codecList() string {
+	names := make([]string, 0, len(p.codecs()))
+	for _, pt := range p.codecs() {
+		if n, ok := codecNames[pt]; ok {
+			names = append(names, n)
 		}
 	}
-	return false
+	return strings.Join(names, "/")
 }
 
 // Answer is the outcome of a negotiation: what to put in the answer and how
@@ -43,12 +95,17 @@ func (p Prefs) accepts(pt uint8) bool {
 type Answer struct {
 	// MediaIndex is the offer m-line we accept; every other one is rejected.
 	MediaIndex int
-	// Proto is echoed from the accepted m-line (RTP/AVP or RTP/AVPF).
+	// Proto is echoed from the accepted m-line (RTP/AVP, RTP/AVPF, RTP/SAVP
+	// or RTP/SAVPF).
 	Proto string
-	// Codec is PCMU (PT 0) or PCMA (PT 8).
+	// Codec is PCMU (PT 0), PCMA (PT 8) or G722 (PT 9). Its Rate is the RTP
+	// clock rate (8000 for all three).
 	Codec Codec
 	// DTMFPT is the caller's telephone-event payload type, -1 when none.
 	DTMFPT int
+	// DTMFRate is the telephone-event clock rate (8000, or 16000 when a
+	// G.722 caller offered only telephone-event/16000); 0 when none.
+	DTMFRate int
 	// DTMFEvents is the a=fmtp event list we answer ("0-15").
 	DTMFEvents string
 	// Direction is our answer's direction (RFC 3264 §6.1).
@@ -58,35 +115,85 @@ type Answer struct {
 	Remote netip.AddrPort
 	// Ptime is the packetization time we use (ms).
 	Ptime int
+	// SRTP is the SDES keying when the accepted line is RTP/SAVP[F]; nil
+	// for clear RTP.
+	SRTP *SRTP
 }
 
 // Hold reports whether the answer stops us from sending (the caller put us
 // on hold with sendonly/inactive, RFC 3264 §8.4).
 func (a Answer) Hold() bool { return !a.Direction.Sends() }
 
-// Negotiate answers an offer. It accepts the first audio m-line carrying
-// PCMU or PCMA over plain RTP and picks, among those two, the one the caller
-// listed first (RFC 3264 §6.1). Errors wrap ErrNoCommonCodec.
+// RejectReason classifies why an offer cannot be answered (for metrics and
+// logs; every reason is a 488).
+type RejectReason string
+
+const (
+	RejectNoAudio            RejectReason = "no-audio"
+	RejectNoCommonCodec      RejectReason = "no-common-codec"
+	RejectSRTPNotEnabled     RejectReason = "srtp-not-enabled"    // SAVP offered, policy none
+	RejectEncryptionRequired RejectReason = "encryption-required" // clear RTP offered, policy required
+	RejectNoUsableCrypto     RejectReason = "no-usable-crypto"    // SAVP without a crypto line we can answer
+	RejectDTLSUnsupported    RejectReason = "dtls-srtp-unsupported"
+)
+
+// NegotiationError is Negotiate's typed rejection; it wraps
+// ErrNoCommonCodec, so a SIP server answers 488.
+type NegotiationError struct {
+	Reason RejectReason
+	Detail string
+}
+
+func (e *NegotiationError) Error() string { return ErrNoCommonCodec.Error() + ": " + e.Detail }
+
+// Unwrap makes errors.Is(err, ErrNoCommonCodec) hold.
+func (e *NegotiationError) Unwrap() error { return ErrNoCommonCodec }
+
+func reject(r RejectReason, format string, args ...any) error {
+	return &NegotiationError{Reason: r, Detail: fmt.Sprintf(format, args...)}
+}
+
+// Negotiate answers an offer. It walks the audio m-lines in order and
+// accepts the first one it can: a proto the encryption policy allows, a
+// codec of p (the caller's preference order among them, RFC 3264 §6.1, or
+// ours with PreferOwnOrder) and, for RTP/SAVP, an a=crypto line we can
+// answer (the caller's first acceptable one, RFC 4568 §7.1.2), for which it
+// draws our own key. With EncryptionOptional a secure line is preferred to
+// a clear one anywhere in the offer. Errors are *NegotiationError (wrapping
+// ErrNoCommonCodec).
 func Negotiate(o Offer, p Prefs) (Answer, error) {
-	var sawAudio, sawSecure, sawRTP bool
+	var (
+		sawAudio, sawSecure, sawClear, sawDTLS, sawCodec bool
+		cryptoWhy                                        string
+		fallback                                         *Answer
+	)
 	for i, m := range o.Media {
 		if !strings.EqualFold(m.Type, "audio") || m.Port == 0 {
 			continue
 		}
 		sawAudio = true
-		if m.IsSecure() {
-			sawSecure = true // SRTP is not supported yet: reject, do not downgrade
+		proto, secure, ok := rtpProto(m.Proto)
+		if !ok {
+			sawDTLS = sawDTLS || m.IsDTLS()
 			continue
 		}
-		proto, ok := plainRTPProto(m.Proto)
+		switch {
+		case secure:
+			sawSecure = true
+			if p.Encryption == EncryptionNone {
+				continue // not supported here: reject, never downgrade
+			}
+		default:
+			sawClear = true
+			if p.Encryption == EncryptionRequired {
+				continue
+			}
+		}
+		codec, ok := pickCodec(m, p)
 		if !ok {
 			continue
 		}
-		sawRTP = true
-		codec, ok := pickG711(m, p)
-		if !ok {
-			continue
-		}
+		sawCodec = true
 		a := Answer{
 			MediaIndex: i,
 			Proto:      proto,
@@ -96,52 +203,131 @@ func Negotiate(o Offer, p Prefs) (Answer, error) {
 			Remote:     m.RemoteAddr(),
 			Ptime:      DefaultPtime,
 		}
-		if !p.NoTelephoneEvent {
-			// RFC 4733 events use a dynamic payload type (RFC 3551 §3: 96-127);
-			// one mapped onto a static audio type would swallow audio.
-			if te, ok := m.TelephoneEvent(); ok && te.PT >= 96 {
-				if ev := intersectEvents(te.Fmtp); ev != "" {
-					a.DTMFPT, a.DTMFEvents = int(te.PT), ev
-				}
+		if secure {
+			c, why := pickCrypto(m)
+			if why != "" {
+				cryptoWhy = why
+				continue
 			}
+			key, err := NewKey(c.Suite)
+			if err != nil {
+				continue // cannot happen: pickCrypto only returns known suites
+			}
+			a.SRTP = &SRTP{Suite: c.Suite, Tag: c.Tag, RemoteKey: c.Key, LocalKey: key}
+		}
+		if !p.NoTelephoneEvent {
+			a.DTMFPT, a.DTMFRate, a.DTMFEvents = pickTelephoneEvent(m, codec)
+		}
+		if !secure && p.Encryption == EncryptionOptional {
+			if fallback == nil {
+				fallback = &a // keep looking for a secure line
+			}
+			continue
 		}
 		return a, nil
 	}
+	if fallback != nil {
+		return *fallback, nil
+	}
 	switch {
 	case !sawAudio:
-		return Answer{}, fmt.Errorf("%w: no audio m-line with a non-zero port", ErrNoCommonCodec)
-	case sawSecure && !sawRTP:
-		return Answer{}, fmt.Errorf("%w: only secure (SAVP) audio offered", ErrNoCommonCodec)
+		return Answer{}, reject(RejectNoAudio, "no audio m-line with a non-zero port")
+	case sawDTLS && !sawSecure && !sawClear:
+		return Answer{}, reject(RejectDTLSUnsupported, "only DTLS-SRTP (UDP/TLS/RTP/SAVP) audio offered; SDES only")
+	case sawSecure && !sawClear && p.Encryption == EncryptionNone:
+		return Answer{}, reject(RejectSRTPNotEnabled, "only secure (SAVP) audio offered and media encryption is none")
+	case sawClear && !sawSecure && p.Encryption == EncryptionRequired:
+		return Answer{}, reject(RejectEncryptionRequired, "only clear RTP offered and media encryption is required")
+	case sawCodec && cryptoWhy != "":
+		return Answer{}, reject(RejectNoUsableCrypto, "no usable a=crypto line (%s)", cryptoWhy)
 	default:
-		return Answer{}, fmt.Errorf("%w: no PCMU/PCMA on any audio m-line", ErrNoCommonCodec)
+		return Answer{}, reject(RejectNoCommonCodec, "no %s on any audio m-line", p.codecList())
 	}
 }
 
-// plainRTPProto accepts unencrypted RTP over UDP (RTP/AVP, RFC 3551; and
-// RTP/AVPF, RFC 4585, answered as offered since RFC 5124 §6 forbids changing
-// the profile) and returns its canonical spelling.
-func plainRTPProto(p string) (string, bool) {
+// rtpProto accepts RTP over UDP: RTP/AVP (RFC 3551), RTP/AVPF (RFC 4585),
+// and their SRTP forms RTP/SAVP, RTP/SAVPF (RFC 3711, RFC 5124), answered
+// as offered since RFC 5124 §6 forbids changing the profile. It returns the
+// canonical spelling and whether it is SRTP.
+func rtpProto(p string) (proto string, secure, ok bool) {
 	switch strings.ToUpper(p) {
 	case "RTP/AVP":
-		return "RTP/AVP", true
+		return "RTP/AVP", false, true
 	case "RTP/AVPF":
-		return "RTP/AVPF", true
+		return "RTP/AVPF", false, true
+	case "RTP/SAVP":
+		return "RTP/SAVP", true, true
+	case "RTP/SAVPF":
+		return "RTP/SAVPF", true, true
 	}
-	return "", false
+	return "", false, false
 }
 
-// pickG711 returns the first PCMU/PCMA of m in the caller's order. Only the
-// static payload types qualify: the RTP stream sends PT 0/8.
-func pickG711(m Media, p Prefs) (Codec, bool) {
+// pickCodec returns the codec to use on m. Only the static payload types
+// qualify: the RTP stream sends PT 0/8/9.
+func pickCodec(m Media, p Prefs) (Codec, bool) {
+	match := func(c Codec) (Codec, bool) {
+		name, ok := codecNames[c.PT]
+		if !ok || !c.Is(name, 8000) || !p.accepts(c.PT) {
+			return Codec{}, false
+		}
+		return Codec{PT: c.PT, Name: name, Rate: 8000}, true
+	}
+	if p.PreferOwnOrder {
+		for _, pt := range p.codecs() {
+			if c, ok := m.Codec(pt); ok {
+				if got, ok := match(c); ok {
+					return got, true
+				}
+			}
+		}
+		return Codec{}, false
+	}
 	for _, c := range m.Codecs {
-		switch {
-		case c.PT == PTPCMU && c.Is("PCMU", 8000) && p.accepts(PTPCMU):
-			return Codec{PT: PTPCMU, Name: "PCMU", Rate: 8000}, true
-		case c.PT == PTPCMA && c.Is("PCMA", 8000) && p.accepts(PTPCMA):
-			return Codec{PT: PTPCMA, Name: "PCMA", Rate: 8000}, true
+		if got, ok := match(c); ok {
+			return got, true
 		}
 	}
 	return Codec{}, false
+}
+
+// pickCrypto returns the caller's first a=crypto line we can answer, or why
+// none can be.
+func pickCrypto(m Media) (Crypto, string) {
+	why := "none offered"
+	if m.CryptoInvalid > 0 {
+		why = "malformed"
+	}
+	for _, c := range m.Crypto {
+		w := c.usable()
+		if w == "" {
+			return c, ""
+		}
+		why = w
+	}
+	return Crypto{}, why
+}
+
+// pickTelephoneEvent returns the caller's telephone-event payload type,
+// clock rate and the events we answer, or -1, 0, "". RFC 4733 §7.1.1 wants
+// the event clock to match the audio codec's RTP clock (8000 for G.711 and
+// G.722); a G.722 caller offering only telephone-event/16000 is answered
+// at 16000 rather than losing DTMF.
+func pickTelephoneEvent(m Media, codec Codec) (int, int, string) {
+	rates := []int{codec.Rate}
+	if codec.PT == PTG722 {
+		rates = append(rates, 16000)
+	}
+	for _, rate := range rates {
+		// RFC 4733 events use a dynamic payload type (RFC 3551 §3: 96-127);
+		// one mapped onto a static audio type would swallow audio.
+		if te, ok := m.TelephoneEventAt(rate); ok && te.PT >= 96 {
+			if ev := intersectEvents(te.Fmtp); ev != "" {
+				return int(te.PT), rate, ev
+			}
+		}
+	}
+	return -1, 0, ""
 }
 
 // answerDirection mirrors the offered direction (RFC 3264 §6.1). A c= of
@@ -218,4 +404,30 @@ func intersectEvents(fmtp string) string {
 		i = j + 1
 	}
 	return sb.String()
+}
+
+// audioRate is the sample rate of a codec's audio (G.722 samples at 16 kHz
+// under its 8000 Hz RTP clock).
+func audioRate(pt uint8) int {
+	if pt == PTG722 {
+		return 16000
+	}
+	return 8000
+}
+
+// SameAudioRate restricts p to the codecs whose audio sample rate equals
+// that of pt: what a re-INVITE may switch to on a running stream, which
+// keeps its sample rate for the call (PCMU ↔ PCMA, not G.711 ↔ G.722).
+func (p Prefs) SameAudioRate(pt uint8) Prefs {
+	var keep []uint8
+	for _, c := range p.codecs() {
+		if audioRate(c) == audioRate(pt) {
+			keep = append(keep, c)
+		}
+	}
+	if len(keep) == 0 {
+		keep = []uint8{pt}
+	}
+	p.Codecs = keep
+	return p
 }

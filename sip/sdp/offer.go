@@ -18,6 +18,9 @@ var (
 	ErrNoCommonCodec = errors.New("sdp: no common codec")
 )
 
+// maxCryptoLines bounds the a=crypto lines kept per m-line.
+const maxCryptoLines = 16
+
 // Limits that keep a hostile body from costing more than a real offer.
 const (
 	maxBodyBytes    = 64 << 10
@@ -107,6 +110,10 @@ type Media struct {
 	Direction Direction
 	Ptime     int // a=ptime in ms, 0 when absent
 	MaxPtime  int // a=maxptime in ms, 0 when absent
+	// Crypto are the SDES a=crypto lines (RFC 4568) in offered order;
+	// lines that do not parse are left out and counted in CryptoInvalid.
+	Crypto        []Crypto
+	CryptoInvalid int
 }
 
 // IsRTP reports whether the m-line carries RTP (its proto starts with RTP/).
@@ -115,6 +122,10 @@ func (m Media) IsRTP() bool { return strings.HasPrefix(strings.ToUpper(m.Proto),
 // IsSecure reports whether the proto asks for SRTP (RTP/SAVP, RTP/SAVPF,
 // UDP/TLS/RTP/SAVP[F]; RFC 3711, RFC 5764).
 func (m Media) IsSecure() bool { return strings.Contains(strings.ToUpper(m.Proto), "SAVP") }
+
+// IsDTLS reports whether the proto asks for DTLS-SRTP (UDP/TLS/RTP/SAVP[F],
+// RFC 5764), which is keyed in the media path rather than by SDES.
+func (m Media) IsDTLS() bool { return strings.HasPrefix(strings.ToUpper(m.Proto), "UDP/TLS/") }
 
 // Codec returns the codec with payload type pt.
 func (m Media) Codec(pt uint8) (Codec, bool) {
@@ -128,9 +139,12 @@ func (m Media) Codec(pt uint8) (Codec, bool) {
 
 // TelephoneEvent returns the telephone-event payload type at 8000 Hz
 // (RFC 4733 §7.1.1: its clock rate must match the audio codec's).
-func (m Media) TelephoneEvent() (Codec, bool) {
+func (m Media) TelephoneEvent() (Codec, bool) { return m.TelephoneEventAt(8000) }
+
+// TelephoneEventAt returns the telephone-event payload type at clock rate.
+func (m Media) TelephoneEventAt(rate int) (Codec, bool) {
 	for _, c := range m.Codecs {
-		if c.Is(telephoneEvName, 8000) {
+		if c.Is(telephoneEvName, rate) {
 			return c, true
 		}
 	}

@@ -226,6 +226,17 @@ func build(raw rawSession) (Offer, error) {
 		if m.IsRTP() {
 			m.Codecs = codecsOf(rm)
 		}
+		for _, a := range rm.attrs {
+			if a.key != "crypto" {
+				continue
+			}
+			c, err := ParseCrypto(a.value)
+			if err != nil || len(m.Crypto) >= maxCryptoLines {
+				m.CryptoInvalid++
+				continue
+			}
+			m.Crypto = append(m.Crypto, c)
+		}
 		o.Media = append(o.Media, m)
 	}
 	return o, nil

@@ -313,7 +313,7 @@ func TestNegotiate(t *testing.T) {
 		{name: "no common codec", body: noCommonOffer, wantErr: "no PCMU/PCMA"},
 		{name: "savp only", body: savpOffer, wantErr: "secure"},
 		{name: "no audio", body: faxOnlyOffer, wantErr: "no audio"},
-		{name: "prefs exclude the only codec", body: sippOffer, prefs: Prefs{Codecs: []uint8{PTPCMA}}, wantErr: "no PCMU/PCMA"},
+		{name: "prefs exclude the only codec", body: sippOffer, prefs: Prefs{Codecs: []uint8{PTPCMA}}, wantErr: "no PCMA on any audio m-line"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -452,6 +452,7 @@ func FuzzParseOffer(f *testing.F) {
 	}
 	f.Add([]byte("m=audio 1 RTP/AVP 0\na=rtpmap:0 PCMU/8000/1/2\na=fmtp:0\na=ptime:x"))
 	f.Add([]byte("v=0\r\nm=audio 0/2 RTP/AVP 0 8 127 128 -1\r\nc=IN IP4 1.1.1.1/127/3\r\n"))
+	f.Add(srtpOffer("m=audio 4000 RTP/SAVP 9 0 101\na=rtpmap:101 telephone-event/16000\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + key30 + "|2^31 WSH=64\n"))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		o, err := ParseOffer(body)
 		if err != nil {
@@ -460,40 +461,45 @@ func FuzzParseOffer(f *testing.F) {
 			}
 			return
 		}
-		a, err := Negotiate(o, Prefs{})
-		if err != nil {
-			if !errors.Is(err, ErrNoCommonCodec) {
-				t.Fatalf("negotiate error does not wrap ErrNoCommonCodec: %v", err)
+		for _, prefs := range []Prefs{{}, {Codecs: []uint8{PTG722, PTPCMU, PTPCMA}, Encryption: EncryptionOptional}} {
+			a, err := Negotiate(o, prefs)
+			if err != nil {
+				if !errors.Is(err, ErrNoCommonCodec) {
+					t.Fatalf("negotiate error does not wrap ErrNoCommonCodec: %v", err)
+				}
+				continue
 			}
-			return
-		}
-		out, err := BuildAnswer(o, a, Local{Host: "192.0.2.1", Port: 40000, SessionID: 1, SessionVersion: 1})
-		if err != nil {
-			t.Fatalf("answer to a negotiable offer failed: %v", err)
-		}
-		// pion knows only some media types and protos (no image/udptl):
-		// when it read the offer, it must read the answer too.
-		if !o.Lenient {
-			var sd pion.SessionDescription
-			if err := sd.Unmarshal(out); err != nil {
-				t.Fatalf("answer is not strict SDP: %v\n%s", err, out)
+			out, err := BuildAnswer(o, a, Local{Host: "192.0.2.1", Port: 40000, SessionID: 1, SessionVersion: 1})
+			if err != nil {
+				t.Fatalf("answer to a negotiable offer failed: %v", err)
 			}
-		}
-		back, err := ParseOffer(out)
-		if err != nil {
-			t.Fatalf("answer does not parse back: %v\n%s", err, out)
-		}
-		if (back.Lenient && !o.Lenient) || len(back.Media) != len(o.Media) {
-			t.Fatalf("answer m-lines %d (lenient %v), offer %d\n%s", len(back.Media), back.Lenient, len(o.Media), out)
-		}
-		for i, m := range back.Media {
-			if (i == a.MediaIndex) != (m.Port != 0) {
-				t.Fatalf("m-line %d port %d, accepted index %d\n%s", i, m.Port, a.MediaIndex, out)
+			// pion knows only some media types and protos (no image/udptl):
+			// when it read the offer, it must read the answer too.
+			if !o.Lenient {
+				var sd pion.SessionDescription
+				if err := sd.Unmarshal(out); err != nil {
+					t.Fatalf("answer is not strict SDP: %v\n%s", err, out)
+				}
 			}
-		}
-		c, ok := back.Media[a.MediaIndex].Codec(a.Codec.PT)
-		if !ok || !c.Is(a.Codec.Name, 8000) {
-			t.Fatalf("accepted codec %v missing from answer\n%s", a.Codec, out)
+			back, err := ParseOffer(out)
+			if err != nil {
+				t.Fatalf("answer does not parse back: %v\n%s", err, out)
+			}
+			if (back.Lenient && !o.Lenient) || len(back.Media) != len(o.Media) {
+				t.Fatalf("answer m-lines %d (lenient %v), offer %d\n%s", len(back.Media), back.Lenient, len(o.Media), out)
+			}
+			for i, m := range back.Media {
+				if (i == a.MediaIndex) != (m.Port != 0) {
+					t.Fatalf("m-line %d port %d, accepted index %d\n%s", i, m.Port, a.MediaIndex, out)
+				}
+			}
+			c, ok := back.Media[a.MediaIndex].Codec(a.Codec.PT)
+			if !ok || !c.Is(a.Codec.Name, 8000) {
+				t.Fatalf("accepted codec %v missing from answer\n%s", a.Codec, out)
+			}
+			if (a.SRTP != nil) != (len(back.Media[a.MediaIndex].Crypto) == 1) {
+				t.Fatalf("SRTP %v but answer crypto lines %d\n%s", a.SRTP != nil, len(back.Media[a.MediaIndex].Crypto), out)
+			}
 		}
 	})
 }

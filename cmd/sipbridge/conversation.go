@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/sipbridge/sipbridge/failover"
+	"github.com/sipbridge/sipbridge/media"
+	g711codec "github.com/sipbridge/sipbridge/media/g711"
+	"github.com/sipbridge/sipbridge/media/resample"
+	"github.com/sipbridge/sipbridge/realtime"
+	"github.com/sipbridge/sipbridge/sip"
+)
+
+// conversation is a call's failover.Conversation with the audio format it
+// was built for, which it declares to the call (sip.Conversation): the media
+// stream is built with that format and the conversation as its sink.
+type conversation struct {
+	*failover.Conversation
+	format media.ModelFormat
+}
+
+// AudioFormat is the format of the audio the conversation exchanges.
+func (c conversation) AudioFormat() media.ModelFormat { return c.format }
+
+// audioFormat is the one codec → model-format decision: PCM16 at 24 kHz, or
+// with assistant.audio_format g711 the call's own law passed through (no
+// transcoding or resampling on the way). It returns the same format in the
+// realtime session's terms and in the media stream's.
+func audioFormat(assistantFormat string, codec media.Codec) (realtime.AudioFormat, media.ModelFormat) {
+	if assistantFormat != "g711" {
+		return realtime.FormatPCM24, media.ModelPCM24
+	}
+	if codec == media.CodecPCMA {
+		return realtime.FormatPCMA, media.ModelPCMA
+	}
+	return realtime.FormatPCMU, media.ModelPCMU
+}
+
+// newConversation builds the AI side of one call (sip.ConversationFactory):
+// it dials nothing; Run does.
+func (a *app) newConversation(_ context.Context, call sip.CallInfo, log *slog.Logger) (sip.Conversation, error) {
+	cfg := a.cfg
+	format, modelFormat := audioFormat(cfg.Assistant.AudioFormat, call.Codec)
+	fc := failover.Config{
+		Session:             cfg.SessionConfig(format),
+		Greeting:            cfg.Assistant.Greeting,
+		StallNoResponse:     cfg.Failover.StallNoResponse.D(),
+		StallFirstAudio:     cfg.Failover.StallFirstAudio.D(),
+		StallMidAudio:       cfg.Failover.StallMidAudio.D(),
+		MaxSwapsInRow:       cfg.Failover.MaxSwapsInRow,
+		RotateMargin:        cfg.Failover.RotateMargin.D(),
+		FillerAfter:         cfg.Failover.FillerAfter.D(),
+		GiveUpTransfer:      cfg.Failover.GiveUpTransfer,
+		AnsweredBeforeReady: !*cfg.SIP.AnswerWhenReady,
+		TransferTargets:     cfg.Assistant.Tools.TransferTargets,
+	}
+	fc.DTMFDisabled = !*cfg.Assistant.DTMF.Enabled
+	fc.DTMFSilent = !*cfg.Assistant.DTMF.Respond
+	if a.filler != nil {
+		fc.FillerAudio = a.filler.render(format)
+	}
+	if a.apology != nil {
+		fc.ApologyAudio = a.apology.render(format)
+	}
+	conv := failover.NewConversation(failover.Params{
+		CallID: call.CallID,
+		Config: fc,
+		Pool:   a.pool,
+		Dialer: failover.RealtimeDialer{Logger: log},
+		// The call's logger already carries call_id; failover adds it itself.
+		Logger:  a.log,
+		Metrics: a.fom,
+		Tools:   a.tools,
+	})
+	return conversation{Conversation: conv, format: modelFormat}, nil
+}
+
+// render converts the prompt to the session output format: PCM16LE 24 kHz,
+// or G.711 at 8 kHz. Runs once per call (not on the per-frame path).
+func (p *prompt) render(f realtime.AudioFormat) []byte {
+	s8 := p.samples
+	if p.rate == 24000 {
+		if f == realtime.FormatPCM24 {
+			out := make([]byte, 2*len(p.samples))
+			g711codec.Int16ToPCM16LE(out, p.samples)
+			return out
+		}
+		var d resample.Down3
+		s8 = make([]int16, d.OutLen(len(p.samples)))
+		n, _ := d.Process(s8, p.samples)
+		s8 = s8[:n]
+	}
+	switch f {
+	case realtime.FormatPCMU:
+		out := make([]byte, len(s8))
+		g711codec.EncodeUlaw(out, s8)
+		return out
+	case realtime.FormatPCMA:
+		out := make([]byte, len(s8))
+		g711codec.EncodeAlaw(out, s8)
+		return out
+	}
+	var u resample.Up3
+	s24 := make([]int16, 3*len(s8))
+	n, _ := u.Process(s24, s8)
+	out := make([]byte, 2*n)
+	g711codec.Int16ToPCM16LE(out, s24[:n])
+	return out
+}
