@@ -90,6 +90,7 @@ const (
 	DefaultMaxSwapsInRow   = 3
 	DefaultRotateMargin    = 2 * time.Minute
 
+	DefaultHedgeEnabled   = true
 	DefaultHedgeMultiple  = 3.0
 	DefaultHedgeFloor     = 500 * time.Millisecond
 	DefaultHedgeCeiling   = time.Second

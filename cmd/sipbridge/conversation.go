@@ -54,6 +54,13 @@ func (a *app) newConversation(_ context.Context, call sip.CallInfo, log *slog.Lo
 		GiveUpTransfer:      cfg.Failover.GiveUpTransfer,
 		AnsweredBeforeReady: !*cfg.SIP.AnswerWhenReady,
 		TransferTargets:     cfg.Assistant.Tools.TransferTargets,
+		Hedge: failover.HedgeConfig{
+			Disabled:  !*cfg.Failover.Hedge.Enabled,
+			Multiple:  cfg.Failover.Hedge.Multiple,
+			Floor:     cfg.Failover.Hedge.Floor.D(),
+			Ceiling:   cfg.Failover.Hedge.Ceiling.D(),
+			CallShare: cfg.Failover.Hedge.CallShare,
+		},
 	}
 	fc.DTMFDisabled = !*cfg.Assistant.DTMF.Enabled
 	fc.DTMFSilent = !*cfg.Assistant.DTMF.Respond

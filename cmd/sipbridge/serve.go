@@ -92,6 +92,8 @@ func serve(ctx context.Context, stop shutdown, cfg *configs.Config, logw io.Writ
 		MinSamples:   cfg.Failover.Health.MinSamples,
 		FailureRatio: cfg.Failover.Health.FailureRatio,
 		CoolDown:     cfg.Failover.Health.CoolDown.D(),
+		TTFAWindow:   cfg.Failover.Hedge.Window.D(),
+		HedgeShare:   cfg.Failover.Hedge.ProcessShare,
 	}, a.fom, log)
 
 	rtpIP, err := a.rtpIP()
