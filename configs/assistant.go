@@ -100,9 +100,6 @@ const (
 	ToolTransferCall = "transfer_call"
 )
 
-var voices = map[string]bool{"alloy": true, "ash": true, "ballad": true, "coral": true, "echo": true,
-	"sage": true, "shimmer": true, "verse": true, "marin": true, "cedar": true}
-
 func orDefault[T any](p **T, v T) {
 	if *p == nil {
 		*p = &v
@@ -143,16 +140,23 @@ func (c *Config) applyAssistantDefaults() {
 
 func (c *Config) validateAssistant(bad badFunc) {
 	a := c.Assistant
-	if !voices[a.Voice] {
-		bad("assistant.voice", "%q is not a realtime voice (alloy ash ballad coral echo sage shimmer verse marin cedar)", a.Voice)
+	// Every voice is a GA voice; whether each region's dialect takes it (or
+	// its preview stand-in) is checked per region (validateRegions).
+	if err := realtime.ValidateVoice(realtime.DialectGA, a.Voice); err != nil {
+		bad("assistant.voice", "%v", err)
 	}
 	if a.AudioFormat != "pcm24" && a.AudioFormat != "g711" {
 		bad("assistant.audio_format", "%q is not pcm24 or g711", a.AudioFormat)
 	}
 	switch a.TurnDetection.Type {
-	case "server_vad", "semantic_vad", "none":
+	case "server_vad", "semantic_vad":
+	case "none":
+		// With no server VAD nothing would end the caller's turn: the bridge
+		// has no voice detection of its own to commit it and ask for the
+		// answer, so the caller would never be answered.
+		bad("assistant.turn_detection.type", "none is not supported: the bridge relies on the model's turn detection to end the caller's turn (use server_vad or semantic_vad)")
 	default:
-		bad("assistant.turn_detection.type", "%q is not server_vad, semantic_vad or none", a.TurnDetection.Type)
+		bad("assistant.turn_detection.type", "%q is not server_vad or semantic_vad", a.TurnDetection.Type)
 	}
 	if t := a.TurnDetection.Threshold; t != nil && (*t < 0 || *t > 1) {
 		bad("assistant.turn_detection.threshold", "%v is outside 0..1", *t)

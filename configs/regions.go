@@ -30,6 +30,11 @@ type Region struct {
 	DialTimeout Duration `yaml:"dial_timeout"`
 	// WarmStandby keeps a ready session in this region for swaps.
 	WarmStandby bool `yaml:"warm_standby"`
+	// Voice overrides assistant.voice in this region; it must be a voice the
+	// region's dialect accepts (the preview shape refuses marin and cedar).
+	// Empty: assistant.voice, with a GA-only voice mapped to its documented
+	// preview stand-in (realtime.ResolveVoice: marin → coral, cedar → ash).
+	Voice string `yaml:"voice"`
 	// Simulator runs a local simulated region on the URL's host:port.
 	Simulator Simulator `yaml:"simulator"`
 }
@@ -108,6 +113,16 @@ func (c *Config) validateRegions(bad badFunc) {
 		seen[r.Name] = true
 		if err := validateRealtimeURL(r.URL); err != nil {
 			bad(key+".url", "%v", err)
+		} else if d, err := realtime.DialectForURL(r.URL); err != nil {
+			bad(key+".url", "%v", err)
+		} else if _, err := realtime.ResolveVoice(d, c.Assistant.Voice, r.Voice); err != nil {
+			// The session would be refused in this region: say so now, on
+			// the key that chose the voice.
+			if r.Voice != "" {
+				bad(key+".voice", "%v", err)
+			} else {
+				bad("assistant.voice", "%v (set %s.voice to a voice it accepts)", err, key)
+			}
 		}
 		if r.APIKeyEnv != "" && !envNameRE.MatchString(r.APIKeyEnv) {
 			bad(key+".api_key_env", "%q is not an environment variable name (the key itself never goes in the file)", r.APIKeyEnv)
@@ -171,7 +186,7 @@ func validateRealtimeURL(raw string) error {
 
 // DialConfig is how to reach a region; the key comes from the environment.
 func (r Region) DialConfig(getenv func(string) string) realtime.DialConfig {
-	dc := realtime.DialConfig{Region: r.Name, URL: r.URL, DialTimeout: r.DialTimeout.D()}
+	dc := realtime.DialConfig{Region: r.Name, URL: r.URL, DialTimeout: r.DialTimeout.D(), Voice: r.Voice}
 	if r.APIKeyEnv != "" {
 		dc.APIKey = getenv(r.APIKeyEnv)
 	}

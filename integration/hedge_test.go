@@ -8,8 +8,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sipbridge/sipbridge/integration/testphone"
 	"github.com/sipbridge/sipbridge/realtime/sim"
+	"github.com/sipbridge/sipbridge/sip/phone"
 )
 
 // TestHedgeSlowAnswer: on the minimal two-region config (hedging on by
@@ -26,7 +26,7 @@ func TestHedgeSlowAnswer(t *testing.T) {
 	ph := newPhone(t, "udp")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	call, err := ph.Call(ctx, testphone.CallOptions{Target: br.Target()})
+	call, err := ph.Call(ctx, phone.CallOptions{Target: br.Target()})
 	require.NoError(t, err)
 
 	healthy, hz := answerLatencyMs(t, ctx, call, eastHz)
@@ -44,14 +44,14 @@ func TestHedgeSlowAnswer(t *testing.T) {
 	// Exactly once: one answer in west's voice, nothing of east's.
 	time.Sleep(time.Second)
 	heard := call.Heard()
-	var west2 []testphone.Span
-	for _, sp := range testphone.ToneSpans(heard, westHz) {
+	var west2 []phone.Span
+	for _, sp := range phone.ToneSpans(heard, westHz) {
 		if sp.StartMs >= from+900 && sp.EndMs-sp.StartMs >= 100 {
 			west2 = append(west2, sp)
 		}
 	}
 	require.Len(t, west2, 1, "the answer is heard once: %v", west2)
-	for _, sp := range testphone.ToneSpans(heard, eastHz) {
+	for _, sp := range phone.ToneSpans(heard, eastHz) {
 		require.Less(t, sp.StartMs, from+900, "east's late answer is never heard: %v", sp)
 	}
 

@@ -3,7 +3,6 @@ package realtime
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -135,7 +134,7 @@ func RetryAfterFromMessage(msg string) (time.Duration, bool) {
 		}
 	}
 	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 || math.IsInf(float64(d), 0) {
+	if err != nil || d < 0 {
 		return 0, false
 	}
 	return min(d, maxRetryAfter), true

@@ -161,10 +161,7 @@ func (a *authenticator) refuse(req *sip.Request, tx sip.ServerTransaction, src n
 		a.log.Warn("sip: source blocked after repeated authorisation failures", "src", src.String(),
 			"failures", a.limiter.lim.Failures, "window", a.limiter.lim.Window.String(), "block", a.limiter.lim.Block.String())
 	}
-	var err error
-	if !drop && !req.IsAck() {
-		err = a.respond(req, tx, sip.StatusForbidden, "Forbidden", nil)
-	}
+	// Logged before the 403 goes out, so whoever sees the 403 finds the line.
 	if ok, suppressed := a.logLim.Allow(); ok {
 		attrs := []any{"reason", reason, "method", sanitizePhrase(req.Method.String()),
 			"call_id", headerValue(req.CallID()), "src", req.Source(), "transport", sanitizePhrase(req.Transport()),
@@ -175,10 +172,12 @@ func (a *authenticator) refuse(req *sip.Request, tx sip.ServerTransaction, src n
 		if user != "" {
 			attrs = append(attrs, "username", sanitizePhrase(user))
 		}
-		if err != nil {
-			attrs = append(attrs, "error", err)
-		}
 		a.log.Log(context.Background(), slog.LevelInfo, "sip: request not authorised", attrs...)
+	}
+	if !drop && !req.IsAck() {
+		if err := a.respond(req, tx, sip.StatusForbidden, "Forbidden", nil); err != nil {
+			a.log.Debug("sip: 403 not sent", "error", err)
+		}
 	}
 }
 

@@ -5,6 +5,10 @@
 //	sipbridge [serve] [-config FILE]  run the server (no -config: the embedded
 //	                                  default with two local simulated regions)
 //	sipbridge check [-config FILE]    validate a config and the files it names, and exit
+//	sipbridge health [-ready]         probe a running server's /livez or /readyz
+//	sipbridge call SIP-URI            place a test call, say a question, hear the answer
+//	sipbridge report [-format text|csv|json] [-png FILE] RECORDS...
+//	                                  tables from call records (report.go)
 //	sipbridge version                 print the version
 //	sipbridge help                    list the subcommands and flags
 //
@@ -37,6 +41,17 @@ const usage = `Usage:
                                     simulated realtime regions (no keys needed)
   sipbridge check [-config FILE]    validate a config (keys, values, the files it
                                     names) and exit: 0 valid, 1 not
+  sipbridge health [-ready] [-addr HOST:PORT]
+                                    probe a running server's /livez (or /readyz):
+                                    exit 0 healthy, 1 not (the image's HEALTHCHECK)
+  sipbridge call SIP-URI [-wav FILE] [-rec FILE]
+                                    place a test call, say a question, print what
+                                    happened and save what was heard; exit 0 when
+                                    an answer was heard
+  sipbridge report [-format text|csv|json] [-png FILE] RECORDS...
+                                    per hour and region (or -by trunk): sessions,
+                                    responses, failures, swaps, pauses, tokens,
+                                    cost, and the worst hour's ids for the provider
   sipbridge version                 print the version
   sipbridge help                    print this help
 
@@ -47,6 +62,15 @@ Flags:
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "health" { // health.go: its own flags
+		return health(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "call" { // call.go: its own flags
+		return callCmd(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "report" { // report.go: its own flags
+		return report(args[1:], stdout, stderr)
+	}
 	cmd := "serve"
 	if len(args) > 0 {
 		switch args[0] {

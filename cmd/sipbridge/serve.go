@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"sync/atomic"
@@ -18,7 +16,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sipbridge/sipbridge/configs"
 	"github.com/sipbridge/sipbridge/failover"
@@ -49,7 +46,7 @@ type app struct {
 	filler  *prompt
 	apology *prompt
 	tools   failover.ToolRunner // webhook tools (webhooks.go); nil: none
-	// draining is set on SIGTERM; /healthz answers 503 from then on.
+	// draining is set on SIGTERM; /readyz answers 503 from then on (admin.go).
 	draining atomic.Bool
 }
 
@@ -280,42 +277,6 @@ func (a *app) rtpIP() (netip.Addr, error) {
 		return ap.Addr(), nil
 	}
 	return netip.ParseAddr(s)
-}
-
-func (a *app) startAdmin(reg *prometheus.Registry) (*http.Server, error) {
-	if a.cfg.Admin.Listen == "off" {
-		return nil, nil
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		if a.draining.Load() {
-			http.Error(w, "draining", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"version":       version,
-			"active_calls":  a.sip.ActiveCalls(),
-			"draining":      a.draining.Load(),
-			"regions":       a.pool.Status(),
-			"registrations": a.sip.Registrations(),
-		})
-	})
-	ln, err := net.Listen("tcp", a.cfg.Admin.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("admin.listen: %w", err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.log.Error("admin server stopped", "err", err)
-		}
-	}()
-	return srv, nil
 }
 
 func addrStrings(as []net.Addr) []string {
