@@ -326,3 +326,42 @@ func TestProcessHedgeBudget(t *testing.T) {
 	require.True(t, p.takeHedge(), "the window moved on")
 	require.False(t, p.takeHedge())
 }
+
+// TestHedgeProcessBudget: the process's budget is shared by every call of
+// the pool: once spent, a late turn is not hedged.
+func TestHedgeProcessBudget(t *testing.T) {
+	h, s1 := startActive(t, Config{}, testRegions())
+	require.True(t, h.pool.takeHedge(), "another call took the one hedge the empty window allows")
+	h.userTurn(s1, "u1", 1, 5)
+	h.advance(DefaultHedgeCeiling)
+	require.Len(t, h.dialer.dialed(), 1, "no hedge")
+	require.Equal(t, 1.0, h.metric("sipbridge_failover_hedges_skipped_total", "reason", "process_budget"))
+}
+
+// TestHedgeSessionFails: the hedge's dial is refused, or its session
+// drops: the hedge is dropped, its region told, and the primary's answer
+// is the one heard.
+func TestHedgeSessionFails(t *testing.T) {
+	t.Run("dial refused", func(t *testing.T) {
+		h, s1 := startActive(t, Config{}, testRegions())
+		h.dialer.then("B", dialStep{err: &realtime.DialError{Region: "B", StatusCode: 503}})
+		h.userTurn(s1, "u1", 1, 5)
+		h.advance(DefaultHedgeCeiling)
+		require.Len(t, h.dialer.dialed(), 2)
+		require.Equal(t, 1.0, h.metric("sipbridge_failover_hedge_results_total", "result", "hedge_failed"))
+		require.Equal(t, 1, h.pool.Status()[1].Failures)
+		h.push(s1, created("r1"))
+		h.speak(s1, "r1", "a1", "Late but here.", 200)
+		require.Equal(t, 200*bpm, h.player.bytesFor("a1"))
+	})
+	t.Run("session dropped", func(t *testing.T) {
+		h, s1, s2 := hedgeStart(t, Config{}, testRegions())
+		s2.end(&realtime.CloseError{Code: 1011})
+		h.pump()
+		require.Equal(t, 1.0, h.metric("sipbridge_failover_hedge_results_total", "result", "hedge_failed"))
+		h.actor(func(c *Conversation) { require.Nil(t, c.hedge.run) })
+		h.speak(s1, "r2", "a2", "Primary.", 200)
+		require.Equal(t, 200*bpm, h.player.bytesFor("a2"))
+		require.False(t, s1.closed())
+	})
+}
