@@ -112,8 +112,7 @@ func (c *Conversation) checkHedge(now time.Time) {
 	// The hedge's session: the warm standby in another region, else a
 	// fresh one in the best other region.
 	var region Region
-	warm := c.standby.spare != nil && c.standby.spare.region.Name != c.active.region.Name &&
-		c.spareFits(&swapState{exclude: c.active.region.Name})
+	warm := c.standby.spare != nil && c.spareFits(&swapState{exclude: c.active.region.Name})
 	if warm {
 		region = c.standby.spare.region
 	} else {
@@ -146,6 +145,7 @@ func (c *Conversation) checkHedge(now time.Time) {
 		c.askHedge(req)
 		return
 	}
+	c.pool.beginProbe(region.Name)
 	c.nextGen++
 	run.dialGen = c.nextGen
 	run.ask = req
