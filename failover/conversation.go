@@ -136,6 +136,7 @@ type Conversation struct {
 	standby standbyState  // the warm standby / rotation target (standby.go)
 	fn      functionState // end_call, transfers, custom tools (functions.go)
 	hedge   hedgePart     // the hedge of a late turn, and the call's budget (hedge.go)
+	silent  silentPart    // answers the caller cannot hear (silent.go)
 
 	// fx are the effects of the step running now (see step).
 	fx []effect
@@ -393,6 +394,10 @@ func (c *Conversation) leave() []effect {
 		c.standby.spare = nil
 	}
 	c.dropHedge("abandoned", "call_ended")
+	if rp := c.replaying(); rp != nil {
+		c.swap.sw.replay = nil
+		c.retire(rp.ss)
+	}
 	return c.fx
 }
 

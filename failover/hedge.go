@@ -44,9 +44,10 @@ type hedgeRun struct {
 	dialGen   uint64
 	region    string
 	warm      bool
-	ask       *createReq // what to ask once the dialled session is there
-	req       *createReq // the create sent to the hedge session (nil: not asked yet)
-	respID    string     // the hedge's response, from response.created
+	ask       *createReq        // what to ask once the dialled session is there
+	req       *createReq        // the create sent to the hedge session (nil: not asked yet)
+	respID    string            // the hedge's response, from response.created
+	acks      realtime.ItemAcks // the replayed items not yet acknowledged
 	early     []realtime.ServerEvent
 	replayed  int // tokens of the context replayed into it (estimated)
 	startedAt time.Time
@@ -186,7 +187,13 @@ func (c *Conversation) onHedgeDial(r dialResult) {
 // the turn.
 func (c *Conversation) askHedge(req *createReq) {
 	run := c.hedge.run
-	items, err := c.replayInto(run.ss)
+	// The swap's rendering and sender. The create follows at once: the
+	// session takes client events in order, so every item is added or
+	// refused before the answer starts, and a refused item drops the
+	// hedge (onHedgeEvent) before it could win with a history missing it.
+	items := c.rec.ReplayItems(run.ss.s.Dialect())
+	c.callerAudioLast(items)
+	err := c.sendReplay(run.ss, items, &run.acks)
 	if err != nil {
 		if c.ctx.Err() != nil {
 			return
@@ -214,6 +221,15 @@ func (c *Conversation) askHedge(req *createReq) {
 // first output wins; a failure drops it; the rest waits in early.
 func (c *Conversation) onHedgeEvent(ev realtime.ServerEvent) {
 	run := c.hedge.run
+	if ack, ok := run.acks.Observe(ev); ok {
+		if !ack.Accepted {
+			c.m.HedgeResults.WithLabelValues("hedge_failed").Inc()
+			c.endHedge("hedge_failed", fmt.Sprintf("replay item %s refused: %s", ack.Item.ID, ack.Error.Message))
+			return
+		}
+		run.early = append(run.early, ev)
+		return
+	}
 	switch ev.Type {
 	case realtime.EvError:
 		d := ev.Error
@@ -243,8 +259,10 @@ func (c *Conversation) onHedgeEvent(ev realtime.ServerEvent) {
 		c.m.HedgeResults.WithLabelValues("hedge_failed").Inc()
 		c.endHedge("hedge_failed", "response done without output")
 		return
-	case realtime.EvOutputAudioDelta, realtime.EvOutputAudioTranscriptDelta, realtime.EvOutputTextDelta,
+	case realtime.EvOutputAudioDelta, realtime.EvOutputAudioTranscriptDelta,
 		realtime.EvFunctionCallArgumentsDelta, realtime.EvFunctionCallArgumentsDone:
+		// An answer the caller can hear (or a function call). Text in an
+		// audio session is a silent answer (silent.go): it never wins.
 		c.hedgeWins(&ev)
 		return
 	}

@@ -23,6 +23,8 @@ type Metrics struct {
 	HedgeResults        *prometheus.CounterVec   // sipbridge_failover_hedge_results_total{result}
 	HedgesSkipped       *prometheus.CounterVec   // sipbridge_failover_hedges_skipped_total{reason}
 	HedgeCancelledTok   prometheus.Counter       // sipbridge_failover_hedge_cancelled_tokens_total
+
+	quiet quietMetrics // throttle.go
 }
 
 // NewMetrics creates the series and registers them on reg (never the global
@@ -87,5 +89,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Estimated tokens of the responses a hedge cancelled: the replayed context the loser was given plus the output it produced (text at 4 characters a token, audio at 20 tokens a second).",
 		})),
 	}
+	m.quiet = newQuietMetrics(reg)
 	return m
 }

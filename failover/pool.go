@@ -113,6 +113,8 @@ func (o Outcome) String() string {
 		return "connect_error"
 	case OutcomeAuthError:
 		return "auth_error"
+	case OutcomeThrottled:
+		return "throttled"
 	}
 	return "unknown"
 }
@@ -120,7 +122,7 @@ func (o Outcome) String() string {
 // MarshalText shows the state by name in /status.
 func (s BreakerState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
-func (o Outcome) failure() bool { return o != OutcomeResponseOK }
+func (o Outcome) failure() bool { return o != OutcomeResponseOK && o != OutcomeThrottled }
 
 // BreakerState is a region's circuit breaker state; the values are the
 // sipbridge_failover_breaker_state gauge values.
@@ -161,6 +163,8 @@ type RegionStatus struct {
 	ProbeInFlight bool `json:"probe_in_flight"`
 	// AuthFailed: the breaker was opened by an auth/quota error.
 	AuthFailed bool `json:"auth_failed"`
+	// ThrottledUntil: rate limited, set aside until then (zero if not).
+	ThrottledUntil time.Time `json:"throttled_until,omitzero"`
 	// LastOutcome is the most recent report.
 	LastOutcome string `json:"last_outcome,omitempty"`
 }
@@ -180,6 +184,7 @@ type regionHealth struct {
 	authFailed  bool
 	lastOutcome Outcome
 	ttfa        []ttfaSample // recent times to first audio, oldest first
+	asideUntil  time.Time    // rate limited: no new sessions before (throttle.go)
 }
 
 type ttfaSample struct {
@@ -266,6 +271,9 @@ outer:
 			}
 		}
 		p.refresh(rh, now)
+		if rh.setAside(now) {
+			continue
+		}
 		switch rh.state {
 		case BreakerClosed:
 			if p.degraded(rh) {
@@ -347,6 +355,9 @@ func (p *Pool) Report(region string, o Outcome) {
 	now := p.hc.Now()
 	p.refresh(rh, now)
 	rh.lastOutcome = o
+	if o == OutcomeThrottled {
+		return // not a failure: SetAside does the rest
+	}
 	switch rh.state {
 	case BreakerClosed:
 		rh.samples = append(rh.samples, sample{at: now, failed: o.failure()})
@@ -393,6 +404,9 @@ func (p *Pool) Status() []RegionStatus {
 			OpenedAt:      rh.openedAt,
 			ProbeInFlight: rh.state == BreakerHalfOpen && !rh.probeAt.IsZero() && now.Sub(rh.probeAt) < p.hc.CoolDown,
 			AuthFailed:    rh.authFailed,
+		}
+		if rh.setAside(now) {
+			st.ThrottledUntil = rh.asideUntil
 		}
 		if rh.lastOutcome != 0 {
 			st.LastOutcome = rh.lastOutcome.String()
