@@ -50,6 +50,9 @@ type Config struct {
 	// TransferTargets are the allowed transfer_call targets; the first is
 	// the default.
 	TransferTargets []string
+	// Regions, when set, are the only pool regions this call may use, by
+	// name (an assistant profile's subset); empty: every region.
+	Regions []string
 	// KeepAudioTurns: user turns whose audio is kept for replay (default 4).
 	KeepAudioTurns int
 	// DTMFDisabled drops the caller's key presses (RFC 4733 events, SIP

@@ -255,7 +255,7 @@ func (c *Conversation) pickRegion(sw *swapState) (Region, bool) {
 	var order []Region
 	seen := map[string]bool{}
 	add := func(rs []Region) {
-		for _, r := range rs {
+		for _, r := range c.allowedRegions(rs) {
 			if !seen[r.Name] {
 				seen[r.Name] = true
 				order = append(order, r)

@@ -365,7 +365,7 @@ func isStream(req *sip.Request) bool {
 // before its handler. It returns false when the request was answered or
 // dropped here.
 func (s *Server) screen(req *sip.Request, tx sip.ServerTransaction) bool {
-	a := s.auth
+	a := s.auth.Load()
 	if a == nil {
 		return true
 	}

@@ -67,12 +67,17 @@ type authenticator struct {
 }
 
 func newAuthenticator(s *Server) *authenticator {
-	if len(s.cfg.Trunks) == 0 {
+	return newAuthenticatorFor(s, s.cfg.Trunks, s.cfg.AuthLimit)
+}
+
+// newAuthenticatorFor is newAuthenticator with other trunks (SetTrunks).
+func newAuthenticatorFor(s *Server, trunks []Trunk, lim AuthLimit) *authenticator {
+	if len(trunks) == 0 {
 		return nil
 	}
 	return &authenticator{
-		trunks:  s.cfg.Trunks,
-		limiter: newFailLimiter(s.cfg.AuthLimit),
+		trunks:  trunks,
+		limiter: newFailLimiter(lim),
 		nonces:  newNonceStore(nonceTTL, maxNonces),
 		metrics: s.metrics.auth,
 		log:     s.log,
@@ -81,29 +86,30 @@ func newAuthenticator(s *Server) *authenticator {
 	}
 }
 
-// authorize decides whether an INVITE that creates a dialog may proceed. It
-// runs before anything is allocated for the call; when it returns false the
+// authorize decides whether an INVITE that creates a dialog may proceed,
+// and names the trunk that admitted it ("" with no trunks: CallInfo.Trunk).
+// It runs before anything is allocated for the call; when ok is false the
 // request has been answered (401 or 403) or dropped.
-func (s *Server) authorize(req *sip.Request, tx sip.ServerTransaction) bool {
-	a := s.auth
+func (s *Server) authorize(req *sip.Request, tx sip.ServerTransaction) (trunk string, ok bool) {
+	a := s.auth.Load()
 	if a == nil {
-		return true
+		return "", true
 	}
 	src, ok := sourceAddr(req)
 	if !ok {
 		a.refuse(req, tx, netip.Addr{}, authSourceNotAllowed, "", "", false)
-		return false
+		return "", false
 	}
 	m := matchSource(a.trunks, src)
 	if m.ipTrunk != nil {
 		a.metrics.admitted.WithLabelValues("ip").Inc()
 		a.log.Debug("sip: caller admitted", "trunk", m.ipTrunk.Name, "by", "ip", "src", src.String(),
 			"call_id", headerValue(req.CallID()))
-		return true
+		return m.ipTrunk.Name, true
 	}
 	if len(m.digest) == 0 {
 		a.refuse(req, tx, src, authSourceNotAllowed, "", "", false)
-		return false
+		return "", false
 	}
 	v := a.verify(req, m.digest)
 	switch {
@@ -112,7 +118,7 @@ func (s *Server) authorize(req *sip.Request, tx sip.ServerTransaction) bool {
 		a.metrics.admitted.WithLabelValues("digest").Inc()
 		a.log.Debug("sip: caller admitted", "trunk", v.trunk.Name, "by", "digest", "src", src.String(),
 			"call_id", headerValue(req.CallID()))
-		return true
+		return v.trunk.Name, true
 	case v.reason == "":
 		a.challenge(req, tx, m.digest, false)
 	case v.reason == authStale:
@@ -121,7 +127,7 @@ func (s *Server) authorize(req *sip.Request, tx sip.ServerTransaction) bool {
 	default:
 		a.refuse(req, tx, src, v.reason, v.trunkName, v.user, false)
 	}
-	return false
+	return "", false
 }
 
 // challenge answers 401 with one WWW-Authenticate per realm and algorithm

@@ -50,7 +50,7 @@ type call struct {
 // notifyBufferSize bounds the REFER progress NOTIFYs not yet read.
 const notifyBufferSize = 8
 
-func newCall(s *Server, req *sip.Request, tx sip.ServerTransaction) *call {
+func newCall(s *Server, req *sip.Request, tx sip.ServerTransaction, trunk string) *call {
 	from, to := req.From().Address, req.To().Address
 	info := CallInfo{
 		CallID:   req.CallID().Value(),
@@ -58,12 +58,15 @@ func newCall(s *Server, req *sip.Request, tx sip.ServerTransaction) *call {
 		To:       uriForLog(to),
 		FromUser: from.User,
 		ToUser:   to.User,
+		FromName: req.From().DisplayName,
+		Trunk:    trunk,
+		Headers:  callerHeaders(req),
 	}
 	if ap, err := netip.ParseAddrPort(req.Source()); err == nil {
 		info.Remote = ap
 	}
 	ctx, cancel := context.WithCancelCause(s.baseCtx)
-	log := s.log.With("call_id", info.CallID, "from", info.From, "to", info.To)
+	log := s.log.With("call_id", info.CallID, "from", s.logFrom(info.From), "to", s.logTo(info.To))
 	return &call{
 		s:      s,
 		start:  time.Now(),

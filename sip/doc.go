@@ -16,6 +16,14 @@
 // in-dialog requests; it reports media changes, hold, INFO DTMF, expiry and
 // the caller's BYE to the call as events on one channel.
 //
+// The conversation factory gets the call's CallInfo: who called and how
+// (From with its display name, To, the INVITE's headers without
+// credentials, the trunk that admitted it), for the AI side's routing and
+// caller context. What may change while serving is swapped atomically and
+// read once per INVITE (reconfigure.go, privacy.go): the trunks
+// (SetTrunks, a configuration reload) and which caller identities the
+// logs leave out (SetPrivacy); calls in progress are unaffected.
+//
 // What each request gets:
 //   - INVITE: 100, then 200 with the SDP answer (RFC 3264), or 400/415/416/
 //     420/483/488/500/503/505 (validate.go, termination.go). An INVITE

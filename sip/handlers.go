@@ -16,8 +16,12 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	// RFC 3261 §8.2: authentication before the other checks, and before
 	// anything is allocated for the call (auth.go). A request too broken
 	// to answer properly is left to validateInvite's 400.
-	if validateRequest(req) == nil && !s.authorize(req, tx) {
-		return
+	trunk := ""
+	if validateRequest(req) == nil {
+		var ok bool
+		if trunk, ok = s.authorize(req, tx); !ok {
+			return
+		}
 	}
 	if r := validateInvite(req); r != nil {
 		s.rejectRequest(req, tx, r)
@@ -29,7 +33,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.metrics.callEnds.WithLabelValues(r.reason.String()).Inc()
 		return
 	}
-	c := newCall(s, req, tx)
+	c := newCall(s, req, tx, trunk)
 	if r := s.admit(c); r != nil {
 		c.cancel(nil) // release the context; the call never started
 		s.rejectRequest(req, tx, r)

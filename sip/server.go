@@ -32,6 +32,15 @@ type CallInfo struct {
 	ToUser   string
 	Remote   netip.AddrPort // source of the INVITE (the trunk's signalling address)
 	Codec    media.Codec    // negotiated G.711 law (for a late offer: PCMU, fixed by the ACK's answer later)
+	// FromName is the From display name ("" when none).
+	FromName string
+	// Trunk is the name of the trunk that admitted the call ("" with no
+	// trunks configured).
+	Trunk string
+	// Headers are the INVITE's headers by lower-case name (first value),
+	// for routing and caller context; credentials (Authorization,
+	// Proxy-Authorization) are left out.
+	Headers map[string]string
 }
 
 // Conversation is one call's AI conversation (a *failover.Conversation,
@@ -132,7 +141,7 @@ type Server struct {
 	srv    *sipgo.Server
 	client *sipgo.Client
 	guard  *guard
-	auth   *authenticator // trunk access control; nil: anyone may call (auth.go)
+	auth   atomic.Pointer[authenticator] // trunk access control; nil: anyone may call (auth.go, SetTrunks)
 
 	// baseCtx parents every call: detached from request scope, cancelled
 	// when Serve returns.
@@ -140,6 +149,7 @@ type Server struct {
 	baseCancel context.CancelCauseFunc
 
 	ready    chan struct{}
+	privacy  atomic.Pointer[Privacy] // privacy.go
 	serving  atomic.Bool
 	draining atomic.Bool
 
@@ -224,7 +234,7 @@ func newServer(cfg Config, mb mediaBackend, newConv ConversationFactory, log *sl
 		changed:    make(chan struct{}),
 	}
 	s.guard = &guard{parser: sip.NewParser(), server: cfg.UserAgent, report: s.reportMalformed}
-	s.auth = newAuthenticator(s)
+	s.auth.Store(newAuthenticator(s))
 	s.regs = newRegistrations(s)
 
 	srv.OnInvite(s.handler(s.onInvite))
@@ -559,10 +569,10 @@ func (s *Server) rejectRequest(req *sip.Request, tx sip.ServerTransaction, r *re
 	if ok, suppressed := s.badLog.Allow(); ok {
 		var from, to string
 		if h := req.From(); h != nil {
-			from = sanitizePhrase(uriForLog(h.Address))
+			from = s.logFrom(sanitizePhrase(uriForLog(h.Address)))
 		}
 		if h := req.To(); h != nil {
-			to = sanitizePhrase(uriForLog(h.Address))
+			to = s.logTo(sanitizePhrase(uriForLog(h.Address)))
 		}
 		s.log.Log(context.Background(), t.Level, "sip: request rejected",
 			"call_id", headerValue(req.CallID()), "from", from, "to", to,
