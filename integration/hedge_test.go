@@ -83,8 +83,10 @@ func TestHedgeSlowAnswer(t *testing.T) {
 	require.NoError(t, call.Hangup(ctx))
 }
 
-// slowAnswerFault makes east's next answer late. Until the simulator has
-// latency spikes, an answer whose first audio never comes (the sim's
-// first-audio stall) stands for the 8 s spike: the caller's side is the
-// same for the first 8 s.
-func slowAnswerFault() sim.Faults { return sim.Faults{StallFirstAudio: 1} }
+// slowAnswerFault makes the region's answers late: the simulator's latency
+// spike holds each answer's first output back 8 s (the seed thread's "Time
+// to Last Byte up to ~8–9 s"); the answer does come, so a bridge that only
+// waits hears it 8 s late.
+func slowAnswerFault() sim.Faults {
+	return sim.Faults{LatencySpikeRate: 1, LatencySpike: 8 * time.Second}
+}
