@@ -222,10 +222,14 @@ func NewStream(cfg StreamConfig) (*Stream, error) {
 	s.out.init(cfg.ComfortNoiseDB)
 	s.playLog.every = logEvery
 	s.q = newPlayQueue(rate, s.playoutDone)
+	if err := s.initSender(); err != nil {
+		return nil, fmt.Errorf("media: new stream: %w: %w", ErrBadConfig, err)
+	}
 	return s, nil
 }
 
-// Run reads and paces RTP until ctx ends (it returns nil) or no RTP arrived
+// Run reads RTP, and has the shared media clock (clock.go) pace the
+// outbound RTP, until ctx ends (it returns nil) or no RTP arrived
 // for MediaTimeout (ErrMediaTimeout). It closes the socket on return and may
 // be called once.
 func (s *Stream) Run(ctx context.Context) error {
@@ -245,7 +249,10 @@ func (s *Stream) Run(ctx context.Context) error {
 	stop := context.AfterFunc(gctx, func() { _ = s.conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	g.Go(func() error { return s.readLoop(gctx) })
-	g.Go(func() error { return s.pacerLoop(gctx) })
+	// Outbound frames come from a shard of the shared clock from now until
+	// Run returns (removed before the socket closes: defers run last first).
+	shard := sharedClock.register(s)
+	defer shard.remove(s)
 	err := g.Wait()
 	if errors.Is(err, ErrMediaTimeout) {
 		return ErrMediaTimeout
