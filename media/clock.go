@@ -206,13 +206,15 @@ type Lateness struct {
 }
 
 // SendLateness returns the process-wide send-lateness histogram.
-func SendLateness() Lateness {
-	l := Lateness{Counts: make([]uint64, len(sendLateness.counts))}
-	for i := range sendLateness.counts {
-		l.Counts[i] = sendLateness.counts[i].Load()
+func SendLateness() Lateness { return sendLateness.snapshot() }
+
+func (h *latencyHist) snapshot() Lateness {
+	l := Lateness{Counts: make([]uint64, len(h.counts))}
+	for i := range h.counts {
+		l.Counts[i] = h.counts[i].Load()
 	}
-	l.Sum = time.Duration(sendLateness.sumNs.Load())
-	l.Count = sendLateness.n.Load()
+	l.Sum = time.Duration(h.sumNs.Load())
+	l.Count = h.n.Load()
 	return l
 }
 

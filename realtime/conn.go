@@ -16,16 +16,20 @@ import (
 
 const (
 	// eventQueueSize buffers server events for a consumer that is briefly
-	// busy. When it is full the reader waits: events are never dropped.
-	eventQueueSize = 512
+	// busy. When it is full the reader waits: events are never dropped
+	// (the socket's buffers hold the rest). A channel's buffer is allocated
+	// whole with the connection (312 bytes an event), so this is sized for
+	// a busy moment, not for a model burst: 512 cost 160 KB per call.
+	eventQueueSize = 64
 	// controlQueueSize bounds queued control events. They are never dropped;
 	// a sender waits (until its ctx ends) when the queue is full.
-	controlQueueSize = 256
+	controlQueueSize = 64
 	// audioRingSlots is how many caller frames may wait for the writer
 	// (64 × 20 ms ≈ 1.3 s). When all are taken AppendAudio drops the frame.
 	audioRingSlots = 64
-	// slotMs is the audio each ring slot holds without growing (two 20 ms frames).
-	slotMs = 40
+	// slotMs is the audio each ring slot holds without growing: one 20 ms
+	// caller frame (a larger append grows its slot once, then keeps it).
+	slotMs = 20
 	// maxAudioFrame rejects absurd frames instead of growing a slot for them.
 	maxAudioFrame = 64 << 10
 	// coalesceMs caps how much queued audio the writer merges into one append
