@@ -59,6 +59,7 @@ type options struct {
 	plotPath   string
 	profileDir string
 	env        []string // extra environment for the bridge (GOMEMLIMIT, GOGC)
+	format     string   // assistant.audio_format: pcm24 or g711
 }
 
 func main() {
@@ -76,6 +77,7 @@ func main() {
 	flag.DurationVar(&o.sample, "sample", 5*time.Second, "how often the bridge's goroutines, RSS and CPU are sampled")
 	flag.StringVar(&o.plotPath, "plot", "", "write goroutines, RSS, CPU and calls over time to this PNG")
 	flag.StringVar(&o.profileDir, "profile", "", "take CPU (20 s) and heap profiles of the bridge in the window into this directory (turns admin.pprof on)")
+	flag.StringVar(&o.format, "audio-format", "pcm24", "assistant.audio_format of the bridge: pcm24 or g711")
 	gomem := flag.String("gomemlimit", "", "GOMEMLIMIT for the bridge (e.g. 200MiB); empty: unset")
 	gogc := flag.String("gogc", "", "GOGC for the bridge; empty: unset")
 	flag.Parse()
@@ -85,6 +87,10 @@ func main() {
 		if o.callLength == 0 {
 			o.callLength = 2 * time.Minute
 		}
+	}
+	if o.format != "pcm24" && o.format != "g711" {
+		fmt.Fprintln(os.Stderr, "sipload: -audio-format is pcm24 or g711")
+		os.Exit(2)
 	}
 	if o.bin == "" || o.calls < 1 || o.calls > 500 || o.dur > maxDur || o.sample <= 0 {
 		flag.Usage()
@@ -195,8 +201,8 @@ func run(o options) error {
 	if o.logPath != "" {
 		level = "info"
 	}
-	cfg := fmt.Sprintf("sip:\n  listen: %s:%d\n  max_calls: %d\nrtp:\n  port_min: 40000\n  port_max: 42000\nadmin:\n  listen: 127.0.0.1:%d\n  pprof: %v\nlog:\n  level: %s\nregions:\n%s",
-		o.listen, sipPort, o.calls+10, adminPort, o.profileDir != "", level, strings.Join(regions, ""))
+	cfg := fmt.Sprintf("sip:\n  listen: %s:%d\n  max_calls: %d\nrtp:\n  port_min: 40000\n  port_max: 42000\nadmin:\n  listen: 127.0.0.1:%d\n  pprof: %v\nlog:\n  level: %s\nassistant:\n  audio_format: %s\nregions:\n%s",
+		o.listen, sipPort, o.calls+10, adminPort, o.profileDir != "", level, o.format, strings.Join(regions, ""))
 	dir, err := os.MkdirTemp("", "sipload-")
 	if err != nil {
 		return err
