@@ -95,7 +95,8 @@ type counters struct {
 	silenceFilled, srtpAuthFailed, srtpReplayed, srtpProtectFailed             atomic.Uint64
 }
 
-// Stream is one call's RTP session: Run starts the reader and the pacer.
+// Stream is one call's RTP session: Run starts the reader and registers
+// the stream with the shared media clock, which paces its outbound RTP.
 //
 // Ownership of the fields, so the rest of the file can be read safely:
 //   - set by NewStream, read-only afterwards: cfg, log, conn, local,
@@ -103,7 +104,8 @@ type counters struct {
 //   - atomics, written by any goroutine: remote, codec, dtmfPT, sending,
 //     relatch, resumeAt, stats, running;
 //   - reader goroutine only: in;
-//   - pacer goroutine only: out;
+//   - the clock shard driving the stream only (under the shard's lock,
+//     from Run's registration until Run returns): out;
 //   - convMu: the Play-side conversion state (down, carry, scratch);
 //   - qMu: the playout queue q (Play/Flush/PlayedMs/QueuedMs and the pacer).
 //     Lock order: convMu before qMu.

@@ -23,7 +23,7 @@ const (
 	eventQueueSize = 64
 	// controlQueueSize bounds queued control events. They are never dropped;
 	// a sender waits (until its ctx ends) when the queue is full.
-	controlQueueSize = 64
+	controlQueueSize = 256
 	// audioRingSlots is how many caller frames may wait for the writer
 	// (64 × 20 ms ≈ 1.3 s). When all are taken AppendAudio drops the frame.
 	audioRingSlots = 64

@@ -460,6 +460,10 @@ func run(o options) error {
 	fmt.Printf("window %.1fs: sipbridge CPU %.2fs = %.1f%% of one core; %.3f%% of one core per call\n",
 		wall, cpuSec, 100*cpuSec/wall, 100*cpuSec/wall/perCall)
 	fmt.Printf("RSS %d KiB (idle %d KiB): %.0f KiB per call\n", rss, baseRSS, float64(rss-baseRSS)/perCall)
+	if a0, a1 := m0["go_memstats_alloc_bytes_total"], m1["go_memstats_alloc_bytes_total"]; a1 > a0 {
+		fmt.Printf("heap in use %.1f MiB at the end; allocation rate %.1f KiB/s per call (go_memstats_alloc_bytes_total over the window)\n",
+			m1["go_memstats_heap_inuse_bytes"]/(1<<20), (a1-a0)/1024/wall/perCall)
+	}
 	fmt.Printf("caller turns %d, answers heard %d (%.1f%%), unanswered %d\n", turnsAtEnd, heardAtEnd,
 		100*float64(heardAtEnd)/float64(max(turnsAtEnd, 1)), turnsAtEnd-heardAtEnd)
 	fmt.Printf("turn wait (end of speech → answer heard) p50 %v p90 %v p99 %v max %v\n",
