@@ -16,11 +16,14 @@ import (
 
 const (
 	// eventQueueSize buffers server events for a consumer that is briefly
-	// busy. When it is full the reader waits: events are never dropped
-	// (the socket's buffers hold the rest). A channel's buffer is allocated
-	// whole with the connection (312 bytes an event), so this is sized for
-	// a busy moment, not for a model burst: 512 cost 160 KB per call.
-	eventQueueSize = 64
+	// busy. When it is full the reader waits: events are never dropped.
+	// It costs 160 KB per call (the channel's buffer is allocated whole,
+	// 312 bytes an event), but it must hold a whole answer's burst of audio
+	// and transcript deltas: with 64, a loaded bridge stopped reading
+	// mid-answer, the simulator stopped reading our audio in turn and caller
+	// audio was dropped (sipload, BENCHMARKS.md). Queueing pointers would
+	// cut it to 4 KB; that changes Events() for every consumer.
+	eventQueueSize = 512
 	// controlQueueSize bounds queued control events. They are never dropped;
 	// a sender waits (until its ctx ends) when the queue is full.
 	controlQueueSize = 256

@@ -25,6 +25,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -271,9 +272,13 @@ func run(o options) error {
 			}
 			c, now := cpuTicks(pid), time.Now()
 			m := scrape(admin)
+			g, ok := m["go_goroutines"]
+			if !ok {
+				g = math.NaN() // the scrape failed (timed out under load): no point
+			}
 			smu.Lock()
 			samples = append(samples, sample{
-				at: now.Sub(started), goroutines: m["go_goroutines"], rssKB: rssKB(pid),
+				at: now.Sub(started), goroutines: g, rssKB: rssKB(pid),
 				cpuPct: 100 * float64(c-lastCPU) / float64(clockTicks()) / now.Sub(lastT).Seconds(),
 				calls:  active.Load(),
 			})

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -42,6 +43,7 @@ func TestPct(t *testing.T) {
 func TestPlotSamples(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "soak.png")
 	s := []sample{{at: 0, goroutines: 10, rssKB: 1024, cpuPct: 1, calls: 0},
+		{at: 30 * time.Second, goroutines: math.NaN(), rssKB: 80000, cpuPct: 30, calls: 90},
 		{at: time.Minute, goroutines: 400, rssKB: 90000, cpuPct: 30, calls: 100}}
 	require.NoError(t, plotSamples(path, s))
 	b, err := os.ReadFile(path)

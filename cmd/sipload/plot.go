@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"image/color"
+	"math"
 	"os"
 
 	"gonum.org/v1/plot"
@@ -35,11 +36,18 @@ func plotSamples(path string, samples []sample) error {
 		p.X.Label.Text = "minutes since the bridge started"
 		p.Y.Label.Text = pn.unit
 		p.Add(plotter.NewGrid())
-		xys := make(plotter.XYs, len(samples))
+		var xys plotter.XYs
 		top := 0.0
-		for i, s := range samples {
-			xys[i] = plotter.XY{X: s.at.Minutes(), Y: pn.y(s)}
-			top = max(top, xys[i].Y)
+		for _, s := range samples {
+			y := pn.y(s)
+			if math.IsNaN(y) {
+				continue // a failed scrape: leave a gap in the line's data
+			}
+			xys = append(xys, plotter.XY{X: s.at.Minutes(), Y: y})
+			top = max(top, y)
+		}
+		if len(xys) == 0 {
+			xys = plotter.XYs{{X: 0, Y: 0}}
 		}
 		l, err := plotter.NewLine(xys)
 		if err != nil {
