@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +39,9 @@ const (
 	// coalesceMs caps how much queued audio the writer merges into one append
 	// when it has fallen behind. Larger appends make VAD less responsive (§2.2).
 	coalesceMs = 100
+	// maxKeptReadBuf: a read buffer grown past this by one large event
+	// (a long response.done) is dropped rather than kept for the session.
+	maxKeptReadBuf = 64 << 10
 	// closeWait bounds how long Close waits for the peer's close frame.
 	closeWait = 2 * time.Second
 )
@@ -205,12 +209,25 @@ func (c *Conn) kill() {
 
 func (c *Conn) readLoop() {
 	defer c.wg.Done()
+	// One read buffer for the connection instead of a new one grown by
+	// doubling for every message (websocket.Conn.Read): a session receives
+	// tens of audio deltas a second. DecodeServerEvent copies what it keeps
+	// (strings, RawMessage, the decoded audio), so the buffer is reused.
+	var buf bytes.Buffer
 	for {
-		_, data, err := c.ws.Read(c.ctx)
+		_, r, err := c.ws.Reader(c.ctx)
+		if err == nil {
+			if buf.Cap() > maxKeptReadBuf {
+				buf = bytes.Buffer{} // do not keep one huge message's buffer
+			}
+			buf.Reset()
+			_, err = buf.ReadFrom(r)
+		}
 		if err != nil {
 			c.finish(c.readError(err))
 			return
 		}
+		data := buf.Bytes()
 		ev, err := DecodeServerEvent(data, c.dialect)
 		if err != nil {
 			// A malformed event is a server bug, not a reason to end the call.
