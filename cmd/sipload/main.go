@@ -396,9 +396,7 @@ func run(o options) error {
 					waits = append(waits, time.Duration(pos-from-1000)*time.Millisecond)
 					mu.Unlock()
 				}
-				if !o.soak || !stopped() {
-					turns.Add(1)
-				}
+				turns.Add(1)
 			}
 		}
 	}
