@@ -8,7 +8,7 @@ PKGS      := ./...
 PEER_PKGS := sip-tester baresip sox espeak-ng kamailio
 # prompts/generate.sh needs espeak-ng and sox too.
 
-.PHONY: all build run test deps vet lint tidy-check unit fuzz fuzz-long hostile hostile-full bench load clean
+.PHONY: all build run test deps vet lint tidy-check unit fuzz fuzz-long hostile hostile-full bench bench-pacing load profile soak clean
 
 all: build
 
@@ -98,6 +98,38 @@ hostile-full:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# Load, profiles and soak through the real binary (cmd/sipload: real SIP
+# calls with speech from test phones, simulated regions in sipload's own
+# process so their CPU is not counted, loopback only). None of these is part
+# of `make test`; see BENCHMARKS.md for what they print and the figures.
+LOAD_CALLS    ?= 100
+LOAD_DURATION ?= 30s
+LOAD_ARGS     ?=
+load:
+	$(GO) build -o bin/sipbridge-load ./cmd/sipbridge
+	$(GO) run ./cmd/sipload -bin bin/sipbridge-load -calls $(LOAD_CALLS) -duration $(LOAD_DURATION) $(LOAD_ARGS)
+
+# CPU (20 s) and heap profiles of the bridge under load, into bin/profiles/
+# (admin.pprof is turned on for the run); read with
+# `go tool pprof -top bin/sipbridge-load bin/profiles/cpu.pprof`.
+profile:
+	$(GO) build -o bin/sipbridge-load ./cmd/sipbridge
+	$(GO) run ./cmd/sipload -bin bin/sipbridge-load -calls $(LOAD_CALLS) -duration $(LOAD_DURATION) -profile bin/profiles $(LOAD_ARGS)
+
+# N calls for T minutes against regions failing the way real ones do;
+# prints calls completed/dropped, unanswered turns, turn-wait percentiles,
+# swaps and hedges, and plots goroutines, RSS and CPU to bin/soak.png.
+SOAK_CALLS   ?= 100
+SOAK_MINUTES ?= 10
+soak:
+	$(GO) build -o bin/sipbridge-load ./cmd/sipbridge
+	$(GO) run ./cmd/sipload -bin bin/sipbridge-load -soak -calls $(SOAK_CALLS) -duration $(SOAK_MINUTES)m -ramp 20s -plot bin/soak.png $(LOAD_ARGS)
+
+# The pacing comparison: a timer and goroutine per call against the shared
+# media clock, CPU time per packet (see BENCHMARKS.md).
+bench-pacing:
+	$(GO) test -run '^$$' -bench Pacing -benchtime 250x ./media/
 
 clean:
 	rm -rf bin

@@ -58,6 +58,9 @@ type Config struct {
 type Admin struct {
 	// Listen address; "off" disables.
 	Listen string `yaml:"listen"`
+	// Pprof serves net/http/pprof under /debug/pprof/ on the admin port
+	// (off by default: profiles expose internals and cost CPU while taken).
+	Pprof bool `yaml:"pprof"`
 }
 
 // Log configures logging.

@@ -19,7 +19,8 @@
 // out through an AudioSink and comes in through Play, tagged with an item id
 // so the caller of Play can ask how much of each item was actually sent.
 //
-// A Stream runs two goroutines under one errgroup (Run):
+// A Stream runs one goroutine of its own (Run's reader) and is paced by the
+// shared media clock (clock.go):
 //
 //   - the RTP reader: datagram → pion/rtp parse (into a reused Packet) →
 //     payload-type filter (RFC 3550 §5.1; the negotiated G.711 type and
@@ -28,10 +29,17 @@
 //     24 kHz PCM16, or G.711 in the model's law) → AudioSink. Lost packets
 //     are concealed so the model's audio clock stays continuous. It also
 //     enforces the media timeout (suspended while on hold).
-//   - the pacer: every 20 ms on absolute monotonic deadlines, exactly one
-//     G.711 packet to the current remote: queued audio, or comfort noise
-//     when nothing is queued. The RTP header is kept by hand (RFC 3550 §5.1,
-//     RFC 3551 §4.1 marker rules) and marshalled into a reused buffer.
+//   - the pacer: a shard of the process-wide media clock (one goroutine
+//     per GOMAXPROCS, phases spread over the 20 ms frame, running only while
+//     it has streams) wakes every 20 ms on absolute monotonic deadlines and
+//     sends exactly one packet for each of its streams to the current
+//     remote: queued audio, or comfort noise when nothing is queued. The RTP
+//     header is kept by hand (RFC 3550 §5.1, RFC 3551 §4.1 marker rules)
+//     and marshalled into a reused buffer; the send is one non-blocking
+//     sendto, so a dead peer cannot hold up the other calls of the shard.
+//     How late each packet left its slot is kept in a histogram
+//     (SendLateness; the binary exports it as
+//     sipbridge_rtp_send_lateness_seconds).
 //
 // Play/Flush/PlayedMs/QueuedMs may be called from any goroutine; the queue
 // they share with the pacer is behind a mutex held for microseconds. The

@@ -1,7 +1,6 @@
 package media
 
 import (
-	"context"
 	"math"
 	"math/rand/v2"
 	"time"
@@ -15,7 +14,8 @@ import (
 // encode as silence.
 const minNoisePeak = 8
 
-// outbound is the pacer goroutine's state; nothing else touches it.
+// outbound is the pacing state of a stream; only the shared clock shard
+// driving the stream touches it (one goroutine at a time, under its lock).
 type outbound struct {
 	hdr  rtp.Header
 	pcm  [maxFrameSamples]int16
@@ -39,6 +39,7 @@ type outbound struct {
 	noiseAmp int32  // peak of the uniform comfort noise
 
 	writeLog logLimiter
+	snd      rawSender // the non-blocking send path (clock_send_*.go)
 }
 
 func (o *outbound) init(noiseDB float64) {
@@ -69,68 +70,32 @@ func (o *outbound) noise(x []int16) {
 	}
 }
 
-// pacerLoop is the pacer goroutine: one packet per 20 ms on absolute
-// deadlines from the monotonic clock (start + n·20 ms), so timer lateness
-// does not accumulate into drift.
-func (s *Stream) pacerLoop(ctx context.Context) error {
-	start := time.Now()
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	<-timer.C
-	for tick := int64(0); ; tick++ {
-		if d := time.Until(start.Add(time.Duration(tick) * frameDur)); d > 0 {
-			timer.Reset(d)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-timer.C:
-			}
-		} else if ctx.Err() != nil {
-			return nil
-		}
-		now := time.Now()
-		if behind := int64(now.Sub(start)/frameDur) - tick; behind > maxCatchUp {
-			// Stalled for several frames: do not burst the backlog at the
-			// caller. Skip ahead and advance the timestamp by the real
-			// elapsed samples, so RTP time keeps matching wall-clock time
-			// (RFC 3550 §5.1); queued audio is delayed, not lost.
-			tick += behind
-			s.out.hdr.Timestamp += uint32(behind) * frameSamples
-			s.out.gap = true
-			s.stats.skipped.Add(uint64(behind))
-		}
-		s.sendFrame(now)
-	}
-}
-
 // sendFrame sends this tick's packet (or, on hold or without an address,
-// only lets RTP time advance).
-func (s *Stream) sendFrame(now time.Time) {
+// only lets RTP time advance) and reports whether it tried to send. The
+// shared clock calls it (clock.go).
+func (s *Stream) sendFrame(now time.Time) bool {
 	remote := s.remote.Load()
 	if !s.sending.Load() || remote == nil || !remote.IsValid() {
 		s.out.hdr.Timestamp += frameSamples
 		s.out.gap = true
-		return
+		return false
 	}
 	pkt, ok := s.protect(s.out.wire[:0], s.nextOutboundPacket(s.out.pkt[:]))
 	if !ok {
-		return // never clear RTP on an SRTP call; counted in protect
+		return false // never clear RTP on an SRTP call; counted in protect
 	}
-	// A UDP send completes at once unless the socket's send buffer is full
-	// (a dead interface); then the deadline, one frame from now, makes it
-	// fail instead of blocking the pacer, and the packet is lost like any
-	// other UDP loss. The deadline is taken right before the write: Go checks
-	// it before the syscall, so one computed earlier could expire while this
-	// goroutine waits for a CPU and fail a send that would have succeeded.
-	_ = s.conn.SetWriteDeadline(time.Now().Add(frameDur))
-	if _, err := s.conn.WriteToUDPAddrPort(pkt, *remote); err != nil {
+	// The send never blocks the shared clock: a full socket buffer (a dead
+	// interface) fails it at once and the packet is lost like any other
+	// UDP loss (see sendTo).
+	if err := s.sendTo(pkt, *remote); err != nil {
 		s.stats.writeErrors.Add(1)
 		if ok, n := s.out.writeLog.allow(now); ok {
 			s.log.Warn("media: rtp send failed", "remote", *remote, "error", err, "suppressed", n)
 		}
-		return
+		return true
 	}
 	s.stats.packetsOut.Add(1)
+	return true
 }
 
 // nextOutboundPacket builds the next 20 ms RTP packet into buf (at least

@@ -447,3 +447,34 @@ func TestSetRemoteChangesCodec(t *testing.T) {
 	s.processInbound(old, from, time.Now())
 	require.Equal(t, uint64(1), s.Stats().IgnoredPT, "the old event type is no longer negotiated")
 }
+
+// A burst moves the queue onto a bigger pooled ring; once it has been
+// played (or flushed) the queue is back on its small ring, so an idle call
+// holds 1 s of ring, not the size of its largest answer.
+func TestPlayQueueReleasesBurstRing(t *testing.T) {
+	q := newPlayQueue(8000, func(*itemRec) {})
+	small := len(q.ring)
+	require.Equal(t, samplesAt(8000, initialQueue), small)
+	burst := make([]int16, 3*small)
+	for i := range burst {
+		burst[i] = int16(i)
+	}
+	q.push("a", burst)
+	require.NotNil(t, q.big)
+	require.GreaterOrEqual(t, len(q.ring), 3*small)
+	out := make([]int16, len(burst))
+	n, _ := q.take(out)
+	require.Equal(t, len(burst), n)
+	require.Equal(t, burst, out)
+	require.Nil(t, q.big, "played out: the burst ring went back to the pool")
+	require.Len(t, q.ring, small)
+
+	q.push("b", burst)
+	require.NotNil(t, q.big)
+	q.flush()
+	require.Nil(t, q.big, "flushed: the burst ring went back to the pool")
+	require.Len(t, q.ring, small)
+	q.push("c", burst[:10])
+	n, _ = q.take(out[:10])
+	require.Equal(t, burst[:10], out[:n])
+}

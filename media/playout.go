@@ -1,13 +1,18 @@
 package media
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
 const (
-	// initialQueue is the playout ring's first size. The model sends a
-	// response faster than real time, so several seconds can queue up; the
-	// ring doubles when needed (rare, amortised) instead of reserving a
-	// minute (960 KB) for each of thousands of calls.
-	initialQueue = 5 * time.Second
+	// initialQueue is the ring a call keeps between answers. The model
+	// sends a response faster than real time, so several seconds can queue
+	// up: for such a burst the ring moves to a bigger one from ringPools
+	// (doubling as needed), which goes back to the pool once the burst has
+	// been played, so a call holds burst-sized memory only while it plays a
+	// burst and calls share those rings over time.
+	initialQueue = time.Second
 	// maxQueue bounds the ring; audio beyond it is dropped and counted.
 	maxQueue = 5 * time.Minute
 	// recentItems is how many items keep their played counters after
@@ -34,7 +39,9 @@ type segment struct {
 // (8 or 16 kHz) in a ring,
 // tagged by item in segments. All fields are guarded by the Stream's qMu.
 type playQueue struct {
-	ring  []int16
+	ring  []int16 // small, or big.s during a burst
+	small []int16 // the ring kept between bursts
+	big   *pooledRing
 	rate  int // samples per second
 	perMs int
 	head  int // index of the oldest queued sample
@@ -57,14 +64,60 @@ type playQueue struct {
 }
 
 func newPlayQueue(rate int, done func(*itemRec)) playQueue {
+	small := make([]int16, samplesAt(rate, initialQueue))
 	return playQueue{
 		done:     done,
 		rate:     rate,
 		perMs:    rate / 1000,
-		ring:     make([]int16, samplesAt(rate, initialQueue)),
-		segs:     make([]segment, 0, 64),
-		itemByID: make(map[string]*itemRec, 2*recentItems),
+		ring:     small,
+		small:    small,
+		segs:     make([]segment, 0, 16),
+		itemByID: make(map[string]*itemRec, 8),
 	}
+}
+
+// pooledRing carries a burst ring through its pool (the pointer is what
+// sync.Pool holds, so returning one does not allocate).
+type pooledRing struct{ s []int16 }
+
+// ringPools hold burst rings by size: [8 or 16 kHz][class], where class k
+// is initialQueue·2^(k+1) and the last class the maxQueue cap.
+var ringPools [2][maxRingClass + 1]sync.Pool
+
+const maxRingClass = 9
+
+func ringPool(rate, size int) *sync.Pool {
+	r := 0
+	if rate != 8000 {
+		r = 1
+	}
+	base := samplesAt(rate, initialQueue)
+	k := 0
+	for base<<(k+1) < size && k < maxRingClass {
+		k++
+	}
+	if size >= samplesAt(rate, maxQueue) {
+		k = maxRingClass
+	}
+	return &ringPools[r][k]
+}
+
+// burstRing returns a ring of exactly size samples (from the pool when one
+// is there).
+func burstRing(rate, size int) *pooledRing {
+	if r, ok := ringPool(rate, size).Get().(*pooledRing); ok && len(r.s) == size {
+		return r
+	}
+	return &pooledRing{s: make([]int16, size)}
+}
+
+// releaseBurst goes back to the small ring once the queue is empty.
+func (q *playQueue) releaseBurst() {
+	if q.big == nil || q.n != 0 {
+		return
+	}
+	ringPool(q.rate, len(q.big.s)).Put(q.big)
+	q.big, q.ring, q.head = nil, q.small, 0
 }
 
 // item returns the record for id, creating it (and evicting the oldest
@@ -144,10 +197,14 @@ func (q *playQueue) grow(need int) {
 		size *= 2
 	}
 	size = min(size, limit)
-	ring := make([]int16, size)
+	big := burstRing(q.rate, size)
+	ring := big.s
 	c := copy(ring, q.ring[q.head:min(q.head+q.n, len(q.ring))])
 	copy(ring[c:], q.ring[:q.n-c])
-	q.ring, q.head = ring, 0
+	if q.big != nil {
+		ringPool(q.rate, len(q.big.s)).Put(q.big)
+	}
+	q.big, q.ring, q.head = big, ring, 0
 }
 
 // take moves up to len(dst) samples into dst, credits them to their items
@@ -185,6 +242,7 @@ func (q *playQueue) take(dst []int16) (int, bool) {
 			q.done(it)
 		}
 	}
+	q.releaseBurst()
 	return k, flushed
 }
 
@@ -196,6 +254,7 @@ func (q *playQueue) flush() {
 	q.segs, q.segHead = q.segs[:0], 0
 	q.head, q.n = 0, 0
 	q.flushed = true
+	q.releaseBurst()
 }
 
 // playedMs is how many ms of id were taken for sending.

@@ -100,7 +100,8 @@ type counters struct {
 	silenceFilled, srtpAuthFailed, srtpReplayed, srtpProtectFailed                      atomic.Uint64
 }
 
-// Stream is one call's RTP session: Run starts the reader and the pacer.
+// Stream is one call's RTP session: Run starts the reader and registers
+// the stream with the shared media clock, which paces its outbound RTP.
 //
 // Ownership of the fields, so the rest of the file can be read safely:
 //   - set by NewStream, read-only afterwards: cfg, log, conn, local,
@@ -108,7 +109,8 @@ type counters struct {
 //   - atomics, written by any goroutine: remote, codec, dtmfPT, sending,
 //     relatch, resumeAt, stats, running;
 //   - reader goroutine only: in;
-//   - pacer goroutine only: out;
+//   - the clock shard driving the stream only (under the shard's lock,
+//     from Run's registration until Run returns): out;
 //   - convMu: the Play-side conversion state (down, carry, scratch);
 //   - qMu: the playout queue q (Play/Flush/PlayedMs/QueuedMs and the pacer).
 //     Lock order: convMu before qMu.
@@ -231,10 +233,14 @@ func NewStream(cfg StreamConfig) (*Stream, error) {
 	s.out.init(cfg.ComfortNoiseDB)
 	s.playLog.every = logEvery
 	s.q = newPlayQueue(rate, s.playoutDone)
+	if err := s.initSender(); err != nil {
+		return nil, fmt.Errorf("media: new stream: %w: %w", ErrBadConfig, err)
+	}
 	return s, nil
 }
 
-// Run reads and paces RTP until ctx ends (it returns nil) or no RTP arrived
+// Run reads RTP, and has the shared media clock (clock.go) pace the
+// outbound RTP, until ctx ends (it returns nil) or no RTP arrived
 // for MediaTimeout (ErrMediaTimeout). It closes the socket on return and may
 // be called once.
 func (s *Stream) Run(ctx context.Context) error {
@@ -254,7 +260,10 @@ func (s *Stream) Run(ctx context.Context) error {
 	stop := context.AfterFunc(gctx, func() { _ = s.conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	g.Go(func() error { return s.readLoop(gctx) })
-	g.Go(func() error { return s.pacerLoop(gctx) })
+	// Outbound frames come from a shard of the shared clock from now until
+	// Run returns (removed before the socket closes: defers run last first).
+	shard := sharedClock.register(s)
+	defer shard.remove(s)
 	err := g.Wait()
 	if errors.Is(err, ErrMediaTimeout) {
 		return ErrMediaTimeout

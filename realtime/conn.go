@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,12 @@ import (
 const (
 	// eventQueueSize buffers server events for a consumer that is briefly
 	// busy. When it is full the reader waits: events are never dropped.
+	// It costs 160 KB per call (the channel's buffer is allocated whole,
+	// 312 bytes an event), but it must hold a whole answer's burst of audio
+	// and transcript deltas: with 64, a loaded bridge stopped reading
+	// mid-answer, the simulator stopped reading our audio in turn and caller
+	// audio was dropped (sipload, BENCHMARKS.md). Queueing pointers would
+	// cut it to 4 KB; that changes Events() for every consumer.
 	eventQueueSize = 512
 	// controlQueueSize bounds queued control events. They are never dropped;
 	// a sender waits (until its ctx ends) when the queue is full.
@@ -24,13 +31,17 @@ const (
 	// audioRingSlots is how many caller frames may wait for the writer
 	// (64 × 20 ms ≈ 1.3 s). When all are taken AppendAudio drops the frame.
 	audioRingSlots = 64
-	// slotMs is the audio each ring slot holds without growing (two 20 ms frames).
-	slotMs = 40
+	// slotMs is the audio each ring slot holds without growing: one 20 ms
+	// caller frame (a larger append grows its slot once, then keeps it).
+	slotMs = 20
 	// maxAudioFrame rejects absurd frames instead of growing a slot for them.
 	maxAudioFrame = 64 << 10
 	// coalesceMs caps how much queued audio the writer merges into one append
 	// when it has fallen behind. Larger appends make VAD less responsive (§2.2).
 	coalesceMs = 100
+	// maxKeptReadBuf: a read buffer grown past this by one large event
+	// (a long response.done) is dropped rather than kept for the session.
+	maxKeptReadBuf = 64 << 10
 	// closeWait bounds how long Close waits for the peer's close frame.
 	closeWait = 2 * time.Second
 )
@@ -198,12 +209,25 @@ func (c *Conn) kill() {
 
 func (c *Conn) readLoop() {
 	defer c.wg.Done()
+	// One read buffer for the connection instead of a new one grown by
+	// doubling for every message (websocket.Conn.Read): a session receives
+	// tens of audio deltas a second. DecodeServerEvent copies what it keeps
+	// (strings, RawMessage, the decoded audio), so the buffer is reused.
+	var buf bytes.Buffer
 	for {
-		_, data, err := c.ws.Read(c.ctx)
+		_, r, err := c.ws.Reader(c.ctx)
+		if err == nil {
+			if buf.Cap() > maxKeptReadBuf {
+				buf = bytes.Buffer{} // do not keep one huge message's buffer
+			}
+			buf.Reset()
+			_, err = buf.ReadFrom(r)
+		}
 		if err != nil {
 			c.finish(c.readError(err))
 			return
 		}
+		data := buf.Bytes()
 		ev, err := DecodeServerEvent(data, c.dialect)
 		if err != nil {
 			// A malformed event is a server bug, not a reason to end the call.

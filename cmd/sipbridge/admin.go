@@ -7,12 +7,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sipbridge/sipbridge/failover"
+	"github.com/sipbridge/sipbridge/media"
 	"github.com/sipbridge/sipbridge/realtime"
 )
 
@@ -80,12 +82,41 @@ func registerAdminMetrics(reg prometheus.Registerer, a *app) {
 		}
 		return 0
 	}))
+	realtime.RegisterCollector(reg, rtpLatenessCollector{})
+}
+
+// rtpLatenessCollector exports media.SendLateness: how late each RTP
+// packet left against its 20 ms slot on the shared media clock.
+type rtpLatenessCollector struct{}
+
+var rtpLatenessDesc = prometheus.NewDesc("sipbridge_rtp_send_lateness_seconds",
+	"Time from each outbound RTP packet's 20 ms slot to the return of its send, on the shared media clock.",
+	nil, nil)
+
+func (rtpLatenessCollector) Describe(ch chan<- *prometheus.Desc) { ch <- rtpLatenessDesc }
+
+func (rtpLatenessCollector) Collect(ch chan<- prometheus.Metric) {
+	l := media.SendLateness()
+	buckets := make(map[float64]uint64, len(media.LatenessBuckets))
+	var cum uint64
+	for i, b := range media.LatenessBuckets {
+		cum += l.Counts[i]
+		buckets[b.Seconds()] = cum
+	}
+	ch <- prometheus.MustNewConstHistogram(rtpLatenessDesc, l.Count, l.Sum.Seconds(), buckets)
 }
 
 // adminHandler serves /metrics, the probes and /status.
 func (a *app) adminHandler(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if a.cfg.Admin.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc(pathLive, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})

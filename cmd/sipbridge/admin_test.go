@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -9,8 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sipbridge/sipbridge/configs"
 	"github.com/sipbridge/sipbridge/failover"
 )
 
@@ -106,5 +109,31 @@ func TestProbeURL(t *testing.T) {
 		got, err := probeURL(in, pathLive)
 		require.NoError(t, err)
 		require.Equal(t, want, got, in)
+	}
+}
+
+// TestAdminPprofOffByDefault: /debug/pprof/ is served only with
+// admin.pprof: true; the RTP lateness histogram is always on /metrics.
+func TestAdminPprofOffByDefault(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		a := &app{cfg: &configs.Config{}}
+		a.cfg.Admin.Pprof = on
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(rtpLatenessCollector{})
+		srv := httptest.NewServer(a.adminHandler(reg))
+		resp, err := http.Get(srv.URL + "/debug/pprof/")
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		if on {
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+		} else {
+			require.Equal(t, http.StatusNotFound, resp.StatusCode)
+		}
+		resp, err = http.Get(srv.URL + "/metrics")
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		require.Contains(t, string(body), `sipbridge_rtp_send_lateness_seconds_bucket{le="0.002"}`)
+		srv.Close()
 	}
 }

@@ -2,23 +2,38 @@
 // starts simulated realtime regions in its own process (so their CPU is not
 // counted), runs the sipbridge binary against them, places N calls with the
 // test phone, has every caller talk in turns, and reports the bridge
-// process's CPU per call, memory per call, and how many callers heard their
-// answers. Bounded in calls and time; loopback only.
+// process's CPU per call, memory per call, RTP pacing (the bridge's own
+// send-lateness histogram and the callers' longest RTP gaps) and how many
+// callers heard their answers. Bounded in calls and time; loopback only.
 //
 //	go build -o /tmp/sipbridge ./cmd/sipbridge
 //	go run ./cmd/sipload -bin /tmp/sipbridge -calls 100 -duration 30s
+//
+// With -soak the regions fail the way real ones do (failed responses,
+// mid-answer failures, dropped sockets, latency spikes, text-only answers,
+// refusals, throttling), calls are hung up and placed again every
+// -call-length, and -plot draws the bridge's goroutines, RSS and CPU over
+// time (make soak).
 package main
 
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"log"
 	"log/slog"
+	"math"
+	"math/rand/v2"
 	"net"
+	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,37 +45,147 @@ import (
 	"github.com/sipbridge/sipbridge/sip/phone"
 )
 
+type options struct {
+	bin        string
+	calls      int
+	dur        time.Duration
+	ramp       time.Duration
+	turnEvery  time.Duration
+	failRate   float64
+	logPath    string
+	listen     string // the bridge's SIP address: loopback only
+	soak       bool
+	callLength time.Duration // 0: every call lasts the whole run
+	sample     time.Duration
+	plotPath   string
+	profileDir string
+	env        []string // extra environment for the bridge (GOMEMLIMIT, GOGC)
+	format     string   // assistant.audio_format: pcm24 or g711
+}
+
 func main() {
-	bin := flag.String("bin", "", "sipbridge binary (required)")
-	calls := flag.Int("calls", 100, "concurrent calls (at most 500)")
-	dur := flag.Duration("duration", 30*time.Second, "steady-state measurement window (at most 5m)")
-	ramp := flag.Duration("ramp", 10*time.Second, "time to place all calls")
-	turnEvery := flag.Duration("turn", 6*time.Second, "each caller speaks for 1 s this often")
-	failRate := flag.Float64("failure-rate", 0, "simulated failed-response rate in each region")
-	logPath := flag.String("log", "", "keep the bridge's log in this file (info level)")
+	var o options
+	flag.StringVar(&o.bin, "bin", "", "sipbridge binary (required)")
+	flag.IntVar(&o.calls, "calls", 100, "concurrent calls (at most 500)")
+	flag.DurationVar(&o.dur, "duration", 30*time.Second, "steady-state measurement window (at most 5m; 2h with -soak)")
+	flag.DurationVar(&o.ramp, "ramp", 10*time.Second, "time to place all calls")
+	flag.DurationVar(&o.turnEvery, "turn", 6*time.Second, "each caller speaks for 1 s this often")
+	flag.Float64Var(&o.failRate, "failure-rate", 0, "simulated failed-response rate in each region")
+	flag.StringVar(&o.logPath, "log", "", "keep the bridge's log in this file (info level)")
+	flag.StringVar(&o.listen, "listen", "127.0.0.1", "the bridge's SIP address (a loopback address; anything else is refused)")
+	flag.BoolVar(&o.soak, "soak", false, "regions fail in a realistic mix; calls are replaced every -call-length")
+	flag.DurationVar(&o.callLength, "call-length", 0, "hang up and place a new call after this long (0: calls last the run; -soak default 2m)")
+	flag.DurationVar(&o.sample, "sample", 5*time.Second, "how often the bridge's goroutines, RSS and CPU are sampled")
+	flag.StringVar(&o.plotPath, "plot", "", "write goroutines, RSS, CPU and calls over time to this PNG")
+	flag.StringVar(&o.profileDir, "profile", "", "take CPU (20 s) and heap profiles of the bridge in the window into this directory (turns admin.pprof on)")
+	flag.StringVar(&o.format, "audio-format", "pcm24", "assistant.audio_format of the bridge: pcm24 or g711")
+	gomem := flag.String("gomemlimit", "", "GOMEMLIMIT for the bridge (e.g. 200MiB); empty: unset")
+	gogc := flag.String("gogc", "", "GOGC for the bridge; empty: unset")
 	flag.Parse()
-	if *bin == "" || *calls < 1 || *calls > 500 || *dur > 5*time.Minute {
+	maxDur := 5 * time.Minute
+	if o.soak {
+		maxDur = 2 * time.Hour
+		if o.callLength == 0 {
+			o.callLength = 2 * time.Minute
+		}
+	}
+	if o.format != "pcm24" && o.format != "g711" {
+		fmt.Fprintln(os.Stderr, "sipload: -audio-format is pcm24 or g711")
+		os.Exit(2)
+	}
+	if o.bin == "" || o.calls < 1 || o.calls > 500 || o.dur > maxDur || o.sample <= 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*bin, *calls, *dur, *ramp, *turnEvery, *failRate, *logPath); err != nil {
+	if err := checkLoopback(o.listen); err != nil {
+		fmt.Fprintln(os.Stderr, "sipload:", err)
+		os.Exit(2)
+	}
+	if *gomem != "" {
+		o.env = append(o.env, "GOMEMLIMIT="+*gomem)
+	}
+	if *gogc != "" {
+		o.env = append(o.env, "GOGC="+*gogc)
+	}
+	// The phones' SIP library logs every stray retransmission through the
+	// default logger; a load run would print thousands of lines.
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	log.SetOutput(io.Discard)
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "sipload:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, n int, dur, ramp, turnEvery time.Duration, failRate float64, logPath string) error {
+// checkLoopback refuses any SIP target that is not a loopback address: the
+// tool places hundreds of calls and must never be pointed at a real trunk
+// or someone else's server.
+func checkLoopback(host string) error {
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return fmt.Errorf("-listen %q is not an IP address", host)
+	}
+	if !a.IsLoopback() {
+		return fmt.Errorf("-listen %s is not a loopback address: sipload only loads a bridge on this machine", host)
+	}
+	return nil
+}
+
+// soakBase is what every soak region does all the time.
+func soakBase(seed int64) sim.Faults {
+	return sim.Faults{
+		Seed:                seed,
+		FailureRate:         0.03,
+		LatencySpikeRate:    0.03,
+		LatencySpike:        2 * time.Second,
+		TextAfterReplayRate: 0.3,
+		RateLimitRate:       0.01,
+	}
+}
+
+// soakEvents are the bursts a soak region goes through now and then, on top
+// of soakBase: each applies for a few seconds, then the base returns.
+var soakEvents = []struct {
+	name string
+	add  func(*sim.Faults)
+}{
+	{"mid-answer failures", func(f *sim.Faults) { f.FailAfterAudioMs, f.FailAfterAudioCount = 400, 3 }},
+	{"socket closed mid-answer (1011)", func(f *sim.Faults) { f.CloseAfterAudioMs = 300 }},
+	{"sockets dropped mid-answer", func(f *sim.Faults) { f.DropAfterAudioMs = 300 }},
+	{"upgrades refused (503)", func(f *sim.Faults) { f.RefuseStatus, f.RefuseCount = 503, 3 }},
+	{"throttled responses", func(f *sim.Faults) { f.RateLimitResponses = 3 }},
+	{"failed responses", func(f *sim.Faults) { f.FailBeforeAudio = 3 }},
+}
+
+// sample is one reading of the bridge process.
+type sample struct {
+	at         time.Duration // since the bridge started
+	goroutines float64
+	rssKB      int64
+	cpuPct     float64 // of one core, since the previous sample
+	calls      int64
+}
+
+func run(o options) error {
 	quiet := slog.New(slog.DiscardHandler)
-	var regions []string
-	env := os.Environ()
+	var (
+		regions []string
+		sims    []*sim.Server
+	)
+	env := append(os.Environ(), o.env...)
 	for i, hz := range []float64{440, 660} {
 		name := fmt.Sprintf("load-%d", i)
-		s := sim.New(sim.Config{Region: name, APIKey: "k" + name, VoiceHz: hz, Faults: sim.Faults{FailureRate: failRate, Seed: int64(i + 1)}, Logger: quiet})
+		faults := sim.Faults{FailureRate: o.failRate, Seed: int64(i + 1)}
+		if o.soak {
+			faults = soakBase(int64(i + 1))
+		}
+		s := sim.New(sim.Config{Region: name, APIKey: "k" + name, VoiceHz: hz, Faults: faults, Logger: quiet})
 		base, err := s.Listen("127.0.0.1:0")
 		if err != nil {
 			return err
 		}
 		defer s.Close()
+		sims = append(sims, s)
 		envName := "SIPLOAD_KEY_" + strconv.Itoa(i)
 		env = append(env, envName+"=k"+name)
 		regions = append(regions, fmt.Sprintf("  - name: %s\n    url: %s/openai/v1/realtime?model=gpt-realtime\n    api_key_env: %s\n", name, base, envName))
@@ -69,12 +194,16 @@ func run(bin string, n int, dur, ramp, turnEvery time.Duration, failRate float64
 	if err != nil {
 		return err
 	}
+	adminPort, err := freePort()
+	if err != nil {
+		return err
+	}
 	level := "warn"
-	if logPath != "" {
+	if o.logPath != "" {
 		level = "info"
 	}
-	cfg := fmt.Sprintf("sip:\n  listen: 127.0.0.1:%d\n  max_calls: %d\nrtp:\n  port_min: 40000\n  port_max: 42000\nadmin:\n  listen: \"off\"\nlog:\n  level: %s\nregions:\n%s",
-		sipPort, n+10, level, strings.Join(regions, ""))
+	cfg := fmt.Sprintf("sip:\n  listen: %s:%d\n  max_calls: %d\nrtp:\n  port_min: 40000\n  port_max: 42000\nadmin:\n  listen: 127.0.0.1:%d\n  pprof: %v\nlog:\n  level: %s\nassistant:\n  audio_format: %s\nregions:\n%s",
+		o.listen, sipPort, o.calls+10, adminPort, o.profileDir != "", level, o.format, strings.Join(regions, ""))
 	dir, err := os.MkdirTemp("", "sipload-")
 	if err != nil {
 		return err
@@ -84,8 +213,9 @@ func run(bin string, n int, dur, ramp, turnEvery time.Duration, failRate float64
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return err
 	}
-	cmd := exec.Command(bin, "-config", path)
+	cmd := exec.Command(o.bin, "-config", path)
 	cmd.Env = env
+	logPath := o.logPath
 	if logPath == "" {
 		logPath = filepath.Join(dir, "bridge.log")
 	}
@@ -98,6 +228,8 @@ func run(bin string, n int, dur, ramp, turnEvery time.Duration, failRate float64
 	if err := cmd.Start(); err != nil {
 		return err
 	}
+	started := time.Now()
+	pid := cmd.Process.Pid
 	defer func() {
 		_ = cmd.Process.Signal(syscall.SIGINT)
 		done := make(chan struct{})
@@ -108,91 +240,403 @@ func run(bin string, n int, dur, ramp, turnEvery time.Duration, failRate float64
 			_ = cmd.Process.Kill()
 		}
 	}()
-	target := fmt.Sprintf("sip:bot@127.0.0.1:%d", sipPort)
+	target := fmt.Sprintf("sip:bot@%s:%d", o.listen, sipPort)
 	if err := waitSIP(target, 30*time.Second); err != nil {
 		return err
 	}
-	baseRSS := rssKB(cmd.Process.Pid)
+	admin := fmt.Sprintf("http://127.0.0.1:%d", adminPort)
+	baseRSS := rssKB(pid)
+	baseMetrics := scrape(admin)
 
-	ctx, cancel := context.WithTimeout(context.Background(), ramp+dur+2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), o.ramp+o.dur+2*time.Minute)
 	defer cancel()
+
+	// Samples of the bridge over the whole run (for the plot and flatness).
 	var (
-		wg               sync.WaitGroup
-		answered, failed atomic.Int64
-		turns, heard     atomic.Int64
-		phones           []*phone.Phone
-		mu               sync.Mutex
+		samples []sample
+		smu     sync.Mutex
+		active  atomic.Int64
+	)
+	stopSampling := make(chan struct{})
+	samplerDone := make(chan struct{})
+	go func() {
+		defer close(samplerDone)
+		t := time.NewTicker(o.sample)
+		defer t.Stop()
+		lastCPU, lastT := cpuTicks(pid), time.Now()
+		for {
+			select {
+			case <-stopSampling:
+				return
+			case <-t.C:
+			}
+			c, now := cpuTicks(pid), time.Now()
+			m := scrape(admin)
+			g, ok := m["go_goroutines"]
+			if !ok {
+				g = math.NaN() // the scrape failed (timed out under load): no point
+			}
+			smu.Lock()
+			samples = append(samples, sample{
+				at: now.Sub(started), goroutines: g, rssKB: rssKB(pid),
+				cpuPct: 100 * float64(c-lastCPU) / float64(clockTicks()) / now.Sub(lastT).Seconds(),
+				calls:  active.Load(),
+			})
+			smu.Unlock()
+			lastCPU, lastT = c, now
+		}
+	}()
+
+	// The soak regions' failure bursts: every 15 s one region gets one.
+	if o.soak {
+		go func() {
+			rng := rand.New(rand.NewPCG(7, 11))
+			for i := 0; ; i++ {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(15 * time.Second):
+				}
+				r := rng.IntN(len(sims))
+				ev := soakEvents[i%len(soakEvents)]
+				f := soakBase(int64(r + 1 + i))
+				ev.add(&f)
+				sims[r].SetFaults(f)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(5 * time.Second):
+				}
+				sims[r].SetFaults(soakBase(int64(r + 100 + i)))
+			}
+		}()
+	}
+
+	var (
+		wg                      sync.WaitGroup
+		placed, failed, dropped atomic.Int64
+		completed               atomic.Int64
+		turns, heard            atomic.Int64
+		mu                      sync.Mutex
+		waits                   []time.Duration // turn waits: end of speech → answer heard
+		liveCalls               = map[*phone.Call]bool{}
+		inWindow                atomic.Bool
 	)
 	stopTalking := make(chan struct{})
-	for i := 0; i < n; i++ {
-		time.Sleep(ramp / time.Duration(n))
+	stopped := func() bool {
+		select {
+		case <-stopTalking:
+			return true
+		default:
+			return false
+		}
+	}
+	// oneCall places a call and talks until stopTalking or its length has
+	// passed; it reports whether the caller should place another.
+	oneCall := func(length time.Duration) bool {
+		ph, err := phone.New(ctx, phone.Config{})
+		if err != nil {
+			failed.Add(1)
+			return false
+		}
+		defer ph.Close()
+		placed.Add(1)
+		c, err := ph.Call(ctx, phone.CallOptions{Target: target})
+		if err != nil {
+			failed.Add(1)
+			return !stopped()
+		}
+		active.Add(1)
+		defer active.Add(-1)
+		mu.Lock()
+		liveCalls[c] = true
+		mu.Unlock()
+		defer func() {
+			mu.Lock()
+			delete(liveCalls, c)
+			mu.Unlock()
+		}()
+		var end <-chan time.Time
+		if length > 0 {
+			tm := time.NewTimer(length)
+			defer tm.Stop()
+			end = tm.C
+		}
+		t := time.NewTicker(o.turnEvery)
+		defer t.Stop()
+		hangup := func() {
+			hctx, hc := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = c.Hangup(hctx)
+			hc()
+			completed.Add(1)
+		}
+		for {
+			select {
+			case <-stopTalking:
+				hangup()
+				return false
+			case <-end:
+				hangup()
+				return true
+			case <-c.Ended():
+				dropped.Add(1) // the bridge ended a call the caller had not
+				return !stopped()
+			case <-t.C:
+				from := c.HeardMs()
+				c.Speak(300, time.Second, -20)
+				// A turn counts once its wait is over, heard or not, so
+				// turns still in flight at the snapshot are not "missed".
+				pos, err := c.WaitTone(ctx, 440, from+1000, 300*time.Millisecond, o.turnEvery-time.Second)
+				if err != nil {
+					pos, err = c.WaitTone(ctx, 660, from+1000, 300*time.Millisecond, time.Second)
+				}
+				if err == nil {
+					heard.Add(1)
+					mu.Lock()
+					waits = append(waits, time.Duration(pos-from-1000)*time.Millisecond)
+					mu.Unlock()
+				}
+				turns.Add(1)
+			}
+		}
+	}
+	for i := 0; i < o.calls; i++ {
+		time.Sleep(o.ramp / time.Duration(o.calls))
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			ph, err := phone.New(ctx, phone.Config{})
-			if err != nil {
-				failed.Add(1)
-				return
+			// Spread the first hang-ups over one call length.
+			length := o.callLength
+			if length > 0 {
+				length = length/2 + time.Duration(rand.Int64N(int64(length/2)+1))
 			}
-			mu.Lock()
-			phones = append(phones, ph)
-			mu.Unlock()
-			c, err := ph.Call(ctx, phone.CallOptions{Target: target})
-			if err != nil {
-				failed.Add(1)
-				return
-			}
-			answered.Add(1)
-			t := time.NewTicker(turnEvery)
-			defer t.Stop()
-			for {
-				select {
-				case <-stopTalking:
-					hctx, hc := context.WithTimeout(context.Background(), 5*time.Second)
-					_ = c.Hangup(hctx)
-					hc()
-					return
-				case <-t.C:
-					from := c.HeardMs()
-					c.Speak(300, time.Second, -20)
-					// A turn counts once its wait is over, heard or not, so
-					// turns still in flight at the snapshot are not "missed".
-					ok := false
-					if _, err := c.WaitTone(ctx, 440, from+1000, 300*time.Millisecond, turnEvery-time.Second); err == nil {
-						ok = true
-					} else if _, err := c.WaitTone(ctx, 660, from+1000, 300*time.Millisecond, time.Second); err == nil {
-						ok = true
-					}
-					if ok {
-						heard.Add(1)
-					}
-					turns.Add(1)
-				}
+			for oneCall(length) {
+				length = o.callLength
 			}
 		}(i)
 	}
 	time.Sleep(2 * time.Second) // let the last calls settle
-	cpu0, t0 := cpuTicks(cmd.Process.Pid), time.Now()
-	time.Sleep(dur)
-	cpu1, t1 := cpuTicks(cmd.Process.Pid), time.Now()
-	rss := rssKB(cmd.Process.Pid)
+	resetGaps := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for c := range liveCalls {
+			c.MaxGap()
+		}
+	}
+	resetGaps()
+	inWindow.Store(true)
+	m0 := scrape(admin)
+	cpu0, t0 := cpuTicks(pid), time.Now()
+	activeAtStart := active.Load()
+	var profErr error
+	if o.profileDir != "" {
+		profErr = takeProfiles(admin, o.profileDir, min(20*time.Second, o.dur/2))
+		if rest := o.dur - time.Since(t0); rest > 0 {
+			time.Sleep(rest)
+		}
+	} else {
+		time.Sleep(o.dur)
+	}
+	cpu1, t1 := cpuTicks(pid), time.Now()
+	m1 := scrape(admin)
+	rss := rssKB(pid)
+	activeAtEnd := active.Load()
+	var gaps []time.Duration
+	mu.Lock()
+	for c := range liveCalls {
+		gaps = append(gaps, c.MaxGap())
+	}
+	waitsAtEnd := slices.Clone(waits)
+	mu.Unlock()
 	turnsAtEnd, heardAtEnd := turns.Load(), heard.Load()
 	close(stopTalking)
 	wg.Wait()
-	for _, p := range phones {
-		p.Close()
-	}
+	close(stopSampling)
+	<-samplerDone
 
-	tck := float64(clockTicks())
-	cpuSec := float64(cpu1-cpu0) / tck
+	cpuSec := float64(cpu1-cpu0) / float64(clockTicks())
 	wall := t1.Sub(t0).Seconds()
-	active := answered.Load()
-	fmt.Printf("calls placed %d, answered %d, failed %d\n", n, active, failed.Load())
+	avgCalls := float64(activeAtStart+activeAtEnd) / 2
+	perCall := max(avgCalls, 1)
+	fmt.Printf("calls placed %d, failed to set up %d, completed %d, dropped by the bridge %d; in the window %d→%d active\n",
+		placed.Load(), failed.Load(), completed.Load(), dropped.Load(), activeAtStart, activeAtEnd)
 	fmt.Printf("window %.1fs: sipbridge CPU %.2fs = %.1f%% of one core; %.3f%% of one core per call\n",
-		wall, cpuSec, 100*cpuSec/wall, 100*cpuSec/wall/float64(max(active, 1)))
-	fmt.Printf("RSS %d KiB (idle %d KiB): %.0f KiB per call\n", rss, baseRSS, float64(rss-baseRSS)/float64(max(active, 1)))
-	fmt.Printf("caller turns %d, answers heard %d (%.1f%%)\n", turnsAtEnd, heardAtEnd, 100*float64(heardAtEnd)/float64(max(turnsAtEnd, 1)))
+		wall, cpuSec, 100*cpuSec/wall, 100*cpuSec/wall/perCall)
+	fmt.Printf("RSS %d KiB (idle %d KiB): %.0f KiB per call\n", rss, baseRSS, float64(rss-baseRSS)/perCall)
+	if a0, a1 := m0["go_memstats_alloc_bytes_total"], m1["go_memstats_alloc_bytes_total"]; a1 > a0 {
+		fmt.Printf("heap in use %.1f MiB at the end; allocation rate %.1f KiB/s per call (go_memstats_alloc_bytes_total over the window)\n",
+			m1["go_memstats_heap_inuse_bytes"]/(1<<20), (a1-a0)/1024/wall/perCall)
+	}
+	fmt.Printf("caller turns %d, answers heard %d (%.1f%%), unanswered %d\n", turnsAtEnd, heardAtEnd,
+		100*float64(heardAtEnd)/float64(max(turnsAtEnd, 1)), turnsAtEnd-heardAtEnd)
+	fmt.Printf("turn wait (end of speech → answer heard) p50 %v p90 %v p99 %v max %v\n",
+		pct(waitsAtEnd, 0.5), pct(waitsAtEnd, 0.9), pct(waitsAtEnd, 0.99), pct(waitsAtEnd, 1))
+	fmt.Printf("RTP send lateness (bridge, in the window): %s\n", latenessSummary(m0, m1))
+	fmt.Printf("caller-side longest RTP gap per call: p50 %v p99 %v max %v\n", pct(gaps, 0.5), pct(gaps, 0.99), pct(gaps, 1))
+	fmt.Printf("swaps %.0f, hedges %.0f (over the run)\n", sumPrefix(m1, "sipbridge_failover_swaps_total")-sumPrefix(baseMetrics, "sipbridge_failover_swaps_total"),
+		sumContains(m1, "hedge")-sumContains(baseMetrics, "hedge"))
+	smu.Lock()
+	defer smu.Unlock()
+	if len(samples) > 0 {
+		fmt.Printf("goroutines %s; RSS MiB %s; CPU %% %s (first → middle → last sample)\n",
+			trend(samples, func(s sample) float64 { return s.goroutines }),
+			trend(samples, func(s sample) float64 { return float64(s.rssKB) / 1024 }),
+			trend(samples, func(s sample) float64 { return s.cpuPct }))
+	}
+	if o.plotPath != "" {
+		if err := plotSamples(o.plotPath, samples); err != nil {
+			return err
+		}
+		fmt.Printf("plot: %s\n", o.plotPath)
+	}
+	if profErr != nil {
+		return profErr
+	}
 	return nil
+}
+
+// takeProfiles saves a CPU profile of d and then a heap profile.
+func takeProfiles(admin, dir string, d time.Duration) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	get := func(path, file string) error {
+		resp, err := (&http.Client{Timeout: d + 30*time.Second}).Get(admin + path)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s", path, resp.Status)
+		}
+		f, err := os.Create(filepath.Join(dir, file))
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(f, resp.Body); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}
+	return errors.Join(
+		get(fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds())), "cpu.pprof"),
+		get("/debug/pprof/heap?gc=1", "heap.pprof"),
+		get("/debug/pprof/allocs", "allocs.pprof"),
+	)
+}
+
+// scrape reads the bridge's /metrics as name{labels} → value.
+func scrape(admin string) map[string]float64 {
+	out := map[string]float64{}
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(admin + "/metrics")
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out
+}
+
+func sumPrefix(m map[string]float64, prefix string) float64 {
+	var s float64
+	for k, v := range m {
+		if k == prefix || strings.HasPrefix(k, prefix+"{") {
+			s += v
+		}
+	}
+	return s
+}
+
+func sumContains(m map[string]float64, word string) float64 {
+	var s float64
+	for k, v := range m {
+		if strings.Contains(k, word) && strings.Contains(k, "_total") {
+			s += v
+		}
+	}
+	return s
+}
+
+// latenessSummary is the p50/p99 of the bridge's send-lateness histogram
+// between two scrapes, as bucket upper bounds.
+func latenessSummary(m0, m1 map[string]float64) string {
+	const name = "sipbridge_rtp_send_lateness_seconds"
+	type bucket struct {
+		le  float64
+		cum float64
+	}
+	var bs []bucket
+	for k, v := range m1 {
+		if !strings.HasPrefix(k, name+"_bucket{le=\"") {
+			continue
+		}
+		le, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimPrefix(k, name+"_bucket{le=\""), "\"}"), 64)
+		if err != nil {
+			le = 1e9 // +Inf
+		}
+		bs = append(bs, bucket{le, v - m0[k]})
+	}
+	slices.SortFunc(bs, func(a, b bucket) int {
+		switch {
+		case a.le < b.le:
+			return -1
+		case a.le > b.le:
+			return 1
+		}
+		return 0
+	})
+	if len(bs) == 0 || bs[len(bs)-1].cum == 0 {
+		return "no data (admin metrics unavailable)"
+	}
+	total := bs[len(bs)-1].cum
+	q := func(p float64) string {
+		for _, b := range bs {
+			if b.cum >= p*total {
+				if b.le >= 1e9 {
+					return "> 100ms"
+				}
+				return "≤ " + time.Duration(b.le*float64(time.Second)).String()
+			}
+		}
+		return "?"
+	}
+	var within2ms float64
+	for _, b := range bs {
+		if b.le == 0.002 {
+			within2ms = b.cum
+		}
+	}
+	return fmt.Sprintf("%.0f packets, p50 %s, p99 %s, %.2f%% within 2 ms", total, q(0.5), q(0.99), 100*within2ms/total)
+}
+
+func pct(x []time.Duration, p float64) time.Duration {
+	if len(x) == 0 {
+		return 0
+	}
+	s := slices.Clone(x)
+	slices.Sort(s)
+	i := int(p*float64(len(s))+0.5) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+func trend(s []sample, f func(sample) float64) string {
+	return fmt.Sprintf("%.0f → %.0f → %.0f", f(s[0]), f(s[len(s)/2]), f(s[len(s)-1]))
 }
 
 func freePort() (int, error) {

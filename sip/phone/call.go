@@ -44,6 +44,8 @@ type Call struct {
 	outQueue    []int16   // samples waiting to be sent
 	heard       []int16   // everything received, decoded, in arrival order (gaps filled)
 	heardAt     time.Time // when heard[0] arrived
+	lastArrival time.Time // when the last RTP packet arrived
+	maxGap      time.Duration
 	ended       chan struct{}
 	endReason   string
 	stop        chan struct{}
@@ -337,6 +339,11 @@ func (c *Call) recvLoop() {
 			c.seqErrors++
 		}
 		c.lastSeq = pkt.SequenceNumber
+		now := time.Now()
+		if c.pktsIn > 0 {
+			c.maxGap = max(c.maxGap, now.Sub(c.lastArrival))
+		}
+		c.lastArrival = now
 		c.pktsIn++
 		if pkt.Marker {
 			c.markers++
@@ -382,6 +389,31 @@ func (c *Call) Heard() []int16 {
 	return append([]int16(nil), c.heard...)
 }
 
+// spansSince is ToneSpans of the audio heard from fromMs (a multiple of
+// 20 ms) on, in positions of the whole recording.
+func (c *Call) spansSince(fromMs int, hz float64) []Span {
+	c.mu.Lock()
+	x := append([]int16(nil), c.heard[min(fromMs*8, len(c.heard)):]...)
+	c.mu.Unlock()
+	spans := ToneSpans(x, hz)
+	for i := range spans {
+		spans[i].StartMs += fromMs
+		spans[i].EndMs += fromMs
+	}
+	return spans
+}
+
+// MaxGap is the longest time between two received RTP packets since the
+// previous MaxGap call (0 before two packets): a caller-side view of how
+// evenly the bridge paces its RTP.
+func (c *Call) MaxGap() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g := c.maxGap
+	c.maxGap = 0
+	return g
+}
+
 // HeardMs is how much audio has been received.
 func (c *Call) HeardMs() int {
 	c.mu.Lock()
@@ -394,8 +426,13 @@ func (c *Call) HeardMs() int {
 // started. It fails after timeout.
 func (c *Call) WaitTone(ctx context.Context, hz float64, fromMs int, minDur, timeout time.Duration) (int, error) {
 	deadline := time.Now().Add(timeout)
+	// Only the audio from shortly before fromMs is analysed (from a frame
+	// boundary, so the spans are those of the whole recording): a long call
+	// would otherwise cost a copy and a tone scan of everything heard every
+	// 50 ms, which starves a load generator running hundreds of calls.
+	cut := max(0, fromMs-500) / 20 * 20
 	for {
-		spans := ToneSpans(c.Heard(), hz)
+		spans := c.spansSince(cut, hz)
 		for _, s := range spans {
 			if s.EndMs > fromMs && time.Duration(s.EndMs-max(s.StartMs, fromMs))*time.Millisecond >= minDur {
 				return max(s.StartMs, fromMs), nil
@@ -409,7 +446,7 @@ func (c *Call) WaitTone(ctx context.Context, hz float64, fromMs int, minDur, tim
 			return 0, ctx.Err()
 		case <-c.ended:
 			// keep checking what was already heard, once
-			spans = ToneSpans(c.Heard(), hz)
+			spans = c.spansSince(cut, hz)
 			for _, s := range spans {
 				if s.EndMs > fromMs && time.Duration(s.EndMs-max(s.StartMs, fromMs))*time.Millisecond >= minDur {
 					return max(s.StartMs, fromMs), nil
