@@ -78,6 +78,8 @@ type SIP struct {
 	SessionRefresher string `yaml:"session_refresher"`
 	// Register are registrars sipbridge registers with as a client (extensions.go).
 	Register []Registration `yaml:"register"`
+	// Media is the default codecs and media_encryption of calls (trunks.go).
+	Media `yaml:",inline"`
 }
 
 // RTP is the media side.

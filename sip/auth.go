@@ -81,27 +81,28 @@ func newAuthenticator(s *Server) *authenticator {
 
 // authorize decides whether an INVITE that creates a dialog may proceed. It
 // runs before anything is allocated for the call; when it returns false the
-// request has been answered (401 or 403) or dropped.
-func (s *Server) authorize(req *sip.Request, tx sip.ServerTransaction) bool {
+// request has been answered (401 or 403) or dropped. trunk is the trunk
+// that admitted the call (nil when no trunks are configured).
+func (s *Server) authorize(req *sip.Request, tx sip.ServerTransaction) (trunk *Trunk, ok bool) {
 	a := s.auth
 	if a == nil {
-		return true
+		return nil, true
 	}
 	src, ok := sourceAddr(req)
 	if !ok {
 		a.refuse(req, tx, netip.Addr{}, authSourceNotAllowed, "", "", false)
-		return false
+		return nil, false
 	}
 	m := matchSource(a.trunks, src)
 	if m.ipTrunk != nil {
 		a.metrics.admitted.WithLabelValues("ip").Inc()
 		a.log.Debug("sip: caller admitted", "trunk", m.ipTrunk.Name, "by", "ip", "src", src.String(),
 			"call_id", headerValue(req.CallID()))
-		return true
+		return m.ipTrunk, true
 	}
 	if len(m.digest) == 0 {
 		a.refuse(req, tx, src, authSourceNotAllowed, "", "", false)
-		return false
+		return nil, false
 	}
 	v := a.verify(req, m.digest)
 	switch {
@@ -110,7 +111,7 @@ func (s *Server) authorize(req *sip.Request, tx sip.ServerTransaction) bool {
 		a.metrics.admitted.WithLabelValues("digest").Inc()
 		a.log.Debug("sip: caller admitted", "trunk", v.trunk.Name, "by", "digest", "src", src.String(),
 			"call_id", headerValue(req.CallID()))
-		return true
+		return v.trunk, true
 	case v.reason == "":
 		a.challenge(req, tx, m.digest, false)
 	case v.reason == authStale:
@@ -119,7 +120,7 @@ func (s *Server) authorize(req *sip.Request, tx sip.ServerTransaction) bool {
 	default:
 		a.refuse(req, tx, src, v.reason, v.trunkName, v.user, false)
 	}
-	return false
+	return nil, false
 }
 
 // challenge answers 401 with one WWW-Authenticate per realm and algorithm

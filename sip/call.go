@@ -148,15 +148,16 @@ func (c *call) setup() bool {
 	if body == nil {
 		// Late offer (RFC 3261 §13.2.1): our offer goes in the 200 and the
 		// answer comes in the ACK; until then the stream has no remote
-		// and PCMU as a placeholder.
+		// and our first codec (and SRTP key) as placeholders.
 		c.leg.lateOffer = true
-		ans = sdp.Answer{Codec: sdp.Codec{PT: sdp.PTPCMU, Name: "PCMU", Rate: 8000}, DTMFPT: -1, Direction: sdp.SendRecv, Ptime: sdp.DefaultPtime}
+		ans = c.leg.lateOfferSession() // mediapolicy.go
 	} else if offer, ans, _, r = c.leg.answerOffer(body); r != nil {
 		c.endWith(r, nil)
 		return false
 	}
 	codec := media.Codec(ans.Codec.PT)
 	c.info.Codec = codec
+	c.info.SRTP = ans.SRTP != nil
 
 	// A CANCEL (or shutdown) so far costs nothing: stop before each resource.
 	if c.ctx.Err() != nil {
@@ -189,6 +190,9 @@ func (c *call) setup() bool {
 		Remote:          ans.Remote,
 		Codec:           codec,
 		DTMFPayloadType: ans.DTMFPT,
+		DTMFClockRate:   ans.DTMFRate,
+		SRTP:            srtpConfig(ans.SRTP),
+		OnSRTPFailure:   c.s.metrics.srtpDropped,
 		ModelFormat:     conv.AudioFormat(),
 		SymmetricRTP:    c.s.cfg.SymmetricRTP,
 		LatchBeforeSend: c.s.cfg.LatchBeforeSend,
@@ -422,6 +426,11 @@ func (c *call) onLegEvent(ev legEvent) {
 	switch ev.kind {
 	case legMediaChanged:
 		c.stream.SetRemote(ev.answer.Remote, media.Codec(ev.answer.Codec.PT), ev.answer.DTMFPT)
+		if ev.rekey {
+			if err := c.stream.Rekey(*srtpConfig(ev.answer.SRTP)); err != nil {
+				c.end(EndInternal, fmt.Errorf("sip: SRTP re-key: %w", err))
+			}
+		}
 	case legHold:
 		c.stream.SetSending(!ev.held)
 		c.conv.SetHold(ev.held)

@@ -16,8 +16,12 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	// RFC 3261 §8.2: authentication before the other checks, and before
 	// anything is allocated for the call (auth.go). A request too broken
 	// to answer properly is left to validateInvite's 400.
-	if validateRequest(req) == nil && !s.authorize(req, tx) {
-		return
+	var trunk *Trunk
+	if validateRequest(req) == nil {
+		var ok bool
+		if trunk, ok = s.authorize(req, tx); !ok {
+			return
+		}
 	}
 	if r := validateInvite(req); r != nil {
 		s.rejectRequest(req, tx, r)
@@ -30,6 +34,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	c := newCall(s, req, tx)
+	c.leg.prefs = s.mediaPrefs(trunk)
 	if r := s.admit(c); r != nil {
 		c.cancel(nil) // release the context; the call never started
 		s.rejectRequest(req, tx, r)

@@ -1,10 +1,13 @@
 package sip
 
 import (
-	"github.com/sipbridge/sipbridge/failover"
+	"errors"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sipbridge/sipbridge/failover"
+	"github.com/sipbridge/sipbridge/sip/sdp"
 )
 
 // Metrics are the SIP server's Prometheus series. Every label is a bounded
@@ -25,6 +28,9 @@ type Metrics struct {
 	registers      *prometheus.CounterVec // sipbridge_sip_register_total{registrar,result}
 	// Trunk access control (acl.go, auth.go).
 	auth *authMetrics
+	// Media negotiation and SRTP (mediapolicy.go).
+	sdpRejects *prometheus.CounterVec // sipbridge_sip_sdp_rejections_total{reason}
+	srtpDrops  *prometheus.CounterVec // sipbridge_media_srtp_dropped_total{reason}
 }
 
 // NewMetrics creates the series and registers them on reg (nil: not
@@ -64,7 +70,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		registers: counterVec(reg, "sip", "register_total",
 			"REGISTER attempts by registration name and result (ok, auth_rejected, rejected, error, unregistered).", "registrar", "result"),
 		auth: newAuthMetrics(reg),
+		sdpRejects: counterVec(reg, "sip", "sdp_rejections_total",
+			"SDP offers and answers refused (488 for offers), by reason (no-common-codec, encryption-required, srtp-not-enabled, no-usable-crypto, dtls-srtp-unsupported, srtp-change, no-audio, other).", "reason"),
+		srtpDrops: counterVec(reg, "media", "srtp_dropped_total",
+			"Received RTP packets dropped on SRTP calls, by reason: auth (authentication failed, including clear RTP) or replay.", "reason"),
 	}
+	for _, r := range []sdp.RejectReason{sdp.RejectNoAudio, sdp.RejectNoCommonCodec, sdp.RejectSRTPNotEnabled,
+		sdp.RejectEncryptionRequired, sdp.RejectNoUsableCrypto, sdp.RejectDTLSUnsupported, rejectSRTPChange} {
+		m.sdpRejects.WithLabelValues(string(r))
+	}
+	m.srtpDrops.WithLabelValues("auth")
+	m.srtpDrops.WithLabelValues("replay")
 	for r := EndReason(0); r < endReasonCount; r++ {
 		m.callEnds.WithLabelValues(r.String())
 	}
@@ -99,4 +115,23 @@ func codeLabel(code int) string {
 		return "other"
 	}
 	return strconv.Itoa(code)
+}
+
+// countNegotiationError counts a refused SDP offer or answer by its reason.
+func (m *Metrics) countNegotiationError(err error) {
+	reason := "other"
+	if ne, ok := errors.AsType[*sdp.NegotiationError](err); ok {
+		reason = string(ne.Reason)
+	}
+	m.sdpRejects.WithLabelValues(reason).Inc()
+}
+
+// srtpDropped counts one received packet an SRTP stream dropped (the
+// stream's OnSRTPFailure; reader goroutine, must not block).
+func (m *Metrics) srtpDropped(replay bool) {
+	if replay {
+		m.srtpDrops.WithLabelValues("replay").Inc()
+		return
+	}
+	m.srtpDrops.WithLabelValues("auth").Inc()
 }
