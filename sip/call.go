@@ -321,7 +321,7 @@ func (c *call) waitForCallEnd() {
 				}
 			}
 			ans, _ := c.leg.current()
-			c.log.Info("call answered", "codec", ans.Codec.Name, "dtmf_pt", ans.DTMFPT, "rtp_remote", ans.Remote.String(),
+			c.log.Info("call answered", "codec", ans.Codec.Name, "srtp", ans.SRTP != nil, "dtmf_pt", ans.DTMFPT, "rtp_remote", ans.Remote.String(),
 				"direction", ans.Direction.String(), "setup_ms", time.Since(c.start).Milliseconds())
 			mediaEvents = c.stream.Events()
 			c.wg.Go(func() { mediaDone <- c.stream.Run(c.ctx) })
@@ -540,6 +540,10 @@ func (c *call) finish() {
 	if c.stream != nil {
 		st := c.stream.Stats()
 		attrs = append(attrs, "rtp_in", st.PacketsIn, "rtp_out", st.PacketsOut, "rtp_lost", st.Lost)
+		if c.info.SRTP {
+			attrs = append(attrs, "srtp", true, "srtp_auth_failed", st.SRTPAuthFailed, "srtp_replayed", st.SRTPReplayed,
+				"srtp_protect_failed", st.SRTPProtectFailed)
+		}
 	}
 	c.log.Log(ctx, term.Level, "call ended", attrs...)
 }

@@ -1,0 +1,291 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sipbridge/sipbridge/integration/testphone"
+	"github.com/sipbridge/sipbridge/realtime/sim"
+)
+
+// wideHz is the wideband part of the caller's test signal: above 4 kHz,
+// so only a wideband codec (G.722) carries it to the model.
+const wideHz = 5500.0
+
+// writeWAVRate writes mono 16-bit PCM at rate.
+func writeWAVRate(path string, s []int16, rate int) error {
+	var b bytes.Buffer
+	data := len(s) * 2
+	b.WriteString("RIFF")
+	_ = binary.Write(&b, binary.LittleEndian, uint32(36+data))
+	b.WriteString("WAVEfmt ")
+	for _, v := range []any{uint32(16), uint16(1), uint16(1), uint32(rate), uint32(2 * rate), uint16(2), uint16(16)} {
+		_ = binary.Write(&b, binary.LittleEndian, v)
+	}
+	b.WriteString("data")
+	_ = binary.Write(&b, binary.LittleEndian, uint32(data))
+	_ = binary.Write(&b, binary.LittleEndian, s)
+	return os.WriteFile(path, b.Bytes(), 0o600)
+}
+
+// requireMetric reads one series from the bridge's /metrics; the series
+// must exist (a missing counter is a failure, not a zero).
+func requireMetric(t *testing.T, br *bridge, series string) float64 {
+	t.Helper()
+	res, err := http.Get("http://" + br.Admin + "/metrics")
+	require.NoError(t, err)
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			require.NoError(t, err)
+			return f
+		}
+	}
+	t.Fatalf("series %s not exported", series)
+	return 0
+}
+
+// bandPower is the mean power of s at hz (Goertzel), per sample².
+func bandPower(s []int16, rate int, hz float64) float64 {
+	w := 2 * math.Pi * hz / float64(rate)
+	coeff := 2 * math.Cos(w)
+	var s1, s2 float64
+	for _, v := range s {
+		s0 := float64(v) + coeff*s1 - s2
+		s2, s1 = s1, s0
+	}
+	p := s1*s1 + s2*s2 - coeff*s1*s2
+	n := float64(len(s))
+	return p / (n * n)
+}
+
+// turnAudio keeps the PCM of every caller turn the model committed (the
+// simulator's Transcriber sees it at the session's input rate).
+type turnAudio struct {
+	mu    sync.Mutex
+	turns []sim.Utterance
+}
+
+func (a *turnAudio) transcriber(u sim.Utterance) string {
+	a.mu.Lock()
+	a.turns = append(a.turns, u)
+	a.mu.Unlock()
+	return sim.DefaultTranscriber(u)
+}
+
+// first is the first committed turn.
+func (a *turnAudio) first(t *testing.T) sim.Utterance {
+	t.Helper()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	require.NotEmpty(t, a.turns, "the model committed a caller turn")
+	return a.turns[0]
+}
+
+// baresipRun is one headless baresip call: its microphone is a WAV, what
+// it hears is dumped by sndfile into RecDir.
+type baresipRun struct {
+	Out    *lockedWriter
+	RecDir string
+	stop   func()
+}
+
+// startBaresip dials target from a headless baresip with the given account
+// parameters (after the AoR), extra modules and config lines; mic is
+// played at micRate. It stops with the test.
+func startBaresip(t *testing.T, target, accountParams string, modules, extraCfg []string, mic []int16, micRate int) *baresipRun {
+	t.Helper()
+	bin := requirePeer(t, "baresip")
+	dir := t.TempDir()
+	recDir := filepath.Join(dir, "rec")
+	require.NoError(t, os.Mkdir(recDir, 0o700))
+	micPath := filepath.Join(dir, "mic.wav")
+	require.NoError(t, writeWAVRate(micPath, mic, micRate))
+	lo, hi := rtpRange()
+	cfg := []string{
+		"poll_method epoll",
+		fmt.Sprintf("sip_listen 127.0.0.1:%d", freePort(t)),
+		"call_local_timeout 30",
+		"call_max_calls 1",
+		"audio_player aubridge,nowhere",
+		"audio_alert aubridge,nowhere",
+		"audio_source aufile," + micPath,
+		"audio_buffer 20-160",
+		fmt.Sprintf("rtp_ports %d-%d", lo, hi),
+		"jitter_buffer_delay 5-10",
+		"module_path /usr/lib/baresip/modules",
+		"module aufile.so",
+		"module aubridge.so",
+		"module sndfile.so",
+		"module_tmp account.so",
+		"module_app menu.so",
+		"snd_path " + recDir,
+	}
+	for _, m := range modules {
+		cfg = append(cfg, "module "+m)
+	}
+	cfg = append(append(cfg, extraCfg...), "")
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "config"), []byte(strings.Join(cfg, "\n")), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "accounts"), []byte("<sip:caller@127.0.0.1>"+accountParams+"\n"), 0o600))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	cmd := exec.CommandContext(ctx, bin, "-f", dir, "-e", "/dial "+target, "-t", "60")
+	cmd.Dir = dir
+	out := &lockedWriter{}
+	cmd.Stdout, cmd.Stderr = out, out
+	require.NoError(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(10 * time.Second):
+				cancel() // SIGKILL
+				<-exited
+			}
+			cancel()
+		})
+	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("baresip output:\n%s", out.String())
+		}
+	})
+	return &baresipRun{Out: out, RecDir: recDir, stop: stop}
+}
+
+// heard is what baresip decoded (its sndfile dump) and the dump's rate.
+func (b *baresipRun) heard(t *testing.T) ([]int16, int) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(b.RecDir, "*-dec.wav"))
+	require.NoError(t, err)
+	require.Len(t, files, 1, "sndfile recorded what baresip heard")
+	s, rate, err := readWAV(files[0])
+	require.NoError(t, err)
+	return s, rate
+}
+
+// to8k takes a 16 kHz recording to 8 kHz for the tone detectors (a
+// two-tap average then every other sample: enough for tones far below
+// 4 kHz).
+func to8k(s []int16, rate int) []int16 {
+	if rate == 8000 {
+		return s
+	}
+	out := make([]int16, len(s)/2)
+	for i := range out {
+		out[i] = int16((int32(s[2*i]) + int32(s[2*i+1])) / 2)
+	}
+	return out
+}
+
+// answerSpan is the first answer-long span of hz in heard (8 kHz).
+func answerSpan(heard []int16, hz float64) *testphone.Span {
+	for _, s := range testphone.ToneSpans(heard, hz) {
+		if s.EndMs-s.StartMs >= 600 {
+			return &s
+		}
+	}
+	return nil
+}
+
+// TestBaresipSRTPWidebandOverTLS is issue 12's "done when": a softphone
+// with mandatory SRTP (baresip srtp, mediaenc=srtp-mand: RTP/SAVP only)
+// and G.722 calls over SIP/TLS a trunk with media_encryption required. The
+// caller hears the answer (baresip drops anything that is not SRTP from
+// our keys), the bridge decrypted the caller's SRTP (the model heard the
+// caller's turn) and dropped nothing (0 SRTP auth failures: no clear RTP
+// reached it), and the model received wideband audio: the caller's 5.5 kHz
+// tone is present in what it got, at a level only a wideband codec carries
+// (G.711 removes everything above 4 kHz).
+func TestBaresipSRTPWidebandOverTLS(t *testing.T) {
+	t.Parallel()
+	certFile, keyFile, _, _ := writeTestCert(t)
+	audio := &turnAudio{}
+	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz, Transcriber: audio.transcriber})
+	tlsPort := freePort(t)
+	br := startBridge(t, fmt.Sprintf(`sip:
+  tls:
+    listen: 127.0.0.1:%d
+    cert_file: %s
+    key_file: %s
+  trunks:
+    - name: softphone
+      allow: [127.0.0.1]
+      codecs: [G722, PCMU]
+      media_encryption: required
+rtp:
+  latch_before_send: true
+`, tlsPort, certFile, keyFile), east)
+
+	// The microphone (16 kHz): 1.2 s of the caller's tone plus a 5.5 kHz
+	// tone, each at -20 dBov, then silence.
+	const toneMs, silenceMs, rate = 1200, 6000, 16000
+	mic := make([]int16, (toneMs+silenceMs)*rate/1000)
+	amp := 32767 * math.Pow(10, -20.0/20)
+	for i := range toneMs * rate / 1000 {
+		x := float64(i) / rate
+		mic[i] = int16(amp * (math.Sin(2*math.Pi*callerHz*x) + math.Sin(2*math.Pi*wideHz*x)))
+	}
+	phone := startBaresip(t, fmt.Sprintf("sip:bot@127.0.0.1:%d;transport=tls", tlsPort),
+		";regint=0;mediaenc=srtp-mand;audio_codecs=G722",
+		[]string{"g722.so", "srtp.so"}, []string{"sip_cafile " + certFile}, mic, rate)
+
+	answered := br.WaitLog(45*time.Second, "call answered")
+	require.Contains(t, answered, "codec=G722")
+	require.Contains(t, answered, "srtp=true")
+	line := br.WaitLog(60*time.Second, "call ended", "reason=caller_bye")
+	require.Contains(t, line, "answered=true")
+	require.Contains(t, line, "srtp=true")
+	require.Contains(t, line, "srtp_auth_failed=0", "no clear or forged RTP reached the bridge")
+	require.Contains(t, line, "srtp_protect_failed=0")
+	require.NotContains(t, line, "rtp_in=0 ")
+	phone.stop()
+	require.Contains(t, phone.Out.String(), "Call established")
+	require.Zero(t, requireMetric(t, br, `sipbridge_media_srtp_dropped_total{reason="auth"}`))
+
+	// The bridge decrypted the caller: the model heard its turn.
+	rec, ok := lastSession(east)
+	require.True(t, ok)
+	require.NotEmpty(t, rec.Turns, "the caller's tone was heard as a turn")
+	require.GreaterOrEqual(t, rec.Turns[0].AudioMs, toneMs-300)
+
+	// Wideband: what the model got carries the 5.5 kHz tone.
+	u := audio.first(t)
+	require.Equal(t, 24000, u.SampleRate)
+	low, high := bandPower(u.PCM, u.SampleRate, callerHz), bandPower(u.PCM, u.SampleRate, wideHz)
+	ratioDB := 10 * math.Log10(high/low)
+	t.Logf("model input: %.0f Hz vs %.0f Hz: %.1f dB", wideHz, callerHz, ratioDB)
+	require.Greater(t, ratioDB, -12.0, "the model received the caller's band above 4 kHz (G.722, not G.711)")
+
+	// The caller heard the answer, after it spoke, through SRTP.
+	heard, heardRate := phone.heard(t)
+	require.Equal(t, 16000, heardRate, "baresip decoded G.722")
+	h8 := to8k(heard, heardRate)
+	answer := answerSpan(h8, eastHz)
+	require.NotNil(t, answer, "the recording holds the assistant's answer (%v Hz spans: %v)", eastHz, testphone.ToneSpans(h8, eastHz))
+	require.Greater(t, answer.StartMs, toneMs-200, "the answer comes after the caller spoke")
+}
