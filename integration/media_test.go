@@ -289,3 +289,24 @@ rtp:
 	require.NotNil(t, answer, "the recording holds the assistant's answer (%v Hz spans: %v)", eastHz, testphone.ToneSpans(h8, eastHz))
 	require.Greater(t, answer.StartMs, toneMs-200, "the answer comes after the caller spoke")
 }
+
+// TestSIPpSRTPRequiredRefusesClearOffers: to a trunk with
+// media_encryption required, SIPp offering RTP/SAVP without a=crypto, and
+// then clear RTP, gets 488 each time (the scenarios require it); no
+// realtime session is opened and the refusals are counted by reason.
+func TestSIPpSRTPRequiredRefusesClearOffers(t *testing.T) {
+	t.Parallel()
+	requirePeer(t, "sipp")
+	east := startRegion(t, "east", sim.Config{})
+	br := startBridge(t, "sip:\n  trunks:\n    - name: secure\n      allow: [127.0.0.1/32]\n      media_encryption: required\n", east)
+
+	out, err := runSIPp(t, br.SIPAddr, "uac_488_savp_nocrypto.xml")
+	require.NoError(t, err, "sipp failed:\n%s", out)
+	out, err = runSIPp(t, br.SIPAddr, "uac_488_clear.xml")
+	require.NoError(t, err, "sipp failed:\n%s", out)
+
+	require.Empty(t, east.Sim.Sessions(), "no realtime session for a refused call")
+	require.Equal(t, 1.0, requireMetric(t, br, `sipbridge_sip_sdp_rejections_total{reason="no-usable-crypto"}`))
+	require.Equal(t, 1.0, requireMetric(t, br, `sipbridge_sip_sdp_rejections_total{reason="encryption-required"}`))
+	require.Len(t, br.LogLines("SDP offer not acceptable", "media_encryption=required"), 2)
+}

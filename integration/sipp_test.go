@@ -72,7 +72,8 @@ func TestSIPpCancelWhileRinging(t *testing.T) {
 	})
 }
 
-// TestSIPpNoCommonCodec: an offer without G.711 gets 488, no session.
+// TestSIPpNoCommonCodec: an offer of only codecs the bridge does not run
+// (Opus, G.729) gets 488, no session.
 func TestSIPpNoCommonCodec(t *testing.T) {
 	t.Parallel()
 	east := startRegion(t, "east", sim.Config{})
