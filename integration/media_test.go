@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -309,4 +311,47 @@ func TestSIPpSRTPRequiredRefusesClearOffers(t *testing.T) {
 	require.Equal(t, 1.0, requireMetric(t, br, `sipbridge_sip_sdp_rejections_total{reason="no-usable-crypto"}`))
 	require.Equal(t, 1.0, requireMetric(t, br, `sipbridge_sip_sdp_rejections_total{reason="encryption-required"}`))
 	require.Len(t, br.LogLines("SDP offer not acceptable", "media_encryption=required"), 2)
+}
+
+// TestTamperedSRTPDroppedAndCounted: a caller on SDES-SRTP (the test phone
+// with pion/srtp) to a trunk with media_encryption required. Its speech
+// reaches the model and it hears the answer, every packet the bridge sent
+// authenticated under the bridge's key (a clear or badly keyed packet would
+// fail at the phone); then 25 packets with one ciphertext bit flipped are
+// dropped by the bridge and counted, exactly 25, in the metric and the
+// call's end line.
+func TestTamperedSRTPDroppedAndCounted(t *testing.T) {
+	t.Parallel()
+	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
+	br := startBridge(t, "sip:\n  trunks:\n    - name: secure\n      allow: [127.0.0.1/32]\n      media_encryption: required\n", east)
+	key := make([]byte, 30)
+	_, _ = rand.Read(key)
+	call, ctx := dial(t, br, 60*time.Second, testphone.CallOptions{SRTPKey: key})
+	require.Contains(t, call.Answer(), " RTP/SAVP 0 ")
+	require.Contains(t, call.Answer(), "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:")
+	require.NotContains(t, call.Answer(), base64.StdEncoding.EncodeToString(key), "the bridge answers with its own key")
+
+	call.Speak(callerHz, 1200*time.Millisecond, -20)
+	at, err := call.WaitTone(ctx, eastHz, 0, 600*time.Millisecond, 20*time.Second)
+	require.NoError(t, err, "the caller hears the answer through SRTP")
+	require.Greater(t, at, 1000)
+	rec, ok := lastSession(east)
+	require.True(t, ok)
+	require.NotEmpty(t, rec.Turns, "the bridge decrypted the caller's turn")
+	require.Zero(t, call.SRTPAuthFailures(), "everything the bridge sent was SRTP under its key")
+	require.Zero(t, requireMetric(t, br, `sipbridge_media_srtp_dropped_total{reason="auth"}`))
+
+	const tampered = 25
+	call.TamperNext(tampered)
+	waitFor(t, 20*time.Second, "the tampered packets to be counted", func() bool {
+		return requireMetric(t, br, `sipbridge_media_srtp_dropped_total{reason="auth"}`) >= tampered
+	})
+	time.Sleep(200 * time.Millisecond) // nothing more may come
+	require.Equal(t, float64(tampered), requireMetric(t, br, `sipbridge_media_srtp_dropped_total{reason="auth"}`))
+	require.Zero(t, requireMetric(t, br, `sipbridge_media_srtp_dropped_total{reason="replay"}`))
+
+	require.NoError(t, call.Hangup(ctx))
+	line := br.WaitLog(10*time.Second, "call ended", call.CallID())
+	require.Contains(t, line, fmt.Sprintf("srtp_auth_failed=%d", tampered))
+	require.Zero(t, call.SRTPAuthFailures())
 }

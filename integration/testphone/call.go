@@ -57,6 +57,7 @@ type Call struct {
 	endOnce     sync.Once
 	noiseLevel  float64
 	sentPackets int
+	srtp        *srtpState // nil: clear RTP
 }
 
 func newCall(p *Phone, d *sipgo.DialogClientSession, conn *net.UDPConn, offer []byte) *Call {
@@ -269,7 +270,7 @@ func (c *Call) sendLoop() {
 					h := rtp.Header{Version: 2, Marker: i == 1 && r == 0, PayloadType: uint8(c.tePT), SequenceNumber: seq, Timestamp: evTS, SSRC: ssrc}
 					seq++
 					if b, err := (&rtp.Packet{Header: h, Payload: pl}).Marshal(); err == nil {
-						_, _ = c.conn.WriteToUDP(b, dst)
+						_, _ = c.conn.WriteToUDP(c.secure(b), dst)
 					}
 				}
 				if !end {
@@ -293,7 +294,7 @@ func (c *Call) sendLoop() {
 		ts += frameSamples
 		n2, err := rtp.MarshalPacketTo(buf, &h, payload)
 		if err == nil {
-			_, _ = c.conn.WriteToUDP(buf[:n2], dst)
+			_, _ = c.conn.WriteToUDP(c.secure(buf[:n2]), dst)
 			c.mu.Lock()
 			c.sentPackets++
 			c.mu.Unlock()
@@ -315,6 +316,14 @@ func dtmfEvent(d byte) byte {
 	return 0
 }
 
+// secure protects pkt when the call runs SRTP.
+func (c *Call) secure(pkt []byte) []byte {
+	if c.srtp == nil {
+		return pkt
+	}
+	return c.srtp.protect(pkt)
+}
+
 func (c *Call) recvLoop() {
 	defer c.wg.Done()
 	buf := make([]byte, 1500)
@@ -326,7 +335,13 @@ func (c *Call) recvLoop() {
 		if err != nil {
 			return
 		}
-		if err := pkt.Unmarshal(buf[:n]); err != nil {
+		in := buf[:n]
+		if c.srtp != nil {
+			if in = c.srtp.unprotect(in); in == nil {
+				continue
+			}
+		}
+		if err := pkt.Unmarshal(in); err != nil {
 			continue
 		}
 		if pkt.PayloadType != c.pt {
