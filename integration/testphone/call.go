@@ -17,6 +17,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/pion/rtp"
 	"github.com/zaf/g711"
+
+	"github.com/sipbridge/sipbridge/media/g722"
 )
 
 const (
@@ -58,6 +60,11 @@ type Call struct {
 	noiseLevel  float64
 	sentPackets int
 	srtp        *srtpState // nil: clear RTP
+	// G.722 (PT 9): the phone's audio stays 8 kHz; it is taken to 16 kHz
+	// (sample repeat) to encode and back (pair average) after decoding.
+	g722enc *g722.Encoder // sendLoop only
+	g722dec *g722.Decoder // recvLoop only
+	wide    []int16
 }
 
 func newCall(p *Phone, d *sipgo.DialogClientSession, conn *net.UDPConn, offer []byte) *Call {
@@ -215,6 +222,17 @@ func (c *Call) SendDTMF(digits string) error {
 func dbToAmp(db float64) float64 { return 32767 * math.Pow(10, db/20) }
 
 func (c *Call) encode(dst []byte, s []int16) {
+	if c.pt == 9 {
+		if c.g722enc == nil {
+			c.g722enc = g722.NewEncoder()
+		}
+		wide := make([]int16, 2*len(s))
+		for i, v := range s {
+			wide[2*i], wide[2*i+1] = v, v
+		}
+		c.g722enc.Encode(dst, wide)
+		return
+	}
 	for i, v := range s {
 		if c.pt == 8 {
 			dst[i] = g711.EncodeAlawFrame(v)
@@ -365,6 +383,18 @@ func (c *Call) recvLoop() {
 			if gap > 0 && gap < 10*sampleRate {
 				c.heard = append(c.heard, make([]int16, gap)...)
 			}
+		}
+		if c.pt == 9 {
+			if c.g722dec == nil {
+				c.g722dec = g722.NewDecoder()
+			}
+			c.wide = c.wide[:0]
+			c.wide = append(c.wide, make([]int16, g722.DecodedLen(len(pkt.Payload)))...)
+			n := c.g722dec.Decode(c.wide, pkt.Payload)
+			for i := 0; i+1 < n; i += 2 {
+				c.heard = append(c.heard, int16((int32(c.wide[i])+int32(c.wide[i+1]))/2))
+			}
+			pkt.Payload = nil
 		}
 		for _, b := range pkt.Payload {
 			if c.pt == 8 {
