@@ -82,10 +82,13 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 	}{
 		{"unknown top key", "sipp:\n  listen: x\n" + base, `unknown key "sipp" in top level`},
 		{"unknown nested key", "sip:\n  lisen: 127.0.0.1:5060\n" + base, `unknown key "lisen" in sip`},
-		{"unknown region key", "regions:\n  - name: a\n    url: ws://127.0.0.1:1/v1/realtime\n    api_key: secret\n", `unknown key "api_key" in regions[]`},
+		{"unknown region key", "regions:\n  - name: a\n    url: ws://127.0.0.1:1/v1/realtime\n    api_key: secret\n", `unknown key "api_key" in regions[0]`},
 		{"bad listen", "sip:\n  listen: localhost\n" + base, "sip.listen[0]"},
 		{"bad transport", "sip:\n  transports: [udp, sctp]\n" + base, "sip.transports[1]"},
 		{"unspecified needs advertise", "sip:\n  listen: 0.0.0.0:5060\n" + base, "sip.advertise"},
+		{"advertise not a host (the SIP server's rule)", "sip:\n  advertise: sbc_1.example\n" + base, `sip.advertise: "sbc_1.example" is not an IP address or a DNS name`},
+		{"negative max_calls", "sip:\n  max_calls: -1\n" + base, "sip.max_calls: -1 is negative"},
+		{"user agent with CRLF", "sip:\n  user_agent: \"a\\r\\nX: y\"\n" + base, "sip.user_agent: must not contain CR, LF or NUL"},
 		{"bad voice", "assistant:\n  voice: bob\n" + base, "assistant.voice"},
 		{"bad format", "assistant:\n  audio_format: opus\n" + base, "assistant.audio_format"},
 		{"bad vad", "assistant:\n  turn_detection:\n    type: magic\n" + base, "assistant.turn_detection.type"},
@@ -99,12 +102,27 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"bad env name", "regions:\n  - name: a\n    url: ws://127.0.0.1:1/v1/realtime\n    api_key_env: sk-abc-123\n", "regions[0].api_key_env"},
 		{"bad auth", "regions:\n  - name: a\n    url: ws://127.0.0.1:1/v1/realtime\n    auth: basic\n", "regions[0].auth"},
 		{"sim not loopback", "regions:\n  - name: a\n    url: ws://10.0.0.1:1/v1/realtime\n    simulator:\n      enabled: true\n", "regions[0].simulator.enabled"},
-		{"bad duration", "sip:\n  ack_timeout: soon\n" + base, `invalid duration "soon"`},
+		{"bad duration", "sip:\n  ack_timeout: soon\n" + base, `sip.ack_timeout (line 2): invalid duration "soon"`},
+		{"negative duration", "rtp:\n  media_timeout: -5s\n" + base, `rtp.media_timeout (line 2): duration "-5s" must not be negative`},
+		{"wrong type names the key", "sip:\n  max_calls: many\n" + base, "sip.max_calls (line 2)"},
+		{"written zero dial_timeout", base + "    dial_timeout: 0s\n", "regions[0].dial_timeout: 0 is not a usable duration"},
+		{"written zero stall", "failover:\n  stall_mid_audio: 0s\n" + base, "failover.stall_mid_audio: 0 is not a usable duration"},
+		{"absurd session_limit", base + "    session_limit: 1ns\n", "regions[0].session_limit: 1ns is outside"},
+		{"session_limit within rotate_margin", base + "    session_limit: 90s\n", "regions[0].session_limit: 1m30s is not longer than failover.rotate_margin"},
+		{"absurd dial_timeout", base + "    dial_timeout: 1ms\n", "regions[0].dial_timeout"},
+		{"absurd stall", "failover:\n  stall_no_response: 1ms\n" + base, "failover.stall_no_response"},
+		{"absurd ack_timeout", "sip:\n  ack_timeout: 1ms\n" + base, "sip.ack_timeout"},
+		{"absurd media_timeout", "rtp:\n  media_timeout: 10ms\n" + base, "rtp.media_timeout"},
+		{"absurd drain_timeout", "drain_timeout: 1ns\n" + base, "drain_timeout"},
+		{"absurd cool_down", "failover:\n  health:\n    cool_down: 1ns\n" + base, "failover.health.cool_down"},
+		{"filler_after without a file", "failover:\n  filler_after: 1s\n" + base, "failover.filler_after"},
+		{"negative silence", "assistant:\n  turn_detection:\n    silence_duration_ms: -1\n" + base, "assistant.turn_detection.silence_duration_ms"},
+		{"simulator not a mapping", base + "    simulator: yes\n", "expected a mapping"},
 		{"bad transfer uri", "assistant:\n  tools:\n    transfer_targets: [\"http://x\"]\n" + base, "assistant.tools.transfer_targets[0]"},
 		{"crlf transfer", "failover:\n  give_up_transfer: \"sip:a@b\\r\\nX: y\"\n" + base, "failover.give_up_transfer"},
 		{"bad port range", "rtp:\n  port_min: 30000\n  port_max: 20000\n" + base, "rtp.port_min"},
 		{"bad log level", "log:\n  level: loud\n" + base, "log.level"},
-		{"unknown trunk key", "sip:\n  trunks:\n    - name: t\n      password: x\n" + base, `unknown key "password" in sip.trunks[]`},
+		{"unknown trunk key", "sip:\n  trunks:\n    - name: t\n      password: x\n" + base, `unknown key "password" in sip.trunks[0]`},
 		{"bad trunk name", "sip:\n  trunks:\n    - name: \"a b\"\n      allow: [10.0.0.0/8]\n" + base, "sip.trunks[0].name"},
 		{"dup trunk name", "sip:\n  trunks:\n    - {name: t, allow: [10.0.0.1]}\n    - {name: t, allow: [10.0.0.2]}\n" + base, "sip.trunks[1].name"},
 		{"bad trunk cidr", "sip:\n  trunks:\n    - name: t\n      allow: [10.0.0.0/33]\n" + base, "sip.trunks[0].allow[0]"},
@@ -146,11 +164,6 @@ func TestMissingKeysReported(t *testing.T) {
 	require.True(t, strings.Contains(m[0], "AZURE_OPENAI_KEY_EASTUS2"))
 }
 
-func TestPreviewDetection(t *testing.T) {
-	require.True(t, Region{URL: "wss://r.openai.azure.com/openai/realtime?api-version=2025-04-01-preview&deployment=d"}.IsPreview())
-	require.False(t, Region{URL: "wss://r.openai.azure.com/openai/v1/realtime?model=d"}.IsPreview())
-}
-
 func TestInDialogDefaults(t *testing.T) {
 	base := "regions:\n  - name: a\n    url: ws://127.0.0.1:9001/v1/realtime?model=gpt-realtime\n"
 	tests := []struct {
@@ -184,17 +197,18 @@ func TestInDialogDefaults(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
-func TestSimulatorFaultsDecode(t *testing.T) {
-	c, err := Parse([]byte("regions:\n  - name: a\n    url: ws://127.0.0.1:9001/v1/realtime\n    simulator:\n      enabled: true\n      faults:\n        failure_rate: 0.03\n        expire_after: 90s\n        handshake_delay: 250ms\n        stall_first_audio: 2\n"))
-	require.NoError(t, err)
-	f := c.Regions[0].Simulator.Faults
-	require.Equal(t, 0.03, f.FailureRate)
-	require.Equal(t, 90*time.Second, f.ExpireAfter)
-	require.Equal(t, 250*time.Millisecond, f.HandshakeDelay)
-	require.Equal(t, 2, f.StallFirstAudio)
+func TestSimulatorSectionIsLeftToTheSimulator(t *testing.T) {
+	c, err := Parse([]byte("regions:\n  - name: a\n    url: ws://127.0.0.1:9001/v1/realtime\n    simulator:\n      enabled: true\n      faults:\n        fail_sometimes: true\n"))
+	require.NoError(t, err, "configs reads only simulator.enabled; the binary decodes the rest")
+	require.True(t, c.Regions[0].Simulator.Enabled)
+	require.NotNil(t, c.Regions[0].Simulator.Section)
 
-	_, err = Parse([]byte("regions:\n  - name: a\n    url: ws://127.0.0.1:9001/v1/realtime\n    simulator:\n      enabled: true\n      faults:\n        expire_after: -1s\n"))
-	require.ErrorContains(t, err, "regions[0].simulator.faults")
-	_, err = Parse([]byte("regions:\n  - name: a\n    url: ws://127.0.0.1:9001/v1/realtime\n    simulator:\n      faults:\n        fail_sometimes: true\n"))
-	require.ErrorContains(t, err, `unknown key "fail_sometimes"`)
+	var s struct {
+		Enabled bool `yaml:"enabled"`
+		Faults  struct {
+			FailureRate float64 `yaml:"failure_rate"`
+		} `yaml:"faults"`
+	}
+	err = DecodeSection(c.Regions[0].Simulator.Section, "regions[0].simulator", &s)
+	require.ErrorContains(t, err, `line 7: unknown key "fail_sometimes" in regions[0].simulator.faults`)
 }

@@ -5,8 +5,8 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
-	"time"
 
+	"github.com/sipbridge/sipbridge/sip"
 	"github.com/sipbridge/sipbridge/sip/sdp"
 )
 
@@ -27,10 +27,14 @@ type Trunk struct {
 	// Algorithms offered in the challenge, in order of preference
 	// (default [SHA-256, MD5]).
 	Algorithms []string `yaml:"algorithms"`
-	// Media (codecs, media_encryption) overrides the sip-level policy for
-	// this trunk's calls.
-	Media `yaml:",inline"`
+	// Codecs and MediaEncryption override the sip-level media policy for
+	// this trunk's calls (Media).
+	Codecs          StringList `yaml:"codecs"`
+	MediaEncryption string     `yaml:"media_encryption"`
 }
+
+// Media is the trunk's own media policy (empty keys inherit sip's).
+func (t Trunk) Media() Media { return Media{Codecs: t.Codecs, MediaEncryption: t.MediaEncryption} }
 
 // Media is a media policy: at sip level the default of every call
 // (sip.codecs, sip.media_encryption), per trunk an override
@@ -39,11 +43,11 @@ type Media struct {
 	// Codecs we accept, in our order of preference: G722, PCMU, PCMA
 	// (case-insensitive); the caller's order wins among them. Default
 	// (sip package): G722, PCMU, PCMA.
-	Codecs StringList `yaml:"codecs"`
+	Codecs StringList
 	// MediaEncryption is the SDES-SRTP policy: none (clear RTP only; the
 	// default), optional (SRTP when the caller offers it) or required
 	// (488 to a clear offer; never clear RTP).
-	MediaEncryption string `yaml:"media_encryption"`
+	MediaEncryption string
 }
 
 // CodecPTs returns the codec list as RTP payload types (nil when unset).
@@ -67,7 +71,7 @@ func (m Media) Encryption() *sdp.Encryption {
 }
 
 // validateMedia checks the media keys under key (sip or sip.trunks[i]).
-func validateMedia(key string, m Media, bad func(key, format string, args ...any)) {
+func validateMedia(key string, m Media, bad badFunc) {
 	if len(m.Codecs) > 0 {
 		if _, err := sdp.ParseCodecs(strings.Join(m.Codecs, ",")); err != nil {
 			bad(key+".codecs", "%v (want a list of G722, PCMU, PCMA)", strings.TrimPrefix(err.Error(), "sdp: "))
@@ -90,9 +94,9 @@ type TLS struct {
 // AuthLimit blocks a source after repeated authorisation failures
 // (sip.auth_limit).
 type AuthLimit struct {
-	Failures int      `yaml:"failures"` // tolerated per window (default 10)
-	Window   Duration `yaml:"window"`   // default 1m
-	Block    Duration `yaml:"block"`    // default 5m
+	Failures int      `yaml:"failures"` // tolerated per window
+	Window   Duration `yaml:"window"`
+	Block    Duration `yaml:"block"`
 }
 
 var (
@@ -103,13 +107,13 @@ var (
 func (c *Config) applyTrunkDefaults() {
 	l := &c.SIP.AuthLimit
 	if l.Failures == 0 {
-		l.Failures = 10
+		l.Failures = sip.DefaultAuthFailures
 	}
 	if l.Window == 0 {
-		l.Window = Duration(time.Minute)
+		l.Window = Duration(sip.DefaultAuthWindow)
 	}
 	if l.Block == 0 {
-		l.Block = Duration(5 * time.Minute)
+		l.Block = Duration(sip.DefaultAuthBlock)
 	}
 }
 
@@ -152,7 +156,7 @@ func (t Trunk) Password(getenv func(string) string) (string, error) {
 
 // validateTrunks checks sip.trunks, sip.auth_limit, sip.tls and the media
 // policy keys (sip.codecs, sip.media_encryption).
-func (c *Config) validateTrunks(bad func(key, format string, args ...any)) {
+func (c *Config) validateTrunks(bad badFunc) {
 	seen := map[string]bool{}
 	for i, t := range c.SIP.Trunks {
 		key := fmt.Sprintf("sip.trunks[%d]", i)
@@ -196,9 +200,9 @@ func (c *Config) validateTrunks(bad func(key, format string, args ...any)) {
 		if len(t.Algorithms) > 0 && t.Username == "" {
 			bad(key+".algorithms", "only applies with username")
 		}
-		validateMedia(key, t.Media, bad)
+		validateMedia(key, t.Media(), bad)
 	}
-	validateMedia("sip", c.SIP.Media, bad)
+	validateMedia("sip", c.SIP.Media(), bad)
 	if c.SIP.AuthLimit.Failures < 1 {
 		bad("sip.auth_limit.failures", "must be ≥ 1")
 	}

@@ -77,12 +77,12 @@ regions:
     - name: pbx
       allow: [198.51.100.7]`))
 	require.NoError(t, err)
-	require.Equal(t, []uint8{sdp.PTPCMU, sdp.PTPCMA}, c.SIP.CodecPTs())
-	require.Equal(t, sdp.EncryptionOptional, *c.SIP.Encryption())
-	require.Equal(t, []uint8{sdp.PTG722, sdp.PTPCMU}, c.SIP.Trunks[0].CodecPTs())
-	require.Equal(t, sdp.EncryptionRequired, *c.SIP.Trunks[0].Encryption())
-	require.Nil(t, c.SIP.Trunks[1].CodecPTs(), "unset: the sip-level list applies")
-	require.Nil(t, c.SIP.Trunks[1].Encryption())
+	require.Equal(t, []uint8{sdp.PTPCMU, sdp.PTPCMA}, c.SIP.Media().CodecPTs())
+	require.Equal(t, sdp.EncryptionOptional, *c.SIP.Media().Encryption())
+	require.Equal(t, []uint8{sdp.PTG722, sdp.PTPCMU}, c.SIP.Trunks[0].Media().CodecPTs())
+	require.Equal(t, sdp.EncryptionRequired, *c.SIP.Trunks[0].Media().Encryption())
+	require.Nil(t, c.SIP.Trunks[1].Media().CodecPTs(), "unset: the sip-level list applies")
+	require.Nil(t, c.SIP.Trunks[1].Media().Encryption())
 
 	for _, tc := range []struct{ yaml, key string }{
 		{"  codecs: [G722, OPUS]", "sip.codecs"},

@@ -43,8 +43,6 @@ const (
 	// dialMargin is added to the region's dial timeout for the dial context,
 	// in case a Dialer does not enforce its own.
 	dialMargin = 5 * time.Second
-	// defaultDialTimeout bounds a dial when the region sets no timeout.
-	defaultDialTimeout = 10 * time.Second
 	// spareRetry is how long after a failed or dead standby the next one is
 	// tried (so a region that is down is not hammered).
 	spareRetry = 5 * time.Second

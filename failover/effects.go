@@ -111,7 +111,7 @@ func (c *Conversation) sendControl(ctl Control) {
 func (c *Conversation) dialCtx(region Region) (context.Context, context.CancelFunc) {
 	timeout := region.Dial.DialTimeout
 	if timeout <= 0 {
-		timeout = defaultDialTimeout
+		timeout = realtime.DefaultDialTimeout
 	}
 	return context.WithTimeout(c.ctx, timeout+dialMargin)
 }

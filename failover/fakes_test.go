@@ -629,10 +629,6 @@ func (h *harness) pump() {
 	h.t.Fatal("the conversation does not settle")
 }
 
-func (h *harness) controls() []Control {
-	return append([]Control(nil), h.ctls...)
-}
-
 func (h *harness) controlsOf(k ControlKind) []Control {
 	var out []Control
 	for _, c := range h.ctls {

@@ -1,9 +1,9 @@
 package failover
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sipbridge/sipbridge/realtime"
 )
 
 // Metrics are the failover layer's Prometheus series. Labels are bounded:
@@ -27,69 +27,45 @@ type Metrics struct {
 // reg (a second NewMetrics on the same registry) is shared, not duplicated.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		Swaps: RegisterCollector(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Swaps: realtime.RegisterCollector(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sipbridge_failover_swaps_total",
 			Help: "Realtime session swaps by trigger and from/to region.",
 		}, []string{"trigger", "from", "to"})),
-		Pause: RegisterCollector(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+		Pause: realtime.RegisterCollector(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "sipbridge_failover_pause_seconds",
 			Help: "Silence the caller heard across a swap: last audio handed to playout (or end of the caller's turn) to the first audio of the new answer.",
 			// 10 ms … 10 s.
 			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10},
 		})),
-		Responses: RegisterCollector(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Responses: realtime.RegisterCollector(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sipbridge_realtime_responses_total",
 			Help: "Realtime responses by region and final status (completed, cancelled, failed, incomplete).",
 		}, []string{"region", "status"})),
-		BreakerState: RegisterCollector(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		BreakerState: realtime.RegisterCollector(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sipbridge_failover_breaker_state",
 			Help: "Region circuit breaker: 0 closed, 1 half-open, 2 open.",
 		}, []string{"region"})),
-		ConnectSeconds: RegisterCollector(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		ConnectSeconds: realtime.RegisterCollector(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sipbridge_realtime_connect_seconds",
 			Help:    "Time to open a configured realtime session (upgrade + session.update).",
 			Buckets: []float64{0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10},
 		}, []string{"region"})),
-		ConnectErrors: RegisterCollector(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		ConnectErrors: realtime.RegisterCollector(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sipbridge_realtime_connect_errors_total",
 			Help: "Failed realtime session opens by region and kind (refused, timeout, rate_limited, http_5xx, http_4xx, auth, network, other).",
 		}, []string{"region", "kind"})),
-		GiveUps: RegisterCollector(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		GiveUps: realtime.RegisterCollector(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sipbridge_failover_giveups_total",
 			Help: "Calls on which every swap attempt failed (apology played, transferred or hung up).",
 		})),
-		Rotations: RegisterCollector(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Rotations: realtime.RegisterCollector(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sipbridge_failover_rotations_total",
 			Help: "Proactive session rotations before the session limit, by the region rotated from.",
 		}, []string{"region"})),
-		CallerFramesDropped: RegisterCollector(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		CallerFramesDropped: realtime.RegisterCollector(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sipbridge_failover_caller_frames_dropped_total",
 			Help: "Caller audio frames dropped because the conversation could not keep up.",
 		})),
 	}
 	return m
-}
-
-// register registers c on reg (nil: not registered), or returns the
-// collector already registered under the same name so that two NewMetrics
-// on one registry share series instead of panicking.
-// RegisterCollector registers c on reg (nil: not exported) and returns the
-// collector to use: the one already registered under the same description
-// when c is a duplicate, so building metrics twice on one registry shares the
-// series instead of panicking.
-func RegisterCollector[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		// Any other error is a definition bug caught by the tests; the
-		// series still work, unexported.
-	}
-	return c
 }

@@ -8,35 +8,43 @@ import (
 
 // HealthConfig tunes the per-region sliding window and circuit breaker.
 type HealthConfig struct {
-	// Window is how far back outcomes count (default 2 min).
+	// Window is how far back outcomes count (DefaultHealthWindow).
 	Window time.Duration
 	// MinSamples is how many outcomes the window needs before the failure
-	// ratio can open the breaker (default 10), so that one failed response
-	// among the normal 2–5 % does not take a region out.
+	// ratio can open the breaker (DefaultMinSamples), so that one failed
+	// response among the normal 2–5 % does not take a region out.
 	MinSamples int
 	// FailureRatio opens the breaker when failures/total reaches it
-	// (default 0.3). A region above half of it is "degraded" and ranked
+	// (DefaultFailureRatio). A region above half of it is "degraded" and ranked
 	// after healthy ones, so new calls move away before the breaker opens.
 	FailureRatio float64
 	// CoolDown is how long an open breaker stays open before it lets one
-	// probe through (half-open) (default 30 s).
+	// probe through (half-open) (DefaultCoolDown).
 	CoolDown time.Duration
 	// Now is the clock (nil = time.Now).
 	Now func() time.Time
 }
 
+// Defaults of HealthConfig (configs: failover.health.*).
+const (
+	DefaultHealthWindow = 2 * time.Minute
+	DefaultMinSamples   = 5
+	DefaultFailureRatio = 0.5
+	DefaultCoolDown     = 30 * time.Second
+)
+
 func (hc HealthConfig) withDefaults() HealthConfig {
 	if hc.Window <= 0 {
-		hc.Window = 2 * time.Minute
+		hc.Window = DefaultHealthWindow
 	}
 	if hc.MinSamples <= 0 {
-		hc.MinSamples = 10
+		hc.MinSamples = DefaultMinSamples
 	}
 	if hc.FailureRatio <= 0 {
-		hc.FailureRatio = 0.3
+		hc.FailureRatio = DefaultFailureRatio
 	}
 	if hc.CoolDown <= 0 {
-		hc.CoolDown = 30 * time.Second
+		hc.CoolDown = DefaultCoolDown
 	}
 	if hc.Now == nil {
 		hc.Now = time.Now

@@ -52,12 +52,6 @@ func (b *blockingTools) Run(ctx context.Context, call ToolCall) string {
 	}
 }
 
-func (b *blockingTools) seen() []ToolCall {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]ToolCall(nil), b.calls...)
-}
-
 func (b *blockingTools) cancels() []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()

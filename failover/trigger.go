@@ -10,11 +10,6 @@ import (
 	"github.com/sipbridge/sipbridge/realtime"
 )
 
-// ErrAllRegionsFailed is returned by Conversation.Run when MaxSwapsInRow
-// consecutive attempts to get a working session failed (after the apology
-// was queued and ControlGiveUp emitted).
-var ErrAllRegionsFailed = errors.New("failover: all regions failed")
-
 // Trigger is why a conversation left its session. Each failure is classified
 // once, here; String is the label used in logs and metrics.
 type Trigger uint8
@@ -101,33 +96,10 @@ func (t Trigger) outcome() Outcome {
 	return 0
 }
 
-// Error codes the bridge acts on (protocol doc §3.7, §6.1).
-const (
-	codeRateLimit          = "rate_limit_exceeded"
-	codeInferenceRateLimit = "inference_rate_limit_exceeded"
-	codeInsufficientQuota  = "insufficient_quota"
-	codeInvalidAPIKey      = "invalid_api_key"
-	codeSessionExpired     = "session_expired"
-	codeActiveResponse     = "conversation_already_has_active_response"
-	codeCancelNotActive    = "response_cancel_not_active"
-	codeCommitEmpty        = "input_audio_buffer_commit_empty"
-	typeServerError        = "server_error"
-)
-
-func isAuthError(d *realtime.ErrorDetail) bool {
-	if d == nil {
-		return false
-	}
-	switch d.Code {
-	case codeInsufficientQuota, codeInvalidAPIKey:
-		return true
-	}
-	switch d.Type {
-	case "authentication_error", "permission_error", "insufficient_quota":
-		return true
-	}
-	return false
-}
+// codeActiveResponse is the error a response.create racing one in flight
+// gets; the conversation recovers from it (the code itself is realtime's
+// wire vocabulary).
+const codeActiveResponse = realtime.CodeActiveResponse
 
 // classifyFailedResponse classifies a response.done with status failed.
 // Every failed response swaps: a session that failed once tends to keep
@@ -138,9 +110,9 @@ func classifyFailedResponse(r *realtime.ResponseInfo) Trigger {
 		d = r.StatusDetails.Error
 	}
 	switch {
-	case isAuthError(d):
+	case realtime.IsAuthError(d):
 		return TriggerAuth
-	case d != nil && (d.Code == codeRateLimit || d.Code == codeInferenceRateLimit):
+	case d != nil && (d.Code == realtime.CodeRateLimitExceeded || d.Code == realtime.CodeInferenceRateLimitExceeded):
 		return TriggerRateLimited
 	}
 	return TriggerResponseFailed
@@ -154,11 +126,11 @@ func classifyErrorEvent(d *realtime.ErrorDetail) Trigger {
 		return 0
 	}
 	switch {
-	case d.Code == codeSessionExpired:
+	case d.Code == realtime.CodeSessionExpired:
 		return TriggerExpiry
-	case d.Type == typeServerError:
+	case d.Type == realtime.TypeServerError:
 		return TriggerServerError
-	case isAuthError(d):
+	case realtime.IsAuthError(d):
 		return TriggerAuth
 	}
 	return 0
@@ -183,10 +155,10 @@ func classifySessionEnd(err error, pastExpiry bool) Trigger {
 	}
 	var pe *realtime.ProtocolError
 	if errors.As(err, &pe) {
-		if pe.Detail.Code == codeSessionExpired {
+		if pe.Detail.Code == realtime.CodeSessionExpired {
 			return TriggerExpiry
 		}
-		if isAuthError(&pe.Detail) {
+		if realtime.IsAuthError(&pe.Detail) {
 			return TriggerAuth
 		}
 		return TriggerClosed
@@ -227,7 +199,7 @@ func dialErrorKind(err error) (kind string, auth bool) {
 // the ones the protocol doc lists as expected races are not warnings.
 func recoverableExpected(d *realtime.ErrorDetail) bool {
 	switch d.Code {
-	case codeActiveResponse, codeCancelNotActive, codeCommitEmpty:
+	case realtime.CodeActiveResponse, realtime.CodeCancelNotActive, realtime.CodeCommitEmpty:
 		return true
 	}
 	// Truncate races: "already shorter than", "Only model output audio

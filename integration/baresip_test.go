@@ -17,8 +17,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sipbridge/sipbridge/integration/testphone"
 	"github.com/sipbridge/sipbridge/realtime/sim"
+	"github.com/sipbridge/sipbridge/sip/phone"
 )
 
 // writeWAV writes 8 kHz mono 16-bit PCM.
@@ -180,21 +180,21 @@ func TestBaresipSoftphoneCall(t *testing.T) {
 	heard, rate, err := readWAV(heardFiles[0])
 	require.NoError(t, err)
 	require.Equal(t, 8000, rate)
-	var answer *testphone.Span
-	for _, s := range testphone.ToneSpans(heard, eastHz) {
+	var answer *phone.Span
+	for _, s := range phone.ToneSpans(heard, eastHz) {
 		if s.EndMs-s.StartMs >= 600 {
 			answer = &s
 			break
 		}
 	}
-	require.NotNil(t, answer, "the recording holds the assistant's answer (%v Hz spans: %v)", eastHz, testphone.ToneSpans(heard, eastHz))
+	require.NotNil(t, answer, "the recording holds the assistant's answer (%v Hz spans: %v)", eastHz, phone.ToneSpans(heard, eastHz))
 	require.Greater(t, answer.StartMs, toneMs-200, "the answer comes after the caller spoke")
-	require.Empty(t, testphone.ToneSpans(heard, callerHz), "the caller's own voice is not echoed back")
+	require.Empty(t, phone.ToneSpans(heard, callerHz), "the caller's own voice is not echoed back")
 
 	sent, err := filepath.Glob(filepath.Join(recDir, "*-enc.wav"))
 	require.NoError(t, err)
 	require.Len(t, sent, 1)
 	mine, _, err := readWAV(sent[0])
 	require.NoError(t, err)
-	require.NotEmpty(t, testphone.ToneSpans(mine, callerHz), "the microphone file was what baresip sent")
+	require.NotEmpty(t, phone.ToneSpans(mine, callerHz), "the microphone file was what baresip sent")
 }

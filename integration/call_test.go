@@ -11,8 +11,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sipbridge/sipbridge/integration/testphone"
 	"github.com/sipbridge/sipbridge/realtime/sim"
+	"github.com/sipbridge/sipbridge/sip/phone"
 )
 
 const (
@@ -60,7 +60,7 @@ func TestCallIsAnsweredAndTheAssistantIsHeard(t *testing.T) {
 	t.Parallel()
 	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
 	br := startBridge(t, "", east)
-	call, ctx := dial(t, br, 60*time.Second, testphone.CallOptions{})
+	call, ctx := dial(t, br, 60*time.Second, phone.CallOptions{})
 	require.Equal(t, uint8(0), call.PayloadType(), "PCMU offered first is chosen")
 	require.Contains(t, call.Answer(), "telephone-event/8000")
 	require.Contains(t, call.Answer(), "a=rtpmap:101 telephone-event/8000", "the offer's telephone-event PT is echoed")
@@ -99,7 +99,7 @@ func TestSDPAnswerFollowsCallerCodecOrder(t *testing.T) {
 	t.Parallel()
 	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
 	br := startBridge(t, "", east)
-	call, ctx := dial(t, br, 60*time.Second, testphone.CallOptions{Codecs: []string{"PCMA", "PCMU"}, TelephoneEvent: 96})
+	call, ctx := dial(t, br, 60*time.Second, phone.CallOptions{Codecs: []string{"PCMA", "PCMU"}, TelephoneEvent: 96})
 	require.Equal(t, uint8(8), call.PayloadType())
 	require.Contains(t, call.Answer(), "a=rtpmap:96 telephone-event/8000")
 	call.Speak(callerHz, 1200*time.Millisecond, -20)
@@ -119,8 +119,8 @@ func TestNoCommonCodecGets488(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	_, err := ph.Call(ctx, testphone.CallOptions{Target: br.Target(), Codecs: []string{"G722", "OPUS"}, TelephoneEvent: -1})
-	var rej *testphone.ErrRejected
+	_, err := ph.Call(ctx, phone.CallOptions{Target: br.Target(), Codecs: []string{"G722", "OPUS"}, TelephoneEvent: -1})
+	var rej *phone.ErrRejected
 	require.True(t, errors.As(err, &rej), "want a rejection, got %v", err)
 	require.Equal(t, 488, rej.Code)
 	require.Empty(t, east.Sim.Sessions(), "no realtime session for a call that was refused")
@@ -138,7 +138,7 @@ func TestModelEndsTheCall(t *testing.T) {
 		return sim.DefaultResponder(tc)
 	}})
 	br := startBridge(t, "", east)
-	call, ctx := dial(t, br, 60*time.Second, testphone.CallOptions{})
+	call, ctx := dial(t, br, 60*time.Second, phone.CallOptions{})
 	call.Speak(callerHz, time.Second, -20)
 	select {
 	case <-call.Ended():
@@ -146,7 +146,7 @@ func TestModelEndsTheCall(t *testing.T) {
 		t.Fatal("the bridge never hung up")
 	}
 	require.Equal(t, "bye-received", call.EndReason())
-	spans := testphone.ToneSpans(call.Heard(), eastHz)
+	spans := phone.ToneSpans(call.Heard(), eastHz)
 	require.NotEmpty(t, spans, "the goodbye was heard before the BYE")
 	heard := 0
 	for _, s := range spans {
@@ -177,7 +177,7 @@ func TestBargeInTruncatesAtThePlayedPosition(t *testing.T) {
 		return sim.Reply{Text: "Sure."}
 	}})
 	br := startBridge(t, "", east)
-	call, ctx := dial(t, br, 60*time.Second, testphone.CallOptions{})
+	call, ctx := dial(t, br, 60*time.Second, phone.CallOptions{})
 	call.Speak(callerHz, time.Second, -20)
 	start, err := call.WaitTone(ctx, eastHz, 0, 800*time.Millisecond, 20*time.Second)
 	require.NoError(t, err)
@@ -201,7 +201,7 @@ func TestBargeInTruncatesAtThePlayedPosition(t *testing.T) {
 
 	// The playout stopped: less than a second of the long answer after the
 	// barge-in was detected.
-	spans := testphone.ToneSpans(call.Heard(), eastHz)
+	spans := phone.ToneSpans(call.Heard(), eastHz)
 	require.NotEmpty(t, spans)
 	require.Less(t, spans[0].EndMs-spans[0].StartMs, tr.AudioEndMs+600, "playout continued after the truncate (spans %v)", spans)
 	require.NoError(t, call.Hangup(ctx))
@@ -296,7 +296,7 @@ func TestG711PassthroughFollowsTheCallCodec(t *testing.T) {
 	t.Parallel()
 	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
 	br := startBridge(t, "assistant:\n  audio_format: g711\n", east)
-	call, ctx := dial(t, br, 60*time.Second, testphone.CallOptions{Codecs: []string{"PCMA"}})
+	call, ctx := dial(t, br, 60*time.Second, phone.CallOptions{Codecs: []string{"PCMA"}})
 	call.Speak(callerHz, 1200*time.Millisecond, -20)
 	_, err := call.WaitTone(ctx, eastHz, 0, 600*time.Millisecond, 20*time.Second)
 	require.NoError(t, err)

@@ -10,7 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sipbridge/sipbridge/integration/testphone"
+	"github.com/sipbridge/sipbridge/sip/phone"
 )
 
 // TestEmbeddedDefaultAnswers runs the binary exactly as the README's first
@@ -21,7 +21,7 @@ func TestEmbeddedDefaultAnswers(t *testing.T) {
 	ph := newPhone(t, "udp")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	call, err := ph.Call(ctx, testphone.CallOptions{Target: "sip:bot@127.0.0.1"})
+	call, err := ph.Call(ctx, phone.CallOptions{Target: "sip:bot@127.0.0.1"})
 	require.NoError(t, err)
 	// The default greets the caller first, in either region's voice.
 	_, errE := call.WaitTone(ctx, eastHz, 0, 500*time.Millisecond, 10*time.Second)
@@ -69,7 +69,7 @@ regions:
 	path := t.TempDir() + "/demo.yaml"
 	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o600))
 	br := startBridgeFile(t, path, os.Environ(), fmt.Sprintf("127.0.0.1:%d", sipPort), fmt.Sprintf("127.0.0.1:%d", adminPort))
-	call, ctx := dial(t, br, 3*time.Minute, testphone.CallOptions{})
+	call, ctx := dial(t, br, 3*time.Minute, phone.CallOptions{})
 	const turns = 10
 	for i := 0; i < turns; i++ {
 		from := call.HeardMs()

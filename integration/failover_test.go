@@ -10,15 +10,15 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sipbridge/sipbridge/integration/testphone"
 	"github.com/sipbridge/sipbridge/realtime/sim"
+	"github.com/sipbridge/sipbridge/sip/phone"
 )
 
 const northHz = 880.0
 
 // turn has the caller speak once and waits until the answer in voiceHz is
 // heard; it returns where (ms into the call's received audio) the answer began.
-func turn(t *testing.T, ctx context.Context, call *testphone.Call, voiceHz float64, timeout time.Duration) int {
+func turn(t *testing.T, ctx context.Context, call *phone.Call, voiceHz float64, timeout time.Duration) int {
 	t.Helper()
 	from := call.HeardMs()
 	call.Speak(callerHz, time.Second, -20)
@@ -85,7 +85,7 @@ func TestFailoverTriggers(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
 
-			call, err := ph.Call(ctx, testphone.CallOptions{Target: br.Target(), Codecs: tc.codecs})
+			call, err := ph.Call(ctx, phone.CallOptions{Target: br.Target(), Codecs: tc.codecs})
 			require.NoError(t, err)
 			if len(tc.codecs) > 0 && tc.codecs[0] == "G722" {
 				require.Equal(t, uint8(9), call.PayloadType(), "the call runs G.722")
@@ -219,7 +219,7 @@ func TestFailoverConnectRefusedTriesTheNextRegion(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	call, err := ph.Call(ctx, testphone.CallOptions{Target: br.Target()})
+	call, err := ph.Call(ctx, phone.CallOptions{Target: br.Target()})
 	require.NoError(t, err)
 	turn(t, ctx, call, eastHz, 20*time.Second)
 	time.Sleep(2 * time.Second)
@@ -241,7 +241,7 @@ func TestCallStartsInAHealthyRegionWhenTheFirstRefuses(t *testing.T) {
 	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz, Faults: sim.Faults{RefuseConnect: true}})
 	west := startRegion(t, "west", sim.Config{VoiceHz: westHz})
 	br := startBridge(t, "", east, west)
-	call, ctx := dial(t, br, 60*time.Second, testphone.CallOptions{})
+	call, ctx := dial(t, br, 60*time.Second, phone.CallOptions{})
 	turn(t, ctx, call, westHz, 20*time.Second)
 	br.WaitLog(5*time.Second, "session open failed", "region=east")
 	require.NoError(t, call.Hangup(ctx))
@@ -254,7 +254,7 @@ func TestSessionExpiryMidCall(t *testing.T) {
 	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
 	west := startRegion(t, "west", sim.Config{VoiceHz: westHz})
 	br := startBridge(t, "", east, west)
-	call, ctx := dial(t, br, 60*time.Second, testphone.CallOptions{})
+	call, ctx := dial(t, br, 60*time.Second, phone.CallOptions{})
 	turn(t, ctx, call, eastHz, 20*time.Second)
 	time.Sleep(2 * time.Second)
 	east.Sim.SetFaults(sim.Faults{ExpireAfter: 10 * time.Millisecond})
@@ -291,7 +291,7 @@ func TestRotationBeforeTheSessionLimit(t *testing.T) {
 	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz, SessionLimit: 12 * time.Second})
 	east.Extra = []string{"session_limit: 12s"}
 	br := startBridge(t, "failover:\n  rotate_margin: 9s\n", east)
-	call, ctx := dial(t, br, 60*time.Second, testphone.CallOptions{})
+	call, ctx := dial(t, br, 60*time.Second, phone.CallOptions{})
 	turn(t, ctx, call, eastHz, 20*time.Second)
 	line := br.WaitLog(15*time.Second, "session swapped", "trigger=rotation")
 	require.Contains(t, line, "level=INFO")
@@ -325,7 +325,7 @@ func TestWarmStandbySwap(t *testing.T) {
 	west := startRegion(t, "west", sim.Config{VoiceHz: westHz})
 	west.Extra = []string{"warm_standby: true"}
 	br := startBridge(t, "", east, west)
-	call, ctx := dial(t, br, 60*time.Second, testphone.CallOptions{})
+	call, ctx := dial(t, br, 60*time.Second, phone.CallOptions{})
 	turn(t, ctx, call, eastHz, 20*time.Second)
 	waitFor(t, 10*time.Second, "a warm standby in west", func() bool { return len(west.Sim.Sessions()) == 1 })
 	br.WaitLog(10*time.Second, "warm standby ready", "region=west")
@@ -344,7 +344,7 @@ func TestAllRegionsDownTransfersTheCaller(t *testing.T) {
 	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
 	west := startRegion(t, "west", sim.Config{VoiceHz: westHz})
 	br := startBridge(t, "failover:\n  max_swaps_in_row: 2\n  give_up_transfer: sip:agents@127.0.0.1\n", east, west)
-	call, ctx := dial(t, br, 60*time.Second, testphone.CallOptions{})
+	call, ctx := dial(t, br, 60*time.Second, phone.CallOptions{})
 	turn(t, ctx, call, eastHz, 20*time.Second)
 	time.Sleep(time.Second)
 	east.Sim.SetFaults(sim.Faults{FailureRate: 1})

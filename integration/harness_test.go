@@ -19,8 +19,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sipbridge/sipbridge/integration/testphone"
 	"github.com/sipbridge/sipbridge/realtime/sim"
+	"github.com/sipbridge/sipbridge/sip/phone"
 )
 
 // binPath is the sipbridge binary under test, built once in TestMain.
@@ -310,9 +310,9 @@ func (l *logBuffer) String() string {
 }
 
 // newPhone starts a test phone for one test.
-func newPhone(t testing.TB, transport string) *testphone.Phone {
+func newPhone(t testing.TB, transport string) *phone.Phone {
 	t.Helper()
-	p, err := testphone.New(context.Background(), testphone.Config{Transport: transport})
+	p, err := phone.New(context.Background(), phone.Config{Transport: transport})
 	require.NoError(t, err)
 	t.Cleanup(p.Close)
 	return p
@@ -334,7 +334,7 @@ func requirePeer(t testing.TB, name string) string {
 
 // dial places a call to the bridge from a new phone and returns it with a
 // context bounded by timeout (cancelled at test end).
-func dial(t testing.TB, br *bridge, timeout time.Duration, opt testphone.CallOptions) (*testphone.Call, context.Context) {
+func dial(t testing.TB, br *bridge, timeout time.Duration, opt phone.CallOptions) (*phone.Call, context.Context) {
 	t.Helper()
 	ph := newPhone(t, "udp")
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -350,14 +350,14 @@ func dial(t testing.TB, br *bridge, timeout time.Duration, opt testphone.CallOpt
 // waitAnswer waits until the caller hears, after position fromMs, at least
 // minMs of an answer in one of the voices; it returns where the answer began
 // and whose voice it was.
-func waitAnswer(t testing.TB, call *testphone.Call, fromMs, minMs int, timeout time.Duration, voices ...float64) (int, float64) {
+func waitAnswer(t testing.TB, call *phone.Call, fromMs, minMs int, timeout time.Duration, voices ...float64) (int, float64) {
 	t.Helper()
 	var at int
 	var hz float64
 	waitFor(t, timeout, fmt.Sprintf("an answer after %d ms in %v Hz", fromMs, voices), func() bool {
 		heard := call.Heard()
 		for _, v := range voices {
-			for _, sp := range testphone.ToneSpans(heard, v) {
+			for _, sp := range phone.ToneSpans(heard, v) {
 				if sp.StartMs >= fromMs && sp.EndMs-sp.StartMs >= minMs {
 					at, hz = sp.StartMs, v
 					return true

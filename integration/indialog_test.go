@@ -12,8 +12,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sipbridge/sipbridge/integration/testphone"
 	"github.com/sipbridge/sipbridge/realtime/sim"
+	"github.com/sipbridge/sipbridge/sip/phone"
 )
 
 // longAnswer makes every answer the simulator's longest (4 s of voice).
@@ -65,7 +65,7 @@ func TestDTMFReachesTheModel(t *testing.T) {
 			ph := newPhone(t, "udp")
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			call, err := ph.Call(ctx, testphone.CallOptions{Target: br.Target()})
+			call, err := ph.Call(ctx, phone.CallOptions{Target: br.Target()})
 			require.NoError(t, err)
 			waitFor(t, 10*time.Second, "the realtime session", func() bool { _, ok := lastSession(east); return ok })
 
@@ -124,7 +124,7 @@ func TestHoldAndResumeThroughTheBinary(t *testing.T) {
 	t.Parallel()
 	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz, Responder: longAnswer})
 	br := startBridge(t, "", east)
-	call, ctx := dial(t, br, 120*time.Second, testphone.CallOptions{})
+	call, ctx := dial(t, br, 120*time.Second, phone.CallOptions{})
 
 	for i, hold := range []struct{ offer, answer string }{{"sendonly", "recvonly"}, {"inactive", "inactive"}} {
 		from := call.HeardMs()
@@ -133,7 +133,7 @@ func TestHoldAndResumeThroughTheBinary(t *testing.T) {
 		require.NoError(t, err, "%s: the answer before the hold", hold.offer)
 
 		// Mid-answer (4 s of voice): hold.
-		res, err := call.ReInvite(ctx, testphone.ReInviteOptions{Direction: hold.offer})
+		res, err := call.ReInvite(ctx, phone.ReInviteOptions{Direction: hold.offer})
 		require.NoError(t, err)
 		require.Equal(t, 200, res.StatusCode)
 		require.True(t, sdpHas(res.Body(), "a="+hold.answer), "%s answered %s:\n%s", hold.offer, hold.answer, res.Body())
@@ -142,14 +142,14 @@ func TestHoldAndResumeThroughTheBinary(t *testing.T) {
 		time.Sleep(1500 * time.Millisecond)
 		heard := call.Heard()
 		toneMs := 0
-		for _, s := range testphone.ToneSpans(heard[min(heldAt*8, len(heard)):], eastHz) {
+		for _, s := range phone.ToneSpans(heard[min(heldAt*8, len(heard)):], eastHz) {
 			toneMs += s.EndMs - s.StartMs
 		}
 		t.Logf("%s: %d ms of answer tone and %d RTP packets after the hold's 200", hold.offer, toneMs, call.Stats().PacketsIn-pktsAt)
 		require.LessOrEqual(t, toneMs, 60, "%s: the answer stops at once (spans after hold)", hold.offer)
 		require.LessOrEqual(t, call.Stats().PacketsIn-pktsAt, 5, "%s: no RTP while held, beyond a frame or two", hold.offer)
 
-		res, err = call.ReInvite(ctx, testphone.ReInviteOptions{Direction: "sendrecv"})
+		res, err = call.ReInvite(ctx, phone.ReInviteOptions{Direction: "sendrecv"})
 		require.NoError(t, err)
 		require.Equal(t, 200, res.StatusCode)
 		require.True(t, sdpHas(res.Body(), "a=sendrecv"))
@@ -158,7 +158,7 @@ func TestHoldAndResumeThroughTheBinary(t *testing.T) {
 		resumedAt := call.HeardMs()
 		time.Sleep(time.Second)
 		heard = call.Heard()
-		require.Empty(t, testphone.ToneSpans(heard[min(resumedAt*8, len(heard)):], eastHz), "%s: the held answer was dropped", hold.offer)
+		require.Empty(t, phone.ToneSpans(heard[min(resumedAt*8, len(heard)):], eastHz), "%s: the held answer was dropped", hold.offer)
 
 		rec, ok := lastSession(east)
 		require.True(t, ok)
@@ -182,10 +182,10 @@ func TestReInviteMovesMedia(t *testing.T) {
 	t.Parallel()
 	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
 	br := startBridge(t, "", east)
-	call, ctx := dial(t, br, 60*time.Second, testphone.CallOptions{})
+	call, ctx := dial(t, br, 60*time.Second, phone.CallOptions{})
 	oldRTP := call.LocalRTP()
 
-	res, err := call.ReInvite(ctx, testphone.ReInviteOptions{NewRTPSocket: true})
+	res, err := call.ReInvite(ctx, phone.ReInviteOptions{NewRTPSocket: true})
 	require.NoError(t, err)
 	require.Equal(t, 200, res.StatusCode)
 	newRTP := call.LocalRTP()
@@ -210,7 +210,7 @@ func TestSessionTimerCallerRefreshes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	timer := []sip.Header{sip.NewHeader("Supported", "timer"), sip.NewHeader("Session-Expires", "4;refresher=uac")}
-	call, err := ph.Call(ctx, testphone.CallOptions{Target: br.Target(), Headers: timer})
+	call, err := ph.Call(ctx, phone.CallOptions{Target: br.Target(), Headers: timer})
 	require.NoError(t, err)
 
 	var last time.Time
@@ -261,7 +261,7 @@ func TestSessionTimerBridgeRefreshes(t *testing.T) {
 			if update {
 				hdrs = append(hdrs, sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO"))
 			}
-			call, err := ph.Call(ctx, testphone.CallOptions{Target: br.Target(), Headers: hdrs})
+			call, err := ph.Call(ctx, phone.CallOptions{Target: br.Target(), Headers: hdrs})
 			require.NoError(t, err)
 
 			refreshes := func() []*sip.Request {
@@ -309,9 +309,9 @@ func TestTargetRefreshThroughTheBinary(t *testing.T) {
 	moved := newPhone(t, "udp")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	call, err := ph.Call(ctx, testphone.CallOptions{Target: br.Target()})
+	call, err := ph.Call(ctx, phone.CallOptions{Target: br.Target()})
 	require.NoError(t, err)
-	res, err := call.ReInvite(ctx, testphone.ReInviteOptions{ContactOf: moved})
+	res, err := call.ReInvite(ctx, phone.ReInviteOptions{ContactOf: moved})
 	require.NoError(t, err)
 	require.Equal(t, 200, res.StatusCode)
 	br.WaitLog(10*time.Second, "remote target refreshed", strconv.Itoa(int(moved.Addr().Port())), call.CallID())

@@ -13,8 +13,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sipbridge/sipbridge/integration/testphone"
 	"github.com/sipbridge/sipbridge/realtime/sim"
+	"github.com/sipbridge/sipbridge/sip/phone"
 )
 
 // kamailioRegistrarCfg is a minimal registrar (in-memory usrloc) that
@@ -116,7 +116,7 @@ func TestRegisterWithKamailioThenCallTheAOR(t *testing.T) {
 	})
 
 	// A call to the AOR, through the registrar, reaches the bridge.
-	call, cctx := dial(t, br, 60*time.Second, testphone.CallOptions{Target: "sip:bot@" + kam})
+	call, cctx := dial(t, br, 60*time.Second, phone.CallOptions{Target: "sip:bot@" + kam})
 	br.WaitLog(10*time.Second, "call answered", call.CallID())
 	call.Speak(callerHz, 1200*time.Millisecond, -20)
 	_, err := call.WaitTone(cctx, eastHz, 0, 600*time.Millisecond, 20*time.Second)
@@ -130,7 +130,7 @@ func TestRegisterWithKamailioThenCallTheAOR(t *testing.T) {
 	ph := newPhone(t, "udp")
 	octx, ocancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer ocancel()
-	_, err = ph.Call(octx, testphone.CallOptions{Target: "sip:bot@" + kam})
+	_, err = ph.Call(octx, phone.CallOptions{Target: "sip:bot@" + kam})
 	rejectedWith(t, err, 404)
 	require.NotContains(t, br.Logs(), pw, "the password is never logged")
 }

@@ -14,8 +14,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sipbridge/sipbridge/integration/testphone"
 	"github.com/sipbridge/sipbridge/realtime/sim"
+	"github.com/sipbridge/sipbridge/sip/phone"
 )
 
 // startKamailio runs configs/kamailio/dispatcher.cfg on a loopback port with
@@ -83,7 +83,7 @@ func TestKamailioDispatcherDrainRoutesAway(t *testing.T) {
 	kam := startKamailio(t, fmt.Sprintf("1 sip:%s 0 0 duid=a\n1 sip:%s 0 0 duid=b\n", a.SIPAddr, b.SIPAddr))
 	target := "sip:bot@" + kam
 
-	answeredBy := func(call *testphone.Call) *bridge {
+	answeredBy := func(call *phone.Call) *bridge {
 		t.Helper()
 		var by *bridge
 		waitFor(t, 20*time.Second, "an instance logs the call answered", func() bool {
@@ -98,7 +98,7 @@ func TestKamailioDispatcherDrainRoutesAway(t *testing.T) {
 		return by
 	}
 
-	first, ctx := dial(t, a, 90*time.Second, testphone.CallOptions{Target: target})
+	first, ctx := dial(t, a, 90*time.Second, phone.CallOptions{Target: target})
 	drained := answeredBy(first)
 	other := b
 	voice := westHz
@@ -111,7 +111,7 @@ func TestKamailioDispatcherDrainRoutesAway(t *testing.T) {
 	drained.WaitLog(10*time.Second, "SIGTERM: draining")
 
 	for i := range 2 {
-		call, cctx := dial(t, other, 60*time.Second, testphone.CallOptions{Target: target})
+		call, cctx := dial(t, other, 60*time.Second, phone.CallOptions{Target: target})
 		require.Same(t, other, answeredBy(call), "call %d is answered by the instance still in service", i)
 		call.Speak(callerHz, 1200*time.Millisecond, -20)
 		_, err := call.WaitTone(cctx, voice, 0, 600*time.Millisecond, 20*time.Second)

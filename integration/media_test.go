@@ -22,8 +22,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sipbridge/sipbridge/integration/testphone"
 	"github.com/sipbridge/sipbridge/realtime/sim"
+	"github.com/sipbridge/sipbridge/sip/phone"
 )
 
 // wideHz is the wideband part of the caller's test signal: above 4 kHz,
@@ -205,8 +205,8 @@ func to8k(s []int16, rate int) []int16 {
 }
 
 // answerSpan is the first answer-long span of hz in heard (8 kHz).
-func answerSpan(heard []int16, hz float64) *testphone.Span {
-	for _, s := range testphone.ToneSpans(heard, hz) {
+func answerSpan(heard []int16, hz float64) *phone.Span {
+	for _, s := range phone.ToneSpans(heard, hz) {
 		if s.EndMs-s.StartMs >= 600 {
 			return &s
 		}
@@ -252,7 +252,7 @@ rtp:
 		x := float64(i) / rate
 		mic[i] = int16(amp * (math.Sin(2*math.Pi*callerHz*x) + math.Sin(2*math.Pi*wideHz*x)))
 	}
-	phone := startBaresip(t, fmt.Sprintf("sip:bot@127.0.0.1:%d;transport=tls", tlsPort),
+	softphone := startBaresip(t, fmt.Sprintf("sip:bot@127.0.0.1:%d;transport=tls", tlsPort),
 		";regint=0;mediaenc=srtp-mand;audio_codecs=G722",
 		[]string{"g722.so", "srtp.so"}, []string{"sip_cafile " + certFile}, mic, rate)
 
@@ -265,8 +265,8 @@ rtp:
 	require.Contains(t, line, "srtp_auth_failed=0", "no clear or forged RTP reached the bridge")
 	require.Contains(t, line, "srtp_protect_failed=0")
 	require.NotContains(t, line, "rtp_in=0 ")
-	phone.stop()
-	require.Contains(t, phone.Out.String(), "Call established")
+	softphone.stop()
+	require.Contains(t, softphone.Out.String(), "Call established")
 	require.Zero(t, requireMetric(t, br, `sipbridge_media_srtp_dropped_total{reason="auth"}`))
 
 	// The bridge decrypted the caller: the model heard its turn.
@@ -284,11 +284,11 @@ rtp:
 	require.Greater(t, ratioDB, -12.0, "the model received the caller's band above 4 kHz (G.722, not G.711)")
 
 	// The caller heard the answer, after it spoke, through SRTP.
-	heard, heardRate := phone.heard(t)
+	heard, heardRate := softphone.heard(t)
 	require.Equal(t, 16000, heardRate, "baresip decoded G.722")
 	h8 := to8k(heard, heardRate)
 	answer := answerSpan(h8, eastHz)
-	require.NotNil(t, answer, "the recording holds the assistant's answer (%v Hz spans: %v)", eastHz, testphone.ToneSpans(h8, eastHz))
+	require.NotNil(t, answer, "the recording holds the assistant's answer (%v Hz spans: %v)", eastHz, phone.ToneSpans(h8, eastHz))
 	require.Greater(t, answer.StartMs, toneMs-200, "the answer comes after the caller spoke")
 }
 
@@ -326,7 +326,7 @@ func TestTamperedSRTPDroppedAndCounted(t *testing.T) {
 	br := startBridge(t, "sip:\n  trunks:\n    - name: secure\n      allow: [127.0.0.1/32]\n      media_encryption: required\n", east)
 	key := make([]byte, 30)
 	_, _ = rand.Read(key)
-	call, ctx := dial(t, br, 60*time.Second, testphone.CallOptions{SRTPKey: key})
+	call, ctx := dial(t, br, 60*time.Second, phone.CallOptions{SRTPKey: key})
 	require.Contains(t, call.Answer(), " RTP/SAVP 0 ")
 	require.Contains(t, call.Answer(), "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:")
 	require.NotContains(t, call.Answer(), base64.StdEncoding.EncodeToString(key), "the bridge answers with its own key")

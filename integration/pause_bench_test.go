@@ -10,15 +10,15 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sipbridge/sipbridge/integration/testphone"
 	"github.com/sipbridge/sipbridge/realtime/sim"
+	"github.com/sipbridge/sipbridge/sip/phone"
 )
 
 // answerLatencyMs has the caller speak one turn and returns, on the caller's
 // received-audio timeline, the time from the end of their speech to the start
 // of the answer in voiceHz. Measured at the RTP the caller receives, so it
 // includes everything: VAD, the model, the bridge, any swap, the pacer.
-func answerLatencyMs(tb testing.TB, ctx context.Context, call *testphone.Call, voices ...float64) (int, float64) {
+func answerLatencyMs(tb testing.TB, ctx context.Context, call *phone.Call, voices ...float64) (int, float64) {
 	tb.Helper()
 	from := call.HeardMs()
 	call.Speak(callerHz, time.Second, -20)
@@ -30,7 +30,7 @@ func answerLatencyMs(tb testing.TB, ctx context.Context, call *testphone.Call, v
 	// Let the answer finish so the next turn starts from silence.
 	time.Sleep(500 * time.Millisecond)
 	for {
-		spans := testphone.ToneSpans(call.Heard(), voiceHz)
+		spans := phone.ToneSpans(call.Heard(), voiceHz)
 		if len(spans) > 0 && call.HeardMs()-spans[len(spans)-1].EndMs > 600 {
 			break
 		}
@@ -67,7 +67,7 @@ func BenchmarkFailoverPause(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
-				call, err := ph.Call(ctx, testphone.CallOptions{Target: br.Target()})
+				call, err := ph.Call(ctx, phone.CallOptions{Target: br.Target()})
 				require.NoError(b, err)
 				if mode == "warm" {
 					waitFor(b, 10*time.Second, "warm standby", func() bool {

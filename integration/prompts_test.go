@@ -10,8 +10,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sipbridge/sipbridge/integration/testphone"
 	"github.com/sipbridge/sipbridge/realtime/sim"
+	"github.com/sipbridge/sipbridge/sip/phone"
 )
 
 // toneWAV writes a mono PCM16 8 kHz WAV holding a tone, as an operator's
@@ -55,7 +55,7 @@ func TestFillerPromptDuringALongSwap(t *testing.T) {
 	west := startRegion(t, "west", sim.Config{VoiceHz: westHz})
 	filler := toneWAV(t, fillerHz, 600*time.Millisecond)
 	br := startBridge(t, "failover:\n  stall_no_response: 1500ms\n  filler_after: 700ms\n  filler_file: "+filler+"\n", east, west)
-	call, ctx := dial(t, br, 60*time.Second, testphone.CallOptions{})
+	call, ctx := dial(t, br, 60*time.Second, phone.CallOptions{})
 	turn(t, ctx, call, eastHz, 20*time.Second)
 	time.Sleep(2 * time.Second)
 	east.Sim.SetFaults(sim.Faults{StallNoResponse: 1})
@@ -75,7 +75,7 @@ func TestApologyBeforeGivingUp(t *testing.T) {
 	west := startRegion(t, "west", sim.Config{VoiceHz: westHz})
 	apology := toneWAV(t, apologyHz, 800*time.Millisecond)
 	br := startBridge(t, "failover:\n  max_swaps_in_row: 2\n  apology_file: "+apology+"\n", east, west)
-	call, ctx := dial(t, br, 60*time.Second, testphone.CallOptions{})
+	call, ctx := dial(t, br, 60*time.Second, phone.CallOptions{})
 	turn(t, ctx, call, eastHz, 20*time.Second)
 	time.Sleep(time.Second)
 	east.Sim.SetFaults(sim.Faults{FailureRate: 1})
@@ -88,7 +88,7 @@ func TestApologyBeforeGivingUp(t *testing.T) {
 		t.Fatal("the bridge did not hang up after giving up")
 	}
 	require.Equal(t, "bye-received", call.EndReason())
-	spans := testphone.ToneSpans(call.Heard(), apologyHz)
+	spans := phone.ToneSpans(call.Heard(), apologyHz)
 	heard := 0
 	for _, s := range spans {
 		if s.StartMs >= from {

@@ -8,8 +8,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sipbridge/sipbridge/integration/testphone"
 	"github.com/sipbridge/sipbridge/realtime/sim"
+	"github.com/sipbridge/sipbridge/sip/phone"
 )
 
 // TestCancelWhileRinging: the bridge rings while the realtime session
@@ -25,7 +25,7 @@ func TestCancelWhileRinging(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		_, err := ph.Call(ctx, testphone.CallOptions{Target: br.Target()})
+		_, err := ph.Call(ctx, phone.CallOptions{Target: br.Target()})
 		done <- err
 	}()
 	// Wait until the bridge is dialling the region (the upgrade arrived).
@@ -57,9 +57,9 @@ func TestAllRegionsDownAtCallStartGets503(t *testing.T) {
 	ph := newPhone(t, "udp")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	call, err := ph.Call(ctx, testphone.CallOptions{Target: br.Target()})
+	call, err := ph.Call(ctx, phone.CallOptions{Target: br.Target()})
 	require.Nil(t, call)
-	var rej *testphone.ErrRejected
+	var rej *phone.ErrRejected
 	require.True(t, errors.As(err, &rej), "want a rejection, got %v", err)
 	require.Equal(t, 503, rej.Code)
 	require.NotNil(t, rej.Res.GetHeader("Retry-After"))
@@ -73,7 +73,7 @@ func TestRingingThenAnswer(t *testing.T) {
 	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz, Faults: sim.Faults{HandshakeDelay: 800 * time.Millisecond}})
 	br := startBridge(t, "", east)
 	start := time.Now()
-	call, ctx := dial(t, br, 60*time.Second, testphone.CallOptions{})
+	call, ctx := dial(t, br, 60*time.Second, phone.CallOptions{})
 	require.GreaterOrEqual(t, time.Since(start), 700*time.Millisecond, "answered only once the AI was up")
 	require.Contains(t, call.Provisional(), 180)
 	turn(t, ctx, call, eastHz, 20*time.Second)

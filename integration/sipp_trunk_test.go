@@ -13,8 +13,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sipbridge/sipbridge/integration/testphone"
 	"github.com/sipbridge/sipbridge/realtime/sim"
+	"github.com/sipbridge/sipbridge/sip/phone"
 )
 
 // SIPp as a trunk peer against the binary: digest challenge and success,
@@ -141,7 +141,7 @@ func TestSIPpSourceNotAllowed(t *testing.T) {
 	ph := newPhone(t, "udp")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	call, err := ph.Call(ctx, testphone.CallOptions{Target: br.Target()})
+	call, err := ph.Call(ctx, phone.CallOptions{Target: br.Target()})
 	require.NoError(t, err, "127.0.0.1 is in the allow list")
 	require.NoError(t, call.Hangup(ctx))
 	require.Equal(t, 1.0, adminMetric(t, br, `sipbridge_sip_auth_admitted_total{method="ip"}`))
@@ -155,7 +155,7 @@ func TestSIPpCapacity503(t *testing.T) {
 	requirePeer(t, "sipp")
 	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
 	br := startBridge(t, "sip:\n  max_calls: 1\n", east)
-	call, ctx := dial(t, br, 60*time.Second, testphone.CallOptions{})
+	call, ctx := dial(t, br, 60*time.Second, phone.CallOptions{})
 
 	run := runSIPpFrom(t, "127.0.0.1", br.SIPAddr, "uac_busy.xml")
 	requireSIPpPassed(t, run)
@@ -164,7 +164,7 @@ func TestSIPpCapacity503(t *testing.T) {
 
 	require.NoError(t, call.Hangup(ctx))
 	br.WaitLog(10*time.Second, "call ended", call.CallID())
-	again, err := call.Phone().Call(ctx, testphone.CallOptions{Target: br.Target()})
+	again, err := call.Phone().Call(ctx, phone.CallOptions{Target: br.Target()})
 	require.NoError(t, err, "a slot is free again")
 	require.NoError(t, again.Hangup(ctx))
 }

@@ -25,8 +25,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sipbridge/sipbridge/integration/testphone"
 	"github.com/sipbridge/sipbridge/realtime/sim"
+	"github.com/sipbridge/sipbridge/sip/phone"
 )
 
 // Trunk access control, TLS, large UDP messages, capacity and drain,
@@ -52,9 +52,9 @@ func adminMetric(t *testing.T, br *bridge, series string) float64 {
 	return 0
 }
 
-func rejectedWith(t *testing.T, err error, code int) *testphone.ErrRejected {
+func rejectedWith(t *testing.T, err error, code int) *phone.ErrRejected {
 	t.Helper()
-	var rej *testphone.ErrRejected
+	var rej *phone.ErrRejected
 	require.ErrorAs(t, err, &rej)
 	require.Equal(t, code, rej.Code, "%s", rej.Reason)
 	return rej
@@ -73,7 +73,7 @@ func TestTrunkDigestThroughTheBinary(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	call, err := ph.Call(ctx, testphone.CallOptions{Target: br.Target(), Username: "pbx-user", Password: pw})
+	call, err := ph.Call(ctx, phone.CallOptions{Target: br.Target(), Username: "pbx-user", Password: pw})
 	require.NoError(t, err)
 	call.Speak(callerHz, 1200*time.Millisecond, -20)
 	_, err = call.WaitTone(ctx, eastHz, 0, 600*time.Millisecond, 20*time.Second)
@@ -81,10 +81,10 @@ func TestTrunkDigestThroughTheBinary(t *testing.T) {
 	require.NoError(t, call.Hangup(ctx))
 	br.WaitLog(10*time.Second, "call ended", call.CallID())
 
-	_, err = ph.Call(ctx, testphone.CallOptions{Target: br.Target(), Username: "pbx-user", Password: "not-" + pw})
+	_, err = ph.Call(ctx, phone.CallOptions{Target: br.Target(), Username: "pbx-user", Password: "not-" + pw})
 	rej := rejectedWith(t, err, 403)
 	require.Nil(t, rej.Res.GetHeader("WWW-Authenticate"), "wrong credentials are not challenged again")
-	_, err = ph.Call(ctx, testphone.CallOptions{Target: br.Target()})
+	_, err = ph.Call(ctx, phone.CallOptions{Target: br.Target()})
 	rej = rejectedWith(t, err, 401)
 	require.Len(t, rej.Res.GetHeaders("WWW-Authenticate"), 2, "SHA-256 and MD5")
 	require.Contains(t, rej.Res.GetHeaders("WWW-Authenticate")[0].Value(), "algorithm=SHA-256")
@@ -107,7 +107,7 @@ func TestUnknownSourceGets403ThroughTheBinary(t *testing.T) {
 	ph := newPhone(t, "udp")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := ph.Call(ctx, testphone.CallOptions{Target: br.Target()})
+	_, err := ph.Call(ctx, phone.CallOptions{Target: br.Target()})
 	rej := rejectedWith(t, err, 403)
 	require.Nil(t, rej.Res.GetHeader("WWW-Authenticate"))
 	res := rawSIP(t, br.SIPAddr, "OPTIONS", "")
@@ -131,7 +131,7 @@ func TestRepeatedFailuresBlockThroughTheBinary(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for range 2 {
-		_, err := ph.Call(ctx, testphone.CallOptions{Target: br.Target(), Username: "pbx-user", Password: "guess"})
+		_, err := ph.Call(ctx, phone.CallOptions{Target: br.Target(), Username: "pbx-user", Password: "guess"})
 		rejectedWith(t, err, 403)
 	}
 	br.WaitLog(5*time.Second, "source blocked after repeated authorisation failures", "src=127.0.0.1")
@@ -243,14 +243,14 @@ func TestTLSCallThroughTheBinary(t *testing.T) {
 	br := startBridge(t, fmt.Sprintf("sip:\n  tls:\n    listen: 127.0.0.1:%d\n    cert_file: %s\n    key_file: %s\n", tlsPort, certFile, keyFile), east)
 	require.NotEmpty(t, br.LogLines("sip listening", "network=tls", fmt.Sprintf("addr=127.0.0.1:%d", tlsPort)))
 
-	ph, err := testphone.New(context.Background(), testphone.Config{Transport: "tls",
+	ph, err := phone.New(context.Background(), phone.Config{Transport: "tls",
 		ServerTLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		ClientTLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}})
 	require.NoError(t, err)
 	t.Cleanup(ph.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	call, err := ph.Call(ctx, testphone.CallOptions{Target: fmt.Sprintf("sip:bot@127.0.0.1:%d", tlsPort)})
+	call, err := ph.Call(ctx, phone.CallOptions{Target: fmt.Sprintf("sip:bot@127.0.0.1:%d", tlsPort)})
 	require.NoError(t, err)
 	contact := call.InviteResponse().Contact().Address
 	require.Equal(t, tlsPort, contact.Port, "Contact names the TLS listener")
@@ -353,7 +353,7 @@ func TestDrainOnSIGTERMThroughTheBinary(t *testing.T) {
 	t.Parallel()
 	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
 	br := startBridge(t, "", east)
-	call, ctx := dial(t, br, 90*time.Second, testphone.CallOptions{})
+	call, ctx := dial(t, br, 90*time.Second, phone.CallOptions{})
 
 	require.NoError(t, br.cmd.Process.Signal(syscall.SIGTERM))
 	br.WaitLog(10*time.Second, "SIGTERM: draining")
@@ -361,7 +361,7 @@ func TestDrainOnSIGTERMThroughTheBinary(t *testing.T) {
 	res := rawSIP(t, br.SIPAddr, "OPTIONS", "")
 	require.True(t, strings.HasPrefix(res, "SIP/2.0 503"), res)
 	require.Contains(t, res, "Retry-After:")
-	_, err := call.Phone().Call(ctx, testphone.CallOptions{Target: br.Target()})
+	_, err := call.Phone().Call(ctx, phone.CallOptions{Target: br.Target()})
 	rej := rejectedWith(t, err, 503)
 	require.NotNil(t, rej.Res.GetHeader("Retry-After"))
 

@@ -13,8 +13,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sipbridge/sipbridge/integration/testphone"
 	"github.com/sipbridge/sipbridge/realtime/sim"
+	"github.com/sipbridge/sipbridge/sip/phone"
 )
 
 // orderResponder is the scripted model: after the caller's first turn it
@@ -94,7 +94,7 @@ func TestWebhookToolThroughTheBinary(t *testing.T) {
 			ph := newPhone(t, "udp")
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			call, err := ph.Call(ctx, testphone.CallOptions{Target: br.Target()})
+			call, err := ph.Call(ctx, phone.CallOptions{Target: br.Target()})
 			require.NoError(t, err)
 
 			call.Speak(callerHz, 1200*time.Millisecond, -20)

@@ -33,8 +33,6 @@ const (
 	coalesceMs = 100
 	// closeWait bounds how long Close waits for the peer's close frame.
 	closeWait = 2 * time.Second
-	// logEvery rate-limits per-message warnings (style §1.7 rule 6).
-	logEvery = 10 * time.Second
 )
 
 // Conn is one live realtime WebSocket session; it implements Session.
@@ -75,8 +73,8 @@ type Conn struct {
 	eventSeq  atomic.Uint64
 	drops     atomic.Uint64
 	coalesce  atomic.Int64 // max audio bytes per append (coalesceMs of input)
-	dropLog   logLimiter
-	badLog    logLimiter
+	dropLog   LogLimiter   // per-message warnings: one per DefaultLogEvery
+	badLog    LogLimiter
 
 	mu       sync.Mutex
 	err      error // guarded by mu; the first cause wins
@@ -210,7 +208,7 @@ func (c *Conn) readLoop() {
 		if err != nil {
 			// A malformed event is a server bug, not a reason to end the call.
 			// The payload is not logged: a server may echo credentials.
-			if ok, suppressed := c.badLog.allow(); ok {
+			if ok, suppressed := c.badLog.Allow(); ok {
 				c.log.Warn("realtime: skipping undecodable server event",
 					"region", c.region, "err", err, "bytes", len(data), "suppressed", suppressed)
 			}
@@ -410,7 +408,7 @@ func (c *Conn) AppendAudio(frame []byte) bool {
 	}
 	if len(frame) > maxAudioFrame || !c.ring.push(frame) {
 		n := c.drops.Add(1)
-		if ok, suppressed := c.dropLog.allow(); ok {
+		if ok, suppressed := c.dropLog.Allow(); ok {
 			// Both causes share this message: an oversized frame is not a full queue.
 			c.log.Warn("realtime: dropping caller audio (send queue full or frame oversized)",
 				"region", c.region, "frame_bytes", len(frame), "dropped_total", n, "suppressed", suppressed)
@@ -585,21 +583,4 @@ func (r *rawConn) close() {
 	if conn != nil {
 		_ = conn.Close()
 	}
-}
-
-// logLimiter lets one message through per logEvery and counts the rest. Safe
-// for concurrent use and allocation-free.
-type logLimiter struct {
-	last       atomic.Int64 // unix nanos of the last message let through
-	suppressed atomic.Uint64
-}
-
-func (l *logLimiter) allow() (bool, uint64) {
-	now := time.Now().UnixNano()
-	last := l.last.Load()
-	if (last != 0 && now-last < int64(logEvery)) || !l.last.CompareAndSwap(last, now) {
-		l.suppressed.Add(1)
-		return false, 0
-	}
-	return true, l.suppressed.Swap(0)
 }

@@ -36,7 +36,6 @@ type fakeServer struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	headers chan http.Header
-	reqs    sync.Map // request count, key "n"
 }
 
 // peer is the server end of one WebSocket session. Handler goroutines are not

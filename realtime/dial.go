@@ -16,7 +16,6 @@ import (
 )
 
 const (
-	defaultDialTimeout = 10 * time.Second
 	// readLimit replaces coder/websocket's 32 KiB default: session.updated
 	// with long instructions or conversation.item.retrieved with audio exceed
 	// it (§4 "Client WebSocket settings"; style §2.4).
@@ -94,7 +93,7 @@ func dial(ctx context.Context, dc DialConfig, sc SessionConfig, log *slog.Logger
 
 	timeout := dc.DialTimeout
 	if timeout <= 0 {
-		timeout = defaultDialTimeout
+		timeout = DefaultDialTimeout
 	}
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -3,7 +3,6 @@ package realtime
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -22,13 +21,10 @@ const (
 	RateLimitResponse = "response_failed"
 )
 
-// Rate-limit error codes (§3.7, §6.1; rate_limit_exceeded is the REST and
-// upgrade code). insufficient_quota is not one: it is billing, not
-// throttling, and waiting does not cure it.
-const (
-	CodeInferenceRateLimit = "inference_rate_limit_exceeded"
-	CodeRateLimitExceeded  = "rate_limit_exceeded"
-)
+// The rate-limit error codes are CodeInferenceRateLimitExceeded and
+// CodeRateLimitExceeded (wire.go; rate_limit_exceeded is the REST and upgrade
+// code). insufficient_quota is not one: it is billing, not throttling, and
+// waiting does not cure it.
 
 // RateLimitError is the provider throttling a region: not an outage. The
 // region should be set aside for RetryAfter (when the provider said; 0 =
@@ -68,7 +64,7 @@ func AsRateLimit(err error) (*RateLimitError, bool) {
 
 // IsRateLimitCode reports whether an error code means throttling.
 func IsRateLimitCode(code string) bool {
-	return code == CodeInferenceRateLimit || code == CodeRateLimitExceeded
+	return code == CodeInferenceRateLimitExceeded || code == CodeRateLimitExceeded
 }
 
 // RateLimitFromEvent classifies a server event: an `error` event with a
@@ -138,7 +134,7 @@ func RetryAfterFromMessage(msg string) (time.Duration, bool) {
 		}
 	}
 	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 || math.IsInf(float64(d), 0) {
+	if err != nil || d < 0 {
 		return 0, false
 	}
 	return min(d, maxRetryAfter), true

@@ -74,8 +74,8 @@ func TestRateLimitFromEvent(t *testing.T) {
 		source string
 		wait   time.Duration
 	}{
-		{"response failed, inference limit", failed(CodeInferenceRateLimit, "Please try again in 2s."), RateLimitResponse, 2 * time.Second},
-		{"response failed, no wait given", failed(CodeInferenceRateLimit, ""), RateLimitResponse, 0},
+		{"response failed, inference limit", failed(CodeInferenceRateLimitExceeded, "Please try again in 2s."), RateLimitResponse, 2 * time.Second},
+		{"response failed, no wait given", failed(CodeInferenceRateLimitExceeded, ""), RateLimitResponse, 0},
 		{"error event", ServerEvent{Type: EvError, Error: &ErrorDetail{Code: CodeRateLimitExceeded, Message: "try again in 500ms"}}, RateLimitErrorEvent, 500 * time.Millisecond},
 		{"server error is an outage", failed("", "The server had an error"), "", 0},
 		{"quota is not throttling", failed("insufficient_quota", "You exceeded your current quota"), "", 0},

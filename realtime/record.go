@@ -424,13 +424,6 @@ func (r *Record) SetUserAudio(itemID string, audio []byte) {
 	}
 }
 
-// SetUserTranscript sets a user turn's transcript.
-func (r *Record) SetUserTranscript(itemID, text string) {
-	if e, ok := r.byID[r.canon(itemID)]; ok && e.Kind == EntryUser {
-		e.Text = text
-	}
-}
-
 // SetHeard records how many ms of an assistant item's audio the caller has
 // heard so far (the played position at the end of playout). It is clamped
 // to what the model produced, and ignored once the item was truncated.

@@ -19,7 +19,9 @@ func TestAppendAudioPathAllocs(t *testing.T) {
 		raw, out := make([]byte, 0, n), make([]byte, 0, InputAudioEventLen(n))
 		queued := true
 		allocs := testing.AllocsPerRun(200, func() {
-			queued = c.AppendAudio(frame) && c.AppendAudio(frame) && queued
+			first := c.AppendAudio(frame)
+			second := c.AppendAudio(frame)
+			queued = first && second && queued
 			raw = c.ring.take(raw[:0], n, noBarrier)
 			out = AppendInputAudioEvent(out[:0], raw)
 		})

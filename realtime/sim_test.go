@@ -209,7 +209,7 @@ func TestResponseRateLimited(t *testing.T) {
 	rl, ok := realtime.RateLimitFromEvent("east", evs[len(evs)-1])
 	require.True(t, ok)
 	require.Equal(t, realtime.RateLimitResponse, rl.Source)
-	require.Equal(t, realtime.CodeInferenceRateLimit, rl.Code)
+	require.Equal(t, realtime.CodeInferenceRateLimitExceeded, rl.Code)
 	require.Equal(t, 4*time.Second, rl.RetryAfter)
 
 	// Throttling passes; the next response is served.

@@ -124,7 +124,7 @@ type DialConfig struct {
 	URL         string // full ws:// or wss:// URL including query
 	APIKey      string // never logged
 	Auth        AuthStyle
-	DialTimeout time.Duration // 0 = 10 s
+	DialTimeout time.Duration // 0 = DefaultDialTimeout
 	// Voice overrides SessionConfig.Voice for this region (regions[].voice);
 	// the region's dialect must accept it (ValidateVoice). "" = the
 	// session's voice, mapped for the dialect (ResolveVoice).

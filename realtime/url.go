@@ -8,15 +8,6 @@ import (
 	"strings"
 )
 
-// azureHostSuffixes are the Azure OpenAI / AI Foundry endpoints. They take
-// the key in an "api-key" header instead of a Bearer token, and never get the
-// OpenAI-Beta header (protocol doc §1.2: no subprotocol or beta marker on Azure).
-var azureHostSuffixes = []string{
-	".openai.azure.com",
-	".cognitiveservices.azure.com",
-	".services.ai.azure.com",
-}
-
 // DialectForURL says which wire dialect a realtime URL speaks (protocol doc
 // §0, §1.2 and §9):
 //   - …/openai/realtime?api-version=…-preview is the Azure preview (beta)
@@ -59,7 +50,7 @@ func ResolveAuth(raw string, a AuthStyle) AuthStyle {
 	if err != nil {
 		return AuthBearer
 	}
-	if isAzureHost(u.Hostname()) {
+	if IsAzureHost(u.Hostname()) {
 		return AuthAPIKey
 	}
 	return AuthBearer
@@ -86,16 +77,6 @@ func parseWSURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
-func isAzureHost(host string) bool {
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	for _, s := range azureHostSuffixes {
-		if strings.HasSuffix(host, s) {
-			return true
-		}
-	}
-	return false
-}
-
 // dialHeaders builds the upgrade request headers. No subprotocols are used:
 // they exist only for browsers that cannot set headers (protocol doc §1.1).
 // OpenAI-Beta goes only to a preview endpoint that is not Azure: GA rejects it
@@ -114,7 +95,7 @@ func dialHeaders(dc DialConfig, d Dialect) (http.Header, error) {
 			h.Set("Authorization", "Bearer "+dc.APIKey)
 		}
 	}
-	if d == DialectPreview && !isAzureHost(u.Hostname()) {
+	if d == DialectPreview && !IsAzureHost(u.Hostname()) {
 		h.Set("OpenAI-Beta", "realtime=v1")
 	}
 	return h, nil

@@ -69,9 +69,9 @@ type AuthLimit struct {
 
 // Defaults of AuthLimit and the limiter's bounds.
 const (
-	defaultAuthFailures = 10
-	defaultAuthWindow   = time.Minute
-	defaultAuthBlock    = 5 * time.Minute
+	DefaultAuthFailures = 10
+	DefaultAuthWindow   = time.Minute
+	DefaultAuthBlock    = 5 * time.Minute
 	// maxTrackedSources bounds the failure table: beyond it new sources are
 	// not tracked until entries expire (they are still refused).
 	maxTrackedSources = 16384
@@ -171,13 +171,13 @@ func trunksWithDefaults(trunks []Trunk, advertise string, lim AuthLimit) ([]Trun
 		out[i] = t
 	}
 	if lim.Failures == 0 {
-		lim.Failures = defaultAuthFailures
+		lim.Failures = DefaultAuthFailures
 	}
 	if lim.Window <= 0 {
-		lim.Window = defaultAuthWindow
+		lim.Window = DefaultAuthWindow
 	}
 	if lim.Block <= 0 {
-		lim.Block = defaultAuthBlock
+		lim.Block = DefaultAuthBlock
 	}
 	if lim.Failures < 0 {
 		return nil, lim, fmt.Errorf("%w: auth limit failures %d", ErrConfig, lim.Failures)

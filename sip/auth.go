@@ -15,6 +15,8 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
+
+	"github.com/sipbridge/sipbridge/realtime"
 )
 
 // Digest authentication as a UAS (RFC 3261 §22.2 and §22.4, RFC 2617
@@ -60,7 +62,7 @@ type authenticator struct {
 	nonces  *nonceStore
 	metrics *authMetrics
 	log     *slog.Logger
-	logLim  *logLimiter
+	logLim  *realtime.LogLimiter
 	respond func(req *sip.Request, tx sip.ServerTransaction, status int, phrase string, body []byte, hdrs ...sip.Header) error
 }
 
@@ -74,7 +76,7 @@ func newAuthenticator(s *Server) *authenticator {
 		nonces:  newNonceStore(nonceTTL, maxNonces),
 		metrics: s.metrics.auth,
 		log:     s.log,
-		logLim:  newLogLimiter(time.Second, 10),
+		logLim:  realtime.NewLogLimiter(time.Second, 10),
 		respond: s.respond,
 	}
 }
@@ -160,11 +162,8 @@ func (a *authenticator) refuse(req *sip.Request, tx sip.ServerTransaction, src n
 		a.log.Warn("sip: source blocked after repeated authorisation failures", "src", src.String(),
 			"failures", a.limiter.lim.Failures, "window", a.limiter.lim.Window.String(), "block", a.limiter.lim.Block.String())
 	}
-	var err error
-	if !drop && !req.IsAck() {
-		err = a.respond(req, tx, sip.StatusForbidden, "Forbidden", nil)
-	}
-	if ok, suppressed := a.logLim.allow(); ok {
+	// Logged before the 403 goes out, so whoever sees the 403 finds the line.
+	if ok, suppressed := a.logLim.Allow(); ok {
 		attrs := []any{"reason", reason, "method", sanitizePhrase(req.Method.String()),
 			"call_id", headerValue(req.CallID()), "src", req.Source(), "transport", sanitizePhrase(req.Transport()),
 			"answered", !drop && !req.IsAck(), "suppressed", suppressed}
@@ -174,10 +173,12 @@ func (a *authenticator) refuse(req *sip.Request, tx sip.ServerTransaction, src n
 		if user != "" {
 			attrs = append(attrs, "username", sanitizePhrase(user))
 		}
-		if err != nil {
-			attrs = append(attrs, "error", err)
-		}
 		a.log.Log(context.Background(), slog.LevelInfo, "sip: request not authorised", attrs...)
+	}
+	if !drop && !req.IsAck() {
+		if err := a.respond(req, tx, sip.StatusForbidden, "Forbidden", nil); err != nil {
+			a.log.Debug("sip: 403 not sent", "error", err)
+		}
 	}
 }
 

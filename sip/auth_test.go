@@ -334,7 +334,7 @@ func TestTrunkConfigErrors(t *testing.T) {
 	}
 	_, lim, err := trunksWithDefaults(nil, "h", AuthLimit{})
 	require.NoError(t, err)
-	require.Equal(t, AuthLimit{Failures: defaultAuthFailures, Window: defaultAuthWindow, Block: defaultAuthBlock}, lim)
+	require.Equal(t, AuthLimit{Failures: DefaultAuthFailures, Window: DefaultAuthWindow, Block: DefaultAuthBlock}, lim)
 }
 
 func TestFailLimiter(t *testing.T) {

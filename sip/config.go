@@ -2,6 +2,7 @@ package sip
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -105,6 +106,9 @@ const (
 	DefaultMediaTimeout = 30 * time.Second
 	// defaultAnswerTimeout bounds ringing while the AI connects.
 	defaultAnswerTimeout = 10 * time.Second
+	// DefaultAnswerTimeout is that bound for callers (the binary's
+	// sip.answer_timeout).
+	DefaultAnswerTimeout = defaultAnswerTimeout
 )
 
 // withDefaults validates c and fills in the defaults.
@@ -131,8 +135,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.UserAgent == "" {
 		c.UserAgent = DefaultUserAgent
 	}
-	if !headerSafe(c.UserAgent) {
-		return c, fmt.Errorf("%w: user agent contains control characters", ErrConfig)
+	if err := ValidateUserAgent(c.UserAgent); err != nil {
+		return c, fmt.Errorf("%w: user agent: %w", ErrConfig, err)
 	}
 	if c.ACKTimeout <= 0 {
 		c.ACKTimeout = DefaultACKTimeout
@@ -143,8 +147,8 @@ func (c Config) withDefaults() (Config, error) {
 	case c.MediaTimeout < 0:
 		c.MediaTimeout = 0 // media: 0 = never
 	}
-	if c.MaxCalls < 0 {
-		return c, fmt.Errorf("%w: max calls %d", ErrConfig, c.MaxCalls)
+	if err := ValidateMaxCalls(c.MaxCalls); err != nil {
+		return c, fmt.Errorf("%w: max calls: %w", ErrConfig, err)
 	}
 	if c.AdvertiseHost == "" {
 		h, err := defaultAdvertiseHost(c.Listen[0].Addr)
@@ -153,8 +157,8 @@ func (c Config) withDefaults() (Config, error) {
 		}
 		c.AdvertiseHost = h
 	}
-	if !isHostToken(c.AdvertiseHost) {
-		return c, fmt.Errorf("%w: advertise host %q", ErrConfig, c.AdvertiseHost)
+	if err := ValidateAdvertiseHost(c.AdvertiseHost); err != nil {
+		return c, fmt.Errorf("%w: advertise host: %w", ErrConfig, err)
 	}
 	var terr error
 	if c, terr = c.withTimerDefaults(); terr != nil { // timers.go
@@ -207,6 +211,34 @@ func defaultAdvertiseHost(addr string) (string, error) {
 		return fallback, nil
 	}
 	return "", fmt.Errorf("%w: set AdvertiseHost: listener %q binds every interface and none has a global address", ErrConfig, addr)
+}
+
+// The rules of single Config fields, exported so that the binary's config
+// (configs) applies the same rule under its own key instead of a copy.
+
+// ValidateUserAgent: the User-Agent/Server value must not break the header.
+func ValidateUserAgent(ua string) error {
+	if !headerSafe(ua) {
+		return errors.New("must not contain CR, LF or NUL")
+	}
+	return nil
+}
+
+// ValidateMaxCalls: 0 is no cap; negative is an error.
+func ValidateMaxCalls(n int) error {
+	if n < 0 {
+		return fmt.Errorf("%d is negative (0 = no cap)", n)
+	}
+	return nil
+}
+
+// ValidateAdvertiseHost: the host put in Contact and SDP c= must be an IP
+// literal or a DNS name.
+func ValidateAdvertiseHost(h string) error {
+	if !isHostToken(h) {
+		return fmt.Errorf("%q is not an IP address or a DNS name", h)
+	}
+	return nil
 }
 
 // isHostToken accepts an IP literal or a DNS name.

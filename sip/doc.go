@@ -24,7 +24,7 @@
 //     a re-INVITE (hold/resume, RFC 3264 §8.4; 491 before our ACK, 500 while
 //     another is pending); an unknown one gets 481.
 //   - ACK, BYE (200; 481 when unknown), CANCEL (sipgo answers 200 + 487),
-//     OPTIONS (200 with Allow/Accept/Supported; 503 while draining),
+//     OPTIONS (200 with Allow/Accept/Supported; 503 while draining or at MaxCalls),
 //     NOTIFY for our REFER subscriptions (RFC 3515), everything else 405.
 //   - UPDATE (RFC 3311, update.go): a session refresh without body, or an
 //     SDP offer under the re-INVITE's rules answered in its 200; INFO

@@ -13,4 +13,7 @@ var (
 	// ErrInvalidTarget: a transfer target is not a sip:, sips: or tel: URI,
 	// or contains characters that cannot go into a header.
 	ErrInvalidTarget = errors.New("sip: invalid transfer target")
+	// ErrRegister: a REGISTER was refused or could not be completed; the
+	// wrapping error says how.
+	ErrRegister = errors.New("sip: register failed")
 )

@@ -90,14 +90,15 @@ func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 // onOptions answers capability queries and keep-alive pings (RFC 3261 §11):
-// 200 with what we accept, or 503 while draining so the trunk's health
-// check takes us out of rotation.
+// 200 with what we accept, or 503 while draining or at MaxCalls so the
+// trunk's health check (a Kamailio dispatcher, an SBC) takes us out of
+// rotation instead of sending INVITEs that would get 503.
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	if r := validateRequest(req); r != nil {
 		s.rejectRequest(req, tx, r)
 		return
 	}
-	if s.draining.Load() {
+	if s.draining.Load() || (s.cfg.MaxCalls > 0 && s.ActiveCalls() >= s.cfg.MaxCalls) {
 		_ = s.respond(req, tx, sip.StatusServiceUnavailable, "Service Unavailable", nil,
 			sip.NewHeader("Retry-After", strconv.Itoa(retryAfterSeconds)))
 		return
@@ -118,7 +119,7 @@ func (s *Server) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {
 // (RFC 3261 §12.2.2).
 func (s *Server) inDialogUnknown(req *sip.Request, tx sip.ServerTransaction) {
 	err := s.respond(req, tx, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil)
-	if ok, suppressed := s.badLog.allow(); ok {
+	if ok, suppressed := s.badLog.Allow(); ok {
 		s.log.Info("sip: request for an unknown dialog", "method", sanitizePhrase(req.Method.String()),
 			"call_id", headerValue(req.CallID()), "src", req.Source(), "suppressed", suppressed, "error", err)
 	}

@@ -6,7 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sipbridge/sipbridge/failover"
+	"github.com/sipbridge/sipbridge/realtime"
 	"github.com/sipbridge/sipbridge/sip/sdp"
 )
 
@@ -43,18 +43,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"Final and provisional SIP responses sent by handlers, by request method and status code.", "method", "code"),
 		malformed: counterVec(reg, "sip", "malformed_total",
 			"SIP messages that could not be parsed, by transport and what was done (responded 400, dropped, closed).", "transport", "action"),
-		callsActive: failover.RegisterCollector(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+		callsActive: realtime.RegisterCollector(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "sipbridge", Name: "calls_active",
 			Help: "Calls admitted and not yet ended (setup included).",
 		})),
 		callEnds: counterVec(reg, "", "call_end_total",
 			"Calls and rejected INVITEs by end reason.", "reason"),
-		callDuration: failover.RegisterCollector(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+		callDuration: realtime.RegisterCollector(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "sipbridge", Name: "call_duration_seconds",
 			Help:    "Duration of answered calls, from INVITE to teardown.",
 			Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200},
 		})),
-		answerDelay: failover.RegisterCollector(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+		answerDelay: realtime.RegisterCollector(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "sipbridge", Subsystem: "sip", Name: "answer_seconds",
 			Help:    "Time from INVITE received to 200 OK sent.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
@@ -63,7 +63,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"REFER transfers by result.", "result"),
 		reinvites: counterVec(reg, "sip", "reinvites_total",
 			"re-INVITEs by result (hold, resume, update, rejected).", "result"),
-		registrationUp: failover.RegisterCollector(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		registrationUp: realtime.RegisterCollector(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "sipbridge", Subsystem: "sip", Name: "registration_up",
 			Help: "1 while the registration (by configured name) holds a binding at its registrar, else 0.",
 		}, []string{"registrar"})),
@@ -88,9 +88,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 // counterVec creates the counter sipbridge_<subsystem>_<name>{labels} and
-// registers it on reg (failover.RegisterCollector).
+// registers it on reg (realtime.RegisterCollector).
 func counterVec(reg prometheus.Registerer, subsystem, name, help string, labels ...string) *prometheus.CounterVec {
-	return failover.RegisterCollector(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	return realtime.RegisterCollector(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "sipbridge", Subsystem: subsystem, Name: name, Help: help,
 	}, labels))
 }

@@ -2,7 +2,6 @@ package sip
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -75,10 +74,6 @@ const (
 	RegStateFailed       = "failed"       // the last attempt failed; retrying with backoff
 	RegStateUnregistered = "unregistered" // removed on shutdown
 )
-
-// ErrRegister: a REGISTER was refused or could not be completed; the
-// wrapping error says how.
-var ErrRegister = errors.New("sip: register failed")
 
 // RegistrationStatus is the state of one registration, for /status.
 type RegistrationStatus struct {

@@ -53,6 +53,7 @@ func startRegistrar(t *testing.T, password string, grant int) *testRegistrar {
 	srv.OnRegister(r.onRegister)
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
+	//lint:ignore SA1029 the key type is sipgo's
 	ctx = context.WithValue(ctx, sipgo.ListenReadyCtxKey, sipgo.ListenReadyFuncCtxValue(func(network, addr string) { ready <- addr }))
 	done := make(chan struct{})
 	go func() {
@@ -315,6 +316,7 @@ func TestRegisterOverTCP(t *testing.T) {
 	srv.OnRegister(r.onRegister)
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
+	//lint:ignore SA1029 the key type is sipgo's
 	lctx := context.WithValue(ctx, sipgo.ListenReadyCtxKey, sipgo.ListenReadyFuncCtxValue(func(_, addr string) { ready <- addr }))
 	done := make(chan struct{})
 	go func() {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/sipbridge/sipbridge/failover"
 	"github.com/sipbridge/sipbridge/media"
+	"github.com/sipbridge/sipbridge/realtime"
 )
 
 // CallInfo is what the AI side may log or use about a call.
@@ -147,8 +148,8 @@ type Server struct {
 	serving  atomic.Bool
 	draining atomic.Bool
 
-	badLog *logLimiter    // malformed and rejected traffic
-	regs   *registrations // client registrations (register.go)
+	badLog *realtime.LogLimiter // malformed and rejected traffic
+	regs   *registrations       // client registrations (register.go)
 	// ackGrace is how long a re-INVITE waits for an ACK already in flight
 	// before getting 491 (tests shorten it before Serve).
 	ackGrace time.Duration
@@ -221,7 +222,7 @@ func newServer(cfg Config, mb mediaBackend, newConv ConversationFactory, log *sl
 		baseCtx:    baseCtx,
 		baseCancel: baseCancel,
 		ready:      make(chan struct{}),
-		badLog:     newLogLimiter(time.Second, 10),
+		badLog:     realtime.NewLogLimiter(time.Second, 10),
 		ackGrace:   2 * time.Second,
 		calls:      map[*call]bool{},
 		dialogs:    map[string]*leg{},
@@ -496,7 +497,7 @@ func (s *Server) contactFor(req *sip.Request, tx sip.ServerTransaction) sip.Cont
 // rate-limited (a flood must not flood the logs).
 func (s *Server) reportMalformed(transport, action string, src net.Addr, err error) {
 	s.metrics.malformed.WithLabelValues(transport, action).Inc()
-	if ok, suppressed := s.badLog.allow(); ok {
+	if ok, suppressed := s.badLog.Allow(); ok {
 		addr := ""
 		if src != nil {
 			addr = src.String()
@@ -560,7 +561,7 @@ func (s *Server) rejectRequest(req *sip.Request, tx sip.ServerTransaction, r *re
 		hdrs = append(hdrs, sip.NewHeader("Retry-After", strconv.Itoa(retryAfterSeconds)))
 	}
 	err := s.respond(req, tx, t.Status, r.phrase(), nil, hdrs...)
-	if ok, suppressed := s.badLog.allow(); ok {
+	if ok, suppressed := s.badLog.Allow(); ok {
 		var from, to string
 		if h := req.From(); h != nil {
 			from = sanitizePhrase(uriForLog(h.Address))

@@ -211,7 +211,7 @@ func (s *Server) tlsHandshakeFailed(remote net.Addr, err error) {
 	if errors.Is(err, io.EOF) {
 		return // connected and left: a port probe
 	}
-	if ok, suppressed := s.badLog.allow(); ok {
+	if ok, suppressed := s.badLog.Allow(); ok {
 		addr := ""
 		if remote != nil {
 			addr = remote.String()

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/stretchr/testify/require"
@@ -295,34 +294,6 @@ func TestBadRequestFor(t *testing.T) {
 		_, ok := badRequestFor([]byte(bad), "x", "srv")
 		require.False(t, ok, "%q", bad)
 	}
-}
-
-func TestLogLimiter(t *testing.T) {
-	now := time.Unix(1000, 0)
-	l := newLogLimiter(time.Second, 3)
-	l.now = func() time.Time { return now }
-	for range 3 {
-		ok, s := l.allow()
-		require.True(t, ok)
-		require.Zero(t, s)
-	}
-	for range 5 {
-		ok, _ := l.allow()
-		require.False(t, ok)
-	}
-	now = now.Add(1500 * time.Millisecond)
-	ok, s := l.allow()
-	require.True(t, ok)
-	require.Equal(t, 5, s, "reports what it suppressed")
-	ok, _ = l.allow()
-	require.False(t, ok)
-	now = now.Add(time.Hour)
-	for range 3 {
-		ok, _ := l.allow()
-		require.True(t, ok, "refills to the burst, not beyond")
-	}
-	ok, _ = l.allow()
-	require.False(t, ok)
 }
 
 func TestConfigDefaults(t *testing.T) {

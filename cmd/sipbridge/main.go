@@ -2,10 +2,15 @@
 // speech-to-speech AI (OpenAI / Azure OpenAI gpt-realtime) and keeps the
 // caller connected when a realtime region fails.
 //
-//	sipbridge [-config FILE]        run the server (no -config: the embedded
-//	                                default with two local simulated regions)
-//	sipbridge check [-config FILE]  validate a config and exit
-//	sipbridge version               print the version
+//	sipbridge [serve] [-config FILE]  run the server (no -config: the embedded
+//	                                  default with two local simulated regions)
+//	sipbridge check [-config FILE]    validate a config and the files it names, and exit
+//	sipbridge health [-ready]         probe a running server's /livez or /readyz
+//	sipbridge call SIP-URI            place a test call, say a question, hear the answer
+//	sipbridge report [-format text|csv|json] [-png FILE] RECORDS...
+//	                                  tables from call records (report.go)
+//	sipbridge version                 print the version
+//	sipbridge help                    list the subcommands and flags
 //
 // SIGTERM drains (new INVITEs and OPTIONS get 503, active calls finish, then
 // exit); SIGINT hangs up every call and exits now.
@@ -29,14 +34,64 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// usage lists the subcommands; -h, -help and help print it.
+const usage = `Usage:
+  sipbridge [serve] [-config FILE]  run the server; without -config, the embedded
+                                    default: SIP on 127.0.0.1:5060 and two local
+                                    simulated realtime regions (no keys needed)
+  sipbridge check [-config FILE]    validate a config (keys, values, the files it
+                                    names) and exit: 0 valid, 1 not
+  sipbridge health [-ready] [-addr HOST:PORT]
+                                    probe a running server's /livez (or /readyz):
+                                    exit 0 healthy, 1 not (the image's HEALTHCHECK)
+  sipbridge call SIP-URI [-wav FILE] [-rec FILE]
+                                    place a test call, say a question, print what
+                                    happened and save what was heard; exit 0 when
+                                    an answer was heard
+  sipbridge report [-format text|csv|json] [-png FILE] RECORDS...
+                                    per hour and region (or -by trunk): sessions,
+                                    responses, failures, swaps, pauses, tokens,
+                                    cost, and the worst hour's ids for the provider
+  sipbridge version                 print the version
+  sipbridge help                    print this help
+
+SIGTERM drains (new calls get 503, active calls finish); SIGINT hangs up and exits.
+Config reference: configs/README.md.
+
+Flags:
+`
+
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "health" { // health.go: its own flags
+		return health(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "call" { // call.go: its own flags
+		return callCmd(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "report" { // report.go: its own flags
+		return report(args[1:], stdout, stderr)
+	}
 	cmd := "serve"
-	if len(args) > 0 && (args[0] == "check" || args[0] == "version" || args[0] == "serve") {
-		cmd, args = args[0], args[1:]
+	if len(args) > 0 {
+		switch args[0] {
+		case "check", "version", "serve":
+			cmd, args = args[0], args[1:]
+		case "help":
+			args = []string{"-h"}
+		}
 	}
 	fs := flag.NewFlagSet("sipbridge "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "config file (YAML); empty runs the embedded local default")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			fs.SetOutput(stdout) // asked for: help is output, not an error
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0

@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"sync/atomic"
@@ -18,7 +16,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sipbridge/sipbridge/configs"
 	"github.com/sipbridge/sipbridge/failover"
@@ -48,8 +45,8 @@ type app struct {
 	sip     *sip.Server
 	filler  *prompt
 	apology *prompt
-	tools   failover.ToolRunner // webhook tools (extensions.go); nil: none
-	// draining is set on SIGTERM; /healthz answers 503 from then on.
+	tools   failover.ToolRunner // webhook tools (webhooks.go); nil: none
+	// draining is set on SIGTERM; /readyz answers 503 from then on (admin.go).
 	draining atomic.Bool
 }
 
@@ -57,7 +54,13 @@ func serve(ctx context.Context, stop shutdown, cfg *configs.Config, logw io.Writ
 	log := newLogger(cfg.Log, logw)
 	a := &app{cfg: cfg, log: log, simKeys: map[string]string{}}
 
-	var err error
+	sims, err := simulatedRegions(cfg, time.Now)
+	if err != nil {
+		return err
+	}
+	if errs := checkFiles(cfg); len(errs) > 0 { // check.go: the same checks as sipbridge check
+		return errors.Join(errs...)
+	}
 	if cfg.Failover.FillerFile != "" {
 		if a.filler, err = loadPrompt(cfg.Failover.FillerFile); err != nil {
 			return fmt.Errorf("failover.filler_file: %w", err)
@@ -72,7 +75,7 @@ func serve(ctx context.Context, stop shutdown, cfg *configs.Config, logw io.Writ
 		log.Warn("realtime key missing; the region will refuse us until it is set", "detail", w)
 	}
 
-	if err := a.startSimulators(log); err != nil {
+	if err := a.startSimulators(sims, log); err != nil {
 		a.closeSimulators()
 		return err
 	}
@@ -111,7 +114,7 @@ func serve(ctx context.Context, stop shutdown, cfg *configs.Config, logw io.Writ
 	// Session timers (RFC 4028).
 	sipCfg.SessionExpires, sipCfg.MinSE = cfg.SIP.SessionExpires.D(), cfg.SIP.MinSE.D()
 	sipCfg.SessionRefresher = cfg.SIP.SessionRefresher
-	if sipCfg.MinSE < configs.RFCMinSE {
+	if sipCfg.MinSE < sip.DefaultMinSE {
 		log.Warn("sip.min_se is below RFC 4028's 90 s floor: for tests only", "min_se", sipCfg.MinSE.String())
 	}
 	for _, l := range cfg.SIP.Listen {
@@ -122,7 +125,7 @@ func serve(ctx context.Context, stop shutdown, cfg *configs.Config, logw io.Writ
 	if err := applyTrunks(&sipCfg, cfg, os.Getenv); err != nil { // trunks.go
 		return err
 	}
-	applyRegistrations(&sipCfg, cfg, os.Getenv) // extensions.go
+	applyRegistrations(&sipCfg, cfg, os.Getenv) // register.go
 	if a.tools, err = newToolRunner(cfg, os.Getenv, log, reg); err != nil {
 		return err
 	}
@@ -206,11 +209,9 @@ func (a *app) hangupAll(d time.Duration) {
 // startSimulators runs the simulated regions in-process. A simulated region
 // with no api_key_env gets a random per-process key, so the auth check of the
 // simulator is exercised exactly as against a real region.
-func (a *app) startSimulators(log *slog.Logger) error {
-	for _, r := range a.cfg.Regions {
-		if !r.Simulator.Enabled {
-			continue
-		}
+func (a *app) startSimulators(sims []simRegion, log *slog.Logger) error {
+	for _, s := range sims {
+		r := s.region
 		key := ""
 		if r.APIKeyEnv != "" {
 			key = os.Getenv(r.APIKeyEnv)
@@ -219,24 +220,17 @@ func (a *app) startSimulators(log *slog.Logger) error {
 			key = randomKey()
 		}
 		a.simKeys[r.Name] = key
-		s := r.Simulator
-		srv := sim.New(sim.Config{
-			Region:        r.Name,
-			APIKey:        key,
-			VoiceHz:       s.VoiceHz,
-			ResponseDelay: s.ResponseDelay.D(),
-			Speedup:       s.Speedup,
-			SessionLimit:  r.SessionLimit.D(),
-			Faults:        s.Faults,
-			Logger:        log.With("component", "simulator", "region", r.Name),
-		})
+		sc := s.cfg
+		sc.APIKey = key
+		sc.Logger = log.With("component", "simulator", "region", r.Name)
+		srv := sim.New(sc)
 		url, err := srv.Listen(r.ListenAddr())
 		if err != nil {
 			return fmt.Errorf("regions %q simulator: %w", r.Name, err)
 		}
 		a.sims = append(a.sims, srv)
 		log.Info("simulated realtime region listening", "region", r.Name, "url", url,
-			"failure_rate", s.Faults.FailureRate)
+			"failure_rate", sc.Faults.FailureRate, "seed", sc.Faults.Seed, "random_seed", s.randomSeed)
 	}
 	return nil
 }
@@ -281,42 +275,6 @@ func (a *app) rtpIP() (netip.Addr, error) {
 		return ap.Addr(), nil
 	}
 	return netip.ParseAddr(s)
-}
-
-func (a *app) startAdmin(reg *prometheus.Registry) (*http.Server, error) {
-	if a.cfg.Admin.Listen == "off" {
-		return nil, nil
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		if a.draining.Load() {
-			http.Error(w, "draining", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"version":       version,
-			"active_calls":  a.sip.ActiveCalls(),
-			"draining":      a.draining.Load(),
-			"regions":       a.pool.Status(),
-			"registrations": a.sip.Registrations(),
-		})
-	})
-	ln, err := net.Listen("tcp", a.cfg.Admin.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("admin.listen: %w", err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.log.Error("admin server stopped", "err", err)
-		}
-	}()
-	return srv, nil
 }
 
 func addrStrings(as []net.Addr) []string {

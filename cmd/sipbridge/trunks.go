@@ -24,12 +24,12 @@ func applyTrunks(dst *sip.Config, cfg *configs.Config, getenv func(string) strin
 			Password:        pw,
 			Realm:           t.Realm,
 			Algorithms:      t.Algorithms,
-			Codecs:          t.CodecPTs(),
-			MediaEncryption: t.Encryption(),
+			Codecs:          t.Media().CodecPTs(),
+			MediaEncryption: t.Media().Encryption(),
 		})
 	}
-	dst.Codecs = cfg.SIP.CodecPTs() // nil: the sip package's default
-	if e := cfg.SIP.Encryption(); e != nil {
+	dst.Codecs = cfg.SIP.Media().CodecPTs() // nil: the sip package's default
+	if e := cfg.SIP.Media().Encryption(); e != nil {
 		dst.MediaEncryption = *e
 	}
 	dst.AuthLimit = sip.AuthLimit{

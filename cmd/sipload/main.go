@@ -26,8 +26,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sipbridge/sipbridge/integration/testphone"
 	"github.com/sipbridge/sipbridge/realtime/sim"
+	"github.com/sipbridge/sipbridge/sip/phone"
 )
 
 func main() {
@@ -120,7 +120,7 @@ func run(bin string, n int, dur, ramp, turnEvery time.Duration, failRate float64
 		wg               sync.WaitGroup
 		answered, failed atomic.Int64
 		turns, heard     atomic.Int64
-		phones           []*testphone.Phone
+		phones           []*phone.Phone
 		mu               sync.Mutex
 	)
 	stopTalking := make(chan struct{})
@@ -129,7 +129,7 @@ func run(bin string, n int, dur, ramp, turnEvery time.Duration, failRate float64
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			ph, err := testphone.New(ctx, testphone.Config{})
+			ph, err := phone.New(ctx, phone.Config{})
 			if err != nil {
 				failed.Add(1)
 				return
@@ -137,7 +137,7 @@ func run(bin string, n int, dur, ramp, turnEvery time.Duration, failRate float64
 			mu.Lock()
 			phones = append(phones, ph)
 			mu.Unlock()
-			c, err := ph.Call(ctx, testphone.CallOptions{Target: target})
+			c, err := ph.Call(ctx, phone.CallOptions{Target: target})
 			if err != nil {
 				failed.Add(1)
 				return

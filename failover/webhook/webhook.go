@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sipbridge/sipbridge/failover"
+	"github.com/sipbridge/sipbridge/realtime"
 )
 
 // Webhook is one tool served by an HTTP endpoint: when the model calls Name,
@@ -68,11 +69,11 @@ type Metrics struct {
 // registered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return &Metrics{
-		calls: failover.RegisterCollector(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		calls: realtime.RegisterCollector(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "sipbridge", Name: "tool_calls_total",
 			Help: "Custom tool (webhook) calls by tool name and result (ok, http_error, timeout, error, bad_arguments, cancelled).",
 		}, []string{"tool", "result"})),
-		duration: failover.RegisterCollector(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		duration: realtime.RegisterCollector(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "sipbridge", Name: "tool_call_seconds",
 			Help:    "Custom tool (webhook) call duration.",
 			Buckets: []float64{.025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},

@@ -136,12 +136,6 @@ func newVAD(rate int) *vad {
 	return &vad{rate: rate}
 }
 
-func (v *vad) reset() {
-	v.window = v.window[:0]
-	v.inSpeech = false
-	v.run = 0
-}
-
 // feed runs the detector over pcm whose first sample has absolute index
 // first. It returns at most one event per window, in order.
 func (v *vad) feed(pcm []int16, first int64, thrDB float64, silenceMs int, emit func(vadEvent) bool) {

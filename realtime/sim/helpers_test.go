@@ -54,6 +54,7 @@ func dial(t *testing.T, url string, hdr http.Header) *client {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	opts := &websocket.DialOptions{HTTPHeader: hdr.Clone()}
+	//lint:ignore SA1008 the test tables spell the header as it goes on the wire
 	if p := hdr["Sec-WebSocket-Protocol"]; len(p) > 0 {
 		delete(opts.HTTPHeader, "Sec-WebSocket-Protocol")
 		for _, x := range strings.Split(p[0], ",") {

@@ -49,21 +49,28 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Defaults of Config (the binary's regions[].simulator keys).
+const (
+	DefaultVoiceHz       = 440
+	DefaultResponseDelay = 150 * time.Millisecond
+	DefaultSpeedup       = 4
+)
+
 func (c *Config) setDefaults() {
 	if c.Region == "" {
 		c.Region = "sim"
 	}
 	if c.VoiceHz <= 0 {
-		c.VoiceHz = 440
+		c.VoiceHz = DefaultVoiceHz
 	}
 	if c.ResponseDelay <= 0 {
-		c.ResponseDelay = 150 * time.Millisecond
+		c.ResponseDelay = DefaultResponseDelay
 	}
 	if c.Speedup <= 0 {
-		c.Speedup = 4
+		c.Speedup = DefaultSpeedup
 	}
 	if c.SessionLimit <= 0 {
-		c.SessionLimit = 30 * time.Minute
+		c.SessionLimit = realtime.SessionLimitAzure
 	}
 	if c.Responder == nil {
 		c.Responder = DefaultResponder

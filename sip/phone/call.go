@@ -1,4 +1,4 @@
-package testphone
+package phone
 
 import (
 	"context"
@@ -131,12 +131,12 @@ func (c *Call) applyAnswer(body []byte) error {
 		case strings.HasPrefix(line, "m=audio "):
 			f := strings.Fields(line)
 			if len(f) < 4 {
-				return fmt.Errorf("testphone: bad m= line %q", line)
+				return fmt.Errorf("phone: bad m= line %q", line)
 			}
 			port = f[1]
 			pt, err := strconv.Atoi(f[3])
 			if err != nil {
-				return fmt.Errorf("testphone: bad payload type in %q", line)
+				return fmt.Errorf("phone: bad payload type in %q", line)
 			}
 			c.pt = uint8(pt)
 		case strings.HasPrefix(line, "a=rtpmap:") && strings.Contains(line, "telephone-event"):
@@ -147,7 +147,7 @@ func (c *Call) applyAnswer(body []byte) error {
 		}
 	}
 	if ip == "" || port == "" || c.pt == 255 {
-		return errors.New("testphone: answer has no usable audio stream")
+		return errors.New("phone: answer has no usable audio stream")
 	}
 	ap, err := netip.ParseAddrPort(net.JoinHostPort(ip, port))
 	if err != nil {
@@ -211,7 +211,7 @@ func (c *Call) SpeakingDone() bool {
 // SendDTMF queues RFC 4733 events for the digits (needs telephone-event negotiated).
 func (c *Call) SendDTMF(digits string) error {
 	if c.tePT < 0 {
-		return errors.New("testphone: telephone-event not negotiated")
+		return errors.New("phone: telephone-event not negotiated")
 	}
 	c.mu.Lock()
 	c.dtmfQueue = append(c.dtmfQueue, digits...)
@@ -310,7 +310,7 @@ func (c *Call) sendLoop() {
 		h := rtp.Header{Version: 2, Marker: marker, PayloadType: c.pt, SequenceNumber: seq, Timestamp: ts, SSRC: ssrc}
 		seq++
 		ts += frameSamples
-		n2, err := rtp.MarshalPacketTo(buf, &h, payload)
+		n2, err := (&rtp.Packet{Header: h, Payload: payload}).MarshalTo(buf)
 		if err == nil {
 			_, _ = c.conn.WriteToUDP(c.secure(buf[:n2]), dst)
 			c.mu.Lock()
@@ -447,7 +447,7 @@ func (c *Call) WaitTone(ctx context.Context, hz float64, fromMs int, minDur, tim
 			}
 		}
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("testphone: no %.0f Hz tone of %v after %d ms within %v (heard %d ms; spans %v)", hz, minDur, fromMs, timeout, c.HeardMs(), spans)
+			return 0, fmt.Errorf("phone: no %.0f Hz tone of %v after %d ms within %v (heard %d ms; spans %v)", hz, minDur, fromMs, timeout, c.HeardMs(), spans)
 		}
 		select {
 		case <-ctx.Done():
@@ -460,7 +460,7 @@ func (c *Call) WaitTone(ctx context.Context, hz float64, fromMs int, minDur, tim
 					return max(s.StartMs, fromMs), nil
 				}
 			}
-			return 0, fmt.Errorf("testphone: call ended before a %.0f Hz tone was heard (spans %v)", hz, spans)
+			return 0, fmt.Errorf("phone: call ended before a %.0f Hz tone was heard (spans %v)", hz, spans)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -1,4 +1,4 @@
-package testphone
+package phone
 
 import (
 	"context"
@@ -82,7 +82,7 @@ func (c *Call) ReInvite(ctx context.Context, opt ReInviteOptions) (*sip.Response
 	switch dir {
 	case "sendrecv", "sendonly", "recvonly", "inactive":
 	default:
-		return nil, fmt.Errorf("testphone: direction %q", dir)
+		return nil, fmt.Errorf("phone: direction %q", dir)
 	}
 	port := c.LocalRTP().Port()
 	var newConn *net.UDPConn
@@ -132,7 +132,7 @@ func (c *Call) ReInvite(ctx context.Context, opt ReInviteOptions) (*sip.Response
 	// re-INVITE's.
 	if err := c.dialog.WriteRequest(sip.NewRequest(sip.ACK, target)); err != nil {
 		closeNew()
-		return res, fmt.Errorf("testphone: ACK of re-INVITE: %w", err)
+		return res, fmt.Errorf("phone: ACK of re-INVITE: %w", err)
 	}
 	if newConn != nil {
 		if err := c.moveRTP(newConn, res.Body(), []byte(offer)); err != nil {
@@ -148,7 +148,7 @@ func (c *Call) moveRTP(conn *net.UDPConn, answer, offer []byte) error {
 	select {
 	case <-c.ended:
 		_ = conn.Close()
-		return errors.New("testphone: call ended")
+		return errors.New("phone: call ended")
 	default:
 	}
 	c.stopMedia() // queued speech and digits stay queued for the new socket

@@ -1,4 +1,4 @@
-package testphone
+package phone
 
 import "github.com/emiago/sipgo/sip"
 

@@ -1,10 +1,11 @@
-// Package testphone is a scriptable SIP phone for end-to-end tests and load
-// runs: a sipgo user agent that places calls with a G.711 SDP offer, streams
+// Package phone is a small scriptable SIP+RTP user agent, used by the
+// end-to-end tests, the load generator (cmd/sipload) and `sipbridge call`:
+// a sipgo user agent that places calls with a G.711 SDP offer, streams
 // paced RTP (tones as "speech", low noise otherwise, RFC 4733 DTMF), records
 // what it hears, and detects tones in it with a Goertzel filter, so a test
 // can assert that an answer was heard (and from which simulated region), not
 // just that packets arrived.
-package testphone
+package phone
 
 import (
 	"context"
@@ -68,10 +69,10 @@ func New(ctx context.Context, cfg Config) (*Phone, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Phone{cfg: cfg, calls: map[string]*Call{}, done: make(chan struct{})}
-	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent("testphone")}
+	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent("sipbridge-phone")}
 	if cfg.Transport == "tls" {
 		if cfg.ServerTLS == nil || cfg.ClientTLS == nil {
-			return nil, errors.New("testphone: tls needs ServerTLS and ClientTLS")
+			return nil, errors.New("phone: tls needs ServerTLS and ClientTLS")
 		}
 		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(cfg.ClientTLS))
 	}
@@ -89,6 +90,7 @@ func New(ctx context.Context, cfg Config) (*Phone, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	p.cancel = cancel
 	ready := make(chan string, 1)
+	//lint:ignore SA1029 the key type is sipgo's
 	lctx := context.WithValue(ctx, sipgo.ListenReadyCtxKey, sipgo.ListenReadyFuncCtxValue(func(network, addr string) {
 		select {
 		case ready <- addr:
@@ -125,10 +127,10 @@ func New(ctx context.Context, cfg Config) (*Phone, error) {
 		p.addr = ap
 	case err := <-errc:
 		cancel()
-		return nil, fmt.Errorf("testphone: listen: %w", err)
+		return nil, fmt.Errorf("phone: listen: %w", err)
 	case <-time.After(5 * time.Second):
 		cancel()
-		return nil, errors.New("testphone: listen timeout")
+		return nil, errors.New("phone: listen timeout")
 	}
 	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname(cfg.LocalIP), sipgo.WithClientPort(int(p.addr.Port())),
 		sipgo.WithClientLogger(cfg.Logger))
@@ -292,7 +294,7 @@ type ErrRejected struct {
 }
 
 func (e *ErrRejected) Error() string {
-	return fmt.Sprintf("testphone: call rejected: %d %s", e.Code, e.Reason)
+	return fmt.Sprintf("phone: call rejected: %d %s", e.Code, e.Reason)
 }
 
 // Call places a call and, once it is answered, ACKs it and starts RTP.
@@ -404,8 +406,8 @@ func buildOffer(ip string, port int, codecs []string, te int) string {
 	sess := time.Now().UnixNano() & 0x7fffffffffff
 	lines := []string{
 		"v=0",
-		fmt.Sprintf("o=testphone %d %d IN IP4 %s", sess, sess, ip),
-		"s=testphone",
+		fmt.Sprintf("o=sipbridge-phone %d %d IN IP4 %s", sess, sess, ip),
+		"s=sipbridge-phone",
 		"c=IN IP4 " + ip,
 		"t=0 0",
 		fmt.Sprintf("m=audio %d RTP/AVP %s", port, strings.Join(pts, " ")),

@@ -1,4 +1,4 @@
-package testphone
+package phone
 
 import (
 	"encoding/base64"
@@ -40,16 +40,16 @@ func (s *srtpState) keyFromAnswer(body string) error {
 		}
 		f := strings.Fields(v)
 		if len(f) < 3 || f[0] != "1" || f[1] != srtpSuite || !strings.HasPrefix(f[2], "inline:") {
-			return fmt.Errorf("testphone: unexpected a=crypto answer %q", line)
+			return fmt.Errorf("phone: unexpected a=crypto answer %q", line)
 		}
 		k, err := base64.StdEncoding.DecodeString(strings.SplitN(strings.TrimPrefix(f[2], "inline:"), "|", 2)[0])
 		if err != nil {
-			return fmt.Errorf("testphone: a=crypto key: %w", err)
+			return fmt.Errorf("phone: a=crypto key: %w", err)
 		}
 		remote = k
 	}
 	if len(remote) != 30 {
-		return errors.New("testphone: the answer to our SRTP offer has no usable a=crypto line")
+		return errors.New("phone: the answer to our SRTP offer has no usable a=crypto line")
 	}
 	var err error
 	if s.enc, err = srtp.CreateContext(s.local[:16], s.local[16:], srtp.ProtectionProfileAes128CmHmacSha1_80); err != nil {

@@ -81,7 +81,7 @@ func TestRegisterAndWebhooksBadKeys(t *testing.T) {
 	cases := []struct {
 		name, yaml, wantKey string
 	}{
-		{"unknown register key", reg("registrar: sip:r\n      aor: sip:a@b\n      password: pw"), `unknown key "password" in sip.register[]`},
+		{"unknown register key", reg("registrar: sip:r\n      aor: sip:a@b\n      password: pw"), `unknown key "password" in sip.register[0]`},
 		{"registrar not sip", reg("registrar: http://r\n      aor: sip:a@b"), "sip.register[0].registrar"},
 		{"registrar with user", reg("registrar: sip:u@r\n      aor: sip:a@b"), "sip.register[0].registrar"},
 		{"registrar crlf", reg("registrar: \"sip:r\\r\\nX: y\"\n      aor: sip:a@b"), "sip.register[0].registrar"},
@@ -92,7 +92,7 @@ func TestRegisterAndWebhooksBadKeys(t *testing.T) {
 		{"transport not served", "sip:\n  transports: [udp]\n  register:\n    - registrar: sip:r\n      aor: sip:a@b\n      transport: tcp\n" + extBase, "sip.register[0].transport"},
 		{"bad contact user", reg("registrar: sip:r\n      aor: sip:a@b\n      contact_user: \"a b\""), "sip.register[0].contact_user"},
 		{"duplicate name", "sip:\n  register:\n    - registrar: sip:r\n      aor: sip:a@b\n    - registrar: sip:r\n      aor: sip:c@b\n" + extBase, "sip.register[1].name"},
-		{"unknown webhook key", hook(okHook + "\n        method: GET"), `unknown key "method" in assistant.tools.webhooks[]`},
+		{"unknown webhook key", hook(okHook + "\n        method: GET"), `unknown key "method" in assistant.tools.webhooks[0]`},
 		{"bad tool name", hook("name: look up\n        description: d\n        url: http://h/x"), "assistant.tools.webhooks[0].name"},
 		{"builtin name", hook("name: end_call\n        description: d\n        url: http://h/x"), "assistant.tools.webhooks[0].name"},
 		{"no description", hook("name: x\n        url: http://h/x"), "assistant.tools.webhooks[0].description"},

@@ -1,0 +1,118 @@
+package configs
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sipbridge/sipbridge/failover"
+)
+
+// Failover tunes failure detection and session swaps (failover).
+type Failover struct {
+	StallNoResponse Duration `yaml:"stall_no_response"`
+	StallFirstAudio Duration `yaml:"stall_first_audio"`
+	StallMidAudio   Duration `yaml:"stall_mid_audio"`
+	MaxSwapsInRow   int      `yaml:"max_swaps_in_row"`
+	RotateMargin    Duration `yaml:"rotate_margin"`
+	FillerAfter     Duration `yaml:"filler_after"`     // 0: no filler
+	FillerFile      string   `yaml:"filler_file"`      // WAV played once if a swap gap passes filler_after
+	ApologyFile     string   `yaml:"apology_file"`     // WAV played when every region failed
+	GiveUpTransfer  string   `yaml:"give_up_transfer"` // SIP URI to REFER the caller to when giving up
+	Health          Health   `yaml:"health"`
+}
+
+// Health configures per-region circuit breakers (failover.health).
+type Health struct {
+	Window       Duration `yaml:"window"`
+	MinSamples   int      `yaml:"min_samples"`
+	FailureRatio float64  `yaml:"failure_ratio"`
+	CoolDown     Duration `yaml:"cool_down"`
+}
+
+// minStall is the shortest stall timer accepted: below it a normal answer
+// would count as a stall.
+const minStall = 100 * time.Millisecond
+
+func (c *Config) applyFailoverDefaults() {
+	f := &c.Failover
+	if f.StallNoResponse == 0 {
+		f.StallNoResponse = Duration(failover.DefaultStallNoResponse)
+	}
+	if f.StallFirstAudio == 0 {
+		f.StallFirstAudio = Duration(failover.DefaultStallFirstAudio)
+	}
+	if f.StallMidAudio == 0 {
+		f.StallMidAudio = Duration(failover.DefaultStallMidAudio)
+	}
+	if f.MaxSwapsInRow == 0 {
+		f.MaxSwapsInRow = failover.DefaultMaxSwapsInRow
+	}
+	if f.RotateMargin == 0 {
+		f.RotateMargin = Duration(failover.DefaultRotateMargin)
+	}
+	h := &f.Health
+	if h.Window == 0 {
+		h.Window = Duration(failover.DefaultHealthWindow)
+	}
+	if h.MinSamples == 0 {
+		h.MinSamples = failover.DefaultMinSamples
+	}
+	if h.FailureRatio == 0 {
+		h.FailureRatio = failover.DefaultFailureRatio
+	}
+	if h.CoolDown == 0 {
+		h.CoolDown = Duration(failover.DefaultCoolDown)
+	}
+}
+
+func (c *Config) validateFailover(bad badFunc) {
+	f := c.Failover
+	for _, s := range []struct {
+		key string
+		d   Duration
+	}{{"failover.stall_no_response", f.StallNoResponse}, {"failover.stall_first_audio", f.StallFirstAudio}, {"failover.stall_mid_audio", f.StallMidAudio}} {
+		if s.d.D() < minStall {
+			bad(s.key, "%v is below %v (a normal answer would count as a stall)", s.d.D(), minStall)
+		}
+	}
+	if f.MaxSwapsInRow < 1 {
+		bad("failover.max_swaps_in_row", "must be ≥ 1")
+	}
+	if f.GiveUpTransfer != "" {
+		if err := ValidateSIPURI(f.GiveUpTransfer); err != nil {
+			bad("failover.give_up_transfer", "%v", err)
+		}
+	}
+	if f.FillerAfter != 0 && f.FillerFile == "" {
+		bad("failover.filler_after", "set, but failover.filler_file is empty (nothing to play)")
+	}
+	if f.Health.MinSamples < 1 {
+		bad("failover.health.min_samples", "%d is below 1", f.Health.MinSamples)
+	}
+	if r := f.Health.FailureRatio; r <= 0 || r > 1 {
+		bad("failover.health.failure_ratio", "%v is outside (0, 1]", r)
+	}
+	if d := f.Health.Window.D(); d < time.Second {
+		bad("failover.health.window", "%v is below 1s", d)
+	}
+	if d := f.Health.CoolDown.D(); d < time.Second {
+		bad("failover.health.cool_down", "%v is below 1s", d)
+	}
+}
+
+// ValidateSIPURI accepts sip:, sips: and tel: URIs without header-injection
+// characters.
+func ValidateSIPURI(s string) error {
+	if strings.ContainsAny(s, "\r\n\x00<> ") {
+		return fmt.Errorf("%q contains characters not allowed in a URI", s)
+	}
+	l := strings.ToLower(s)
+	if !strings.HasPrefix(l, "sip:") && !strings.HasPrefix(l, "sips:") && !strings.HasPrefix(l, "tel:") {
+		return fmt.Errorf("%q is not a sip:, sips: or tel: URI", s)
+	}
+	if len(s) <= 4 {
+		return fmt.Errorf("%q is empty after the scheme", s)
+	}
+	return nil
+}
