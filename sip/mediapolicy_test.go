@@ -2,6 +2,7 @@ package sip
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"net/netip"
@@ -135,5 +136,63 @@ func TestG722ByDefault(t *testing.T) {
 	require.Contains(t, string(tc2.answer), "RTP/AVP 0")
 	tc.bye()
 	tc2.bye()
+	h.waitEnd(EndCallerBye, 2)
+}
+
+// TestLateOfferSRTPRequired: an INVITE without SDP to a server requiring
+// SRTP gets our RTP/SAVP offer with our key; the stream starts with that
+// key and is re-keyed with the caller's key from the ACK's answer (we keep
+// encrypting with the key we offered). Under G.722-first preferences the
+// offer stays G.711 (the stream's rate is fixed before the answer).
+func TestLateOfferSRTPRequired(t *testing.T) {
+	h := newHarness(t, func(c *Config, _ *harness) { c.MediaEncryption = sdp.EncryptionRequired })
+	u := newUAC(t, h.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	tc, err := u.invite(ctx, "")
+	require.NoError(t, err)
+	o, err := sdp.ParseOffer(tc.answer)
+	require.NoError(t, err)
+	require.Equal(t, "RTP/SAVP", o.Media[0].Proto)
+	require.Equal(t, []string{"0", "8", "101"}, o.Media[0].Formats, "G.711 only: the late offer's stream is narrowband")
+	ours := answerKey(t, tc.answer)
+	st := h.media.stream(0)
+	require.NotNil(t, st.cfg.SRTP)
+	require.Equal(t, ours, st.cfg.SRTP.LocalKey)
+
+	key := newSDESKey(t)
+	ack := sip.NewRequest(sip.ACK, tc.dlg.InviteResponse.Contact().Address)
+	ack.SetBody([]byte(savpOffer(4000, "8", key)))
+	ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	require.NoError(t, tc.dlg.WriteAck(ctx, ack))
+	h.conv()
+	require.Eventually(t, func() bool { return st.rekeyCount() == 1 }, wait, 10*time.Millisecond)
+	st.mu.Lock()
+	require.Equal(t, media.SRTPConfig{Suite: "AES_CM_128_HMAC_SHA1_80", LocalKey: ours, RemoteKey: key}, st.rekeys[0])
+	st.mu.Unlock()
+	require.Equal(t, int32(media.CodecPCMA), st.codec.Load())
+	tc.bye()
+	h.waitEnd(EndCallerBye, 1)
+	h.waitIdle()
+}
+
+// TestOptionalSRTPCannotBeDroppedMidCall: under optional, a call that
+// started on SRTP refuses a re-INVITE of clear RTP (srtp-change) and one
+// that started clear refuses SRTP; both calls go on.
+func TestOptionalSRTPCannotBeDroppedMidCall(t *testing.T) {
+	h := newHarness(t, func(c *Config, _ *harness) { c.MediaEncryption = sdp.EncryptionOptional })
+	u := newUAC(t, h.addr)
+	key := newSDESKey(t)
+	secure := u.answeredCall(savpOffer(4000, "0", key))
+	require.Contains(t, string(secure.answer), "RTP/SAVP 0")
+	clear := u.answeredCall(offer(4002, "0"))
+	require.Contains(t, string(clear.answer), "RTP/AVP 0")
+
+	require.Equal(t, 488, secure.inDialog(t, sip.INVITE, offer(4000, "0")).StatusCode)
+	require.Equal(t, 488, clear.inDialog(t, sip.INVITE, savpOffer(4002, "0", key)).StatusCode)
+	require.Equal(t, 2.0, h.sdpRejections(rejectSRTPChange))
+	require.Equal(t, 200, secure.inDialog(t, sip.INVITE, savpOffer(4000, "0", key)).StatusCode)
+	secure.bye()
+	clear.bye()
 	h.waitEnd(EndCallerBye, 2)
 }
