@@ -31,6 +31,8 @@ type Metrics struct {
 	// Media negotiation and SRTP (mediapolicy.go).
 	sdpRejects *prometheus.CounterVec // sipbridge_sip_sdp_rejections_total{reason}
 	srtpDrops  *prometheus.CounterVec // sipbridge_media_srtp_dropped_total{reason}
+	// Its two series, resolved once: srtpDropped runs per dropped packet.
+	srtpAuthDrops, srtpReplayDrops prometheus.Counter
 }
 
 // NewMetrics creates the series and registers them on reg (nil: not
@@ -79,8 +81,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		sdp.RejectEncryptionRequired, sdp.RejectNoUsableCrypto, sdp.RejectDTLSUnsupported, rejectSRTPChange} {
 		m.sdpRejects.WithLabelValues(string(r))
 	}
-	m.srtpDrops.WithLabelValues("auth")
-	m.srtpDrops.WithLabelValues("replay")
+	m.srtpAuthDrops = m.srtpDrops.WithLabelValues("auth")
+	m.srtpReplayDrops = m.srtpDrops.WithLabelValues("replay")
 	for r := EndReason(0); r < endReasonCount; r++ {
 		m.callEnds.WithLabelValues(r.String())
 	}
@@ -130,8 +132,8 @@ func (m *Metrics) countNegotiationError(err error) {
 // stream's OnSRTPFailure; reader goroutine, must not block).
 func (m *Metrics) srtpDropped(replay bool) {
 	if replay {
-		m.srtpDrops.WithLabelValues("replay").Inc()
+		m.srtpReplayDrops.Inc()
 		return
 	}
-	m.srtpDrops.WithLabelValues("auth").Inc()
+	m.srtpAuthDrops.Inc()
 }
