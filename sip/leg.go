@@ -200,7 +200,7 @@ func (l *leg) answerOffer(body []byte) (sdp.Offer, sdp.Answer, []byte, *rejectio
 	}
 	if err != nil {
 		l.s.metrics.countNegotiationError(err)
-		l.log.Info("sip: SDP offer not acceptable", "error", err, "codecs", prefs.Codecs, "media_encryption", prefs.Encryption.String())
+		l.log.Info("sip: SDP offer not acceptable", "error", err, "codecs", codecList(prefs.Codecs), "media_encryption", prefs.Encryption.String())
 		// RFC 3261 §21.4.26 and §20.43 (Warning 305 Incompatible media format).
 		r := reject(EndRejectNoCommonCodec, "")
 		r.hdrs = append(r.hdrs, warning(l.s.cfg.AdvertiseHost, 305, "Incompatible media format"))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/sipbridge/sipbridge/media"
 	"github.com/sipbridge/sipbridge/sip/sdp"
@@ -104,6 +105,15 @@ func codecName(pt uint8) string {
 		return "G722"
 	}
 	return "PCMU"
+}
+
+// codecList names payload types for logs ("G722,PCMU,PCMA").
+func codecList(pts []uint8) string {
+	names := make([]string, len(pts))
+	for i, pt := range pts {
+		names[i] = codecName(pt)
+	}
+	return strings.Join(names, ",")
 }
 
 // lateOfferSession is the placeholder session of a call whose INVITE had
