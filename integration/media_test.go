@@ -243,18 +243,10 @@ rtp:
   latch_before_send: true
 `, tlsPort, certFile, keyFile), east)
 
-	// The microphone (16 kHz): 1.2 s of the caller's tone plus a 5.5 kHz
-	// tone, each at -20 dBov, then silence.
-	const toneMs, silenceMs, rate = 1200, 6000, 16000
-	mic := make([]int16, (toneMs+silenceMs)*rate/1000)
-	amp := 32767 * math.Pow(10, -20.0/20)
-	for i := range toneMs * rate / 1000 {
-		x := float64(i) / rate
-		mic[i] = int16(amp * (math.Sin(2*math.Pi*callerHz*x) + math.Sin(2*math.Pi*wideHz*x)))
-	}
+	mic := wideMic()
 	softphone := startBaresip(t, fmt.Sprintf("sip:bot@127.0.0.1:%d;transport=tls", tlsPort),
 		";regint=0;mediaenc=srtp-mand;audio_codecs=G722",
-		[]string{"g722.so", "srtp.so"}, []string{"sip_cafile " + certFile}, mic, rate)
+		[]string{"g722.so", "srtp.so"}, []string{"sip_cafile " + certFile}, mic, wideRate)
 
 	answered := br.WaitLog(45*time.Second, "call answered")
 	require.Contains(t, answered, "codec=G722")
@@ -275,21 +267,79 @@ rtp:
 	require.NotEmpty(t, rec.Turns, "the caller's tone was heard as a turn")
 	require.GreaterOrEqual(t, rec.Turns[0].AudioMs, toneMs-300)
 
-	// Wideband: what the model got carries the 5.5 kHz tone.
+	requireWideband(t, audio)
+	requireHeardAnswerG722(t, softphone) // through SRTP
+}
+
+// The wideband microphone: 1.2 s of the caller's tone plus a 5.5 kHz tone,
+// each at -20 dBov, then 6 s of silence, at 16 kHz.
+const (
+	wideRate              = 16000
+	toneMs, wideSilenceMs = 1200, 6000
+)
+
+func wideMic() []int16 {
+	mic := make([]int16, (toneMs+wideSilenceMs)*wideRate/1000)
+	amp := 32767 * math.Pow(10, -20.0/20)
+	for i := range toneMs * wideRate / 1000 {
+		x := float64(i) / wideRate
+		mic[i] = int16(amp * (math.Sin(2*math.Pi*callerHz*x) + math.Sin(2*math.Pi*wideHz*x)))
+	}
+	return mic
+}
+
+// requireWideband: what the model got (24 kHz PCM) carries the caller's
+// 5.5 kHz tone at about the level of its low tone; G.711 (or a G.711
+// passthrough) leaves nothing above 4 kHz.
+func requireWideband(t *testing.T, audio *turnAudio) {
+	t.Helper()
 	u := audio.first(t)
-	require.Equal(t, 24000, u.SampleRate)
+	require.Equal(t, 24000, u.SampleRate, "the model gets 24 kHz PCM")
 	low, high := bandPower(u.PCM, u.SampleRate, callerHz), bandPower(u.PCM, u.SampleRate, wideHz)
 	ratioDB := 10 * math.Log10(high/low)
 	t.Logf("model input: %.0f Hz vs %.0f Hz: %.1f dB", wideHz, callerHz, ratioDB)
 	require.Greater(t, ratioDB, -12.0, "the model received the caller's band above 4 kHz (G.722, not G.711)")
+}
 
-	// The caller heard the answer, after it spoke, through SRTP.
+// requireHeardAnswerG722: baresip decoded G.722 (16 kHz) and heard the
+// assistant's answer after the caller spoke.
+func requireHeardAnswerG722(t *testing.T, softphone *baresipRun) {
+	t.Helper()
 	heard, heardRate := softphone.heard(t)
 	require.Equal(t, 16000, heardRate, "baresip decoded G.722")
 	h8 := to8k(heard, heardRate)
 	answer := answerSpan(h8, eastHz)
 	require.NotNil(t, answer, "the recording holds the assistant's answer (%v Hz spans: %v)", eastHz, phone.ToneSpans(h8, eastHz))
 	require.Greater(t, answer.StartMs, toneMs-200, "the answer comes after the caller spoke")
+}
+
+// TestBaresipG722WidebandWithG711Passthrough: baresip with g722 calls a
+// bridge with no trunks (default codecs G722, PCMU, PCMA) configured for
+// G.711 passthrough (assistant.audio_format g711): the call runs G.722 and
+// the model still gets 24 kHz PCM with the band above 4 kHz (passthrough
+// would have thrown it away), and the caller hears the answer.
+func TestBaresipG722WidebandWithG711Passthrough(t *testing.T) {
+	t.Parallel()
+	audio := &turnAudio{}
+	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz, Transcriber: audio.transcriber})
+	br := startBridge(t, "rtp:\n  latch_before_send: true\nassistant:\n  audio_format: g711\n", east)
+	softphone := startBaresip(t, br.Target(), ";regint=0;audio_codecs=G722",
+		[]string{"g722.so"}, nil, wideMic(), wideRate)
+
+	answered := br.WaitLog(45*time.Second, "call answered")
+	require.Contains(t, answered, "codec=G722")
+	require.Contains(t, answered, "srtp=false")
+	line := br.WaitLog(60*time.Second, "call ended", "reason=caller_bye")
+	require.Contains(t, line, "answered=true")
+	softphone.stop()
+	require.Contains(t, softphone.Out.String(), "Call established")
+
+	rec, ok := lastSession(east)
+	require.True(t, ok)
+	require.NotEmpty(t, rec.Turns)
+	require.GreaterOrEqual(t, rec.Turns[0].AudioMs, toneMs-300)
+	requireWideband(t, audio)
+	requireHeardAnswerG722(t, softphone)
 }
 
 // TestSIPpSRTPRequiredRefusesClearOffers: to a trunk with
