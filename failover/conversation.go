@@ -135,6 +135,7 @@ type Conversation struct {
 	swap    swapPart      // between sessions, and the give-up count (swap.go)
 	standby standbyState  // the warm standby / rotation target (standby.go)
 	fn      functionState // end_call, transfers, custom tools (functions.go)
+	silent  silentPart    // answers the caller cannot hear (silent.go)
 
 	// fx are the effects of the step running now (see step).
 	fx []effect
@@ -390,6 +391,10 @@ func (c *Conversation) leave() []effect {
 	if c.standby.spare != nil {
 		c.retire(c.standby.spare)
 		c.standby.spare = nil
+	}
+	if rp := c.replaying(); rp != nil {
+		c.swap.sw.replay = nil
+		c.retire(rp.ss)
 	}
 	return c.fx
 }

@@ -77,6 +77,12 @@ func (c *Conversation) sessionInput(se sessEvent) input {
 			return input{kind: inSpareEnd, err: se.err}
 		}
 		return input{kind: inStale}
+	case c.replaying() != nil && se.gen == c.replaying().ss.gen:
+		// The session a swap is replaying into (stSwapping, replay.go).
+		if se.end {
+			return input{kind: inSessionEnd, err: se.err}
+		}
+		return input{kind: inSessionEvent, ev: se.ev}
 	case c.active == nil || se.gen != c.active.gen:
 		return input{kind: inStale}
 	case se.end:
@@ -130,7 +136,7 @@ var transitions = [numStates][numInputs]action{
 		inTick: actTickActive,
 	},
 	stSwapping: {
-		inCallerAudio: actBufferAudio, inSessionEvent: actIgnore, inSessionEnd: actIgnore, inSpareEnd: actSpareEnded,
+		inCallerAudio: actBufferAudio, inSessionEvent: actReplayEvent, inSessionEnd: actReplayEnded, inSpareEnd: actSpareEnded,
 		inStale: actIgnore, inSwapDial: actSwapDialed, inSpareDial: actSpareDialed, inPlayout: actPlayoutDone,
 		inDTMF: actDTMF, inTransferResult: actTransferResult, inHold: actHold, inToolResult: actToolResult,
 		inTick: actTickSwapping,
@@ -187,9 +193,14 @@ func actDTMF(c *Conversation, in input)        { c.onDTMF(in.msg.digit) }
 func actTransferResult(c *Conversation, in input) {
 	c.onTransferResult(in.msg.callID, in.msg.ok, in.msg.detail)
 }
-func actHold(c *Conversation, in input)        { c.onHold(in.msg.ok) }
-func actToolResult(c *Conversation, in input)  { c.onToolResult(in.msg.callID, in.msg.detail) }
-func actTickActive(c *Conversation, _ input)   { c.tickActive() }
-func actTickSwapping(c *Conversation, _ input) { c.maybeFiller(c.now()) }
+func actHold(c *Conversation, in input)       { c.onHold(in.msg.ok) }
+func actToolResult(c *Conversation, in input) { c.onToolResult(in.msg.callID, in.msg.detail) }
+func actTickActive(c *Conversation, _ input)  { c.tickActive() }
+func actTickSwapping(c *Conversation, _ input) {
+	c.maybeFiller(c.now())
+	c.checkReplay(c.now())
+}
+func actReplayEvent(c *Conversation, in input) { c.onReplayEvent(in.ev) }
+func actReplayEnded(c *Conversation, in input) { c.onReplayEnd(in.err) }
 func actTickEnding(c *Conversation, _ input)   { c.checkEnd(c.now()) }
 func actTickGaveUp(c *Conversation, _ input)   { c.checkGiveUp(c.now()) }

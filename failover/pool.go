@@ -86,6 +86,8 @@ func (o Outcome) String() string {
 		return "connect_error"
 	case OutcomeAuthError:
 		return "auth_error"
+	case OutcomeThrottled:
+		return "throttled"
 	}
 	return "unknown"
 }
@@ -93,7 +95,7 @@ func (o Outcome) String() string {
 // MarshalText shows the state by name in /status.
 func (s BreakerState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
-func (o Outcome) failure() bool { return o != OutcomeResponseOK }
+func (o Outcome) failure() bool { return o != OutcomeResponseOK && o != OutcomeThrottled }
 
 // BreakerState is a region's circuit breaker state; the values are the
 // sipbridge_failover_breaker_state gauge values.
@@ -134,6 +136,8 @@ type RegionStatus struct {
 	ProbeInFlight bool `json:"probe_in_flight"`
 	// AuthFailed: the breaker was opened by an auth/quota error.
 	AuthFailed bool `json:"auth_failed"`
+	// ThrottledUntil: rate limited, set aside until then (zero if not).
+	ThrottledUntil time.Time `json:"throttled_until,omitzero"`
 	// LastOutcome is the most recent report.
 	LastOutcome string `json:"last_outcome,omitempty"`
 }
@@ -152,6 +156,7 @@ type regionHealth struct {
 	probeAt     time.Time // zero: the half-open probe is free
 	authFailed  bool
 	lastOutcome Outcome
+	asideUntil  time.Time // rate limited: no new sessions before (throttle.go)
 }
 
 // Pool is the set of regions a call may use, in priority order, with one
@@ -227,6 +232,9 @@ outer:
 			}
 		}
 		p.refresh(rh, now)
+		if rh.setAside(now) {
+			continue
+		}
 		switch rh.state {
 		case BreakerClosed:
 			if p.degraded(rh) {
@@ -308,6 +316,9 @@ func (p *Pool) Report(region string, o Outcome) {
 	now := p.hc.Now()
 	p.refresh(rh, now)
 	rh.lastOutcome = o
+	if o == OutcomeThrottled {
+		return // not a failure: SetAside does the rest
+	}
 	switch rh.state {
 	case BreakerClosed:
 		rh.samples = append(rh.samples, sample{at: now, failed: o.failure()})
@@ -354,6 +365,9 @@ func (p *Pool) Status() []RegionStatus {
 			OpenedAt:      rh.openedAt,
 			ProbeInFlight: rh.state == BreakerHalfOpen && !rh.probeAt.IsZero() && now.Sub(rh.probeAt) < p.hc.CoolDown,
 			AuthFailed:    rh.authFailed,
+		}
+		if rh.setAside(now) {
+			st.ThrottledUntil = rh.asideUntil
 		}
 		if rh.lastOutcome != 0 {
 			st.LastOutcome = rh.lastOutcome.String()

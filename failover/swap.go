@@ -6,12 +6,16 @@ import (
 	"log/slog"
 	"slices"
 	"time"
+
+	"github.com/sipbridge/sipbridge/realtime"
 )
 
 // failInfo is what is known about a failure when it is detected.
 type failInfo struct {
 	respID string // the response that failed or was in progress
 	err    string // the provider's error message, for the swap log
+	// rateLimit: the provider throttled the region (TriggerRateLimited).
+	rateLimit *realtime.RateLimitError
 }
 
 // oldInfo names the session a swap left, for the one swap log line.
@@ -43,7 +47,9 @@ type swapState struct {
 	from       oldInfo
 	tried      map[string]int
 	attempts   int
-	dialGen    uint64 // the dial whose result is awaited (0 = none)
+	dialGen    uint64         // the dial whose result is awaited (0 = none)
+	replay     *replayState   // the replay awaiting acknowledgements (replay.go)
+	refused    map[string]int // item id → refusals without repair in this swap
 	lastErr    string
 }
 
@@ -71,6 +77,13 @@ func (c *Conversation) fail(trig Trigger, fi failInfo) {
 	old := c.active
 	if o := trig.outcome(); o != 0 {
 		c.pool.Report(old.region.Name, o)
+	}
+	if trig == TriggerRateLimited {
+		rl := fi.rateLimit
+		if rl == nil {
+			rl = &realtime.RateLimitError{Region: old.region.Name, Source: realtime.RateLimitResponse, Message: fi.err}
+		}
+		c.throttle(old.region.Name, rl)
 	}
 	c.flushSwapLog("failed_again")
 	if c.fn.ending != nil {
@@ -101,10 +114,11 @@ func (c *Conversation) startSwap(trig Trigger, fi failInfo) {
 		respID = c.turns.activeResp
 	}
 	redo := c.pendingAnswer(respID)
-	if respID != "" && c.isPlaying() {
-		// The cut answer is regenerated as a continuation: the rest of its
-		// audio must not play, and what was heard fixes where it resumes.
-		c.flushHeard()
+	var playEnd time.Time
+	if respID != "" && !c.play.suppressRsp[respID] {
+		// The cut answer is regenerated as a continuation that starts where
+		// the audio received ends: that audio keeps playing (heard.go).
+		playEnd = c.keepHeard(now, c.turns.activeItems)
 	}
 	if redo != nil && respID != "" && c.heardAnyOf(c.turns.activeItems) {
 		redo.continuation = true
@@ -115,6 +129,9 @@ func (c *Conversation) startSwap(trig Trigger, fi failInfo) {
 	}
 	if pauseStart.IsZero() || redo == nil {
 		pauseStart = now
+	}
+	if playEnd.After(pauseStart) {
+		pauseStart = playEnd // silence starts when the kept audio ends
 	}
 	if redo != nil {
 		// One create at the end of the swap sees the whole conversation,
@@ -275,11 +292,7 @@ func (c *Conversation) onSwapDial(r dialResult) {
 		}
 		kind, auth := dialErrorKind(r.err)
 		c.m.ConnectErrors.WithLabelValues(r.region.Name, kind).Inc()
-		outcome := OutcomeConnectError
-		if auth {
-			outcome = OutcomeAuthError
-		}
-		c.pool.Report(r.region.Name, outcome)
+		c.pool.Report(r.region.Name, c.dialOutcome(r.region.Name, r.err, auth))
 		c.swap.failedInRow++
 		sw.lastErr = r.err.Error()
 		c.log.Warn("failover: session open failed", "region", r.region.Name, "kind", kind, "err", r.err,
@@ -301,31 +314,15 @@ func (c *Conversation) onSwapDial(r dialResult) {
 // first and our create is refused as a duplicate (non-fatal), or it
 // interrupts the answer we asked for, exactly as a live barge-in would.
 func (c *Conversation) finishSwap(ss *session, warm bool) {
+	items := c.rec.ReplayItems(ss.s.Dialect())
+	c.callerAudioLast(items)
+	c.startReplay(ss, warm, items)
+}
+
+// completeSwap puts ss in charge once its replay is confirmed (replay.go).
+func (c *Conversation) completeSwap(ss *session, warm bool, items int) {
 	sw := c.swap.sw
 	c.active = ss
-	items := c.rec.ReplayItems(ss.s.Dialect())
-	ctx, cancel := context.WithTimeout(c.ctx, replayTimeout)
-	for i, it := range items {
-		if err := ss.s.CreateItem(ctx, it, ""); err != nil {
-			cancel()
-			c.active = nil
-			c.retire(ss)
-			if c.ctx.Err() != nil {
-				return // the caller hung up during the replay
-			}
-			c.pool.Report(ss.region.Name, OutcomeSessionLost)
-			c.swap.failedInRow++
-			sw.lastErr = fmt.Sprintf("replay item %d of %d: %v", i+1, len(items), err)
-			c.log.Warn("failover: replay failed", "region", ss.region.Name, "session_id", ss.s.ID(), "err", err,
-				"trigger", sw.trigger.String(), "failed_in_row", c.swap.failedInRow)
-			c.nextAttempt()
-			return
-		}
-		if it.Type == "function_call" {
-			ss.calls[it.CallID] = true
-		}
-	}
-	cancel()
 	c.state = stActive
 	c.swap.sw = nil
 	c.swap.unconfirmed = true
@@ -349,7 +346,7 @@ func (c *Conversation) finishSwap(ss *session, warm bool) {
 		}
 		c.emit(Control{Kind: ControlSwapFinished, Reason: sw.trigger.String()})
 		c.swap.pendingLog = &swapReport{trigger: sw.trigger, from: sw.from, toRegion: ss.region.Name, toSession: ss.s.ID(),
-			items: len(items), attempts: sw.attempts, warm: warm, swapDur: now.Sub(sw.startedAt), pauseStart: sw.pauseStart,
+			items: items, attempts: sw.attempts, warm: warm, swapDur: now.Sub(sw.startedAt), pauseStart: sw.pauseStart,
 			awaitAudio: sw.redo != nil}
 		if sw.redo == nil {
 			c.emitSwapLog("no_answer_pending")

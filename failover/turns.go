@@ -93,10 +93,12 @@ func (c *Conversation) onResponseDone(ev realtime.ServerEvent) {
 			e := r.StatusDetails.Error
 			msg = fmt.Sprintf("%s/%s: %s", e.Type, e.Code, e.Message)
 		}
-		c.fail(trig, failInfo{respID: id, err: msg})
+		rl, _ := realtime.RateLimitFromEvent(c.active.region.Name, ev)
+		c.fail(trig, failInfo{respID: id, err: msg, rateLimit: rl})
 		return
 	}
-	if status == realtime.StatusCompleted || status == realtime.StatusIncomplete {
+	silent := c.silentAtDone(r, id)
+	if (status == realtime.StatusCompleted || status == realtime.StatusIncomplete) && !silent {
 		c.pool.Report(c.active.region.Name, OutcomeResponseOK)
 		// The session has proved itself: the swap that brought it worked.
 		c.swap.failedInRow = 0
