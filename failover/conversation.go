@@ -148,7 +148,8 @@ const (
 	msgDTMF
 	msgTransfer
 	msgHold
-	msgTool // a custom tool's output (tools.go)
+	msgTool      // a custom tool's output (tools.go)
+	msgConfirmed // the SIP side received the ACK of its 200 OK
 )
 
 type message struct {
@@ -290,6 +291,12 @@ func (c *Conversation) TransferResult(callID string, ok bool, detail string) {
 // has put us on hold: no caller audio goes to the model, the answer in
 // progress is cancelled and its playout flushed.
 func (c *Conversation) SetHold(held bool) { c.post(message{kind: msgHold, ok: held}) }
+
+// CallConfirmed tells the conversation that the caller acknowledged the
+// answer (the SIP ACK). With Config.GreetAfterConfirm the greeting waits for
+// it, so a call answered and never acknowledged (a flood of INVITEs that
+// never ACK) never has a response created, and never bills one.
+func (c *Conversation) CallConfirmed() { c.post(message{kind: msgConfirmed}) }
 
 func (c *Conversation) post(m message) {
 	select {

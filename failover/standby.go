@@ -64,13 +64,13 @@ func (c *Conversation) ensureSpare(now time.Time) {
 	var region Region
 	if rotating {
 		// Rotation is not a failure: the current region is as good as any.
-		cands := c.pool.Candidates()
+		cands := c.allowedRegions(c.pool.Candidates())
 		if len(cands) == 0 {
 			return
 		}
 		region = cands[0]
 	} else {
-		cands := c.pool.Candidates(c.active.region.Name)
+		cands := c.allowedRegions(c.pool.Candidates(c.active.region.Name))
 		if len(cands) == 0 || !cands[0].WarmStandby {
 			return
 		}

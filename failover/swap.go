@@ -250,7 +250,7 @@ func (c *Conversation) pickRegion(sw *swapState) (Region, bool) {
 	var order []Region
 	seen := map[string]bool{}
 	add := func(rs []Region) {
-		for _, r := range rs {
+		for _, r := range c.allowedRegions(rs) {
 			if !seen[r.Name] {
 				seen[r.Name] = true
 				order = append(order, r)
@@ -334,10 +334,7 @@ func (c *Conversation) completeSwap(ss *session, warm bool, items int) {
 	if sw.initial {
 		c.sessionLog().Info("failover: session started", "attempts", sw.attempts, "connect_ms", now.Sub(sw.startedAt).Milliseconds())
 		c.readyOnce.Do(func() { close(c.ready) })
-		if c.cfg.Greeting != "" && !c.turns.greeted {
-			c.turns.greeted = true
-			c.enqueue(&createReq{params: greetingParams(c.cfg)})
-		}
+		c.maybeGreet()
 	} else {
 		if sw.trigger == TriggerRotation {
 			c.m.Rotations.WithLabelValues(sw.from.region).Inc()

@@ -21,6 +21,7 @@ type turnState struct {
 	awaitingResponse bool // a committed caller turn waits for its answer
 	reqSeq           int
 	greeted          bool
+	confirmed        bool // CallConfirmed arrived
 
 	// Watchdog deadlines (zero = disarmed).
 	noRespAt     time.Time
@@ -205,6 +206,19 @@ func (c *Conversation) vadCreates() bool {
 func (c *Conversation) interruptsOnServer() bool {
 	td := c.cfg.Session.TurnDetection
 	return td != nil && td.InterruptResponse
+}
+
+// maybeGreet queues the greeting once the first session is up and, with
+// GreetAfterConfirm, the call is confirmed.
+func (c *Conversation) maybeGreet() {
+	if c.cfg.Greeting == "" || c.turns.greeted || !c.isReady() {
+		return
+	}
+	if c.cfg.GreetAfterConfirm && !c.turns.confirmed {
+		return
+	}
+	c.turns.greeted = true
+	c.enqueue(&createReq{params: greetingParams(c.cfg)})
 }
 
 func greetingParams(cfg Config) realtime.ResponseParams {

@@ -67,12 +67,17 @@ type authenticator struct {
 }
 
 func newAuthenticator(s *Server) *authenticator {
-	if len(s.cfg.Trunks) == 0 {
+	return newAuthenticatorFor(s, s.cfg.Trunks, s.cfg.AuthLimit)
+}
+
+// newAuthenticatorFor is newAuthenticator with other trunks (SetTrunks).
+func newAuthenticatorFor(s *Server, trunks []Trunk, lim AuthLimit) *authenticator {
+	if len(trunks) == 0 {
 		return nil
 	}
 	return &authenticator{
-		trunks:  s.cfg.Trunks,
-		limiter: newFailLimiter(s.cfg.AuthLimit),
+		trunks:  trunks,
+		limiter: newFailLimiter(lim),
 		nonces:  newNonceStore(nonceTTL, maxNonces),
 		metrics: s.metrics.auth,
 		log:     s.log,
@@ -81,12 +86,13 @@ func newAuthenticator(s *Server) *authenticator {
 	}
 }
 
-// authorize decides whether an INVITE that creates a dialog may proceed. It
-// runs before anything is allocated for the call; when it returns false the
-// request has been answered (401 or 403) or dropped. trunk is the trunk
-// that admitted the call (nil when no trunks are configured).
+// authorize decides whether an INVITE that creates a dialog may proceed,
+// and returns the trunk that admitted it (nil with no trunks; its Name is
+// CallInfo.Trunk, its media policy the call's). It runs before anything is
+// allocated for the call; when ok is false the request has been answered
+// (401 or 403) or dropped.
 func (s *Server) authorize(req *sip.Request, tx sip.ServerTransaction) (trunk *Trunk, ok bool) {
-	a := s.auth
+	a := s.auth.Load()
 	if a == nil {
 		return nil, true
 	}
@@ -157,7 +163,7 @@ func (a *authenticator) challenge(req *sip.Request, tx sip.ServerTransaction, tr
 // 403 (nothing for an ACK, or when drop is set: a blocked source over UDP).
 func (a *authenticator) refuse(req *sip.Request, tx sip.ServerTransaction, src netip.Addr, reason, trunk, user string, drop bool) {
 	a.metrics.failures.WithLabelValues(reason).Inc()
-	if countsTowardBlock(reason) && src.IsValid() && a.limiter.fail(src) {
+	if countsTowardBlock(reason) && src.IsValid() && !allowListed(a.trunks, src) && a.limiter.fail(src) {
 		// Once per block: not rate-limited.
 		a.log.Warn("sip: source blocked after repeated authorisation failures", "src", src.String(),
 			"failures", a.limiter.lim.Failures, "window", a.limiter.lim.Window.String(), "block", a.limiter.lim.Block.String())
@@ -312,6 +318,9 @@ func credentialsWellFormed(c *digest.Credentials) (string, bool) {
 // sameResource reports whether the credentials' uri names the Request-URI
 // (RFC 2617 §3.2.2.5): same scheme, user, host and port. Parameters are not
 // compared: clients such as sipgo put the URI without them in the digest.
+// A uri without a user part is accepted for a Request-URI with one: SIPp
+// (and some PBXs) send the bare host there, and the nonce and nc checks,
+// not the user part, are what stop a response from being replayed.
 func sameResource(credURI string, r sip.Uri) bool {
 	var u sip.Uri
 	if err := sip.ParseUri(credURI, &u); err != nil {
@@ -332,7 +341,7 @@ func sameResource(credURI string, r sip.Uri) bool {
 		}
 		return 5060
 	}
-	return scheme(u.Scheme) == scheme(r.Scheme) && u.User == r.User &&
+	return scheme(u.Scheme) == scheme(r.Scheme) && (u.User == r.User || u.User == "") &&
 		strings.EqualFold(u.Host, r.Host) && port(u) == port(r)
 }
 

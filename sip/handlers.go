@@ -33,7 +33,11 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.metrics.callEnds.WithLabelValues(r.reason.String()).Inc()
 		return
 	}
-	c := newCall(s, req, tx)
+	trunkName := ""
+	if trunk != nil {
+		trunkName = trunk.Name
+	}
+	c := newCall(s, req, tx, trunkName)
 	c.leg.prefs = s.mediaPrefs(trunk)
 	if r := s.admit(c); r != nil {
 		c.cancel(nil) // release the context; the call never started
@@ -94,6 +98,12 @@ func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
 // trunk's health check (a Kamailio dispatcher, an SBC) takes us out of
 // rotation instead of sending INVITEs that would get 503.
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	// limits.go: a flood of OPTIONS from one source is dropped, unanswered
+	// (no reflection); INVITEs from that source are not affected.
+	if src, ok := sourceAddr(req); ok && !s.optionsRate.allow(src) {
+		s.metrics.limited.WithLabelValues(limitOptionsRate).Inc()
+		return
+	}
 	if r := validateRequest(req); r != nil {
 		s.rejectRequest(req, tx, r)
 		return

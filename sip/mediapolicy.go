@@ -38,8 +38,8 @@ func validEncryption(e sdp.Encryption) error {
 	return nil
 }
 
-// withMediaDefaults validates the server's and the trunks' media policies
-// and fills in the default codec list.
+// withMediaDefaults validates the server's media policy and fills in the
+// default codec list.
 func (c *Config) withMediaDefaults() error {
 	if len(c.Codecs) == 0 {
 		c.Codecs = DefaultCodecs
@@ -50,15 +50,16 @@ func (c *Config) withMediaDefaults() error {
 	if err := validEncryption(c.MediaEncryption); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	for _, t := range c.Trunks {
-		if err := validCodecs(t.Codecs); err != nil {
-			return fmt.Errorf("%w: trunk %q: %w", ErrConfig, t.Name, err)
-		}
-		if t.MediaEncryption != nil {
-			if err := validEncryption(*t.MediaEncryption); err != nil {
-				return fmt.Errorf("%w: trunk %q: %w", ErrConfig, t.Name, err)
-			}
-		}
+	return nil // the trunks' own policies: validTrunkMedia (trunksWithDefaults)
+}
+
+// validTrunkMedia checks a trunk's own media policy.
+func validTrunkMedia(t Trunk) error {
+	if err := validCodecs(t.Codecs); err != nil {
+		return err
+	}
+	if t.MediaEncryption != nil {
+		return validEncryption(*t.MediaEncryption)
 	}
 	return nil
 }

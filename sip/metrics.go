@@ -33,7 +33,21 @@ type Metrics struct {
 	srtpDrops  *prometheus.CounterVec // sipbridge_media_srtp_dropped_total{reason}
 	// Its two series, resolved once: srtpDropped runs per dropped packet.
 	srtpAuthDrops, srtpReplayDrops prometheus.Counter
+	// Edge limits (limits.go).
+	limited *prometheus.CounterVec // sipbridge_sip_limited_total{limit}
 }
+
+// Edge limit labels (sipbridge_sip_limited_total{limit}).
+const (
+	limitUnconfirmed    = "unconfirmed_per_source"
+	limitOptionsRate    = "options_rate"
+	limitConnsPerSource = "connections_per_source"
+	limitConnsTotal     = "connections_total"
+	limitStreamIdle     = "stream_idle"
+	limitStreamSlow     = "stream_slow"
+)
+
+var limitLabels = []string{limitUnconfirmed, limitOptionsRate, limitConnsPerSource, limitConnsTotal, limitStreamIdle, limitStreamSlow}
 
 // NewMetrics creates the series and registers them on reg (nil: not
 // registered). Registering twice on one registry reuses the existing series.
@@ -76,6 +90,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"SDP offers and answers refused (488 for offers), by reason (no-common-codec, encryption-required, srtp-not-enabled, no-usable-crypto, dtls-srtp-unsupported, srtp-change, no-audio, other).", "reason"),
 		srtpDrops: counterVec(reg, "media", "srtp_dropped_total",
 			"Received RTP packets dropped on SRTP calls, by reason: auth (authentication failed, including clear RTP) or replay.", "reason"),
+		limited: counterVec(reg, "sip", "limited_total",
+			"Requests and connections refused or closed by an edge limit, by limit (unconfirmed_per_source, options_rate, connections_per_source, connections_total, stream_idle, stream_slow).", "limit"),
+	}
+	for _, l := range limitLabels {
+		m.limited.WithLabelValues(l)
 	}
 	for _, r := range []sdp.RejectReason{sdp.RejectNoAudio, sdp.RejectNoCommonCodec, sdp.RejectSRTPNotEnabled,
 		sdp.RejectEncryptionRequired, sdp.RejectNoUsableCrypto, sdp.RejectDTLSUnsupported, rejectSRTPChange} {

@@ -48,6 +48,7 @@ const (
 	EndRejectMediaSetup           // the RTP stream could not be created (500)
 	EndRejectAIUnavailable        // the conversation could not be created (503)
 	EndRejectSessionInterval      // Session-Expires below our Min-SE (422, RFC 4028 §6)
+	EndRejectUnconfirmed          // the source holds MaxUnconfirmedPerSource un-ACKed calls (503, limits.go)
 
 	endReasonCount
 )
@@ -99,6 +100,7 @@ var terminations = [endReasonCount]Termination{
 	EndRejectMediaSetup:           {Label: "media_setup_failed", Status: sip.StatusInternalServerError, Phrase: "Server Internal Error", Level: slog.LevelError},
 	EndRejectAIUnavailable:        {Label: "ai_unavailable", Status: sip.StatusServiceUnavailable, Phrase: "Service Unavailable", RetryAfter: true, Level: slog.LevelError},
 	EndRejectSessionInterval:      {Label: "session_interval_too_small", Status: 422, Phrase: "Session Interval Too Small", Level: slog.LevelInfo},
+	EndRejectUnconfirmed:          {Label: "unconfirmed_per_source", Status: sip.StatusServiceUnavailable, Phrase: "Service Unavailable", RetryAfter: true, Level: slog.LevelWarn},
 }
 
 // Termination returns what r means.
