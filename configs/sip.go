@@ -45,6 +45,10 @@ type SIP struct {
 	SessionRefresher string `yaml:"session_refresher"`
 	// Register are registrars sipbridge registers with as a client (register.go).
 	Register []Registration `yaml:"register"`
+	// Codecs and MediaEncryption are the media policy of calls whose trunk
+	// sets none (trunks.go, Media).
+	Codecs          StringList `yaml:"codecs"`
+	MediaEncryption string     `yaml:"media_encryption"`
 	// Limits bound what one source may hold (hostile traffic).
 	Limits SIPLimits `yaml:"limits"`
 }
@@ -64,6 +68,9 @@ type SIPLimits struct {
 	// TCPIdleTimeout closes a TCP/TLS connection silent for this long.
 	TCPIdleTimeout Duration `yaml:"tcp_idle_timeout"`
 }
+
+// Media is the sip-level media policy.
+func (s SIP) Media() Media { return Media{Codecs: s.Codecs, MediaEncryption: s.MediaEncryption} }
 
 // Defaults of the sip keys the SIP server has no default for (it needs
 // explicit listeners; answering when ready is the binary's choice).

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/sipbridge/sipbridge/sip"
+	"github.com/sipbridge/sipbridge/sip/sdp"
 )
 
 // Trunk is one peer allowed to call (sip.trunks[]). With no trunk anyone
@@ -26,6 +27,61 @@ type Trunk struct {
 	// Algorithms offered in the challenge, in order of preference
 	// (default [SHA-256, MD5]).
 	Algorithms []string `yaml:"algorithms"`
+	// Codecs and MediaEncryption override the sip-level media policy for
+	// this trunk's calls (Media).
+	Codecs          StringList `yaml:"codecs"`
+	MediaEncryption string     `yaml:"media_encryption"`
+}
+
+// Media is the trunk's own media policy (empty keys inherit sip's).
+func (t Trunk) Media() Media { return Media{Codecs: t.Codecs, MediaEncryption: t.MediaEncryption} }
+
+// Media is a media policy: at sip level the default of every call
+// (sip.codecs, sip.media_encryption), per trunk an override
+// (sip.trunks[].codecs, sip.trunks[].media_encryption). Empty keys inherit.
+type Media struct {
+	// Codecs we accept, in our order of preference: G722, PCMU, PCMA
+	// (case-insensitive); the caller's order wins among them. Default
+	// (sip package): G722, PCMU, PCMA.
+	Codecs StringList
+	// MediaEncryption is the SDES-SRTP policy: none (clear RTP only; the
+	// default), optional (SRTP when the caller offers it) or required
+	// (488 to a clear offer; never clear RTP).
+	MediaEncryption string
+}
+
+// CodecPTs returns the codec list as RTP payload types (nil when unset).
+// Validate has checked it.
+func (m Media) CodecPTs() []uint8 {
+	if len(m.Codecs) == 0 {
+		return nil
+	}
+	pts, _ := sdp.ParseCodecs(strings.Join(m.Codecs, ","))
+	return pts
+}
+
+// Encryption returns the media encryption policy (nil when unset).
+// Validate has checked it.
+func (m Media) Encryption() *sdp.Encryption {
+	if m.MediaEncryption == "" {
+		return nil
+	}
+	e, _ := sdp.ParseEncryption(m.MediaEncryption)
+	return &e
+}
+
+// validateMedia checks the media keys under key (sip or sip.trunks[i]).
+func validateMedia(key string, m Media, bad badFunc) {
+	if len(m.Codecs) > 0 {
+		if _, err := sdp.ParseCodecs(strings.Join(m.Codecs, ",")); err != nil {
+			bad(key+".codecs", "%v (want a list of G722, PCMU, PCMA)", strings.TrimPrefix(err.Error(), "sdp: "))
+		}
+	}
+	if m.MediaEncryption != "" {
+		if _, err := sdp.ParseEncryption(m.MediaEncryption); err != nil {
+			bad(key+".media_encryption", "%q is not none, optional or required", m.MediaEncryption)
+		}
+	}
 }
 
 // TLS is the SIP over TLS listener (sip.tls); absent = no TLS.
@@ -98,7 +154,8 @@ func (t Trunk) Password(getenv func(string) string) (string, error) {
 	return p, nil
 }
 
-// validateTrunks checks sip.trunks, sip.auth_limit and sip.tls.
+// validateTrunks checks sip.trunks, sip.auth_limit, sip.tls and the media
+// policy keys (sip.codecs, sip.media_encryption).
 func (c *Config) validateTrunks(bad badFunc) {
 	seen := map[string]bool{}
 	for i, t := range c.SIP.Trunks {
@@ -143,7 +200,9 @@ func (c *Config) validateTrunks(bad badFunc) {
 		if len(t.Algorithms) > 0 && t.Username == "" {
 			bad(key+".algorithms", "only applies with username")
 		}
+		validateMedia(key, t.Media(), bad)
 	}
+	validateMedia("sip", c.SIP.Media(), bad)
 	if c.SIP.AuthLimit.Failures < 1 {
 		bad("sip.auth_limit.failures", "must be ≥ 1")
 	}

@@ -108,12 +108,13 @@ func TestSDPAnswerFollowsCallerCodecOrder(t *testing.T) {
 	require.NoError(t, call.Hangup(ctx))
 }
 
-// TestNoCommonCodecGets488: an offer without G.711 is refused before any
-// realtime session is opened.
+// TestNoCommonCodecGets488: an offer of nothing the bridge is configured
+// for (G.722 and Opus to a bridge limited to G.711 by sip.codecs) is
+// refused before any realtime session is opened, and counted by reason.
 func TestNoCommonCodecGets488(t *testing.T) {
 	t.Parallel()
 	east := startRegion(t, "east", sim.Config{})
-	br := startBridge(t, "", east)
+	br := startBridge(t, "sip:\n  codecs: [PCMU, PCMA]\n", east)
 	ph := newPhone(t, "udp")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -123,6 +124,7 @@ func TestNoCommonCodecGets488(t *testing.T) {
 	require.True(t, errors.As(err, &rej), "want a rejection, got %v", err)
 	require.Equal(t, 488, rej.Code)
 	require.Empty(t, east.Sim.Sessions(), "no realtime session for a call that was refused")
+	require.Equal(t, 1.0, requireMetric(t, br, `sipbridge_sip_sdp_rejections_total{reason="no-common-codec"}`))
 }
 
 // TestModelEndsTheCall: the model calls end_call after its goodbye; the bridge

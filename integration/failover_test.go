@@ -52,6 +52,8 @@ func TestFailoverTriggers(t *testing.T) {
 		trigger string
 		// midAnswer: part of the failed answer was already playing.
 		midAnswer bool
+		// codecs the caller offers (default PCMU, PCMA).
+		codecs []string
 	}{
 		{name: "failed response before audio", faults: sim.Faults{FailBeforeAudio: 1}, trigger: "response_failed"},
 		{name: "failed response mid answer", faults: sim.Faults{FailAfterAudioMs: 1200, FailAfterAudioCount: 1}, trigger: "response_failed", midAnswer: true},
@@ -65,6 +67,10 @@ func TestFailoverTriggers(t *testing.T) {
 		{name: "stall: no response.created", faults: sim.Faults{StallNoResponse: 1}, extra: "failover:\n  stall_no_response: 1500ms\n  hedge:\n    enabled: false\n", trigger: "stall_no_response"},
 		{name: "stall: no first audio", faults: sim.Faults{StallFirstAudio: 1}, extra: "failover:\n  stall_first_audio: 1500ms\n  hedge:\n    enabled: false\n", trigger: "stall_first_audio"},
 		{name: "stall: audio stops mid answer", faults: sim.Faults{StallMidAudioMs: 1200}, extra: "failover:\n  stall_mid_audio: 1500ms\n", trigger: "stall_mid_audio", midAnswer: true},
+		// The same swap on a wideband call: G.722 to the caller, 24 kHz PCM
+		// to both regions.
+		{name: "failed response mid answer over G.722", faults: sim.Faults{FailAfterAudioMs: 1200, FailAfterAudioCount: 1}, trigger: "response_failed", midAnswer: true,
+			codecs: []string{"G722", "PCMU"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -82,8 +88,11 @@ func TestFailoverTriggers(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
 
-			call, err := ph.Call(ctx, phone.CallOptions{Target: br.Target()})
+			call, err := ph.Call(ctx, phone.CallOptions{Target: br.Target(), Codecs: tc.codecs})
 			require.NoError(t, err)
+			if len(tc.codecs) > 0 && tc.codecs[0] == "G722" {
+				require.Equal(t, uint8(9), call.PayloadType(), "the call runs G.722")
+			}
 			turn(t, ctx, call, eastHz, 20*time.Second)
 			waitFor(t, 10*time.Second, "turn 1 to complete", func() bool {
 				rec, _ := lastSession(east)

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -21,7 +22,7 @@ func runSIPp(t testing.TB, target, scenario string, extra ...string) (string, er
 	bin := requirePeer(t, "sipp")
 	host, port, ok := strings.Cut(target, ":")
 	require.True(t, ok)
-	mediaPort := freePort(t)
+	mediaPort := freeSIPpMediaPort(t)
 	args := []string{host + ":" + port, "-sf", filepath.Join("testdata", "sipp", scenario),
 		"-i", "127.0.0.1", "-p", strconv.Itoa(freePort(t)), "-mi", "127.0.0.1", "-mp", strconv.Itoa(mediaPort),
 		"-m", "1", "-l", "1", "-timeout", "40s", "-timeout_error", "-nostdin", "-trace_err",
@@ -33,6 +34,34 @@ func runSIPp(t testing.TB, target, scenario string, extra ...string) (string, er
 	cmd.Dir = "."
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// freeSIPpMediaPort returns a UDP port p on 127.0.0.1 with p..p+3 free:
+// SIPp binds its audio RTP, RTCP and video RTP (p+2) sockets there and
+// exits when one is taken.
+func freeSIPpMediaPort(t testing.TB) int {
+	t.Helper()
+	for range 50 {
+		p := freePort(t)
+		var held []net.PacketConn
+		ok := true
+		for i := range 4 {
+			c, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(p+i))
+			if err != nil {
+				ok = false
+				break
+			}
+			held = append(held, c)
+		}
+		for _, c := range held {
+			c.Close()
+		}
+		if ok {
+			return p
+		}
+	}
+	t.Fatal("no free SIPp media ports")
+	return 0
 }
 
 // TestSIPpCallWithSpeech: SIPp places a call offering PCMA, streams the
@@ -72,7 +101,8 @@ func TestSIPpCancelWhileRinging(t *testing.T) {
 	})
 }
 
-// TestSIPpNoCommonCodec: an offer without G.711 gets 488, no session.
+// TestSIPpNoCommonCodec: an offer of only codecs the bridge does not run
+// (Opus, G.729) gets 488, no session.
 func TestSIPpNoCommonCodec(t *testing.T) {
 	t.Parallel()
 	east := startRegion(t, "east", sim.Config{})

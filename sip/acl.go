@@ -10,6 +10,8 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sipbridge/sipbridge/sip/sdp"
 )
 
 // Who may call. With no trunk configured anyone may (the local demo). With
@@ -59,6 +61,11 @@ type Trunk struct {
 	// only read the first challenge and know only MD5 (SIPp 3.6, older
 	// PBXs) need MD5 first or alone.
 	Algorithms []string
+	// Codecs, when set, replace Config.Codecs for this trunk's calls.
+	Codecs []uint8
+	// MediaEncryption, when set, replaces Config.MediaEncryption for this
+	// trunk's calls.
+	MediaEncryption *sdp.Encryption
 }
 
 // AuthLimit blocks a source after repeated authorisation failures.
@@ -157,6 +164,9 @@ func trunksWithDefaults(trunks []Trunk, advertise string, lim AuthLimit) ([]Trun
 		}
 		if !isDigestValue(t.Realm) {
 			return nil, lim, fmt.Errorf("%w: trunk %q: realm has characters a digest header cannot carry", ErrConfig, t.Name)
+		}
+		if err := validTrunkMedia(t); err != nil { // mediapolicy.go
+			return nil, lim, fmt.Errorf("%w: trunk %q: %w", ErrConfig, t.Name, err)
 		}
 		algs, err := digestAlgorithms(t.Algorithms)
 		if err != nil {

@@ -87,29 +87,30 @@ func newAuthenticatorFor(s *Server, trunks []Trunk, lim AuthLimit) *authenticato
 }
 
 // authorize decides whether an INVITE that creates a dialog may proceed,
-// and names the trunk that admitted it ("" with no trunks: CallInfo.Trunk).
-// It runs before anything is allocated for the call; when ok is false the
-// request has been answered (401 or 403) or dropped.
-func (s *Server) authorize(req *sip.Request, tx sip.ServerTransaction) (trunk string, ok bool) {
+// and returns the trunk that admitted it (nil with no trunks; its Name is
+// CallInfo.Trunk, its media policy the call's). It runs before anything is
+// allocated for the call; when ok is false the request has been answered
+// (401 or 403) or dropped.
+func (s *Server) authorize(req *sip.Request, tx sip.ServerTransaction) (trunk *Trunk, ok bool) {
 	a := s.auth.Load()
 	if a == nil {
-		return "", true
+		return nil, true
 	}
 	src, ok := sourceAddr(req)
 	if !ok {
 		a.refuse(req, tx, netip.Addr{}, authSourceNotAllowed, "", "", false)
-		return "", false
+		return nil, false
 	}
 	m := matchSource(a.trunks, src)
 	if m.ipTrunk != nil {
 		a.metrics.admitted.WithLabelValues("ip").Inc()
 		a.log.Debug("sip: caller admitted", "trunk", m.ipTrunk.Name, "by", "ip", "src", src.String(),
 			"call_id", headerValue(req.CallID()))
-		return m.ipTrunk.Name, true
+		return m.ipTrunk, true
 	}
 	if len(m.digest) == 0 {
 		a.refuse(req, tx, src, authSourceNotAllowed, "", "", false)
-		return "", false
+		return nil, false
 	}
 	v := a.verify(req, m.digest)
 	switch {
@@ -118,7 +119,7 @@ func (s *Server) authorize(req *sip.Request, tx sip.ServerTransaction) (trunk st
 		a.metrics.admitted.WithLabelValues("digest").Inc()
 		a.log.Debug("sip: caller admitted", "trunk", v.trunk.Name, "by", "digest", "src", src.String(),
 			"call_id", headerValue(req.CallID()))
-		return v.trunk.Name, true
+		return v.trunk, true
 	case v.reason == "":
 		a.challenge(req, tx, m.digest, false)
 	case v.reason == authStale:
@@ -127,7 +128,7 @@ func (s *Server) authorize(req *sip.Request, tx sip.ServerTransaction) (trunk st
 	default:
 		a.refuse(req, tx, src, v.reason, v.trunkName, v.user, false)
 	}
-	return "", false
+	return nil, false
 }
 
 // challenge answers 401 with one WWW-Authenticate per realm and algorithm

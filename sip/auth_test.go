@@ -531,7 +531,12 @@ func TestTrunkDigest(t *testing.T) {
 		require.Zero(t, h.media.allocated())
 		require.Empty(t, h.convs)
 		require.Equal(t, 1.0, h.authFailures(authBadResponse))
-		line := h.logs.lines("request not authorised", "bad_response")
+		// The refusal is logged after the 403 is sent: wait for it.
+		var line []string
+		require.Eventually(t, func() bool {
+			line = h.logs.lines("request not authorised", "bad_response")
+			return len(line) > 0
+		}, wait, 10*time.Millisecond)
 		require.Len(t, line, 1)
 		require.Contains(t, line[0], `"username":"trunkuser"`)
 		require.Contains(t, line[0], `"trunk":"carrier"`)

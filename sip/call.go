@@ -166,15 +166,16 @@ func (c *call) setup() bool {
 	if body == nil {
 		// Late offer (RFC 3261 §13.2.1): our offer goes in the 200 and the
 		// answer comes in the ACK; until then the stream has no remote
-		// and PCMU as a placeholder.
+		// and our first codec (and SRTP key) as placeholders.
 		c.leg.lateOffer = true
-		ans = sdp.Answer{Codec: sdp.Codec{PT: sdp.PTPCMU, Name: "PCMU", Rate: 8000}, DTMFPT: -1, Direction: sdp.SendRecv, Ptime: sdp.DefaultPtime}
+		ans = c.leg.lateOfferSession() // mediapolicy.go
 	} else if offer, ans, _, r = c.leg.answerOffer(body); r != nil {
 		c.endWith(r, nil)
 		return false
 	}
 	codec := media.Codec(ans.Codec.PT)
 	c.info.Codec = codec
+	c.info.SRTP = ans.SRTP != nil
 
 	// A CANCEL (or shutdown) so far costs nothing: stop before each resource.
 	if c.ctx.Err() != nil {
@@ -207,6 +208,9 @@ func (c *call) setup() bool {
 		Remote:          ans.Remote,
 		Codec:           codec,
 		DTMFPayloadType: ans.DTMFPT,
+		DTMFClockRate:   ans.DTMFRate,
+		SRTP:            srtpConfig(ans.SRTP),
+		OnSRTPFailure:   c.s.metrics.srtpDropped,
 		ModelFormat:     conv.AudioFormat(),
 		SymmetricRTP:    c.s.cfg.SymmetricRTP,
 		LatchBeforeSend: c.s.cfg.LatchBeforeSend,
@@ -341,7 +345,7 @@ func (c *call) waitForCallEnd() {
 				}
 			}
 			ans, _ := c.leg.current()
-			c.log.Info("call answered", "codec", ans.Codec.Name, "dtmf_pt", ans.DTMFPT, "rtp_remote", ans.Remote.String(),
+			c.log.Info("call answered", "codec", ans.Codec.Name, "srtp", ans.SRTP != nil, "dtmf_pt", ans.DTMFPT, "rtp_remote", ans.Remote.String(),
 				"direction", ans.Direction.String(), "setup_ms", time.Since(c.start).Milliseconds())
 			mediaEvents = c.stream.Events()
 			c.wg.Go(func() { mediaDone <- c.stream.Run(c.ctx) })
@@ -446,6 +450,11 @@ func (c *call) onLegEvent(ev legEvent) {
 	switch ev.kind {
 	case legMediaChanged:
 		c.stream.SetRemote(ev.answer.Remote, media.Codec(ev.answer.Codec.PT), ev.answer.DTMFPT)
+		if ev.rekey {
+			if err := c.stream.Rekey(*srtpConfig(ev.answer.SRTP)); err != nil {
+				c.end(EndInternal, fmt.Errorf("sip: SRTP re-key: %w", err))
+			}
+		}
 	case legHold:
 		c.stream.SetSending(!ev.held)
 		c.conv.SetHold(ev.held)
@@ -563,6 +572,10 @@ func (c *call) finish() {
 	if c.stream != nil {
 		st := c.stream.Stats()
 		attrs = append(attrs, "rtp_in", st.PacketsIn, "rtp_out", st.PacketsOut, "rtp_lost", st.Lost, "rtp_foreign", st.Foreign)
+		if c.info.SRTP {
+			attrs = append(attrs, "srtp", true, "srtp_auth_failed", st.SRTPAuthFailed, "srtp_replayed", st.SRTPReplayed,
+				"srtp_protect_failed", st.SRTPProtectFailed)
+		}
 	}
 	c.log.Log(ctx, term.Level, "call ended", attrs...)
 }

@@ -316,7 +316,7 @@ func TestRejections(t *testing.T) {
 		check   func(t *testing.T, res *sip.Response)
 		factory bool // the conversation factory is reached
 	}{
-		{name: "no common codec", body: offer(4000, "18 9", "a=rtpmap:18 G729/8000"), status: 488, reason: EndRejectNoCommonCodec,
+		{name: "no common codec", body: offer(4000, "18 3", "a=rtpmap:18 G729/8000") /* G.722 (9) is ours now */, status: 488, reason: EndRejectNoCommonCodec,
 			check: func(t *testing.T, res *sip.Response) {
 				require.Contains(t, res.GetHeader("Warning").Value(), "305")
 			}},

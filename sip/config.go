@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/sipbridge/sipbridge/sip/sdp"
 )
 
 // Listener is one socket the server answers on.
@@ -90,6 +92,14 @@ type Config struct {
 	// §10, register.go): for PBXs and carriers that route calls to a
 	// registered contact rather than to a fixed address.
 	Registrations []Registration
+	// Codecs are the static payload types calls may use (sdp.PTG722,
+	// sdp.PTPCMU, sdp.PTPCMA) in our order of preference; the caller's
+	// order wins among them. Default DefaultCodecs (G722, PCMU, PCMA).
+	// A trunk's Codecs replace them for its calls (mediapolicy.go).
+	Codecs []uint8
+	// MediaEncryption is the SDES-SRTP policy (none, optional, required)
+	// of calls whose trunk sets none. Default none.
+	MediaEncryption sdp.Encryption
 }
 
 // Defaults.
@@ -159,6 +169,9 @@ func (c Config) withDefaults() (Config, error) {
 		return c, terr
 	}
 	if err := c.withTrunkDefaults(); err != nil { // acl.go
+		return c, err
+	}
+	if err := c.withMediaDefaults(); err != nil { // mediapolicy.go
 		return c, err
 	}
 	regs, err := registrationsWithDefaults(c.Registrations, c.Listen)

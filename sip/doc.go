@@ -30,7 +30,12 @@
 //     without SDP gets our offer in the 200 and its answer from the ACK
 //     (RFC 3261 §13.2.1). A request with a To-tag that matches a dialog is
 //     a re-INVITE (hold/resume, RFC 3264 §8.4; 491 before our ACK, 500 while
-//     another is pending); an unknown one gets 481.
+//     another is pending); an unknown one gets 481. The SDP is negotiated
+//     under the admitting trunk's media policy (mediapolicy.go): its codecs
+//     (G.722, PCMU, PCMA) and media encryption (clear RTP or SDES-SRTP,
+//     whose keys go to the media stream and are re-keyed on a re-INVITE
+//     that changes them); a re-offer keeps the call's audio rate and its
+//     encryption, else 488.
 //   - ACK, BYE (200; 481 when unknown), CANCEL (sipgo answers 200 + 487),
 //     OPTIONS (200 with Allow/Accept/Supported; 503 while draining or at MaxCalls),
 //     NOTIFY for our REFER subscriptions (RFC 3515), everything else 405.

@@ -16,7 +16,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	// RFC 3261 §8.2: authentication before the other checks, and before
 	// anything is allocated for the call (auth.go). A request too broken
 	// to answer properly is left to validateInvite's 400.
-	trunk := ""
+	var trunk *Trunk
 	if validateRequest(req) == nil {
 		var ok bool
 		if trunk, ok = s.authorize(req, tx); !ok {
@@ -33,7 +33,12 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.metrics.callEnds.WithLabelValues(r.reason.String()).Inc()
 		return
 	}
-	c := newCall(s, req, tx, trunk)
+	trunkName := ""
+	if trunk != nil {
+		trunkName = trunk.Name
+	}
+	c := newCall(s, req, tx, trunkName)
+	c.leg.prefs = s.mediaPrefs(trunk)
 	if r := s.admit(c); r != nil {
 		c.cancel(nil) // release the context; the call never started
 		s.rejectRequest(req, tx, r)

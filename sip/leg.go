@@ -56,6 +56,10 @@ type leg struct {
 	// answers (RFC 3261 §13.2.1). Set by the call's setup, read by its
 	// goroutine only.
 	lateOffer bool
+	// prefs is what the call may negotiate (the admitting trunk's codecs
+	// and media encryption policy, mediapolicy.go). Set before the call
+	// runs (narrowed by a late offer's setup), read-only afterwards.
+	prefs sdp.Prefs
 
 	answered    atomic.Bool   // our 200 OK was handed to sipgo
 	confirmed   atomic.Bool   // its ACK arrived
@@ -100,6 +104,7 @@ const (
 type legEvent struct {
 	kind   legEventKind
 	answer sdp.Answer // legMediaChanged
+	rekey  bool       // legMediaChanged: answer.SRTP carries new keys
 	held   bool       // legHold
 	digit  rune       // legDTMF
 	durMs  int        // legDTMF
@@ -181,8 +186,21 @@ func (l *leg) answerOffer(body []byte) (sdp.Offer, sdp.Answer, []byte, *rejectio
 	if offer.Lenient {
 		l.log.Debug("sip: SDP read by the lenient parser", "pion_error", offer.PionErr)
 	}
-	ans, err := sdp.Negotiate(offer, sdp.Prefs{})
+	l.mu.Lock()
+	cur, running := l.answer, l.local.Port != 0
+	l.mu.Unlock()
+	prefs := l.prefs
+	if running {
+		// The stream keeps its sample rate for the call (PCMU ↔ PCMA only).
+		prefs = prefs.SameAudioRate(cur.Codec.PT)
+	}
+	ans, err := sdp.Negotiate(offer, prefs)
+	if err == nil && running {
+		err = keepSecurity(cur, &ans)
+	}
 	if err != nil {
+		l.s.metrics.countNegotiationError(err)
+		l.log.Info("sip: SDP offer not acceptable", "error", err, "codecs", codecList(prefs.Codecs), "media_encryption", prefs.Encryption.String())
 		// RFC 3261 §21.4.26 and §20.43 (Warning 305 Incompatible media format).
 		r := reject(EndRejectNoCommonCodec, "")
 		r.hdrs = append(r.hdrs, warning(l.s.cfg.AdvertiseHost, 305, "Incompatible media format"))
@@ -217,11 +235,50 @@ func (l *leg) takeAnswer(body []byte) (sdp.Offer, sdp.Answer, error) {
 	if err != nil {
 		return answer, sdp.Answer{}, fmt.Errorf("sip: unparsable SDP answer: %w", err)
 	}
-	ans, err := sdp.Negotiate(answer, sdp.Prefs{})
+	l.mu.Lock()
+	cur := l.answer
+	l.mu.Unlock()
+	ans, err := sdp.Negotiate(answer, l.prefs.SameAudioRate(cur.Codec.PT))
+	if err == nil && (ans.SRTP != nil) != (cur.SRTP != nil) {
+		err = fmt.Errorf("answer proto %s, our offer was %s", ans.Proto, secureName(cur.SRTP != nil))
+	}
+	if err == nil && ans.SRTP != nil {
+		// Our offer carried our current keying (a late offer's, or the
+		// session's for an offerless re-INVITE or our refresh): we keep
+		// encrypting with that key.
+		err = ans.UseOfferedKey(*cur.SRTP)
+	}
 	if err != nil {
+		l.s.metrics.countNegotiationError(err)
 		return answer, ans, fmt.Errorf("sip: SDP answer without usable audio: %w", err)
 	}
 	return answer, ans, nil
+}
+
+// keepSecurity checks an answer to a re-INVITE or UPDATE on a running
+// session: SRTP cannot be switched on or off mid-call (the stream was built
+// with or without it, and dropping it would send clear RTP), and a caller
+// that kept its key keeps ours (no re-key, nothing in flight lost).
+func keepSecurity(cur sdp.Answer, ans *sdp.Answer) error {
+	if (ans.SRTP != nil) != (cur.SRTP != nil) {
+		return &sdp.NegotiationError{Reason: rejectSRTPChange,
+			Detail: fmt.Sprintf("the call runs %s; a re-offer of %s cannot change that", secureName(cur.SRTP != nil), ans.Proto)}
+	}
+	if ans.SRTP != nil {
+		ans.KeepLocalKey(cur.SRTP)
+	}
+	return nil
+}
+
+// rejectSRTPChange is the negotiation rejection of a re-offer that would
+// turn SRTP on or off.
+const rejectSRTPChange sdp.RejectReason = "srtp-change"
+
+func secureName(secure bool) string {
+	if secure {
+		return "SRTP"
+	}
+	return "clear RTP"
 }
 
 // bindLocal creates our session on the RTP port and builds the SDP of our
@@ -239,7 +296,10 @@ func (l *leg) bindLocal(port int, offer sdp.Offer, ans sdp.Answer) error {
 		err error
 	)
 	if l.lateOffer {
-		out, err = sdp.BuildOffer(local, sdp.Prefs{})
+		if ans.SRTP != nil {
+			local.SRTP = &sdp.SRTP{Suite: ans.SRTP.Suite, Tag: ans.SRTP.Tag, LocalKey: ans.SRTP.LocalKey}
+		}
+		out, err = sdp.BuildOffer(local, l.prefs)
 	} else {
 		out, err = sdp.BuildAnswer(offer, ans, local)
 	}
@@ -267,9 +327,10 @@ func (l *leg) applyAnswer(offer sdp.Offer, ans sdp.Answer, out []byte) string {
 	l.offer, l.answer, l.answerSDP, l.held = offer, ans, out, hold
 	l.mu.Unlock()
 
-	if newRemote || ans.Codec.PT != prev.Codec.PT || ans.DTMFPT != prev.DTMFPT {
-		l.log.Info("re-INVITE: media updated", "rtp_remote", ans.Remote.String(), "codec", ans.Codec.Name, "dtmf_pt", ans.DTMFPT)
-		l.report(legEvent{kind: legMediaChanged, answer: ans})
+	rekey := ans.SRTP != nil && !sameKeys(prev.SRTP, ans.SRTP)
+	if newRemote || ans.Codec.PT != prev.Codec.PT || ans.DTMFPT != prev.DTMFPT || rekey {
+		l.log.Info("re-INVITE: media updated", "rtp_remote", ans.Remote.String(), "codec", ans.Codec.Name, "dtmf_pt", ans.DTMFPT, "rekey", rekey)
+		l.report(legEvent{kind: legMediaChanged, answer: ans, rekey: rekey})
 	}
 	if hold == wasHeld {
 		return "update"

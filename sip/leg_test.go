@@ -17,7 +17,7 @@ import (
 // testLeg is a leg without a dialog: enough for offer/answer and events.
 func testLeg(t *testing.T) *leg {
 	t.Helper()
-	s := &Server{cfg: Config{AdvertiseHost: "192.0.2.10", UserAgent: "sipbridge-test"}, log: slog.New(slog.DiscardHandler)}
+	s := &Server{cfg: Config{AdvertiseHost: "192.0.2.10", UserAgent: "sipbridge-test"}, log: slog.New(slog.DiscardHandler), metrics: NewMetrics(nil)}
 	return newLeg(s, t.Context(), nil, nil, s.log)
 }
 

@@ -1,11 +1,13 @@
 package sip
 
 import (
+	"errors"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sipbridge/sipbridge/realtime"
+	"github.com/sipbridge/sipbridge/sip/sdp"
 )
 
 // Metrics are the SIP server's Prometheus series. Every label is a bounded
@@ -26,6 +28,11 @@ type Metrics struct {
 	registers      *prometheus.CounterVec // sipbridge_sip_register_total{registrar,result}
 	// Trunk access control (acl.go, auth.go).
 	auth *authMetrics
+	// Media negotiation and SRTP (mediapolicy.go).
+	sdpRejects *prometheus.CounterVec // sipbridge_sip_sdp_rejections_total{reason}
+	srtpDrops  *prometheus.CounterVec // sipbridge_media_srtp_dropped_total{reason}
+	// Its two series, resolved once: srtpDropped runs per dropped packet.
+	srtpAuthDrops, srtpReplayDrops prometheus.Counter
 	// Edge limits (limits.go).
 	limited *prometheus.CounterVec // sipbridge_sip_limited_total{limit}
 }
@@ -79,12 +86,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		registers: counterVec(reg, "sip", "register_total",
 			"REGISTER attempts by registration name and result (ok, auth_rejected, rejected, error, unregistered).", "registrar", "result"),
 		auth: newAuthMetrics(reg),
+		sdpRejects: counterVec(reg, "sip", "sdp_rejections_total",
+			"SDP offers and answers refused (488 for offers), by reason (no-common-codec, encryption-required, srtp-not-enabled, no-usable-crypto, dtls-srtp-unsupported, srtp-change, no-audio, other).", "reason"),
+		srtpDrops: counterVec(reg, "media", "srtp_dropped_total",
+			"Received RTP packets dropped on SRTP calls, by reason: auth (authentication failed, including clear RTP) or replay.", "reason"),
 		limited: counterVec(reg, "sip", "limited_total",
 			"Requests and connections refused or closed by an edge limit, by limit (unconfirmed_per_source, options_rate, connections_per_source, connections_total, stream_idle, stream_slow).", "limit"),
 	}
 	for _, l := range limitLabels {
 		m.limited.WithLabelValues(l)
 	}
+	for _, r := range []sdp.RejectReason{sdp.RejectNoAudio, sdp.RejectNoCommonCodec, sdp.RejectSRTPNotEnabled,
+		sdp.RejectEncryptionRequired, sdp.RejectNoUsableCrypto, sdp.RejectDTLSUnsupported, rejectSRTPChange} {
+		m.sdpRejects.WithLabelValues(string(r))
+	}
+	m.srtpAuthDrops = m.srtpDrops.WithLabelValues("auth")
+	m.srtpReplayDrops = m.srtpDrops.WithLabelValues("replay")
 	for r := EndReason(0); r < endReasonCount; r++ {
 		m.callEnds.WithLabelValues(r.String())
 	}
@@ -119,4 +136,23 @@ func codeLabel(code int) string {
 		return "other"
 	}
 	return strconv.Itoa(code)
+}
+
+// countNegotiationError counts a refused SDP offer or answer by its reason.
+func (m *Metrics) countNegotiationError(err error) {
+	reason := "other"
+	if ne, ok := errors.AsType[*sdp.NegotiationError](err); ok {
+		reason = string(ne.Reason)
+	}
+	m.sdpRejects.WithLabelValues(reason).Inc()
+}
+
+// srtpDropped counts one received packet an SRTP stream dropped (the
+// stream's OnSRTPFailure; reader goroutine, must not block).
+func (m *Metrics) srtpDropped(replay bool) {
+	if replay {
+		m.srtpReplayDrops.Inc()
+		return
+	}
+	m.srtpAuthDrops.Inc()
 }

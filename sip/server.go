@@ -31,7 +31,11 @@ type CallInfo struct {
 	FromUser string
 	ToUser   string
 	Remote   netip.AddrPort // source of the INVITE (the trunk's signalling address)
-	Codec    media.Codec    // negotiated G.711 law (for a late offer: PCMU, fixed by the ACK's answer later)
+	// Codec is the negotiated codec (PCMU, PCMA or G722); for a late offer
+	// our first choice, whose audio rate the ACK's answer keeps.
+	Codec media.Codec
+	// SRTP reports whether the call's media is encrypted (SDES-SRTP).
+	SRTP bool
 	// FromName is the From display name ("" when none).
 	FromName string
 	// Trunk is the name of the trunk that admitted the call ("" with no
@@ -76,6 +80,7 @@ type mediaStream interface {
 	Run(ctx context.Context) error
 	Events() <-chan media.Event
 	SetRemote(remote netip.AddrPort, codec media.Codec, dtmfPT int)
+	Rekey(keys media.SRTPConfig) error
 	SetSending(on bool)
 	Stats() media.Stats
 }

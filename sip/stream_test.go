@@ -107,6 +107,7 @@ type testStream struct {
 	running atomic.Bool
 	codec   atomic.Int32 // changed by SetRemote
 	dtmfPT  atomic.Int32
+	rekeys  []media.SRTPConfig // guarded by mu
 	// timeoutNow makes Run return ErrMediaTimeout at once (test knob).
 	timeoutNow chan struct{}
 }
@@ -255,6 +256,22 @@ func (s *testStream) SetRemote(remote netip.AddrPort, codec media.Codec, dtmfPT 
 	s.remote = remote
 	s.codec.Store(int32(codec))
 	s.dtmfPT.Store(int32(dtmfPT))
+}
+
+func (s *testStream) Rekey(keys media.SRTPConfig) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cfg.SRTP == nil {
+		return errors.New("test stream: re-key of a clear stream")
+	}
+	s.rekeys = append(s.rekeys, keys)
+	return nil
+}
+
+func (s *testStream) rekeyCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.rekeys)
 }
 
 func (s *testStream) SetSending(on bool) {

@@ -26,10 +26,11 @@ func (c conversation) AudioFormat() media.ModelFormat { return c.format }
 
 // audioFormat is the one codec → model-format decision: PCM16 at 24 kHz, or
 // with assistant.audio_format g711 the call's own law passed through (no
-// transcoding or resampling on the way). It returns the same format in the
-// realtime session's terms and in the media stream's.
+// transcoding or resampling on the way). A G.722 call is always PCM16 at
+// 24 kHz: G.711 passthrough would throw its wideband away. It returns the
+// same format in the realtime session's terms and in the media stream's.
 func audioFormat(assistantFormat string, codec media.Codec) (realtime.AudioFormat, media.ModelFormat) {
-	if assistantFormat != "g711" {
+	if assistantFormat != "g711" || codec == media.CodecG722 {
 		return realtime.FormatPCM24, media.ModelPCM24
 	}
 	if codec == media.CodecPCMA {

@@ -7,7 +7,8 @@ import (
 	"github.com/sipbridge/sipbridge/sip"
 )
 
-// applyTrunks puts sip.trunks, sip.auth_limit and sip.tls into the SIP
+// applyTrunks puts sip.trunks (with their media policies), the sip-level
+// media policy, sip.auth_limit and sip.tls into the SIP
 // server config. Trunk passwords come from the environment; an unset one is
 // an error (the trunk would admit nobody).
 func applyTrunks(dst *sip.Config, cfg *configs.Config, getenv func(string) string) error {
@@ -17,13 +18,19 @@ func applyTrunks(dst *sip.Config, cfg *configs.Config, getenv func(string) strin
 			return fmt.Errorf("sip.trunks[%d].password_env: %w", i, err)
 		}
 		dst.Trunks = append(dst.Trunks, sip.Trunk{
-			Name:       t.Name,
-			Allow:      t.Prefixes(),
-			Username:   t.Username,
-			Password:   pw,
-			Realm:      t.Realm,
-			Algorithms: t.Algorithms,
+			Name:            t.Name,
+			Allow:           t.Prefixes(),
+			Username:        t.Username,
+			Password:        pw,
+			Realm:           t.Realm,
+			Algorithms:      t.Algorithms,
+			Codecs:          t.Media().CodecPTs(),
+			MediaEncryption: t.Media().Encryption(),
 		})
+	}
+	dst.Codecs = cfg.SIP.Media().CodecPTs() // nil: the sip package's default
+	if e := cfg.SIP.Media().Encryption(); e != nil {
+		dst.MediaEncryption = *e
 	}
 	dst.AuthLimit = sip.AuthLimit{
 		Failures: cfg.SIP.AuthLimit.Failures,

@@ -17,6 +17,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/pion/rtp"
 	"github.com/zaf/g711"
+
+	"github.com/sipbridge/sipbridge/media/g722"
 )
 
 const (
@@ -59,6 +61,12 @@ type Call struct {
 	endOnce     sync.Once
 	noiseLevel  float64
 	sentPackets int
+	srtp        *srtpState // nil: clear RTP
+	// G.722 (PT 9): the phone's audio stays 8 kHz; it is taken to 16 kHz
+	// (sample repeat) to encode and back (pair average) after decoding.
+	g722enc *g722.Encoder // sendLoop only
+	g722dec *g722.Decoder // recvLoop only
+	wide    []int16
 }
 
 func newCall(p *Phone, d *sipgo.DialogClientSession, conn *net.UDPConn, offer []byte) *Call {
@@ -216,6 +224,17 @@ func (c *Call) SendDTMF(digits string) error {
 func dbToAmp(db float64) float64 { return 32767 * math.Pow(10, db/20) }
 
 func (c *Call) encode(dst []byte, s []int16) {
+	if c.pt == 9 {
+		if c.g722enc == nil {
+			c.g722enc = g722.NewEncoder()
+		}
+		wide := make([]int16, 2*len(s))
+		for i, v := range s {
+			wide[2*i], wide[2*i+1] = v, v
+		}
+		c.g722enc.Encode(dst, wide)
+		return
+	}
 	for i, v := range s {
 		if c.pt == 8 {
 			dst[i] = g711.EncodeAlawFrame(v)
@@ -271,7 +290,7 @@ func (c *Call) sendLoop() {
 					h := rtp.Header{Version: 2, Marker: i == 1 && r == 0, PayloadType: uint8(c.tePT), SequenceNumber: seq, Timestamp: evTS, SSRC: ssrc}
 					seq++
 					if b, err := (&rtp.Packet{Header: h, Payload: pl}).Marshal(); err == nil {
-						_, _ = c.conn.WriteToUDP(b, dst)
+						_, _ = c.conn.WriteToUDP(c.secure(b), dst)
 					}
 				}
 				if !end {
@@ -295,7 +314,7 @@ func (c *Call) sendLoop() {
 		ts += frameSamples
 		n2, err := (&rtp.Packet{Header: h, Payload: payload}).MarshalTo(buf)
 		if err == nil {
-			_, _ = c.conn.WriteToUDP(buf[:n2], dst)
+			_, _ = c.conn.WriteToUDP(c.secure(buf[:n2]), dst)
 			c.mu.Lock()
 			c.sentPackets++
 			c.mu.Unlock()
@@ -317,6 +336,14 @@ func dtmfEvent(d byte) byte {
 	return 0
 }
 
+// secure protects pkt when the call runs SRTP.
+func (c *Call) secure(pkt []byte) []byte {
+	if c.srtp == nil {
+		return pkt
+	}
+	return c.srtp.protect(pkt)
+}
+
 func (c *Call) recvLoop() {
 	defer c.wg.Done()
 	buf := make([]byte, 1500)
@@ -328,7 +355,13 @@ func (c *Call) recvLoop() {
 		if err != nil {
 			return
 		}
-		if err := pkt.Unmarshal(buf[:n]); err != nil {
+		in := buf[:n]
+		if c.srtp != nil {
+			if in = c.srtp.unprotect(in); in == nil {
+				continue
+			}
+		}
+		if err := pkt.Unmarshal(in); err != nil {
 			continue
 		}
 		if pkt.PayloadType != c.pt {
@@ -357,6 +390,18 @@ func (c *Call) recvLoop() {
 			if gap > 0 && gap < 10*sampleRate {
 				c.heard = append(c.heard, make([]int16, gap)...)
 			}
+		}
+		if c.pt == 9 {
+			if c.g722dec == nil {
+				c.g722dec = g722.NewDecoder()
+			}
+			c.wide = c.wide[:0]
+			c.wide = append(c.wide, make([]int16, g722.DecodedLen(len(pkt.Payload)))...)
+			n := c.g722dec.Decode(c.wide, pkt.Payload)
+			for i := 0; i+1 < n; i += 2 {
+				c.heard = append(c.heard, int16((int32(c.wide[i])+int32(c.wide[i+1]))/2))
+			}
+			pkt.Payload = nil
 		}
 		for _, b := range pkt.Payload {
 			if c.pt == 8 {

@@ -281,6 +281,9 @@ type CallOptions struct {
 	Username, Password string
 	// RawSDP replaces the generated offer (the RTP port is still ours).
 	RawSDP func(rtpPort int) string
+	// SRTPKey, 30 bytes, offers RTP/SAVP with SDES AES_CM_128_HMAC_SHA1_80
+	// and this key; the call's RTP is then SRTP both ways.
+	SRTPKey []byte
 }
 
 // ErrRejected carries a non-2xx final answer to an INVITE.
@@ -317,6 +320,11 @@ func (p *Phone) Call(ctx context.Context, opt CallOptions) (*Call, error) {
 		te = 101
 	}
 	offer := buildOffer(p.cfg.LocalIP, port, codecs, te)
+	var sec *srtpState
+	if len(opt.SRTPKey) == 30 {
+		sec = &srtpState{local: opt.SRTPKey}
+		offer = strings.Replace(offer, " RTP/AVP ", " RTP/SAVP ", 1) + sec.cryptoLine() + "\r\n"
+	}
 	if opt.RawSDP != nil {
 		offer = opt.RawSDP(port)
 	}
@@ -327,6 +335,7 @@ func (p *Phone) Call(ctx context.Context, opt CallOptions) (*Call, error) {
 		return nil, err
 	}
 	c := newCall(p, dlg, rtpConn, []byte(offer))
+	c.srtp = sec
 	p.mu.Lock()
 	p.calls[dlg.InviteRequest.CallID().Value()] = c
 	p.mu.Unlock()
@@ -345,7 +354,11 @@ func (p *Phone) Call(ctx context.Context, opt CallOptions) (*Call, error) {
 		}
 		return nil, err
 	}
-	if err := c.applyAnswer(dlg.InviteResponse.Body()); err != nil {
+	err = c.applyAnswer(dlg.InviteResponse.Body())
+	if err == nil && sec != nil {
+		err = sec.keyFromAnswer(string(dlg.InviteResponse.Body()))
+	}
+	if err != nil {
 		_ = dlg.Ack(ctx)
 		_ = dlg.Bye(ctx)
 		c.stopMedia()
