@@ -20,6 +20,8 @@ type session struct {
 	// calls are the function_call call ids this session knows, so that an
 	// output for a call it does not have can be preceded by the call.
 	calls map[string]bool
+	// lease is the capacity slot the session holds (released when retired).
+	lease *Lease
 }
 
 // deadline is when the session ends for certain: its expires_at, or the
@@ -57,6 +59,7 @@ type dialResult struct {
 	s       realtime.Session
 	err     error
 	took    time.Duration
+	lease   *Lease // the slot the dial took; released here on error
 }
 
 // register wraps a new session and starts forwarding its events.
@@ -123,12 +126,16 @@ func (c *Conversation) retire(ss *session) {
 	default:
 	}
 	close(ss.stop)
+	c.observeClosed(ss)
+	if ss.lease != nil {
+		ss.lease.Release()
+	}
 	c.do(fxClose{S: ss.s})
 }
 
 // startDial opens a session in region in the background (the production
 // shell's fxDial); the result comes back to the actor on dialResults.
-func (c *Conversation) startDial(gen uint64, purpose dialPurpose, region Region) {
+func (c *Conversation) startDial(gen uint64, purpose dialPurpose, region Region, lease *Lease) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -139,10 +146,17 @@ func (c *Conversation) startDial(gen uint64, purpose dialPurpose, region Region)
 		if err == nil && s == nil {
 			err = errNilSession
 		}
-		res := dialResult{gen: gen, purpose: purpose, region: region, s: s, err: err, took: c.now().Sub(start)}
+		if err != nil && lease != nil {
+			lease.Release()
+			lease = nil
+		}
+		res := dialResult{gen: gen, purpose: purpose, region: region, s: s, err: err, took: c.now().Sub(start), lease: lease}
 		select {
 		case c.dialResults <- res:
 		case <-c.ctx.Done():
+			if lease != nil {
+				lease.Release()
+			}
 			if s != nil {
 				if cerr := s.Close(); cerr != nil {
 					c.log.Debug("failover: closing session dialled after the call ended", "region", region.Name, "err", cerr)

@@ -62,25 +62,32 @@ func (c *Conversation) ensureSpare(now time.Time) {
 		c.standby.spare = nil
 	}
 	var region Region
+	var lease *Lease
 	if rotating {
 		// Rotation is not a failure: the current region is as good as any.
-		cands := c.pool.Candidates()
-		if len(cands) == 0 {
+		r, l, err := c.pool.Lease(SessionRotation, c.pool.Candidates())
+		if err != nil {
+			c.standby.retryAt = now.Add(spareRetry)
 			return
 		}
-		region = cands[0]
+		region, lease = r, l
 	} else {
 		cands := c.pool.Candidates(c.active.region.Name)
 		if len(cands) == 0 || !cands[0].WarmStandby {
 			return
 		}
-		region = cands[0]
+		l, err := c.pool.AcquireIn(cands[0].Name, SessionStandby)
+		if err != nil {
+			c.standby.retryAt = now.Add(spareRetry)
+			return
+		}
+		region, lease = cands[0], l
 	}
 	c.standby.dialing = true
 	c.standby.rotation = rotating
 	c.nextGen++
 	c.standby.dialGen = c.nextGen
-	c.do(fxDial{Gen: c.standby.dialGen, Purpose: dialSpare, Region: region})
+	c.do(fxDial{Gen: c.standby.dialGen, Purpose: dialSpare, Region: region, Lease: lease})
 }
 
 // onSpareEnd: the standby's stream ended; the next one waits spareRetry.
@@ -93,9 +100,7 @@ func (c *Conversation) onSpareEnd(err error) {
 
 func (c *Conversation) onSpareDial(r dialResult) {
 	if r.gen != c.standby.dialGen || c.state == stGaveUp {
-		if r.s != nil {
-			c.do(fxClose{S: r.s})
-		}
+		c.closeDialed(r)
 		return
 	}
 	c.standby.dialing = false
@@ -111,12 +116,13 @@ func (c *Conversation) onSpareDial(r dialResult) {
 			outcome = OutcomeAuthError
 		}
 		c.pool.Report(r.region.Name, outcome)
+		c.throttleOnRateLimit(r.region.Name, r.err)
 		c.standby.retryAt = c.now().Add(spareRetry)
 		c.log.Warn("failover: warm standby open failed", "region", r.region.Name, "kind", kind, "err", r.err, "rotation", c.standby.rotation)
 		return
 	}
 	c.m.ConnectSeconds.WithLabelValues(r.region.Name).Observe(r.took.Seconds())
-	c.standby.spare = c.register(r.s, r.region)
+	c.standby.spare = c.registerDialed(r)
 	c.log.Info("failover: warm standby ready", "region", r.region.Name, "session_id", r.s.ID(), "rotation", c.standby.rotation)
 	now := c.now()
 	switch {

@@ -2,10 +2,13 @@ package failover
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"time"
+
+	"github.com/sipbridge/sipbridge/realtime"
 )
 
 // failInfo is what is known about a failure when it is detected.
@@ -35,7 +38,8 @@ type swapPart struct {
 // after a failure, or a rotation.
 type swapState struct {
 	trigger    Trigger
-	initial    bool // the call's first session
+	initial    bool  // the call's first session
+	capErr     error // every region was full (a *NoCapacityError): the give-up says so
 	startedAt  time.Time
 	pauseStart time.Time // when the caller started waiting (for the pause metric)
 	redo       *createReq
@@ -212,9 +216,12 @@ func (c *Conversation) attempt() {
 		c.finishSwap(ss, true)
 		return
 	}
-	region, ok := c.pickRegion(sw)
-	if !ok {
-		sw.lastErr = "no region configured or usable"
+	region, lease, err := c.pickRegion(sw)
+	if err != nil {
+		sw.lastErr = err.Error()
+		if errors.Is(err, ErrNoCapacity) {
+			sw.capErr = err
+		}
 		c.giveUp()
 		return
 	}
@@ -223,13 +230,14 @@ func (c *Conversation) attempt() {
 	c.pool.beginProbe(region.Name)
 	c.nextGen++
 	sw.dialGen = c.nextGen
-	c.do(fxDial{Gen: sw.dialGen, Purpose: dialSwap, Region: region})
+	c.do(fxDial{Gen: sw.dialGen, Purpose: dialSwap, Region: region, Lease: lease})
 }
 
 // pickRegion orders the candidates (the failed region last, as a last
 // resort with a fresh session; regions with open breakers only when nothing
-// else is left) and takes the first one tried least in this swap.
-func (c *Conversation) pickRegion(sw *swapState) (Region, bool) {
+// else is left) and takes a slot in the best of those tried least in this
+// swap that has capacity (Pool.Lease: health, tier, load by weight).
+func (c *Conversation) pickRegion(sw *swapState) (Region, *Lease, error) {
 	var order []Region
 	seen := map[string]bool{}
 	add := func(rs []Region) {
@@ -248,24 +256,39 @@ func (c *Conversation) pickRegion(sw *swapState) (Region, bool) {
 		add(c.pool.lastResort())
 	}
 	if len(order) == 0 {
-		return Region{}, false
+		return Region{}, nil, errors.New("no region configured or usable")
 	}
-	best := order[0]
-	for _, r := range order[1:] {
-		if sw.tried[r.Name] < sw.tried[best.Name] {
-			best = r
+	// Group by how often this swap tried them: the least tried first.
+	// The region that just failed goes after the others tried as often.
+	rank := func(r Region) int {
+		n := 2 * sw.tried[r.Name]
+		if r.Name == sw.exclude {
+			n++
 		}
+		return n
 	}
-	return best, true
+	slices.SortStableFunc(order, func(a, b Region) int { return rank(a) - rank(b) })
+	var err error
+	for i := 0; i < len(order); {
+		j := i
+		for j < len(order) && rank(order[j]) == rank(order[i]) {
+			j++
+		}
+		var region Region
+		var lease *Lease
+		if region, lease, err = c.pool.Lease(SessionCall, order[i:j]); err == nil {
+			return region, lease, nil
+		}
+		i = j
+	}
+	return Region{}, nil, err
 }
 
 // onSwapDial takes the result of a dial the connect or a swap made.
 func (c *Conversation) onSwapDial(r dialResult) {
 	sw := c.swap.sw
 	if sw == nil || c.state == stGaveUp || r.gen != sw.dialGen {
-		if r.s != nil {
-			c.do(fxClose{S: r.s}) // superseded (the standby took over first)
-		}
+		c.closeDialed(r) // superseded (the standby took over first)
 		return
 	}
 	sw.dialGen = 0
@@ -280,6 +303,7 @@ func (c *Conversation) onSwapDial(r dialResult) {
 			outcome = OutcomeAuthError
 		}
 		c.pool.Report(r.region.Name, outcome)
+		c.throttleOnRateLimit(r.region.Name, r.err)
 		c.swap.failedInRow++
 		sw.lastErr = r.err.Error()
 		c.log.Warn("failover: session open failed", "region", r.region.Name, "kind", kind, "err", r.err,
@@ -288,7 +312,7 @@ func (c *Conversation) onSwapDial(r dialResult) {
 		return
 	}
 	c.m.ConnectSeconds.WithLabelValues(r.region.Name).Observe(r.took.Seconds())
-	c.finishSwap(c.register(r.s, r.region), false)
+	c.finishSwap(c.registerDialed(r), false)
 }
 
 // finishSwap puts ss in charge: replays the record, delivers the caller
@@ -303,6 +327,9 @@ func (c *Conversation) onSwapDial(r dialResult) {
 func (c *Conversation) finishSwap(ss *session, warm bool) {
 	sw := c.swap.sw
 	c.active = ss
+	if ss.lease != nil {
+		ss.lease.Retag(SessionCall) // a standby or rotation target now carries the call
+	}
 	items := c.rec.ReplayItems(ss.s.Dialect())
 	ctx, cancel := context.WithTimeout(c.ctx, replayTimeout)
 	for i, it := range items {
@@ -331,6 +358,9 @@ func (c *Conversation) finishSwap(ss *session, warm bool) {
 	c.swap.unconfirmed = true
 	c.deliverBuffered()
 	if sw.redo != nil {
+		if !sw.initial {
+			c.obs.nextPurpose = realtime.PurposeReplay
+		}
 		c.sendCreate(sw.redo)
 	}
 	now := c.now()
@@ -379,6 +409,9 @@ func (c *Conversation) giveUp() {
 		"session_id", sw.from.sessionID, "response_id", sw.from.responseID, "attempts", sw.attempts,
 		"failed_in_row", c.swap.failedInRow, "regions_tried", tried, "last_error", sw.lastErr, "transfer_to", c.cfg.GiveUpTransfer)
 	c.result = fmt.Errorf("failover: call %s: %d attempts in a row failed, last: %s: %w", c.callID, c.swap.failedInRow, sw.lastErr, ErrAllRegionsFailed)
+	if sw.capErr != nil {
+		c.result = fmt.Errorf("%w: %w", c.result, sw.capErr)
+	}
 	g := &giveUpState{ctl: Control{Kind: ControlGiveUp, Target: c.cfg.GiveUpTransfer, Reason: sw.trigger.String()}}
 	// Nobody hears an apology on a call that is still ringing (answer when
 	// ready, and the AI never was): the call gets its 503 at once.
@@ -421,6 +454,7 @@ func (c *Conversation) emitSwapLog(outcome string) {
 		return
 	}
 	c.swap.pendingLog = nil
+	c.observeSwap(r, outcome)
 	attrs := []any{
 		"trigger", r.trigger.String(),
 		"region", r.from.region, "session_id", r.from.sessionID, "response_id", r.from.responseID, "error", r.from.err,
