@@ -29,7 +29,7 @@ type SessionEntry struct {
 	Purpose     SessionPurpose
 	Opened      time.Time
 	Closed      time.Time
-	CloseReason string // call_end, swap, standby_ended, standby_replaced, promoted is not a close
+	CloseReason string // call_end, failed, rotated, standby_replaced, swap (a replay into it failed), closed
 	Error       string
 }
 
@@ -184,16 +184,14 @@ func (c *Conversation) observeClosed(ss *session) {
 	}
 	why, errText := "closed", ""
 	switch {
+	case ss.closeWhy != "":
+		why, errText = ss.closeWhy, ss.closeErr
 	case c.ctx != nil && c.ctx.Err() != nil:
 		why = "call_end"
 	case ss == c.standby.spare:
 		why = "standby_replaced"
 	case c.swap.sw != nil:
-		why = "swap"
-		errText = c.swap.sw.from.err
-		if c.swap.sw.trigger == TriggerRotation {
-			why = "rotated"
-		}
+		why, errText = "swap", c.swap.sw.from.err
 	}
 	purpose := SessionCall
 	if ss.lease != nil {

@@ -22,6 +22,9 @@ type session struct {
 	calls map[string]bool
 	// lease is the capacity slot the session holds (released when retired).
 	lease *Lease
+	// closeWhy/closeErr say why it is retired, for the call record
+	// (observeClosed); empty: worked out from the conversation's state.
+	closeWhy, closeErr string
 }
 
 // deadline is when the session ends for certain: its expires_at, or the

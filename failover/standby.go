@@ -30,6 +30,7 @@ func (c *Conversation) maybeRotate(now time.Time) {
 	}
 	old, ss := c.active, c.standby.spare
 	c.standby.spare = nil
+	old.closeWhy = "rotated"
 	c.flushSwapLog("rotated")
 	c.caller.swapBuf = append(append([]byte(nil), c.caller.turnBuf...), c.caller.swapBuf...)
 	c.caller.turnBuf = c.caller.turnBuf[:0]
@@ -93,6 +94,10 @@ func (c *Conversation) ensureSpare(now time.Time) {
 // onSpareEnd: the standby's stream ended; the next one waits spareRetry.
 func (c *Conversation) onSpareEnd(err error) {
 	c.log.Info("failover: warm standby ended", "region", c.standby.spare.region.Name, "session_id", c.standby.spare.s.ID(), "err", err)
+	c.standby.spare.closeWhy = "standby_ended"
+	if err != nil {
+		c.standby.spare.closeErr = err.Error()
+	}
 	c.retire(c.standby.spare)
 	c.standby.spare = nil
 	c.standby.retryAt = c.now().Add(spareRetry)

@@ -73,6 +73,7 @@ func (c *Conversation) fail(trig Trigger, fi failInfo) {
 		return
 	}
 	old := c.active
+	old.closeWhy, old.closeErr = "failed", trig.String()+": "+fi.err
 	if o := trig.outcome(); o != 0 {
 		c.pool.Report(old.region.Name, o)
 	}
