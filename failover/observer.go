@@ -20,6 +20,15 @@ type Observer interface {
 	ResponseDone(ResponseEntry)
 	// Swapped: one move of the conversation to another session.
 	Swapped(SwapEntry)
+	// Transcript: the conversation as the record kept it (caller and
+	// assistant turns in order), reported once when the call ends.
+	Transcript([]TranscriptLine)
+}
+
+// TranscriptLine is one turn of the conversation.
+type TranscriptLine struct {
+	Role string // caller | assistant
+	Text string
 }
 
 // SessionEntry is one realtime session of a call.
@@ -175,6 +184,19 @@ func (c *Conversation) reportResponses() {
 	}
 	c.obs.responses = nil
 	clear(c.obs.byID)
+	var lines []TranscriptLine
+	for _, e := range c.rec.Entries() {
+		switch {
+		case e.Text == "":
+		case e.Kind == realtime.EntryUser:
+			lines = append(lines, TranscriptLine{Role: "caller", Text: e.Text})
+		case e.Kind == realtime.EntryAssistant:
+			lines = append(lines, TranscriptLine{Role: "assistant", Text: e.Text})
+		}
+	}
+	if len(lines) > 0 {
+		c.observer.Transcript(lines)
+	}
 }
 
 // observeClosed reports a session the conversation stops using.

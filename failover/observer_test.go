@@ -30,6 +30,8 @@ func (o *recordingObserver) ResponseDone(e ResponseEntry) {
 	o.responses = append(o.responses, e)
 }
 
+func (o *recordingObserver) Transcript([]TranscriptLine) {}
+
 func (o *recordingObserver) Swapped(e SwapEntry) {
 	o.mu.Lock()
 	defer o.mu.Unlock()

@@ -8,6 +8,9 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/sipbridge/sipbridge/realtime"
+	"github.com/sipbridge/sipbridge/sip/records"
 )
 
 // Listener is one socket the server answers on.
@@ -87,6 +90,16 @@ type Config struct {
 	// §10, register.go): for PBXs and carriers that route calls to a
 	// registered contact rather than to a fixed address.
 	Registrations []Registration
+	// Records writes one JSON line per call (records.path); Path empty: off.
+	// The server opens the file when it starts serving and closes it
+	// after the calls have drained.
+	Records records.Config
+	// Prices per region turn each response's usage into a cost in the
+	// record (regions[].prices); a region not listed is not priced.
+	Prices map[string]realtime.Prices
+	// Capacity, when set, refuses new calls with 503 + Retry-After (and
+	// answers OPTIONS 503) while no region can take one.
+	Capacity CapacityGate
 }
 
 // Defaults.
@@ -105,6 +118,11 @@ const (
 func (c Config) withDefaults() (Config, error) {
 	if len(c.Listen) == 0 {
 		return c, fmt.Errorf("%w: no listener", ErrConfig)
+	}
+	if c.Records.Path != "" {
+		if err := c.Records.Validate(); err != nil {
+			return c, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
 	}
 	c.Listen = append([]Listener(nil), c.Listen...) // do not write to the caller's slice
 	for i, l := range c.Listen {

@@ -11,6 +11,7 @@ import (
 // Metrics are the SIP server's Prometheus series. Every label is a bounded
 // enum (method, status class, reason); never a Call-ID or an address.
 type Metrics struct {
+	reg          prometheus.Registerer  // for the records writer's metrics (nil: none)
 	requests     *prometheus.CounterVec // sipbridge_sip_requests_total{method}
 	responses    *prometheus.CounterVec // sipbridge_sip_responses_total{method,code}
 	malformed    *prometheus.CounterVec // sipbridge_sip_malformed_total{transport,action}
@@ -32,6 +33,7 @@ type Metrics struct {
 // registered). Registering twice on one registry reuses the existing series.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
+		reg: reg,
 		requests: counterVec(reg, "sip", "requests_total",
 			"SIP requests received, by method.", "method"),
 		responses: counterVec(reg, "sip", "responses_total",

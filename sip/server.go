@@ -21,6 +21,7 @@ import (
 	"github.com/sipbridge/sipbridge/failover"
 	"github.com/sipbridge/sipbridge/media"
 	"github.com/sipbridge/sipbridge/realtime"
+	"github.com/sipbridge/sipbridge/sip/records"
 )
 
 // CallInfo is what the AI side may log or use about a call.
@@ -32,6 +33,9 @@ type CallInfo struct {
 	ToUser   string
 	Remote   netip.AddrPort // source of the INVITE (the trunk's signalling address)
 	Codec    media.Codec    // negotiated G.711 law (for a late offer: PCMU, fixed by the ACK's answer later)
+	// Observer, when set, gathers the call's sessions, responses and swaps
+	// for its record: the factory passes it to the conversation.
+	Observer failover.Observer
 }
 
 // Conversation is one call's AI conversation (a *failover.Conversation,
@@ -144,7 +148,9 @@ type Server struct {
 	draining atomic.Bool
 
 	badLog *realtime.LogLimiter // malformed and rejected traffic
-	regs   *registrations       // client registrations (register.go)
+	// records writes the call records (nil: off); opened by Serve.
+	records *records.Writer
+	regs    *registrations // client registrations (register.go)
 	// ackGrace is how long a re-INVITE waits for an ACK already in flight
 	// before getting 491 (tests shorten it before Serve).
 	ackGrace time.Duration
@@ -292,6 +298,14 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}
 	s.mu.Unlock()
+	if s.cfg.Records.Path != "" {
+		w, err := records.Open(s.cfg.Records, s.metrics.reg, s.log)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		s.records = w
+	}
 	for _, a := range s.Addrs() {
 		s.log.Info("sip listening", "network", a.Network(), "addr", a.String(), "advertise", s.cfg.AdvertiseHost)
 	}
@@ -299,6 +313,11 @@ func (s *Server) Serve(ctx context.Context) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	var stopping atomic.Bool
+	// The records writer outlives the calls: its context ends after the
+	// last call has ended (and submitted its record).
+	rctx, stopRecords := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRecords()
+	g.Go(func() error { return s.runRecords(rctx) })
 	for _, b := range socks {
 		g.Go(func() error {
 			var err error
@@ -324,6 +343,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownHangup)
 		s.HangupAll(hctx)
 		cancel()
+		stopRecords()
 		<-regsDone
 		stopping.Store(true)
 		closeAll()
@@ -402,6 +422,9 @@ func (s *Server) admit(c *call) *rejection {
 	}
 	if s.cfg.MaxCalls > 0 && len(s.calls) >= s.cfg.MaxCalls {
 		return reject(EndRejectMaxCalls, "too many calls")
+	}
+	if r := s.noCapacity(); r != nil {
+		return r
 	}
 	s.calls[c] = true
 	s.metrics.callsActive.Set(float64(len(s.calls)))

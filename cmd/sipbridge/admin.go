@@ -36,6 +36,7 @@ type readiness struct {
 	active   int // calls admitted, setup included
 	maxCalls int // 0 = unlimited
 	regions  []failover.RegionStatus
+	full     bool // every region is at max_sessions or throttled
 }
 
 // notReady says why no new call would be taken now, or "" when one would.
@@ -54,12 +55,24 @@ func (r readiness) notReady() string {
 	return "no usable region (every breaker is open)"
 }
 
+// notReadyNow adds capacity to notReady: no region can take a new session.
+func (r readiness) notReadyNow() string {
+	if why := r.notReady(); why != "" {
+		return why
+	}
+	if r.full {
+		return "no region has a free session (every region at max_sessions or throttled)"
+	}
+	return ""
+}
+
 func (a *app) readiness() readiness {
 	return readiness{
 		draining: a.draining.Load(),
 		active:   a.sip.ActiveCalls(),
 		maxCalls: a.cfg.SIP.MaxCalls,
 		regions:  a.pool.Status(),
+		full:     a.pool.Full(),
 	}
 }
 
@@ -75,7 +88,7 @@ func registerAdminMetrics(reg prometheus.Registerer, a *app) {
 		Name: "sipbridge_ready",
 		Help: "1 while new calls are taken (/readyz answers 200), else 0.",
 	}, func() float64 {
-		if a.readiness().notReady() == "" {
+		if a.readiness().notReadyNow() == "" {
 			return 1
 		}
 		return 0
@@ -90,7 +103,7 @@ func (a *app) adminHandler(reg *prometheus.Registry) http.Handler {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	ready := func(w http.ResponseWriter, r *http.Request) {
-		if why := a.readiness().notReady(); why != "" {
+		if why := a.readiness().notReadyNow(); why != "" {
 			http.Error(w, why, http.StatusServiceUnavailable)
 			return
 		}
@@ -105,9 +118,10 @@ func (a *app) adminHandler(reg *prometheus.Registry) http.Handler {
 			"version":       version,
 			"active_calls":  rd.active,
 			"draining":      rd.draining,
-			"ready":         rd.notReady() == "",
-			"not_ready":     rd.notReady(),
+			"ready":         rd.notReadyNow() == "",
+			"not_ready":     rd.notReadyNow(),
 			"regions":       rd.regions,
+			"capacity":      a.pool.Load(),
 			"registrations": a.sip.Registrations(),
 		})
 	})

@@ -20,6 +20,7 @@ import (
 	"github.com/sipbridge/sipbridge/configs"
 	"github.com/sipbridge/sipbridge/failover"
 	"github.com/sipbridge/sipbridge/media"
+	"github.com/sipbridge/sipbridge/realtime"
 	"github.com/sipbridge/sipbridge/realtime/sim"
 	"github.com/sipbridge/sipbridge/sip"
 )
@@ -90,6 +91,7 @@ func serve(ctx context.Context, stop shutdown, cfg *configs.Config, logw io.Writ
 		FailureRatio: cfg.Failover.Health.FailureRatio,
 		CoolDown:     cfg.Failover.Health.CoolDown.D(),
 	}, a.fom, log)
+	realtime.RegisterCollector(reg, a.pool.CapacityCollector())
 
 	rtpIP, err := a.rtpIP()
 	if err != nil {
@@ -110,6 +112,16 @@ func serve(ctx context.Context, stop shutdown, cfg *configs.Config, logw io.Writ
 		SymmetricRTP:    *cfg.RTP.Symmetric,
 		LatchBeforeSend: cfg.RTP.LatchBeforeSend,
 		ComfortNoiseDB:  cfg.RTP.ComfortNoiseDBov,
+		Records:         cfg.Records.WriterConfig(),
+		Capacity:        a.pool,
+	}
+	for _, r := range cfg.Regions {
+		if r.Prices != nil {
+			if sipCfg.Prices == nil {
+				sipCfg.Prices = map[string]realtime.Prices{}
+			}
+			sipCfg.Prices[r.Name] = r.Prices.Prices()
+		}
 	}
 	// Session timers (RFC 4028).
 	sipCfg.SessionExpires, sipCfg.MinSE = cfg.SIP.SessionExpires.D(), cfg.SIP.MinSE.D()
@@ -255,12 +267,9 @@ func (a *app) regions() []failover.Region {
 		if r.Simulator.Enabled {
 			dc.APIKey = a.simKeys[r.Name]
 		}
-		out = append(out, failover.Region{
-			Name:         r.Name,
-			Dial:         dc,
-			SessionLimit: r.SessionLimit.D(),
-			WarmStandby:  r.WarmStandby,
-		})
+		fr := r.CapacityRegion() // max_sessions, weight, priority
+		fr.Dial, fr.SessionLimit, fr.WarmStandby = dc, r.SessionLimit.D(), r.WarmStandby
+		out = append(out, fr)
 	}
 	return out
 }
