@@ -21,8 +21,8 @@ type Records struct {
 	RotateDaily bool `yaml:"rotate_daily"`
 	// Sync is the fsync policy: batch (default) or none.
 	Sync string `yaml:"sync"`
-	// RedactKeepDigits, when > 0, masks every digit of caller and callee
-	// numbers (From, To, transfer targets, transcript text) but the last N
+	// RedactKeepDigits, when > 0, masks caller and callee numbers (From,
+	// To, transfer targets, transcript text) but their last N digits
 	// (records.MaskDigits, the writer's redaction hook).
 	RedactKeepDigits int `yaml:"redact_keep_digits"`
 }
