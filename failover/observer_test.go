@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -133,4 +134,35 @@ func TestWeightsWithinTier(t *testing.T) {
 	require.InDelta(t, 300, count["A"], 12)
 	require.InDelta(t, 100, count["B"], 12)
 	require.Zero(t, count["C"])
+}
+
+// TestConnect429ThrottlesTheRegion: a connect refused with 429 keeps new
+// sessions away from the region for the Retry-After it asked; the call
+// goes on in the next region, and the region is picked again once the
+// wait is over.
+func TestConnect429ThrottlesTheRegion(t *testing.T) {
+	h := newHarness(t, Config{}, testRegions())
+	h.dialer.then("A", dialStep{err: &realtime.DialError{Region: "A", StatusCode: 429, RetryAfter: 20 * time.Second}})
+	h.start()
+	s := h.session(1)
+	require.Equal(t, "B", s.region)
+	h.waitActive(s)
+	var throttled *time.Time
+	for _, l := range h.pool.Load() {
+		if l.Name == "A" {
+			throttled = l.ThrottledUntil
+		}
+	}
+	require.NotNil(t, throttled, "A is throttled")
+	require.Equal(t, h.clock.Now().Add(20*time.Second), *throttled)
+	r, l, err := h.pool.Lease(SessionCall, h.pool.Candidates())
+	require.NoError(t, err)
+	require.NotEqual(t, "A", r.Name, "no new session in a throttled region")
+	l.Release()
+
+	h.clock.Advance(21 * time.Second)
+	r, l, err = h.pool.Lease(SessionCall, []Region{{Name: "A"}})
+	require.NoError(t, err)
+	require.Equal(t, "A", r.Name, "the wait is over")
+	l.Release()
 }
