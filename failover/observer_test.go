@@ -166,3 +166,25 @@ func TestConnect429ThrottlesTheRegion(t *testing.T) {
 	require.Equal(t, "A", r.Name, "the wait is over")
 	l.Release()
 }
+
+// The record's bookkeeping of a model audio delta (one per ~20-100 ms of
+// answer) allocates nothing in steady state.
+func TestObserveAudioDeltaDoesNotAllocate(t *testing.T) {
+	h, _ := startActive(t, Config{}, testRegions())
+	c := h.conv
+	c.observeEvent(created("r1"))
+	ev := realtime.ServerEvent{Type: realtime.EvOutputAudioDelta, ResponseID: "r1", ItemID: "a1", Audio: make([]byte, 960)}
+	c.observeEvent(ev)
+	allocs := testing.AllocsPerRun(1000, func() { c.observeEvent(ev) })
+	require.Zero(t, allocs)
+}
+
+func BenchmarkObserveAudioDelta(b *testing.B) {
+	c := NewConversation(Params{CallID: "bench"})
+	c.observeEvent(created("r1"))
+	ev := realtime.ServerEvent{Type: realtime.EvOutputAudioDelta, ResponseID: "r1", ItemID: "a1", Audio: make([]byte, 960)}
+	b.ReportAllocs()
+	for b.Loop() {
+		c.observeEvent(ev)
+	}
+}
