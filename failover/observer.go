@@ -65,7 +65,10 @@ type SwapEntry struct {
 	Trigger       string
 	PauseMs       int64 // the pause the caller heard (0 when no answer was pending)
 	ItemsReplayed int
-	Outcome       string // answered, no_answer_pending, call_ended, rotated, …
+	Outcome       string // answered, no_answer_pending, failed_again, call_ended, rotated
+	// TurnLost: an answer was pending (the caller's turn, or the cut
+	// answer) and the caller never heard it from the new session.
+	TurnLost bool
 }
 
 // maxObservedResponses bounds what one call keeps for its record: a call
@@ -229,7 +232,7 @@ func (c *Conversation) observeSwap(r *swapReport, outcome string) {
 		return
 	}
 	e := SwapEntry{At: r.pauseStart, From: r.from.region, To: r.toRegion, Trigger: r.trigger.String(),
-		ItemsReplayed: r.items, Outcome: outcome}
+		ItemsReplayed: r.items, Outcome: outcome, TurnLost: r.awaitAudio && outcome != "answered"}
 	if outcome == "answered" {
 		e.PauseMs = r.pause.Milliseconds()
 	}

@@ -78,7 +78,7 @@ func (r *callRecorder) Swapped(e failover.SwapEntry) {
 		return
 	}
 	r.rec.Swaps = append(r.rec.Swaps, records.Swap{At: e.At.UTC(), From: e.From, To: e.To, Trigger: e.Trigger,
-		PauseMs: e.PauseMs, ItemsReplayed: e.ItemsReplayed, TurnLost: e.Outcome == "no_answer"})
+		PauseMs: e.PauseMs, ItemsReplayed: e.ItemsReplayed, TurnLost: e.TurnLost})
 }
 
 // Transcript implements failover.Observer.
