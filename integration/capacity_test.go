@@ -312,3 +312,80 @@ func TestRecordsSurviveSIGKILL(t *testing.T) {
 		require.True(t, slices.Contains(ids, rec.CallID), "a record of one of the calls: %s", rec.CallID)
 	}
 }
+
+// TestRecordOfASwappedCall: east fails the first answer (server_error
+// before audio) and west answers it after the swap. The call's one record
+// holds both sessions (east closed on the failure, west at the call's
+// end), both responses as the simulators served them (east's failed with
+// its error type, west's answer re-asked as a replay), and the swap with
+// the pause the caller heard; the report counts east's failure.
+func TestRecordOfASwappedCall(t *testing.T) {
+	t.Parallel()
+	east := startRegion(t, "rec-east", sim.Config{VoiceHz: eastHz})
+	west := startRegion(t, "rec-west", sim.Config{VoiceHz: westHz})
+	east.Sim.SetFaults(sim.Faults{FailBeforeAudio: 1})
+	path := filepath.Join(t.TempDir(), "calls.jsonl")
+	br := startBridge(t, "records:\n  path: "+path+"\n  transcripts: true\n", east, west)
+
+	call, ctx := dial(t, br, 90*time.Second, phone.CallOptions{})
+	call.Speak(callerHz, 1200*time.Millisecond, -20)
+	_, err := call.WaitTone(ctx, westHz, 900, 500*time.Millisecond, 30*time.Second)
+	require.NoError(t, err, "west answers the failed turn")
+	waitFor(t, 20*time.Second, "west's answer done", func() bool {
+		rec, ok := lastSession(west)
+		return ok && completedResponses(rec) >= 1
+	})
+	require.NoError(t, call.Hangup(ctx))
+	waitFor(t, 20*time.Second, "the record", func() bool {
+		data, _ := os.ReadFile(path)
+		return bytes.Count(data, []byte("\n")) >= 1
+	})
+
+	recs := readRecords(t, path)
+	require.Len(t, recs, 1)
+	rec := recs[0]
+	require.Equal(t, call.CallID(), rec.CallID)
+	require.Len(t, rec.Sessions, 2)
+	eastSess, _ := lastSession(east)
+	westSess, _ := lastSession(west)
+	require.Equal(t, eastSess.ID, rec.Sessions[0].SessionID)
+	require.Equal(t, "failed", rec.Sessions[0].CloseReason)
+	require.Contains(t, rec.Sessions[0].Error, "response_failed")
+	require.Equal(t, westSess.ID, rec.Sessions[1].SessionID)
+	require.Equal(t, "call_end", rec.Sessions[1].CloseReason)
+
+	require.Len(t, rec.Responses, 2)
+	failed, answer := rec.Responses[0], rec.Responses[1]
+	require.Equal(t, eastSess.Responses[0].ID, failed.ResponseID)
+	require.Equal(t, "failed", failed.Status)
+	require.Equal(t, "server_error", failed.ErrorType)
+	require.Equal(t, "answer", string(failed.Purpose))
+	require.Zero(t, failed.Usage.OutputTokens, "a response failed before audio produced nothing")
+	require.Equal(t, westSess.Responses[0].ID, answer.ResponseID)
+	require.Equal(t, "completed", answer.Status)
+	require.Equal(t, "replay", string(answer.Purpose), "the failed turn re-asked in the new session")
+	require.Equal(t, int64(westSess.Responses[0].OutputTokens), answer.Usage.OutputTokens)
+	require.Positive(t, answer.PlayedMs)
+
+	require.Len(t, rec.Swaps, 1)
+	sw := rec.Swaps[0]
+	require.Equal(t, "rec-east", sw.From)
+	require.Equal(t, "rec-west", sw.To)
+	require.Equal(t, "response_failed", sw.Trigger)
+	require.Positive(t, sw.PauseMs)
+	require.Positive(t, sw.ItemsReplayed)
+	require.False(t, sw.TurnLost)
+	require.NotEmpty(t, rec.Transcript, "records.transcripts keeps the conversation")
+
+	exit, out, errOut := runBinary(t, 30*time.Second, "report", "-format", "json", path)
+	require.Equal(t, 0, exit, errOut)
+	var rows []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &rows), out)
+	failedBy := map[string]int{}
+	for _, row := range rows {
+		if region, _ := row["region"].(string); region != "" {
+			failedBy[region] += int(row["failed"].(float64))
+		}
+	}
+	require.Equal(t, map[string]int{"rec-east": 1, "rec-west": 0}, failedBy)
+}
