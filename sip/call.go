@@ -47,7 +47,7 @@ type call struct {
 	answerOver bool
 	answeredAt time.Time // the 200 OK was sent
 
-	// recorder gathers the call record (nil when records are off).
+	// recorder gathers the call record and counts its tokens.
 	recorder *callRecorder
 }
 
@@ -68,11 +68,10 @@ func newCall(s *Server, req *sip.Request, tx sip.ServerTransaction) *call {
 	}
 	ctx, cancel := context.WithCancelCause(s.baseCtx)
 	log := s.log.With("call_id", info.CallID, "from", info.From, "to", info.To)
-	var rec *callRecorder
-	if s.records != nil {
-		rec = newCallRecorder(s.cfg.Prices)
-		info.Observer = rec
-	}
+	// The recorder feeds the token metrics always, the records file when
+	// records.path is set.
+	rec := newCallRecorder(s.cfg.Prices, s.metrics)
+	info.Observer = rec
 	return &call{
 		recorder: rec,
 		s:        s,

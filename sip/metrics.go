@@ -27,6 +27,10 @@ type Metrics struct {
 	registers      *prometheus.CounterVec // sipbridge_sip_register_total{registrar,result}
 	// Trunk access control (acl.go, auth.go).
 	auth *authMetrics
+	// Token accounting (record.go): every response.done's usage.
+	tokens       *prometheus.CounterVec // sipbridge_realtime_tokens_total{region,status,purpose,kind}
+	wastedTokens *prometheus.CounterVec // sipbridge_realtime_wasted_tokens_total{region,purpose}
+	cost         *prometheus.CounterVec // sipbridge_realtime_cost_total{region}
 }
 
 // NewMetrics creates the series and registers them on reg (nil: not
@@ -67,6 +71,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		registers: counterVec(reg, "sip", "register_total",
 			"REGISTER attempts by registration name and result (ok, auth_rejected, rejected, error, unregistered).", "registrar", "result"),
 		auth: newAuthMetrics(reg),
+		tokens: counterVec(reg, "realtime", "tokens_total",
+			"Tokens reported by response.done, by region, status (completed, failed, cancelled, incomplete), purpose (answer, replay, hedge, rotation) and kind (input, cached_input, output).",
+			"region", "status", "purpose", "kind"),
+		wastedTokens: counterVec(reg, "realtime", "wasted_tokens_total",
+			"Tokens spent on answers the caller never heard (failed, cancelled, truncated beyond what played, lost hedges), by region and purpose.",
+			"region", "purpose"),
+		cost: counterVec(reg, "realtime", "cost_total",
+			"Estimated cost of the responses, in the currency of regions[].prices (unpriced regions add nothing).", "region"),
 	}
 	for r := EndReason(0); r < endReasonCount; r++ {
 		m.callEnds.WithLabelValues(r.String())

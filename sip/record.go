@@ -33,13 +33,14 @@ const maxRecordEntries = 500
 // the call's loop (DTMF, transfers). The mutex is held only to append.
 type callRecorder struct {
 	prices map[string]realtime.Prices
+	m      *Metrics
 
 	mu  sync.Mutex
 	rec records.Record
 }
 
-func newCallRecorder(prices map[string]realtime.Prices) *callRecorder {
-	return &callRecorder{prices: prices}
+func newCallRecorder(prices map[string]realtime.Prices, m *Metrics) *callRecorder {
+	return &callRecorder{prices: prices, m: m}
 }
 
 var _ failover.Observer = (*callRecorder)(nil)
@@ -64,6 +65,14 @@ func (r *callRecorder) ResponseDone(e failover.ResponseEntry) {
 	}
 	resp.FirstAudioMs, resp.AudioMs, resp.PlayedMs, resp.LostRace = e.FirstAudioMs, e.AudioMs, e.PlayedMs, e.LostRace
 	resp.Account(r.prices[e.Region])
+	if r.m != nil {
+		status, purpose := resp.Status, string(resp.Purpose)
+		r.m.tokens.WithLabelValues(resp.Region, status, purpose, "input").Add(float64(usage.InputTokens - usage.InputCached))
+		r.m.tokens.WithLabelValues(resp.Region, status, purpose, "cached_input").Add(float64(usage.InputCached))
+		r.m.tokens.WithLabelValues(resp.Region, status, purpose, "output").Add(float64(usage.OutputTokens))
+		r.m.wastedTokens.WithLabelValues(resp.Region, purpose).Add(float64(resp.WastedTokens))
+		r.m.cost.WithLabelValues(resp.Region).Add(resp.Cost)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.rec.Responses = append(r.rec.Responses, resp)

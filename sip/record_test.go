@@ -14,6 +14,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sipbridge/sipbridge/failover"
@@ -114,4 +115,10 @@ func TestNoCapacityRejectsAndRecords(t *testing.T) {
 	require.Equal(t, int64(25), r.WastedTokens, "half the audio was never heard")
 	require.Len(t, rec.Swaps, 1)
 	require.Equal(t, int64(700), rec.Swaps[0].PauseMs)
+
+	m := h.srv.metrics
+	require.Equal(t, 50.0, testutil.ToFloat64(m.tokens.WithLabelValues("east", "completed", "answer", "output")))
+	require.Equal(t, 100.0, testutil.ToFloat64(m.tokens.WithLabelValues("east", "completed", "answer", "input")))
+	require.Equal(t, 25.0, testutil.ToFloat64(m.wastedTokens.WithLabelValues("east", "answer")))
+	require.InDelta(t, r.Cost, testutil.ToFloat64(m.cost.WithLabelValues("east")), 1e-12)
 }
