@@ -21,7 +21,8 @@ import (
 //	/livez   200 while the process serves, draining included: a liveness
 //	         probe must not restart a pod that is finishing its calls.
 //	/readyz  200 only while new calls are taken: 503 while draining, at
-//	         sip.max_calls, or when every region's breaker is open.
+//	         sip.max_calls, when every region's breaker is open, or when
+//	         no region has a free session (regions[].max_sessions).
 //	/healthz an alias of /readyz (what it answered before the split:
 //	         503 while draining), kept for existing load-balancer checks.
 const (
@@ -47,18 +48,14 @@ func (r readiness) notReady() string {
 	if r.maxCalls > 0 && r.active >= r.maxCalls {
 		return fmt.Sprintf("at max_calls (%d of %d active)", r.active, r.maxCalls)
 	}
+	open := true
 	for _, s := range r.regions {
 		if s.State != failover.BreakerOpen {
-			return ""
+			open = false
 		}
 	}
-	return "no usable region (every breaker is open)"
-}
-
-// notReadyNow adds capacity to notReady: no region can take a new session.
-func (r readiness) notReadyNow() string {
-	if why := r.notReady(); why != "" {
-		return why
+	if open {
+		return "no usable region (every breaker is open)"
 	}
 	if r.full {
 		return "no region has a free session (every region at max_sessions or throttled)"
@@ -88,7 +85,7 @@ func registerAdminMetrics(reg prometheus.Registerer, a *app) {
 		Name: "sipbridge_ready",
 		Help: "1 while new calls are taken (/readyz answers 200), else 0.",
 	}, func() float64 {
-		if a.readiness().notReadyNow() == "" {
+		if a.readiness().notReady() == "" {
 			return 1
 		}
 		return 0
@@ -103,7 +100,7 @@ func (a *app) adminHandler(reg *prometheus.Registry) http.Handler {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	ready := func(w http.ResponseWriter, r *http.Request) {
-		if why := a.readiness().notReadyNow(); why != "" {
+		if why := a.readiness().notReady(); why != "" {
 			http.Error(w, why, http.StatusServiceUnavailable)
 			return
 		}
@@ -118,8 +115,8 @@ func (a *app) adminHandler(reg *prometheus.Registry) http.Handler {
 			"version":       version,
 			"active_calls":  rd.active,
 			"draining":      rd.draining,
-			"ready":         rd.notReadyNow() == "",
-			"not_ready":     rd.notReadyNow(),
+			"ready":         rd.notReady() == "",
+			"not_ready":     rd.notReady(),
 			"regions":       rd.regions,
 			"capacity":      a.pool.Load(),
 			"registrations": a.sip.Registrations(),
