@@ -20,6 +20,8 @@ type Observer interface {
 	ResponseDone(ResponseEntry)
 	// Swapped: one move of the conversation to another session.
 	Swapped(SwapEntry)
+	// Hedged: one turn raced by two sessions (hedged answers).
+	Hedged(HedgeEntry)
 	// Transcript: the conversation as the record kept it (caller and
 	// assistant turns in order), reported once when the call ends.
 	Transcript([]TranscriptLine)
@@ -69,6 +71,16 @@ type SwapEntry struct {
 	// TurnLost: an answer was pending (the caller's turn, or the cut
 	// answer) and the caller never heard it from the new session.
 	TurnLost bool
+}
+
+// HedgeEntry is one hedged turn: the primary and the hedge session raced
+// for the answer.
+type HedgeEntry struct {
+	At             time.Time
+	Primary, Hedge string // regions
+	Trigger        string
+	Winner         string // primary | hedge | none
+	PauseMs        int64  // the wait the caller heard
 }
 
 // maxObservedResponses bounds what one call keeps for its record: a call

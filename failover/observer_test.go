@@ -33,6 +33,8 @@ func (o *recordingObserver) ResponseDone(e ResponseEntry) {
 
 func (o *recordingObserver) Transcript([]TranscriptLine) {}
 
+func (o *recordingObserver) Hedged(HedgeEntry) {}
+
 func (o *recordingObserver) Swapped(e SwapEntry) {
 	o.mu.Lock()
 	defer o.mu.Unlock()

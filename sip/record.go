@@ -90,6 +90,18 @@ func (r *callRecorder) Swapped(e failover.SwapEntry) {
 		PauseMs: e.PauseMs, ItemsReplayed: e.ItemsReplayed, TurnLost: e.TurnLost})
 }
 
+// Hedged implements failover.Observer.
+func (r *callRecorder) Hedged(e failover.HedgeEntry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.rec.Hedges) >= maxRecordEntries {
+		r.rec.DroppedEvents++
+		return
+	}
+	r.rec.Hedges = append(r.rec.Hedges, records.Hedge{At: e.At.UTC(), Primary: e.Primary, Hedge: e.Hedge, Trigger: e.Trigger,
+		Winner: e.Winner, PauseMs: e.PauseMs})
+}
+
 // Transcript implements failover.Observer.
 func (r *callRecorder) Transcript(lines []failover.TranscriptLine) {
 	now := time.Now().UTC()

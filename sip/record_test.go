@@ -94,6 +94,7 @@ func TestNoCapacityRejectsAndRecords(t *testing.T) {
 			Usage: realtime.Usage{Kind: realtime.UsageTokens, InputTokens: 100, InputText: 100, OutputTokens: 50, OutputAudio: 50, TotalTokens: 150}}},
 		Created: opened, Done: opened.Add(time.Second), FirstAudioMs: 300, AudioMs: 2000, PlayedMs: 1000})
 	obs.Swapped(failover.SwapEntry{At: opened, From: "east", To: "west", Trigger: "response_failed", PauseMs: 700, ItemsReplayed: 3, Outcome: "answered"})
+	obs.Hedged(failover.HedgeEntry{At: opened, Primary: "east", Hedge: "west", Trigger: "slow_first_audio", Winner: "hedge", PauseMs: 900})
 	obs.SessionClosed(failover.SessionEntry{Region: "east", SessionID: "sess_1", Purpose: failover.SessionCall, Opened: opened, Closed: opened.Add(time.Second), CloseReason: "failed"})
 	call.bye()
 	h.waitIdle()
@@ -115,6 +116,7 @@ func TestNoCapacityRejectsAndRecords(t *testing.T) {
 	require.Equal(t, int64(25), r.WastedTokens, "half the audio was never heard")
 	require.Len(t, rec.Swaps, 1)
 	require.Equal(t, int64(700), rec.Swaps[0].PauseMs)
+	require.Equal(t, []records.Hedge{{At: opened.UTC(), Primary: "east", Hedge: "west", Trigger: "slow_first_audio", Winner: "hedge", PauseMs: 900}}, rec.Hedges)
 
 	m := h.srv.metrics
 	require.Equal(t, 50.0, testutil.ToFloat64(m.tokens.WithLabelValues("east", "completed", "answer", "output")))
