@@ -390,6 +390,7 @@ func (c *Conversation) begin(ctx context.Context) []effect {
 func (c *Conversation) leave() []effect {
 	c.fx = c.fx[:0]
 	c.flushSwapLog("call_ended")
+	c.observeQueued()
 	c.reportResponses()
 	if c.active != nil {
 		c.retire(c.active)

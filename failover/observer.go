@@ -171,6 +171,22 @@ func (c *Conversation) observedResponse(id string) *observedResponse {
 	return r
 }
 
+// observeQueued takes, for the record, the active session's events that
+// were already queued when the call ended (a response.done that crossed
+// the caller's BYE): the conversation no longer acts on them.
+func (c *Conversation) observeQueued() {
+	for {
+		select {
+		case se := <-c.events:
+			if !se.end && c.active != nil && se.gen == c.active.gen {
+				c.observeEvent(se.ev)
+			}
+		default:
+			return
+		}
+	}
+}
+
 // reportResponses hands every response that got its response.done to the
 // observer, with what the player finally played of it (the call is
 // ending; the player still answers PlayedMs).

@@ -177,6 +177,17 @@ func TestCapacityWeightsRecordsAndReport(t *testing.T) {
 		}
 		return true
 	})
+	// ... and until the bridge has taken every response.done (a done
+	// that crosses the BYE is never acted on).
+	for _, r := range regions {
+		for _, ss := range r.Sim.Sessions() {
+			for _, resp := range ss.Responses {
+				if resp.Status != "failed" && resp.Status != "error_event" {
+					br.WaitLog(20*time.Second, "failover: response done", "response_id="+resp.ID)
+				}
+			}
+		}
+	}
 	for _, c := range calls {
 		require.NoError(t, c.call.Hangup(c.ctx))
 	}
@@ -335,6 +346,10 @@ func TestRecordOfASwappedCall(t *testing.T) {
 		rec, ok := lastSession(west)
 		return ok && completedResponses(rec) >= 1
 	})
+	westDone, _ := lastSession(west)
+	for _, resp := range westDone.Responses {
+		br.WaitLog(20*time.Second, "failover: response done", "response_id="+resp.ID)
+	}
 	require.NoError(t, call.Hangup(ctx))
 	waitFor(t, 20*time.Second, "the record", func() bool {
 		data, _ := os.ReadFile(path)
