@@ -8,7 +8,7 @@ PKGS      := ./...
 PEER_PKGS := sip-tester baresip sox espeak-ng kamailio
 # prompts/generate.sh needs espeak-ng and sox too.
 
-.PHONY: all build run test deps vet lint tidy-check unit fuzz bench load clean
+.PHONY: all build run test deps vet lint tidy-check unit fuzz fuzz-long hostile hostile-full bench load clean
 
 all: build
 
@@ -67,13 +67,34 @@ test: deps vet tidy-check lint
 unit:
 	$(GO) test -race -count=1 -short $(PKGS)
 
-# Short coverage-guided fuzzing of every network parser.
+# Coverage-guided fuzzing of every network parser, FUZZTIME per target
+# (FUZZ: a regexp choosing targets by name). Not part of `make test`, which
+# replays the seeds and testdata/fuzz corpora only. A crasher is written to
+# testdata/fuzz/<Target>/ in its package: fix the bug and commit the file,
+# it is a regression seed from then on.
 FUZZTIME ?= 20s
+FUZZ     ?= .
 fuzz:
-	@grep -rl --include='*_test.go' '^func Fuzz' . | while read f; do \
-		d=$$(dirname $$f); for fn in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | sed 's/func //'); do \
-			echo "== $$d $$fn"; $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$$d || exit 1; \
+	@grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read f; do \
+		d=$$(dirname $$f); for fn in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | sed 's/func //' | grep -E '$(FUZZ)'); do \
+			echo "== $$d $$fn ($(FUZZTIME))"; $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$$d || exit 1; \
 		done; done
+
+# The hostile-traffic run (issue 10): every fuzz target for FUZZTIME_LONG.
+FUZZTIME_LONG ?= 60s
+fuzz-long:
+	$(MAKE) fuzz FUZZTIME=$(FUZZTIME_LONG)
+
+# Hostile traffic through the binary (floods, hijack, forged logins, TCP
+# limits, malformed input), each with a legitimate call during the attack;
+# also part of `make test`.
+hostile:
+	$(GO) test -race -count=1 -v -run 'TestHostile' ./integration/
+
+# The issue's un-ACKed flood at full size: 300 INVITEs at 100/s against
+# max_calls 50, the default per-source cap and ack_timeout 32 s (~60 s).
+hostile-full:
+	SIPBRIDGE_HOSTILE_FULL=1 $(GO) test -count=1 -v -run 'TestHostileUnACKedInviteFlood' ./integration/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)

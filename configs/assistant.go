@@ -3,6 +3,7 @@ package configs
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/sipbridge/sipbridge/realtime"
 )
@@ -30,6 +31,19 @@ type Assistant struct {
 	Tools Tools `yaml:"tools"`
 	// DTMF passes the caller's key presses to the model.
 	DTMF DTMF `yaml:"dtmf"`
+	// Regions, when set, are the only regions (by name) its calls may use,
+	// in the pool's order and health; empty: all. Mostly for profiles.
+	Regions []string `yaml:"regions"`
+	// Prompts override failover.filler_file and failover.apology_file for
+	// its calls (a profile in another language).
+	Prompts AssistantPrompts `yaml:"prompts"`
+}
+
+// AssistantPrompts are an assistant's own filler and apology WAVs; empty:
+// failover's.
+type AssistantPrompts struct {
+	FillerFile  string `yaml:"filler_file"`
+	ApologyFile string `yaml:"apology_file"`
 }
 
 // TurnDetection mirrors the realtime turn_detection object.
@@ -107,7 +121,13 @@ func orDefault[T any](p **T, v T) {
 }
 
 func (c *Config) applyAssistantDefaults() {
-	a := &c.Assistant
+	applyAssistantDefaultsTo(&c.Assistant)
+	c.applyProfileDefaults() // profiles.go
+}
+
+// applyAssistantDefaultsTo fills in the defaults of one assistant (the
+// assistant section or a profile, once its inherited keys are merged in).
+func applyAssistantDefaultsTo(a *Assistant) {
 	if a.Instructions == "" {
 		a.Instructions = DefaultInstructions
 	}
@@ -135,18 +155,25 @@ func (c *Config) applyAssistantDefaults() {
 	orDefault(&a.Tools.EndCall, DefaultEndCallTool)
 	orDefault(&a.DTMF.Enabled, DefaultDTMFEnabled)
 	orDefault(&a.DTMF.Respond, DefaultDTMFRespond)
-	c.applyWebhookDefaults() // webhooks.go
+	applyWebhookDefaults(a) // webhooks.go
 }
 
 func (c *Config) validateAssistant(bad badFunc) {
-	a := c.Assistant
-	// Every voice is a GA voice; whether each region's dialect takes it (or
-	// its preview stand-in) is checked per region (validateRegions).
+	n := 0
+	counting := func(key, format string, args ...any) { n++; bad(key, format, args...) }
+	c.validateAssistantAt(&c.Assistant, "assistant", counting)
+	c.validateProfiles(bad, n > 0) // profiles.go
+}
+
+// validateAssistantAt checks one assistant; key is where it is written
+// ("assistant" or "assistants.NAME"). The caller variables of instructions
+// and greeting are checked against caller_headers (profiles.go).
+func (c *Config) validateAssistantAt(a *Assistant, key string, bad badFunc) {
 	if err := realtime.ValidateVoice(realtime.DialectGA, a.Voice); err != nil {
-		bad("assistant.voice", "%v", err)
+		bad(key+".voice", "%v", err)
 	}
 	if a.AudioFormat != "pcm24" && a.AudioFormat != "g711" {
-		bad("assistant.audio_format", "%q is not pcm24 or g711", a.AudioFormat)
+		bad(key+".audio_format", "%q is not pcm24 or g711", a.AudioFormat)
 	}
 	switch a.TurnDetection.Type {
 	case "server_vad", "semantic_vad":
@@ -154,45 +181,61 @@ func (c *Config) validateAssistant(bad badFunc) {
 		// With no server VAD nothing would end the caller's turn: the bridge
 		// has no voice detection of its own to commit it and ask for the
 		// answer, so the caller would never be answered.
-		bad("assistant.turn_detection.type", "none is not supported: the bridge relies on the model's turn detection to end the caller's turn (use server_vad or semantic_vad)")
+		bad(key+".turn_detection.type", "none is not supported: the bridge relies on the model's turn detection to end the caller's turn (use server_vad or semantic_vad)")
 	default:
-		bad("assistant.turn_detection.type", "%q is not server_vad or semantic_vad", a.TurnDetection.Type)
+		bad(key+".turn_detection.type", "%q is not server_vad or semantic_vad", a.TurnDetection.Type)
 	}
 	if t := a.TurnDetection.Threshold; t != nil && (*t < 0 || *t > 1) {
-		bad("assistant.turn_detection.threshold", "%v is outside 0..1", *t)
+		bad(key+".turn_detection.threshold", "%v is outside 0..1", *t)
 	}
 	if p := a.TurnDetection.PrefixPaddingMs; p != nil && *p < 0 {
-		bad("assistant.turn_detection.prefix_padding_ms", "%d is negative", *p)
+		bad(key+".turn_detection.prefix_padding_ms", "%d is negative", *p)
 	}
 	if s := a.TurnDetection.SilenceDurationMs; s != nil && *s <= 0 {
-		bad("assistant.turn_detection.silence_duration_ms", "%d is not positive", *s)
+		bad(key+".turn_detection.silence_duration_ms", "%d is not positive", *s)
 	}
 	if v := a.TurnDetection.IdleTimeoutMs; v != 0 && (v < 5000 || v > 30000) {
-		bad("assistant.turn_detection.idle_timeout_ms", "%d is outside 5000..30000", v)
+		bad(key+".turn_detection.idle_timeout_ms", "%d is outside 5000..30000", v)
 	}
 	switch a.TurnDetection.Eagerness {
 	case "", "low", "medium", "high", "auto":
 	default:
-		bad("assistant.turn_detection.eagerness", "%q is not low, medium, high or auto", a.TurnDetection.Eagerness)
+		bad(key+".turn_detection.eagerness", "%q is not low, medium, high or auto", a.TurnDetection.Eagerness)
 	}
 	switch a.NoiseReduction {
 	case "", "near_field", "far_field":
 	default:
-		bad("assistant.noise_reduction", "%q is not near_field or far_field", a.NoiseReduction)
+		bad(key+".noise_reduction", "%q is not near_field or far_field", a.NoiseReduction)
 	}
 	for i, t := range a.Tools.TransferTargets {
 		if err := ValidateSIPURI(t); err != nil {
-			bad(fmt.Sprintf("assistant.tools.transfer_targets[%d]", i), "%v", err)
+			bad(fmt.Sprintf("%s.tools.transfer_targets[%d]", key, i), "%v", err)
 		}
 	}
-	c.validateWebhooks(bad) // webhooks.go
+	for i, r := range a.Regions {
+		switch {
+		case !slices.ContainsFunc(c.Regions, func(x Region) bool { return x.Name == r }):
+			bad(fmt.Sprintf("%s.regions[%d]", key, i), "%q is not the name of a region in regions", r)
+		case slices.Contains(a.Regions[:i], r):
+			bad(fmt.Sprintf("%s.regions[%d]", key, i), "%q is listed twice", r)
+		}
+	}
+	validateWebhooks(a, key, bad)                                // webhooks.go
+	c.validateTemplate(key+".instructions", a.Instructions, bad) // profiles.go
+	c.validateTemplate(key+".greeting", a.Greeting, bad)
 }
 
 // SessionConfig renders the assistant section as the session.update every
 // region receives. format is the wire audio format toward the model (pcm24, or
 // the call's G.711 law when audio_format is g711).
 func (c *Config) SessionConfig(format realtime.AudioFormat) realtime.SessionConfig {
-	a := c.Assistant
+	return c.Assistant.SessionConfig(format)
+}
+
+// SessionConfig renders one assistant (the section or a profile) as its
+// session.update; the instructions are as written (RenderCaller fills in
+// the caller variables).
+func (a *Assistant) SessionConfig(format realtime.AudioFormat) realtime.SessionConfig {
 	sc := realtime.SessionConfig{
 		Model:          a.Model,
 		Instructions:   a.Instructions,
@@ -237,6 +280,6 @@ func (c *Config) SessionConfig(format realtime.AudioFormat) realtime.SessionConf
 				string(targets) + `,"description":"Where to transfer the caller."}},"required":[]}`),
 		})
 	}
-	sc.Tools = append(sc.Tools, c.webhookTools()...) // webhooks.go
+	sc.Tools = append(sc.Tools, a.webhookTools()...) // webhooks.go
 	return sc
 }

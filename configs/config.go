@@ -35,11 +35,22 @@ type Config struct {
 	SIP       SIP       `yaml:"sip"`
 	RTP       RTP       `yaml:"rtp"`
 	Assistant Assistant `yaml:"assistant"`
-	Regions   []Region  `yaml:"regions"`
-	Failover  Failover  `yaml:"failover"`
-	Admin     Admin     `yaml:"admin"`
-	Log       Log       `yaml:"log"`
-	Records   Records   `yaml:"records"`
+	// Profiles is the assistants section as written; Assistants holds each
+	// profile resolved against Assistant (profiles.go).
+	Profiles   Profiles              `yaml:"assistants"`
+	Assistants map[string]*Assistant `yaml:"-"`
+	// Routes pick a profile per call; the first match wins.
+	Routes []Route `yaml:"routes"`
+	// CallerHeaders are the INVITE headers exposed as caller.header.NAME
+	// to the instructions and to webhooks.
+	CallerHeaders []string `yaml:"caller_headers"`
+	// Privacy lists what logs must not show: from, from_name, to, headers.
+	Privacy  []string `yaml:"privacy"`
+	Regions  []Region `yaml:"regions"`
+	Failover Failover `yaml:"failover"`
+	Admin    Admin    `yaml:"admin"`
+	Log      Log      `yaml:"log"`
+	Records  Records  `yaml:"records"`
 	// DrainTimeout bounds how long SIGTERM waits for active calls.
 	DrainTimeout Duration `yaml:"drain_timeout"`
 }
@@ -135,6 +146,9 @@ func Parse(b []byte) (*Config, error) {
 	var c Config
 	if len(root.Content) > 0 {
 		if err := DecodeSection(root.Content[0], "", &c); err != nil {
+			return nil, fmt.Errorf("configs: %w", err)
+		}
+		if err := c.resolveProfiles(root.Content[0]); err != nil { // profiles.go
 			return nil, fmt.Errorf("configs: %w", err)
 		}
 	}

@@ -84,7 +84,7 @@ func (c *Config) validateFailover(bad badFunc) {
 			bad("failover.give_up_transfer", "%v", err)
 		}
 	}
-	if f.FillerAfter != 0 && f.FillerFile == "" {
+	if f.FillerAfter != 0 && f.FillerFile == "" && !c.anyFiller() {
 		bad("failover.filler_after", "set, but failover.filler_file is empty (nothing to play)")
 	}
 	if f.Health.MinSamples < 1 {
@@ -115,4 +115,17 @@ func ValidateSIPURI(s string) error {
 		return fmt.Errorf("%q is empty after the scheme", s)
 	}
 	return nil
+}
+
+// anyFiller: an assistant or profile has its own prompts.filler_file.
+func (c *Config) anyFiller() bool {
+	if c.Assistant.Prompts.FillerFile != "" {
+		return true
+	}
+	for _, a := range c.Assistants {
+		if a.Prompts.FillerFile != "" {
+			return true
+		}
+	}
+	return false
 }

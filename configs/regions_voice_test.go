@@ -44,3 +44,14 @@ func TestTurnDetectionNoneRefused(t *testing.T) {
 	_, err := Parse([]byte("assistant:\n  turn_detection:\n    type: none\nregions:\n  - name: r1\n    url: ws://127.0.0.1:9/v1/realtime\n"))
 	require.ErrorContains(t, err, "assistant.turn_detection.type")
 }
+
+// TestProfileVoicePerDialect: a profile's own voice is checked in the
+// regions its calls may use.
+func TestProfileVoicePerDialect(t *testing.T) {
+	const preview = "ws://127.0.0.1:9/openai/realtime?api-version=2025-04-01-preview&deployment=gpt-realtime"
+	base := "regions:\n  - name: ga\n    url: ws://127.0.0.1:9/v1/realtime\n  - name: beta\n    url: " + preview + "\n"
+	_, err := Parse([]byte("assistants:\n  sales:\n    voice: robot\n" + base))
+	require.ErrorContains(t, err, "assistants.sales.voice")
+	_, err = Parse([]byte("assistants:\n  sales:\n    voice: cedar\n" + base))
+	require.NoError(t, err, "cedar maps to its preview stand-in")
+}

@@ -45,6 +45,24 @@ type SIP struct {
 	SessionRefresher string `yaml:"session_refresher"`
 	// Register are registrars sipbridge registers with as a client (register.go).
 	Register []Registration `yaml:"register"`
+	// Limits bound what one source may hold (hostile traffic).
+	Limits SIPLimits `yaml:"limits"`
+}
+
+// SIPLimits are sip.limits: the edge's per-source and total bounds
+// (sip.EdgeLimits owns the defaults; a negative number turns one off).
+type SIPLimits struct {
+	// MaxUnconfirmedPerSource: calls from one IP answered or ringing and
+	// not ACKed; one more gets 503.
+	MaxUnconfirmedPerSource int `yaml:"max_unconfirmed_per_source"`
+	// OptionsPerSecond: OPTIONS from one IP per second (burst twice that);
+	// the rest are dropped.
+	OptionsPerSecond int `yaml:"options_per_second"`
+	// MaxConnections and MaxConnectionsPerSource: open TCP/TLS connections.
+	MaxConnections          int `yaml:"max_connections"`
+	MaxConnectionsPerSource int `yaml:"max_connections_per_source"`
+	// TCPIdleTimeout closes a TCP/TLS connection silent for this long.
+	TCPIdleTimeout Duration `yaml:"tcp_idle_timeout"`
 }
 
 // Defaults of the sip keys the SIP server has no default for (it needs
@@ -88,6 +106,23 @@ func (c *Config) applySIPDefaults() {
 	if s.SessionRefresher == "" {
 		s.SessionRefresher = DefaultSessionRefresher
 	}
+	// sip.limits: the defaults are sip.EdgeLimits'.
+	l := &s.Limits
+	def := sip.EdgeLimits{MaxUnconfirmedPerSource: l.MaxUnconfirmedPerSource, OptionsRate: l.OptionsPerSecond,
+		MaxConnections: l.MaxConnections, MaxConnectionsPerSource: l.MaxConnectionsPerSource,
+		StreamIdleTimeout: l.TCPIdleTimeout.D()}.WithDefaults()
+	fill := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	fill(&l.MaxUnconfirmedPerSource, def.MaxUnconfirmedPerSource)
+	fill(&l.OptionsPerSecond, def.OptionsRate)
+	fill(&l.MaxConnections, def.MaxConnections)
+	fill(&l.MaxConnectionsPerSource, def.MaxConnectionsPerSource)
+	if l.TCPIdleTimeout == 0 {
+		l.TCPIdleTimeout = Duration(def.StreamIdleTimeout)
+	}
 	c.applyTrunkDefaults()    // trunks.go
 	c.applyRegisterDefaults() // register.go
 }
@@ -130,6 +165,9 @@ func (c *Config) validateSIP(bad badFunc) {
 	}
 	if d := c.SIP.AnswerTimeout.D(); d < time.Second {
 		bad("sip.answer_timeout", "%v is below 1s (the AI cannot connect that fast)", d)
+	}
+	if d := c.SIP.Limits.TCPIdleTimeout.D(); d > 0 && d < 10*time.Second {
+		bad("sip.limits.tcp_idle_timeout", "%v is below 10s (a trunk's keep-alives come every 30 s or more; negative = never)", d)
 	}
 	c.validateSessionTimers(bad)
 	c.validateTrunks(bad)   // trunks.go: sip.trunks, sip.auth_limit, sip.tls

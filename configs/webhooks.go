@@ -37,9 +37,9 @@ var (
 	headerNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")
 )
 
-func (c *Config) applyWebhookDefaults() {
-	for i := range c.Assistant.Tools.Webhooks {
-		w := &c.Assistant.Tools.Webhooks[i]
+func applyWebhookDefaults(a *Assistant) {
+	for i := range a.Tools.Webhooks {
+		w := &a.Tools.Webhooks[i]
 		if w.Timeout == 0 {
 			w.Timeout = Duration(webhook.DefaultTimeout)
 		}
@@ -49,11 +49,12 @@ func (c *Config) applyWebhookDefaults() {
 	}
 }
 
-// validateWebhooks checks assistant.tools.webhooks.
-func (c *Config) validateWebhooks(bad badFunc) {
+// validateWebhooks checks the tools.webhooks of the assistant written at
+// section ("assistant" or "assistants.NAME").
+func validateWebhooks(a *Assistant, section string, bad badFunc) {
 	seen := map[string]bool{ToolEndCall: true, ToolTransferCall: true}
-	for i, w := range c.Assistant.Tools.Webhooks {
-		key := fmt.Sprintf("assistant.tools.webhooks[%d]", i)
+	for i, w := range a.Tools.Webhooks {
+		key := fmt.Sprintf("%s.tools.webhooks[%d]", section, i)
 		switch {
 		case !toolNameRE.MatchString(w.Name):
 			bad(key+".name", "%q must be 1-64 letters, digits, '_' or '-'", w.Name)
@@ -89,9 +90,9 @@ func (c *Config) validateWebhooks(bad badFunc) {
 }
 
 // webhookTools renders the webhooks as session tools.
-func (c *Config) webhookTools() []realtime.Tool {
+func (a *Assistant) webhookTools() []realtime.Tool {
 	var out []realtime.Tool
-	for _, w := range c.Assistant.Tools.Webhooks {
+	for _, w := range a.Tools.Webhooks {
 		params, err := json.Marshal(w.Parameters)
 		if err != nil {
 			continue // Validate refused it
@@ -101,15 +102,24 @@ func (c *Config) webhookTools() []realtime.Tool {
 	return out
 }
 
-// missingWebhookHeaders lists webhook header variables that are empty.
+// missingWebhookHeaders lists webhook header variables that are empty, in
+// the assistant section and every profile (once per variable and tool).
 func (c *Config) missingWebhookHeaders(getenv func(string) string) []string {
 	var out []string
-	for _, w := range c.Assistant.Tools.Webhooks {
-		for _, env := range w.HeadersEnv {
-			if getenv(env) == "" {
-				out = append(out, fmt.Sprintf("assistant.tools.webhooks %q: environment variable %s is not set", w.Name, env))
+	seen := map[string]bool{}
+	check := func(section string, a *Assistant) {
+		for _, w := range a.Tools.Webhooks {
+			for _, env := range w.HeadersEnv {
+				if getenv(env) == "" && !seen[w.Name+"\x00"+env] {
+					seen[w.Name+"\x00"+env] = true
+					out = append(out, fmt.Sprintf("%s.tools.webhooks %q: environment variable %s is not set", section, w.Name, env))
+				}
 			}
 		}
+	}
+	check("assistant", &c.Assistant)
+	for _, name := range c.ProfileNames() {
+		check("assistants."+name, c.Assistants[name])
 	}
 	return out
 }

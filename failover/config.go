@@ -17,6 +17,10 @@ type Config struct {
 	// session's for that response (protocol doc §2.6), so they are sent
 	// after the session instructions, not instead of them.
 	Greeting string
+	// GreetAfterConfirm holds the greeting until CallConfirmed (the SIP
+	// ACK): with answer-when-ready the session is up before the 200 OK, and
+	// a caller that never acknowledges it must not cost a response.
+	GreetAfterConfirm bool
 	// StallNoResponse: no response.created this long after the caller's turn
 	// ended (speech_stopped/committed) or after our response.create → stall
 	// (default 5 s).
@@ -50,6 +54,9 @@ type Config struct {
 	// TransferTargets are the allowed transfer_call targets; the first is
 	// the default.
 	TransferTargets []string
+	// Regions, when set, are the only pool regions this call may use, by
+	// name (an assistant profile's subset); empty: every region.
+	Regions []string
 	// KeepAudioTurns: user turns whose audio is kept for replay (default 4).
 	KeepAudioTurns int
 	// DTMFDisabled drops the caller's key presses (RFC 4733 events, SIP

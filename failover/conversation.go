@@ -138,6 +138,7 @@ type Conversation struct {
 	swap    swapPart      // between sessions, and the give-up count (swap.go)
 	standby standbyState  // the warm standby / rotation target (standby.go)
 	fn      functionState // end_call, transfers, custom tools (functions.go)
+	silent  silentPart    // answers the caller cannot hear (silent.go)
 	obs     observeState  // what the Observer gets (observer.go)
 
 	observer Observer
@@ -153,7 +154,8 @@ const (
 	msgDTMF
 	msgTransfer
 	msgHold
-	msgTool // a custom tool's output (tools.go)
+	msgTool      // a custom tool's output (tools.go)
+	msgConfirmed // the SIP side received the ACK of its 200 OK
 )
 
 type message struct {
@@ -297,6 +299,12 @@ func (c *Conversation) TransferResult(callID string, ok bool, detail string) {
 // progress is cancelled and its playout flushed.
 func (c *Conversation) SetHold(held bool) { c.post(message{kind: msgHold, ok: held}) }
 
+// CallConfirmed tells the conversation that the caller acknowledged the
+// answer (the SIP ACK). With Config.GreetAfterConfirm the greeting waits for
+// it, so a call answered and never acknowledged (a flood of INVITEs that
+// never ACK) never has a response created, and never bills one.
+func (c *Conversation) CallConfirmed() { c.post(message{kind: msgConfirmed}) }
+
 func (c *Conversation) post(m message) {
 	select {
 	case c.msgs <- m:
@@ -399,6 +407,10 @@ func (c *Conversation) leave() []effect {
 	if c.standby.spare != nil {
 		c.retire(c.standby.spare)
 		c.standby.spare = nil
+	}
+	if rp := c.replaying(); rp != nil {
+		c.swap.sw.replay = nil
+		c.retire(rp.ss)
 	}
 	return c.fx
 }

@@ -151,3 +151,34 @@ func TestRunServesAfterGivingUp(t *testing.T) {
 	require.False(t, open, "Controls closed when Run returns")
 	require.Equal(t, 5, player.bytesFor(apologyItem))
 }
+
+// TestGreetingWaitsForConfirm: with GreetAfterConfirm a call answered and
+// never acknowledged has no response created (nothing billed); the ACK
+// releases the greeting, whether it comes before or after the session is up.
+func TestGreetingWaitsForConfirm(t *testing.T) {
+	cfg := Config{Greeting: "Say hello.", GreetAfterConfirm: true}
+
+	h := newHarness(t, cfg, testRegions())
+	h.start()
+	s1 := h.session(1)
+	h.waitActive(s1)
+	h.pump()
+	require.Empty(t, s1.responses(), "no response.create before the ACK")
+	h.conv.CallConfirmed()
+	h.pump()
+	require.Len(t, s1.responses(), 1, "the ACK releases the greeting")
+	require.Equal(t, testSessionConfig().Instructions+"\n\nSay hello.", s1.responses()[0].Instructions)
+	h.conv.CallConfirmed() // a second confirmation changes nothing
+	h.pump()
+	require.Len(t, s1.responses(), 1)
+	require.NoError(t, h.stop())
+
+	h = newHarness(t, cfg, testRegions())
+	h.conv.CallConfirmed() // ACK first (answered before ready)
+	h.start()
+	s1 = h.session(1)
+	h.waitActive(s1)
+	h.pump()
+	require.Len(t, s1.responses(), 1, "greeted as soon as the session is up")
+	require.NoError(t, h.stop())
+}

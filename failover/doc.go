@@ -28,26 +28,38 @@
 // the shell carries out: Run on goroutines, the tests synchronously, so
 // the failover tests are tables of (inputs, clock) → effects and state.
 // Giving up is decided in one place (nextAttempt). The replay into a new
-// session is sent from the actor, bounded by a timeout and by the call's
+// session is sent from the actor; its acknowledgements come back as the
+// session's events while swapping, bounded by a timeout and by the call's
 // context.
 //
 // # Failure detection
 //
 // Each failure is classified once as a Trigger (its String is the log and
 // metric label): response.done failed (server_error, rate limit, auth),
-// `error` events of type server_error, session_expired / close 1001 /
-// expires_at (expiry), other closes and drops, and three stall watchdogs
-// driven by the injected clock. Recoverable errors (the ones the protocol
-// lists as races) are logged, never swapped on.
+// `error` events of type server_error or a rate-limit code,
+// session_expired / close 1001 / expires_at (expiry), other closes and
+// drops, three stall watchdogs driven by the injected clock, and silent
+// answers. Recoverable errors (the ones the protocol lists as races) are
+// logged, never swapped on.
+//
+// Failures the service does not announce (silent.go): an answer that
+// arrives as text in an audio call, or completes with no audio and no
+// function call, is caught at its first text event (or its
+// response.done), cancelled, deleted and asked again with the caller's
+// last turn moved to the end as audio; silent again, the session is left
+// (silent_answer). Throttling (throttle.go) is not an outage: a 429 or a
+// rate-limit error sets the region aside for the time the provider asked,
+// without counting against its breaker, and the turn goes elsewhere.
 //
 // # Swap and replay
 //
 //   - The answer the caller was waiting for is worked out first: the
 //     response that failed or was running (unless the caller had interrupted
 //     it), our create not yet started, or a committed turn not yet answered.
-//   - If that answer was playing, playout is flushed at once and the played
-//     position of each item is recorded; the record then renders the
-//     assistant text cut to what the caller heard.
+//   - If that answer had produced audio, the audio received keeps playing
+//     (heard.go): the continuation is queued behind it, and the record
+//     claims as heard only what a slow speaker says in that audio (the
+//     transcript runs ahead of the audio).
 //   - Caller audio is never dropped: audio the old session had not committed
 //     and everything said during the swap is buffered, and appended to the
 //     new session after the replay, before the response.create, so that the
@@ -62,6 +74,12 @@
 //     session's, so both are sent).
 //   - Exactly one response.create ends a swap; plain creates queued behind
 //     the failed answer (tool follow-ups, DTMF) are merged into it.
+//   - The replay is confirmed (replay.go): the caller's last turn goes as
+//     audio, every item must be acknowledged (item.added, or an error
+//     naming its create) before the response.create; a refused item is
+//     repaired and resent in its place, else the swap moves on to another
+//     region; bounded by a timeout. Meanwhile the conversation stays
+//     swapping and the new session's events go to the replay.
 //   - MaxSwapsInRow consecutive failed attempts (dial error, replay error, or
 //     a new session that fails before completing a response) give up:
 //     apology, ControlGiveUp, ErrAllRegionsFailed.

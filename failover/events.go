@@ -15,6 +15,9 @@ var errNilSession = errors.New("failover: dialer returned no session and no erro
 // session are ignored; the spare's only matter when it ends.
 func (c *Conversation) onActiveEvent(ev realtime.ServerEvent) {
 	c.observeEvent(ev)
+	if c.observeSilent(ev) {
+		return
+	}
 	switch ev.Type {
 	case realtime.EvError:
 		c.onErrorEvent(ev)
@@ -65,8 +68,10 @@ func (c *Conversation) onActiveEvent(ev realtime.ServerEvent) {
 		}
 	case realtime.EvResponseDone:
 		c.onResponseDone(ev)
+	case realtime.EvRateLimitsUpdated:
+		c.onRateLimits(c.active.region.Name, ev)
 	case realtime.EvSessionCreated, realtime.EvSessionUpdated, realtime.EvConversationCreated,
-		realtime.EvContentPartAdded, realtime.EvContentPartDone, realtime.EvRateLimitsUpdated,
+		realtime.EvContentPartAdded, realtime.EvContentPartDone,
 		realtime.EvInputCleared, realtime.EvInputTranscriptionDelta, realtime.EvInputTranscriptionSegment,
 		realtime.EvInputTranscriptionFailed:
 		// Nothing to do: the record does not need them.
@@ -96,7 +101,8 @@ func (c *Conversation) onErrorEvent(ev realtime.ServerEvent) {
 		d = &realtime.ErrorDetail{}
 	}
 	if trig := classifyErrorEvent(d); trig != 0 {
-		c.fail(trig, failInfo{err: fmt.Sprintf("%s/%s: %s", d.Type, d.Code, d.Message)})
+		rl, _ := realtime.RateLimitFromEvent(c.active.region.Name, ev)
+		c.fail(trig, failInfo{err: fmt.Sprintf("%s/%s: %s", d.Type, d.Code, d.Message), rateLimit: rl})
 		return
 	}
 	if d.Code == codeActiveResponse && c.turns.inflight != nil {

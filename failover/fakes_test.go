@@ -59,6 +59,7 @@ type call struct {
 	itemID     string
 	audioEndMs int
 	respID     string
+	prev       string // create_item's previous_item_id
 }
 
 // fakeSession is a scriptable realtime.Session: it records every call, and
@@ -82,6 +83,12 @@ type fakeSession struct {
 	createItemErr     error
 	blockCreateItem   bool          // CreateItem waits for its ctx
 	createItemBlocked chan struct{} // closed when a blocked CreateItem started waiting
+	// Item acknowledgements, as the real service sends them: every created
+	// item is echoed with conversation.item.added, unless noItemAck, or
+	// refused with an error naming its create's event_id when refuseItem
+	// says so.
+	noItemAck  bool
+	refuseItem func(realtime.Item) *realtime.ErrorDetail
 }
 
 func newFakeSession(id, region string) *fakeSession {
@@ -143,7 +150,28 @@ func (f *fakeSession) CreateItem(ctx context.Context, item realtime.Item, prev s
 	if cerr != nil {
 		return cerr
 	}
-	return f.record(call{op: "create_item", item: item})
+	if err := f.record(call{op: "create_item", item: item, prev: prev}); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	noAck, refuse := f.noItemAck, f.refuseItem
+	f.mu.Unlock()
+	switch {
+	case noAck:
+	case refuse != nil && refuse(item) != nil:
+		d := *refuse(item)
+		d.EventID = realtime.ItemCreateEventID(item.ID)
+		f.push(realtime.ServerEvent{Type: realtime.EvError, Error: &d})
+	default:
+		echo := item
+		echo.Content = nil
+		for _, p := range item.Content {
+			p.Audio = nil // the service does not echo audio bytes
+			echo.Content = append(echo.Content, p)
+		}
+		f.push(realtime.ServerEvent{Type: realtime.EvItemAdded, PreviousItemID: prev, Item: &echo})
+	}
+	return nil
 }
 
 func (f *fakeSession) DeleteItem(_ context.Context, id string) error {

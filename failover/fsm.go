@@ -30,12 +30,13 @@ const (
 	inTransferResult                  // the outcome of a ControlTransfer
 	inHold                            // the caller put the call on hold or resumed
 	inToolResult                      // a custom tool's output
+	inConfirmed                       // the call's answer was acknowledged (SIP ACK)
 	inTick                            // the watchdog clock
 	numInputs
 )
 
 var inputNames = [numInputs]string{"caller_audio", "session_event", "session_end", "spare_end", "stale", "swap_dial",
-	"spare_dial", "playout", "dtmf", "transfer_result", "hold", "tool_result", "tick"}
+	"spare_dial", "playout", "dtmf", "transfer_result", "hold", "tool_result", "confirmed", "tick"}
 
 func (k inputKind) String() string {
 	if k < numInputs {
@@ -77,6 +78,12 @@ func (c *Conversation) sessionInput(se sessEvent) input {
 			return input{kind: inSpareEnd, err: se.err}
 		}
 		return input{kind: inStale}
+	case c.replaying() != nil && se.gen == c.replaying().ss.gen:
+		// The session a swap is replaying into (stSwapping, replay.go).
+		if se.end {
+			return input{kind: inSessionEnd, err: se.err}
+		}
+		return input{kind: inSessionEvent, ev: se.ev}
 	case c.active == nil || se.gen != c.active.gen:
 		return input{kind: inStale}
 	case se.end:
@@ -103,6 +110,8 @@ func messageInput(m message) input {
 		k = inTransferResult
 	case msgHold:
 		k = inHold
+	case msgConfirmed:
+		k = inConfirmed
 	case msgTool:
 	default:
 		panic(fmt.Sprintf("failover: message kind %d has no input", m.kind))
@@ -120,31 +129,31 @@ var transitions = [numStates][numInputs]action{
 	stConnecting: {
 		inCallerAudio: actBufferAudio, inSessionEvent: actIgnore, inSessionEnd: actIgnore, inSpareEnd: actSpareEnded,
 		inStale: actIgnore, inSwapDial: actSwapDialed, inSpareDial: actSpareDialed, inPlayout: actPlayoutDone,
-		inDTMF: actDTMF, inTransferResult: actTransferResult, inHold: actHold, inToolResult: actToolResult,
+		inDTMF: actDTMF, inTransferResult: actTransferResult, inHold: actHold, inToolResult: actToolResult, inConfirmed: actConfirmed,
 		inTick: actIgnore,
 	},
 	stActive: {
 		inCallerAudio: actSendAudio, inSessionEvent: actSessionEvent, inSessionEnd: actSessionEnded, inSpareEnd: actSpareEnded,
 		inStale: actIgnore, inSwapDial: actCloseDialed, inSpareDial: actSpareDialed, inPlayout: actPlayoutDone,
-		inDTMF: actDTMF, inTransferResult: actTransferResult, inHold: actHold, inToolResult: actToolResult,
+		inDTMF: actDTMF, inTransferResult: actTransferResult, inHold: actHold, inToolResult: actToolResult, inConfirmed: actConfirmed,
 		inTick: actTickActive,
 	},
 	stSwapping: {
-		inCallerAudio: actBufferAudio, inSessionEvent: actIgnore, inSessionEnd: actIgnore, inSpareEnd: actSpareEnded,
+		inCallerAudio: actBufferAudio, inSessionEvent: actReplayEvent, inSessionEnd: actReplayEnded, inSpareEnd: actSpareEnded,
 		inStale: actIgnore, inSwapDial: actSwapDialed, inSpareDial: actSpareDialed, inPlayout: actPlayoutDone,
-		inDTMF: actDTMF, inTransferResult: actTransferResult, inHold: actHold, inToolResult: actToolResult,
+		inDTMF: actDTMF, inTransferResult: actTransferResult, inHold: actHold, inToolResult: actToolResult, inConfirmed: actConfirmed,
 		inTick: actTickSwapping,
 	},
 	stEnding: {
 		inCallerAudio: actIgnore, inSessionEvent: actIgnore, inSessionEnd: actIgnore, inSpareEnd: actSpareEnded,
 		inStale: actIgnore, inSwapDial: actCloseDialed, inSpareDial: actSpareDialed, inPlayout: actPlayoutDone,
-		inDTMF: actIgnore, inTransferResult: actTransferResult, inHold: actHold, inToolResult: actToolResult,
+		inDTMF: actIgnore, inTransferResult: actTransferResult, inHold: actHold, inToolResult: actToolResult, inConfirmed: actIgnore,
 		inTick: actTickEnding,
 	},
 	stGaveUp: {
 		inCallerAudio: actIgnore, inSessionEvent: actIgnore, inSessionEnd: actIgnore, inSpareEnd: actSpareEnded,
 		inStale: actIgnore, inSwapDial: actCloseDialed, inSpareDial: actCloseDialed, inPlayout: actPlayoutDone,
-		inDTMF: actIgnore, inTransferResult: actTransferResult, inHold: actHold, inToolResult: actToolResult,
+		inDTMF: actIgnore, inTransferResult: actTransferResult, inHold: actHold, inToolResult: actToolResult, inConfirmed: actIgnore,
 		inTick: actTickGaveUp,
 	},
 }
@@ -163,6 +172,13 @@ func (c *Conversation) step(in input) []effect {
 }
 
 func actIgnore(*Conversation, input) {}
+
+// actConfirmed: the caller acknowledged the answer; a greeting held for it
+// goes out now (Config.GreetAfterConfirm).
+func actConfirmed(c *Conversation, _ input) {
+	c.turns.confirmed = true
+	c.maybeGreet()
+}
 
 func actBufferAudio(c *Conversation, in input) { c.bufferCallerAudio(*in.frame) }
 func actSendAudio(c *Conversation, in input)   { c.sendCallerAudio(*in.frame) }
@@ -185,9 +201,14 @@ func actDTMF(c *Conversation, in input)        { c.onDTMF(in.msg.digit) }
 func actTransferResult(c *Conversation, in input) {
 	c.onTransferResult(in.msg.callID, in.msg.ok, in.msg.detail)
 }
-func actHold(c *Conversation, in input)        { c.onHold(in.msg.ok) }
-func actToolResult(c *Conversation, in input)  { c.onToolResult(in.msg.callID, in.msg.detail) }
-func actTickActive(c *Conversation, _ input)   { c.tickActive() }
-func actTickSwapping(c *Conversation, _ input) { c.maybeFiller(c.now()) }
+func actHold(c *Conversation, in input)       { c.onHold(in.msg.ok) }
+func actToolResult(c *Conversation, in input) { c.onToolResult(in.msg.callID, in.msg.detail) }
+func actTickActive(c *Conversation, _ input)  { c.tickActive() }
+func actTickSwapping(c *Conversation, _ input) {
+	c.maybeFiller(c.now())
+	c.checkReplay(c.now())
+}
+func actReplayEvent(c *Conversation, in input) { c.onReplayEvent(in.ev) }
+func actReplayEnded(c *Conversation, in input) { c.onReplayEnd(in.err) }
 func actTickEnding(c *Conversation, _ input)   { c.checkEnd(c.now()) }
 func actTickGaveUp(c *Conversation, _ input)   { c.checkGiveUp(c.now()) }

@@ -19,6 +19,8 @@ type Metrics struct {
 	GiveUps             prometheus.Counter       // sipbridge_failover_giveups_total
 	Rotations           *prometheus.CounterVec   // sipbridge_failover_rotations_total{region}
 	CallerFramesDropped prometheus.Counter       // sipbridge_failover_caller_frames_dropped_total
+
+	quiet quietMetrics // throttle.go
 }
 
 // NewMetrics creates the series and registers them on reg (never the global
@@ -67,5 +69,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Caller audio frames dropped because the conversation could not keep up.",
 		})),
 	}
+	m.quiet = newQuietMetrics(reg)
 	return m
 }

@@ -47,7 +47,7 @@ func (c *Conversation) onAudioDelta(ev realtime.ServerEvent) {
 		// The pause ends when the new answer's first audio reaches the
 		// player; the media layer adds at most one 20 ms frame until it is
 		// on the wire.
-		c.swap.pendingLog.pause = now.Sub(c.swap.pendingLog.pauseStart)
+		c.swap.pendingLog.pause = max(now.Sub(c.swap.pendingLog.pauseStart), 0) // 0: the kept audio still plays
 		c.m.Pause.Observe(c.swap.pendingLog.pause.Seconds())
 		c.emitSwapLog("answered")
 	}
@@ -149,20 +149,6 @@ func (c *Conversation) onPlayoutDone(itemID string, playedMs int) {
 	c.rec.SetHeard(itemID, playedMs)
 	c.checkEnd(c.now())
 	c.checkGiveUp(c.now())
-}
-
-// flushHeard flushes playout on a swap and records, for each unfinished
-// item, what the caller heard of it.
-func (c *Conversation) flushHeard() {
-	c.player.Flush()
-	for _, id := range c.play.order {
-		ps := c.play.items[id]
-		if ps.finished {
-			continue
-		}
-		c.rec.Truncate(id, min(c.player.PlayedMs(id), ps.bytes/c.outBPM))
-	}
-	c.resetPlayout()
 }
 
 // heardAnyOf reports whether the caller heard some audio of the items.

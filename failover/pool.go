@@ -88,6 +88,8 @@ func (o Outcome) String() string {
 		return "connect_error"
 	case OutcomeAuthError:
 		return "auth_error"
+	case OutcomeThrottled:
+		return "throttled"
 	}
 	return "unknown"
 }
@@ -95,7 +97,7 @@ func (o Outcome) String() string {
 // MarshalText shows the state by name in /status.
 func (s BreakerState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
-func (o Outcome) failure() bool { return o != OutcomeResponseOK }
+func (o Outcome) failure() bool { return o != OutcomeResponseOK && o != OutcomeThrottled }
 
 // BreakerState is a region's circuit breaker state; the values are the
 // sipbridge_failover_breaker_state gauge values.
@@ -136,6 +138,8 @@ type RegionStatus struct {
 	ProbeInFlight bool `json:"probe_in_flight"`
 	// AuthFailed: the breaker was opened by an auth/quota error.
 	AuthFailed bool `json:"auth_failed"`
+	// ThrottledUntil: rate limited, set aside until then (zero if not).
+	ThrottledUntil time.Time `json:"throttled_until,omitzero"`
 	// LastOutcome is the most recent report.
 	LastOutcome string `json:"last_outcome,omitempty"`
 }
@@ -154,6 +158,7 @@ type regionHealth struct {
 	probeAt     time.Time // zero: the half-open probe is free
 	authFailed  bool
 	lastOutcome Outcome
+	asideUntil  time.Time // rate limited: no new sessions before (throttle.go)
 }
 
 // Pool is the set of regions a call may use, in priority order, with one
@@ -365,6 +370,9 @@ outer:
 			}
 		}
 		p.refresh(rh, now)
+		if rh.setAside(now) {
+			continue
+		}
 		switch rh.state {
 		case BreakerClosed:
 			if p.degraded(rh) {
@@ -446,6 +454,9 @@ func (p *Pool) Report(region string, o Outcome) {
 	now := p.hc.Now()
 	p.refresh(rh, now)
 	rh.lastOutcome = o
+	if o == OutcomeThrottled {
+		return // not a failure: SetAside does the rest
+	}
 	switch rh.state {
 	case BreakerClosed:
 		rh.samples = append(rh.samples, sample{at: now, failed: o.failure()})
@@ -492,6 +503,9 @@ func (p *Pool) Status() []RegionStatus {
 			OpenedAt:      rh.openedAt,
 			ProbeInFlight: rh.state == BreakerHalfOpen && !rh.probeAt.IsZero() && now.Sub(rh.probeAt) < p.hc.CoolDown,
 			AuthFailed:    rh.authFailed,
+		}
+		if rh.setAside(now) {
+			st.ThrottledUntil = rh.asideUntil
 		}
 		if rh.lastOutcome != 0 {
 			st.LastOutcome = rh.lastOutcome.String()

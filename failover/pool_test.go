@@ -287,3 +287,32 @@ func TestRegionStatusJSON(t *testing.T) {
 	require.NoError(t, err)
 	require.JSONEq(t, `{"name":"east","priority":0,"state":"half_open","samples":3,"failures":0,"failure_ratio":0,"degraded":false,"probe_in_flight":false,"auth_failed":false}`, string(b))
 }
+
+func TestReconfigureKeepsHealthByName(t *testing.T) {
+	now := time.Unix(1000, 0)
+	hc := HealthConfig{MinSamples: 2, FailureRatio: 0.5, CoolDown: time.Minute, Now: func() time.Time { return now }}
+	p := NewPool([]Region{{Name: "east"}, {Name: "west"}, {Name: "north"}}, hc, nil, nil)
+	for range 3 {
+		p.Report("east", OutcomeConnectError)
+	}
+	require.Equal(t, []string{"west", "north"}, candidateNames(p.Candidates()))
+
+	added, removed := p.Reconfigure([]Region{{Name: "south"}, {Name: "east", SessionLimit: time.Hour}, {Name: "west"}}, hc)
+	require.Equal(t, []string{"south"}, added)
+	require.Equal(t, []string{"north"}, removed)
+	require.Equal(t, []string{"south", "west"}, candidateNames(p.Candidates()), "east's breaker stays open; north is gone")
+	r, ok := p.Region("east")
+	require.True(t, ok)
+	require.Equal(t, time.Hour, r.SessionLimit, "the region's new settings are used")
+	p.Report("north", OutcomeConnectError) // a session still open there: ignored
+	_, ok = p.Region("north")
+	require.False(t, ok)
+}
+
+func candidateNames(rs []Region) []string {
+	out := make([]string, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, r.Name)
+	}
+	return out
+}

@@ -66,14 +66,14 @@ func (c *Conversation) ensureSpare(now time.Time) {
 	var lease *Lease
 	if rotating {
 		// Rotation is not a failure: the current region is as good as any.
-		r, l, err := c.pool.Lease(SessionRotation, c.pool.Candidates())
+		r, l, err := c.pool.Lease(SessionRotation, c.allowedRegions(c.pool.Candidates()))
 		if err != nil {
 			c.standby.retryAt = now.Add(spareRetry)
 			return
 		}
 		region, lease = r, l
 	} else {
-		cands := c.pool.Candidates(c.active.region.Name)
+		cands := c.allowedRegions(c.pool.Candidates(c.active.region.Name))
 		if len(cands) == 0 || !cands[0].WarmStandby {
 			return
 		}
@@ -116,11 +116,7 @@ func (c *Conversation) onSpareDial(r dialResult) {
 		}
 		kind, auth := dialErrorKind(r.err)
 		c.m.ConnectErrors.WithLabelValues(r.region.Name, kind).Inc()
-		outcome := OutcomeConnectError
-		if auth {
-			outcome = OutcomeAuthError
-		}
-		c.pool.Report(r.region.Name, outcome)
+		c.pool.Report(r.region.Name, c.dialOutcome(r.region.Name, r.err, auth))
 		c.throttleOnRateLimit(r.region.Name, r.err)
 		c.standby.retryAt = c.now().Add(spareRetry)
 		c.log.Warn("failover: warm standby open failed", "region", r.region.Name, "kind", kind, "err", r.err, "rotation", c.standby.rotation)

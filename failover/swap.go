@@ -15,6 +15,8 @@ import (
 type failInfo struct {
 	respID string // the response that failed or was in progress
 	err    string // the provider's error message, for the swap log
+	// rateLimit: the provider throttled the region (TriggerRateLimited).
+	rateLimit *realtime.RateLimitError
 }
 
 // oldInfo names the session a swap left, for the one swap log line.
@@ -47,7 +49,9 @@ type swapState struct {
 	from       oldInfo
 	tried      map[string]int
 	attempts   int
-	dialGen    uint64 // the dial whose result is awaited (0 = none)
+	dialGen    uint64         // the dial whose result is awaited (0 = none)
+	replay     *replayState   // the replay awaiting acknowledgements (replay.go)
+	refused    map[string]int // item id → refusals without repair in this swap
 	lastErr    string
 }
 
@@ -76,6 +80,13 @@ func (c *Conversation) fail(trig Trigger, fi failInfo) {
 	old.closeWhy, old.closeErr = "failed", trig.String()+": "+fi.err
 	if o := trig.outcome(); o != 0 {
 		c.pool.Report(old.region.Name, o)
+	}
+	if trig == TriggerRateLimited {
+		rl := fi.rateLimit
+		if rl == nil {
+			rl = &realtime.RateLimitError{Region: old.region.Name, Source: realtime.RateLimitResponse, Message: fi.err}
+		}
+		c.throttle(old.region.Name, rl)
 	}
 	c.flushSwapLog("failed_again")
 	if c.fn.ending != nil {
@@ -106,10 +117,11 @@ func (c *Conversation) startSwap(trig Trigger, fi failInfo) {
 		respID = c.turns.activeResp
 	}
 	redo := c.pendingAnswer(respID)
-	if respID != "" && c.isPlaying() {
-		// The cut answer is regenerated as a continuation: the rest of its
-		// audio must not play, and what was heard fixes where it resumes.
-		c.flushHeard()
+	var playEnd time.Time
+	if respID != "" && !c.play.suppressRsp[respID] {
+		// The cut answer is regenerated as a continuation that starts where
+		// the audio received ends: that audio keeps playing (heard.go).
+		playEnd = c.keepHeard(now, c.turns.activeItems)
 	}
 	if redo != nil && respID != "" && c.heardAnyOf(c.turns.activeItems) {
 		redo.continuation = true
@@ -120,6 +132,9 @@ func (c *Conversation) startSwap(trig Trigger, fi failInfo) {
 	}
 	if pauseStart.IsZero() || redo == nil {
 		pauseStart = now
+	}
+	if playEnd.After(pauseStart) {
+		pauseStart = playEnd // silence starts when the kept audio ends
 	}
 	if redo != nil {
 		// One create at the end of the swap sees the whole conversation,
@@ -242,7 +257,7 @@ func (c *Conversation) pickRegion(sw *swapState) (Region, *Lease, error) {
 	var order []Region
 	seen := map[string]bool{}
 	add := func(rs []Region) {
-		for _, r := range rs {
+		for _, r := range c.allowedRegions(rs) {
 			if !seen[r.Name] {
 				seen[r.Name] = true
 				order = append(order, r)
@@ -299,11 +314,7 @@ func (c *Conversation) onSwapDial(r dialResult) {
 		}
 		kind, auth := dialErrorKind(r.err)
 		c.m.ConnectErrors.WithLabelValues(r.region.Name, kind).Inc()
-		outcome := OutcomeConnectError
-		if auth {
-			outcome = OutcomeAuthError
-		}
-		c.pool.Report(r.region.Name, outcome)
+		c.pool.Report(r.region.Name, c.dialOutcome(r.region.Name, r.err, auth))
 		c.throttleOnRateLimit(r.region.Name, r.err)
 		c.swap.failedInRow++
 		sw.lastErr = r.err.Error()
@@ -326,34 +337,18 @@ func (c *Conversation) onSwapDial(r dialResult) {
 // first and our create is refused as a duplicate (non-fatal), or it
 // interrupts the answer we asked for, exactly as a live barge-in would.
 func (c *Conversation) finishSwap(ss *session, warm bool) {
+	items := c.rec.ReplayItems(ss.s.Dialect())
+	c.callerAudioLast(items)
+	c.startReplay(ss, warm, items)
+}
+
+// completeSwap puts ss in charge once its replay is confirmed (replay.go).
+func (c *Conversation) completeSwap(ss *session, warm bool, items int) {
 	sw := c.swap.sw
 	c.active = ss
 	if ss.lease != nil {
 		ss.lease.Retag(SessionCall) // a standby or rotation target now carries the call
 	}
-	items := c.rec.ReplayItems(ss.s.Dialect())
-	ctx, cancel := context.WithTimeout(c.ctx, replayTimeout)
-	for i, it := range items {
-		if err := ss.s.CreateItem(ctx, it, ""); err != nil {
-			cancel()
-			c.active = nil
-			c.retire(ss)
-			if c.ctx.Err() != nil {
-				return // the caller hung up during the replay
-			}
-			c.pool.Report(ss.region.Name, OutcomeSessionLost)
-			c.swap.failedInRow++
-			sw.lastErr = fmt.Sprintf("replay item %d of %d: %v", i+1, len(items), err)
-			c.log.Warn("failover: replay failed", "region", ss.region.Name, "session_id", ss.s.ID(), "err", err,
-				"trigger", sw.trigger.String(), "failed_in_row", c.swap.failedInRow)
-			c.nextAttempt()
-			return
-		}
-		if it.Type == "function_call" {
-			ss.calls[it.CallID] = true
-		}
-	}
-	cancel()
 	c.state = stActive
 	c.swap.sw = nil
 	c.swap.unconfirmed = true
@@ -368,10 +363,7 @@ func (c *Conversation) finishSwap(ss *session, warm bool) {
 	if sw.initial {
 		c.sessionLog().Info("failover: session started", "attempts", sw.attempts, "connect_ms", now.Sub(sw.startedAt).Milliseconds())
 		c.readyOnce.Do(func() { close(c.ready) })
-		if c.cfg.Greeting != "" && !c.turns.greeted {
-			c.turns.greeted = true
-			c.enqueue(&createReq{params: greetingParams(c.cfg)})
-		}
+		c.maybeGreet()
 	} else {
 		if sw.trigger == TriggerRotation {
 			c.m.Rotations.WithLabelValues(sw.from.region).Inc()
@@ -380,7 +372,7 @@ func (c *Conversation) finishSwap(ss *session, warm bool) {
 		}
 		c.emit(Control{Kind: ControlSwapFinished, Reason: sw.trigger.String()})
 		c.swap.pendingLog = &swapReport{trigger: sw.trigger, from: sw.from, toRegion: ss.region.Name, toSession: ss.s.ID(),
-			items: len(items), attempts: sw.attempts, warm: warm, swapDur: now.Sub(sw.startedAt), pauseStart: sw.pauseStart,
+			items: items, attempts: sw.attempts, warm: warm, swapDur: now.Sub(sw.startedAt), pauseStart: sw.pauseStart,
 			awaitAudio: sw.redo != nil}
 		if sw.redo == nil {
 			c.emitSwapLog("no_answer_pending")

@@ -48,6 +48,10 @@ const (
 	// TriggerConnect: the first session of the call could not be opened
 	// (used for the give-up log and metrics of calls that never connected).
 	TriggerConnect
+	// TriggerSilentAnswer: the model answered in text, or with nothing, in
+	// an audio call, again after being asked once more with the caller's
+	// audio last (silent.go).
+	TriggerSilentAnswer
 )
 
 func (t Trigger) String() string {
@@ -76,6 +80,8 @@ func (t Trigger) String() string {
 		return "rotation"
 	case TriggerConnect:
 		return "connect"
+	case TriggerSilentAnswer:
+		return "silent_answer"
 	}
 	return "unknown"
 }
@@ -84,7 +90,9 @@ func (t Trigger) String() string {
 // expiry and rotation are the provider's limits, not faults).
 func (t Trigger) outcome() Outcome {
 	switch t {
-	case TriggerResponseFailed, TriggerRateLimited, TriggerServerError:
+	case TriggerRateLimited:
+		return OutcomeThrottled
+	case TriggerResponseFailed, TriggerServerError, TriggerSilentAnswer:
 		return OutcomeResponseFailed
 	case TriggerAuth:
 		return OutcomeAuthError
@@ -132,6 +140,9 @@ func classifyErrorEvent(d *realtime.ErrorDetail) Trigger {
 		return TriggerServerError
 	case realtime.IsAuthError(d):
 		return TriggerAuth
+	case realtime.IsRateLimitCode(d.Code):
+		// Throttled: the turn goes elsewhere at once (throttle.go).
+		return TriggerRateLimited
 	}
 	return 0
 }

@@ -21,6 +21,7 @@ type turnState struct {
 	awaitingResponse bool // a committed caller turn waits for its answer
 	reqSeq           int
 	greeted          bool
+	confirmed        bool // CallConfirmed arrived
 
 	// Watchdog deadlines (zero = disarmed).
 	noRespAt     time.Time
@@ -93,10 +94,12 @@ func (c *Conversation) onResponseDone(ev realtime.ServerEvent) {
 			e := r.StatusDetails.Error
 			msg = fmt.Sprintf("%s/%s: %s", e.Type, e.Code, e.Message)
 		}
-		c.fail(trig, failInfo{respID: id, err: msg})
+		rl, _ := realtime.RateLimitFromEvent(c.active.region.Name, ev)
+		c.fail(trig, failInfo{respID: id, err: msg, rateLimit: rl})
 		return
 	}
-	if status == realtime.StatusCompleted || status == realtime.StatusIncomplete {
+	silent := c.silentAtDone(r, id)
+	if (status == realtime.StatusCompleted || status == realtime.StatusIncomplete) && !silent {
 		c.pool.Report(c.active.region.Name, OutcomeResponseOK)
 		// The session has proved itself: the swap that brought it worked.
 		c.swap.failedInRow = 0
@@ -203,6 +206,19 @@ func (c *Conversation) vadCreates() bool {
 func (c *Conversation) interruptsOnServer() bool {
 	td := c.cfg.Session.TurnDetection
 	return td != nil && td.InterruptResponse
+}
+
+// maybeGreet queues the greeting once the first session is up and, with
+// GreetAfterConfirm, the call is confirmed.
+func (c *Conversation) maybeGreet() {
+	if c.cfg.Greeting == "" || c.turns.greeted || !c.isReady() {
+		return
+	}
+	if c.cfg.GreetAfterConfirm && !c.turns.confirmed {
+		return
+	}
+	c.turns.greeted = true
+	c.enqueue(&createReq{params: greetingParams(c.cfg)})
 }
 
 func greetingParams(cfg Config) realtime.ResponseParams {

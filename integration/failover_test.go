@@ -111,7 +111,13 @@ func TestFailoverTriggers(t *testing.T) {
 			require.Equal(t, "answered", a["outcome"], line)
 			pause, err := strconv.Atoi(a["pause_ms"])
 			require.NoError(t, err, line)
-			require.Greater(t, pause, 0)
+			if tc.midAnswer {
+				// The audio east streamed keeps playing across the swap; the
+				// continuation may arrive before it ends (no silence at all).
+				require.GreaterOrEqual(t, pause, 0)
+			} else {
+				require.Greater(t, pause, 0)
+			}
 			if strings.HasPrefix(tc.trigger, "response_failed") {
 				require.True(t, strings.HasPrefix(a["response_id"], "resp_"), line)
 				require.Contains(t, line, "The server had an error", "the provider's error message is in the swap line")

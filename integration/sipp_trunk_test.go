@@ -115,9 +115,15 @@ func TestSIPpDigestAuth(t *testing.T) {
 	require.Len(t, east.Sim.Sessions(), 1, "the refused call opened no session")
 	require.Equal(t, 1.0, adminMetric(t, br, `sipbridge_sip_auth_failures_total{reason="bad_response"}`))
 
-	// SIPp's default digest uri (no user part) is refused: the uri check is
-	// real, not a formality.
-	run = runSIPpFrom(t, "127.0.0.1", br.SIPAddr, "uac_auth_wrong.xml", "-au", "sipp-user", "-ap", pw)
+	// SIPp's default digest uri (host:port, no user part) is accepted
+	// (issue 10: SIPp could not authenticate otherwise).
+	run = runSIPpFrom(t, "127.0.0.1", br.SIPAddr, "uac_auth.xml", "-au", "sipp-user", "-ap", pw)
+	requireSIPpPassed(t, run)
+	require.Len(t, east.Sim.Sessions(), 2)
+
+	// A digest uri naming another host is refused: the uri check is real,
+	// not a formality.
+	run = runSIPpFrom(t, "127.0.0.1", br.SIPAddr, "uac_auth_wrong.xml", "-au", "sipp-user", "-ap", pw, "-auth_uri", "bot@192.0.2.1:5060")
 	requireSIPpPassed(t, run)
 	require.Equal(t, 1.0, adminMetric(t, br, `sipbridge_sip_auth_failures_total{reason="uri_mismatch"}`))
 	require.NotContains(t, br.Logs(), pw)

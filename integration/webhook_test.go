@@ -109,6 +109,8 @@ func TestWebhookToolThroughTheBinary(t *testing.T) {
 			require.Equal(t, map[string]any{"order_id": "A-17"}, hit.body["arguments"])
 			require.NotEmpty(t, hit.body["call_id"])
 			require.Equal(t, "Bearer test-token-9", hit.auth)
+			caller, _ := hit.body["caller"].(map[string]any)
+			require.Equal(t, "bot", caller["to_user"], "the webhook gets the caller context")
 
 			// The caller hears the answer the model gave after the tool.
 			_, err = call.WaitTone(ctx, eastHz, 0, 600*time.Millisecond, 30*time.Second)

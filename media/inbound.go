@@ -50,10 +50,7 @@ type inbound struct {
 	// no RTP (zero when not filling); see fillSilence.
 	fillNext time.Time
 
-	latched   bool
-	latchAddr netip.AddrPort
-	candidate netip.AddrPort
-	candN     int
+	latch latchRule // whose RTP is the caller's
 
 	frame24 [3 * frameSamples]int16
 	frame8  [frameSamples + 1]int16
@@ -227,6 +224,11 @@ func (s *Stream) processInbound(b []byte, from netip.AddrPort, now time.Time) {
 		}
 		return
 	}
+	// Only the caller's source counts (latchRule): another source's
+	// packets are dropped here, before the jitter buffer.
+	if !s.fromCaller(from, now) {
+		return
+	}
 	// Any RTP from the caller proves the media path alive, even a payload
 	// type we ignore (e.g. comfort noise, RFC 3389).
 	in.lastPacket = now
@@ -244,7 +246,6 @@ func (s *Stream) processInbound(b []byte, from netip.AddrPort, now time.Time) {
 		return
 	}
 	s.stats.packetsIn.Add(1)
-	s.latch(from, now)
 	switch in.jb.Push(jitter.Packet{SSRC: h.SSRC, Seq: h.SequenceNumber, Timestamp: h.Timestamp,
 		PayloadType: h.PayloadType, Marker: h.Marker, Payload: in.pkt.Payload}) {
 	case jitter.Duplicate:
@@ -359,36 +360,72 @@ func (s *Stream) reportPresses(ps []dtmf.Press) {
 	}
 }
 
-// latch implements symmetric RTP (RFC 4961; the COMEDIA behaviour of
-// RFC 4145 §4 applied to RTP): send to where the caller's RTP comes from,
-// which gets through NATs that rewrote the SDP address. The first valid
-// packet latches at once (also after a re-INVITE); a later change needs
-// latchConfirm consecutive packets from the new source.
-func (s *Stream) latch(from netip.AddrPort, now time.Time) {
-	if !s.cfg.SymmetricRTP {
-		return
+// latchRule decides whose RTP is the caller's. The stream takes audio
+// from one source at a time, the latched one: the first source to send
+// (again after a re-INVITE), or the SDP address whenever it sends. Another
+// source takes over only once the latched one has been quiet for
+// relatchQuiet and the newcomer has sent latchConfirm consecutive packets
+// (a NAT rebinding, a media server handing over). Until then its packets
+// are foreign: counted, never played to the model, never moving where our
+// RTP goes (no hijack of a latched stream by a spoofer or a scanner). It
+// is a plain value owned by the reader goroutine.
+type latchRule struct {
+	latched   bool
+	addr      netip.AddrPort
+	last      time.Time // last packet from addr
+	candidate netip.AddrPort
+	candN     int
+}
+
+// admit reports whether a packet from `from` (unmapped) is the caller's,
+// and whether it moved the latch there. signalled is the SDP address
+// (invalid when unknown).
+func (l *latchRule) admit(from, signalled netip.AddrPort, now time.Time) (ok, moved bool) {
+	switch {
+	case l.latched && from == l.addr:
+		l.last, l.candN = now, 0
+		return true, false
+	case !l.latched, signalled.IsValid() && from == signalled:
+		// The first source, or the address the caller signalled.
+	case now.Sub(l.last) < relatchQuiet:
+		return false, false // the latched source is alive: no takeover
+	default:
+		if from != l.candidate {
+			l.candidate, l.candN = from, 0
+		}
+		l.candN++
+		if l.candN < latchConfirm {
+			return false, false
+		}
 	}
+	l.latched, l.addr, l.last, l.candN = true, from, now, 0
+	return true, true
+}
+
+// fromCaller applies the latch rule to a packet and, with symmetric RTP
+// (RFC 4961; the COMEDIA behaviour of RFC 4145 §4 applied to RTP), moves
+// our RTP to where the caller's comes from, which gets through NATs that
+// rewrote the SDP address. It reports whether the packet is the caller's.
+func (s *Stream) fromCaller(from netip.AddrPort, now time.Time) bool {
 	in := &s.in
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	if s.relatch.Swap(false) {
-		in.latched = false
+		in.latch.latched = false
 	}
-	if in.latched && from == in.latchAddr {
-		in.candN = 0
-		return
+	var signalled netip.AddrPort
+	if p := s.signalled.Load(); p != nil {
+		signalled = *p
 	}
-	if in.latched {
-		if from != in.candidate {
-			in.candidate, in.candN = from, 0
-		}
-		in.candN++
-		if in.candN < latchConfirm {
-			return
-		}
+	ok, moved := in.latch.admit(from, signalled, now)
+	if !ok {
+		s.stats.foreign.Add(1)
+		return false
 	}
-	in.latched, in.latchAddr, in.candN = true, from, 0
+	if !moved || !s.cfg.SymmetricRTP {
+		return true
+	}
 	if cur := s.remote.Load(); cur != nil && *cur == from {
-		return // the SDP address was right
+		return true // the SDP address was right
 	}
 	s.setRemote(from)
 	s.stats.latches.Add(1)
@@ -396,4 +433,5 @@ func (s *Stream) latch(from netip.AddrPort, now time.Time) {
 		s.log.Info("media: symmetric RTP latched", "addr", from, "suppressed", n)
 	}
 	s.emit(Event{Kind: EventRemoteLatched, Addr: from})
+	return true
 }

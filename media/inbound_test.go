@@ -209,12 +209,14 @@ func TestDTMFEvents(t *testing.T) {
 }
 
 // Symmetric RTP: send to where the caller's RTP comes from, not to the SDP
-// address; move only when a new source sends consistently.
+// address; another source takes over only once the latched one went quiet,
+// and its audio never reaches the model before that.
 func TestSymmetricRTPLatching(t *testing.T) {
 	sdpSock := listen(t)
 	defer sdpSock.Close()
+	sink := &frameSink{}
 	s := start(t, newStream(t, StreamConfig{Codec: CodecPCMU, DTMFPayloadType: -1, ModelFormat: ModelPCMU,
-		SymmetricRTP: true, Remote: addrOf(sdpSock), Sink: &frameSink{}}))
+		SymmetricRTP: true, Remote: addrOf(sdpSock), Sink: sink}))
 
 	a := newSender(t, s.LocalAddr(), 0)
 	a.send(t, a.packet(t, 1, 0, 0, make([]byte, 160)))
@@ -222,20 +224,68 @@ func TestSymmetricRTPLatching(t *testing.T) {
 	require.Equal(t, addrOf(a.conn), ev.Addr)
 	expectRTPAt(t, a.conn)
 
-	// One stray packet from elsewhere does not move us.
-	stray := newSender(t, s.LocalAddr(), 0)
-	stray.send(t, stray.packet(t, 2, 160, 0, make([]byte, 160)))
-	a.send(t, a.packet(t, 3, 320, 0, make([]byte, 160)))
-
-	// A consistent new source (e.g. NAT rebinding) does.
+	// A hijacker sending while the caller is alive gets nowhere: not one
+	// packet, not latchConfirm of them.
 	b := newSender(t, s.LocalAddr(), 0)
+	for i := range 2 * latchConfirm {
+		b.send(t, b.packet(t, uint16(100+i), uint32(160*(100+i)), 0, make([]byte, 160)))
+		a.send(t, a.packet(t, uint16(2+i), uint32(160*(2+i)), 0, make([]byte, 160)))
+	}
+	require.Eventually(t, func() bool { return s.Stats().Foreign == 2*latchConfirm }, wait, 5*time.Millisecond)
+	require.Equal(t, uint64(1), s.Stats().Latches)
+	require.Equal(t, uint64(1+2*latchConfirm), s.Stats().PacketsIn, "only the caller's packets are taken")
+
+	// The caller goes quiet (a NAT rebinding): a consistent new source
+	// takes over after relatchQuiet.
+	time.Sleep(relatchQuiet + 100*time.Millisecond)
 	for i := range latchConfirm {
-		b.send(t, b.packet(t, uint16(4+i), uint32(160*(4+i)), 0, make([]byte, 160)))
+		b.send(t, b.packet(t, uint16(200+i), uint32(160*(200+i)), 0, make([]byte, 160)))
 	}
 	ev = waitEvent(t, s.Stream, EventRemoteLatched)
-	require.Equal(t, addrOf(b.conn), ev.Addr, "latched to the consistent source, not the stray one")
+	require.Equal(t, addrOf(b.conn), ev.Addr)
 	expectRTPAt(t, b.conn)
 	require.Equal(t, uint64(2), s.Stats().Latches)
+}
+
+// TestLatchRule: whose RTP is the caller's, packet by packet.
+func TestLatchRule(t *testing.T) {
+	caller := netip.MustParseAddrPort("192.0.2.1:4000")
+	sdpAddr := netip.MustParseAddrPort("192.0.2.9:5000")
+	other := netip.MustParseAddrPort("198.51.100.7:6000")
+	other2 := netip.MustParseAddrPort("198.51.100.8:6000")
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	quiet := int(relatchQuiet / time.Millisecond)
+	type pkt struct {
+		from      netip.AddrPort
+		ms        int
+		ok, moved bool
+	}
+	for _, tc := range []struct {
+		name      string
+		signalled netip.AddrPort
+		pkts      []pkt
+	}{
+		{"first source latches", sdpAddr, []pkt{{caller, 0, true, true}, {caller, 20, true, false}}},
+		{"hijack while alive", sdpAddr, []pkt{{caller, 0, true, true}, {other, 10, false, false}, {other, 20, false, false},
+			{other, 30, false, false}, {other, 40, false, false}, {caller, 40, true, false}}},
+		{"takeover after quiet", sdpAddr, []pkt{{caller, 0, true, true}, {other, quiet + 1, false, false},
+			{other, quiet + 21, false, false}, {other, quiet + 41, true, true}, {caller, quiet + 60, false, false}}},
+		{"an interleaved stray resets the count", sdpAddr, []pkt{{caller, 0, true, true}, {other, quiet, false, false},
+			{other2, quiet + 10, false, false}, {other, quiet + 20, false, false}, {other, quiet + 30, false, false},
+			{other, quiet + 40, true, true}}},
+		{"the SDP address always wins", sdpAddr, []pkt{{other, 0, true, true}, {sdpAddr, 10, true, true}, {other, 20, false, false}}},
+		{"no SDP address (late offer)", netip.AddrPort{}, []pkt{{caller, 0, true, true}, {other, 10, false, false}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var l latchRule
+			for i, p := range tc.pkts {
+				ok, moved := l.admit(p.from, tc.signalled, at(p.ms))
+				require.Equal(t, p.ok, ok, "packet %d ok", i)
+				require.Equal(t, p.moved, moved, "packet %d moved", i)
+			}
+		})
+	}
 }
 
 // expectRTPAt reads one of our RTP packets on c.

@@ -60,6 +60,10 @@ const (
 	// before symmetric RTP moves to it (one stray or spoofed packet must not
 	// redirect the call's audio).
 	latchConfirm = 3
+	// relatchQuiet is how long the latched RTP source must have been
+	// silent before another may take over (latchRule): a live caller's
+	// stream cannot be hijacked, a NAT rebinding costs this much audio.
+	relatchQuiet = time.Second
 	// maxCatchUp: when the pacer wakes up at most this many frames late it
 	// sends the missed frames back to back (ordinary timer jitter); later
 	// than that it skips ahead instead of bursting.
@@ -81,6 +85,7 @@ type Stats struct {
 	EventsDropped  uint64 // events lost because the Events channel was full
 	PlayoutDropped uint64 // ms of Play audio refused (queue at its maximum)
 	Latches        uint64 // symmetric-RTP address changes
+	Foreign        uint64 // RTP from a source other than the latched one, dropped
 	SilenceFilled  uint64 // silence frames given to the model while the caller sent no RTP
 
 	SRTPAuthFailed    uint64 // received packets dropped: SRTP authentication failed (or clear RTP on an SRTP call)
@@ -90,9 +95,9 @@ type Stats struct {
 
 // counters mirror Stats with atomics, updated by the media goroutines.
 type counters struct {
-	packetsIn, packetsOut, lost, late, duplicates, concealed, framesDropped    atomic.Uint64
-	invalid, ignoredPT, restarts, writeErrors, skipped, eventsDropped, latches atomic.Uint64
-	silenceFilled, srtpAuthFailed, srtpReplayed, srtpProtectFailed             atomic.Uint64
+	packetsIn, packetsOut, lost, late, duplicates, concealed, framesDropped             atomic.Uint64
+	invalid, ignoredPT, restarts, writeErrors, skipped, eventsDropped, latches, foreign atomic.Uint64
+	silenceFilled, srtpAuthFailed, srtpReplayed, srtpProtectFailed                      atomic.Uint64
 }
 
 // Stream is one call's RTP session: Run starts the reader and the pacer.
@@ -120,15 +125,18 @@ type Stream struct {
 	// all three are fixed at NewStream.
 	rate, frameLen, perMs int
 
-	remote   atomic.Pointer[netip.AddrPort] // where RTP goes (SDP or latched)
-	srtpKeys atomic.Pointer[srtpKeys]       // nil: clear RTP; replaced by Rekey
-	codec    atomic.Uint32                  // Codec
-	dtmfPT   atomic.Int32                   // <0: none
-	sending  atomic.Bool
-	relatch  atomic.Bool  // SetRemote happened: latch to the next source at once
-	resumeAt atomic.Int64 // ns since epoch when the media timeout last restarted
-	running  atomic.Bool
-	stats    counters
+	remote atomic.Pointer[netip.AddrPort] // where RTP goes (SDP or latched)
+	// signalled is the SDP address (unmapped; nil or invalid: unknown): its
+	// RTP is always the caller's (latchRule).
+	signalled atomic.Pointer[netip.AddrPort]
+	srtpKeys  atomic.Pointer[srtpKeys] // nil: clear RTP; replaced by Rekey
+	codec     atomic.Uint32            // Codec
+	dtmfPT    atomic.Int32             // <0: none
+	sending   atomic.Bool
+	relatch   atomic.Bool  // SetRemote happened: latch to the next source at once
+	resumeAt  atomic.Int64 // ns since epoch when the media timeout last restarted
+	running   atomic.Bool
+	stats     counters
 
 	in  inbound
 	out outbound
@@ -212,6 +220,7 @@ func NewStream(cfg StreamConfig) (*Stream, error) {
 		perMs:    rate / 1000,
 	}
 	s.srtpKeys.Store(keys)
+	s.setSignalled(cfg.Remote)
 	if !s.strictLatch() {
 		s.setRemote(cfg.Remote)
 	}
@@ -374,6 +383,7 @@ func (s *Stream) LocalAddr() netip.AddrPort { return s.local }
 // re-INVITE answer must offer only same-rate codecs (Codec.SampleRate).
 // SRTP keys change with Rekey.
 func (s *Stream) SetRemote(remote netip.AddrPort, codec Codec, dtmfPT int) {
+	s.setSignalled(remote)
 	if !s.strictLatch() {
 		s.setRemote(remote)
 	}
@@ -393,6 +403,11 @@ func (s *Stream) SetRemote(remote netip.AddrPort, codec Codec, dtmfPT int) {
 
 // strictLatch: RTP goes only to the latched source, never the SDP address.
 func (s *Stream) strictLatch() bool { return s.cfg.SymmetricRTP && s.cfg.LatchBeforeSend }
+
+func (s *Stream) setSignalled(a netip.AddrPort) {
+	a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+	s.signalled.Store(&a)
+}
 
 func (s *Stream) setRemote(a netip.AddrPort) {
 	a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
@@ -422,7 +437,7 @@ func (s *Stream) Stats() Stats {
 		CallerFramesDropped: c.framesDropped.Load(), Invalid: c.invalid.Load(),
 		IgnoredPT: c.ignoredPT.Load(), Restarts: c.restarts.Load(), WriteErrors: c.writeErrors.Load(),
 		SkippedFrames: c.skipped.Load(), EventsDropped: c.eventsDropped.Load(),
-		PlayoutDropped: uint64(dropped / s.perMs), Latches: c.latches.Load(),
+		PlayoutDropped: uint64(dropped / s.perMs), Latches: c.latches.Load(), Foreign: c.foreign.Load(),
 		SilenceFilled: c.silenceFilled.Load(), SRTPAuthFailed: c.srtpAuthFailed.Load(),
 		SRTPReplayed: c.srtpReplayed.Load(), SRTPProtectFailed: c.srtpProtectFailed.Load(),
 	}

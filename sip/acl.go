@@ -30,6 +30,16 @@ import (
 // blocked for a while: their out-of-dialog requests are dropped over UDP
 // (no reflection, no answer to retransmit) and refused with 403 without a
 // challenge over TCP/TLS.
+//
+// An allow-listed source (inside a trunk's Allow prefix, a catch-all /0
+// aside) is never blocked: over UDP its address can be spoofed, so a block
+// would let anyone lock a carrier out with a few wrong passwords. Its
+// failures are still answered 403, counted and logged. Guessing its
+// password stays out of reach all the same: a digest answer needs the
+// nonce of a challenge, and a challenge goes to the real source, not to
+// whoever spoofed it (over TCP/TLS the source cannot be spoofed at all).
+// The alternative, blocking per source and username, would still let a
+// spoofer lock out the trunk's one real username.
 
 // Trunk is a peer allowed to send us calls.
 type Trunk struct {
@@ -256,6 +266,20 @@ func matchSource(trunks []Trunk, src netip.Addr) trunkMatch {
 	return m
 }
 
+// allowListed reports whether src is inside some trunk's Allow prefix
+// (a /0 prefix does not count: it lists everybody).
+func allowListed(trunks []Trunk, src netip.Addr) bool {
+	src = src.Unmap()
+	for i := range trunks {
+		for _, p := range trunks[i].Allow {
+			if p.Bits() > 0 && p.Contains(src) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // sourceAddr is the IP a request came from (the packet or connection
 // source, not what Via claims).
 func sourceAddr(req *sip.Request) (netip.Addr, bool) {
@@ -365,7 +389,7 @@ func isStream(req *sip.Request) bool {
 // before its handler. It returns false when the request was answered or
 // dropped here.
 func (s *Server) screen(req *sip.Request, tx sip.ServerTransaction) bool {
-	a := s.auth
+	a := s.auth.Load()
 	if a == nil {
 		return true
 	}
@@ -375,7 +399,7 @@ func (s *Server) screen(req *sip.Request, tx sip.ServerTransaction) bool {
 		a.refuse(req, tx, netip.Addr{}, authSourceNotAllowed, "", "", false)
 		return false
 	}
-	if !inDialog(req) && a.limiter.blocked(src) {
+	if !inDialog(req) && !allowListed(a.trunks, src) && a.limiter.blocked(src) {
 		a.refuse(req, tx, src, authBlocked, "", "", !isStream(req))
 		return false
 	}

@@ -67,12 +67,17 @@ type authenticator struct {
 }
 
 func newAuthenticator(s *Server) *authenticator {
-	if len(s.cfg.Trunks) == 0 {
+	return newAuthenticatorFor(s, s.cfg.Trunks, s.cfg.AuthLimit)
+}
+
+// newAuthenticatorFor is newAuthenticator with other trunks (SetTrunks).
+func newAuthenticatorFor(s *Server, trunks []Trunk, lim AuthLimit) *authenticator {
+	if len(trunks) == 0 {
 		return nil
 	}
 	return &authenticator{
-		trunks:  s.cfg.Trunks,
-		limiter: newFailLimiter(s.cfg.AuthLimit),
+		trunks:  trunks,
+		limiter: newFailLimiter(lim),
 		nonces:  newNonceStore(nonceTTL, maxNonces),
 		metrics: s.metrics.auth,
 		log:     s.log,
@@ -81,29 +86,30 @@ func newAuthenticator(s *Server) *authenticator {
 	}
 }
 
-// authorize decides whether an INVITE that creates a dialog may proceed. It
-// runs before anything is allocated for the call; when it returns false the
+// authorize decides whether an INVITE that creates a dialog may proceed,
+// and names the trunk that admitted it ("" with no trunks: CallInfo.Trunk).
+// It runs before anything is allocated for the call; when ok is false the
 // request has been answered (401 or 403) or dropped.
-func (s *Server) authorize(req *sip.Request, tx sip.ServerTransaction) bool {
-	a := s.auth
+func (s *Server) authorize(req *sip.Request, tx sip.ServerTransaction) (trunk string, ok bool) {
+	a := s.auth.Load()
 	if a == nil {
-		return true
+		return "", true
 	}
 	src, ok := sourceAddr(req)
 	if !ok {
 		a.refuse(req, tx, netip.Addr{}, authSourceNotAllowed, "", "", false)
-		return false
+		return "", false
 	}
 	m := matchSource(a.trunks, src)
 	if m.ipTrunk != nil {
 		a.metrics.admitted.WithLabelValues("ip").Inc()
 		a.log.Debug("sip: caller admitted", "trunk", m.ipTrunk.Name, "by", "ip", "src", src.String(),
 			"call_id", headerValue(req.CallID()))
-		return true
+		return m.ipTrunk.Name, true
 	}
 	if len(m.digest) == 0 {
 		a.refuse(req, tx, src, authSourceNotAllowed, "", "", false)
-		return false
+		return "", false
 	}
 	v := a.verify(req, m.digest)
 	switch {
@@ -112,7 +118,7 @@ func (s *Server) authorize(req *sip.Request, tx sip.ServerTransaction) bool {
 		a.metrics.admitted.WithLabelValues("digest").Inc()
 		a.log.Debug("sip: caller admitted", "trunk", v.trunk.Name, "by", "digest", "src", src.String(),
 			"call_id", headerValue(req.CallID()))
-		return true
+		return v.trunk.Name, true
 	case v.reason == "":
 		a.challenge(req, tx, m.digest, false)
 	case v.reason == authStale:
@@ -121,7 +127,7 @@ func (s *Server) authorize(req *sip.Request, tx sip.ServerTransaction) bool {
 	default:
 		a.refuse(req, tx, src, v.reason, v.trunkName, v.user, false)
 	}
-	return false
+	return "", false
 }
 
 // challenge answers 401 with one WWW-Authenticate per realm and algorithm
@@ -156,7 +162,7 @@ func (a *authenticator) challenge(req *sip.Request, tx sip.ServerTransaction, tr
 // 403 (nothing for an ACK, or when drop is set: a blocked source over UDP).
 func (a *authenticator) refuse(req *sip.Request, tx sip.ServerTransaction, src netip.Addr, reason, trunk, user string, drop bool) {
 	a.metrics.failures.WithLabelValues(reason).Inc()
-	if countsTowardBlock(reason) && src.IsValid() && a.limiter.fail(src) {
+	if countsTowardBlock(reason) && src.IsValid() && !allowListed(a.trunks, src) && a.limiter.fail(src) {
 		// Once per block: not rate-limited.
 		a.log.Warn("sip: source blocked after repeated authorisation failures", "src", src.String(),
 			"failures", a.limiter.lim.Failures, "window", a.limiter.lim.Window.String(), "block", a.limiter.lim.Block.String())
@@ -311,6 +317,9 @@ func credentialsWellFormed(c *digest.Credentials) (string, bool) {
 // sameResource reports whether the credentials' uri names the Request-URI
 // (RFC 2617 §3.2.2.5): same scheme, user, host and port. Parameters are not
 // compared: clients such as sipgo put the URI without them in the digest.
+// A uri without a user part is accepted for a Request-URI with one: SIPp
+// (and some PBXs) send the bare host there, and the nonce and nc checks,
+// not the user part, are what stop a response from being replayed.
 func sameResource(credURI string, r sip.Uri) bool {
 	var u sip.Uri
 	if err := sip.ParseUri(credURI, &u); err != nil {
@@ -331,7 +340,7 @@ func sameResource(credURI string, r sip.Uri) bool {
 		}
 		return 5060
 	}
-	return scheme(u.Scheme) == scheme(r.Scheme) && u.User == r.User &&
+	return scheme(u.Scheme) == scheme(r.Scheme) && (u.User == r.User || u.User == "") &&
 		strings.EqualFold(u.Host, r.Host) && port(u) == port(r)
 }
 

@@ -266,6 +266,8 @@ func TestSameResource(t *testing.T) {
 		{"sip:ai@example.org", "sip:ai@example.com", false},
 		{"sip:ai@example.com:5070", "sip:ai@example.com", false},
 		{"not a uri at all", "sip:ai@example.com", false},
+		{"sip:example.com", "sip:ai@example.com", true}, // SIPp: no user in the digest uri
+		{"sip:bob@example.com", "sip:example.com", false},
 	}
 	for _, tc := range tests {
 		var r sip.Uri
@@ -543,6 +545,7 @@ func TestTrunkDigest(t *testing.T) {
 // challenge) over TCP, for the block's duration.
 func TestRepeatedFailuresBlockTheSource(t *testing.T) {
 	trunk := digestTrunk()
+	trunk.Allow = nil // digest from anywhere: the source is not allow-listed
 	h := trunkHarness(t, AuthLimit{Failures: 2, Window: time.Minute, Block: time.Minute}, trunk)
 	u := newUAC(t, h.addr)
 	for i := range 3 {
@@ -576,6 +579,46 @@ func TestRepeatedFailuresBlockTheSource(t *testing.T) {
 	require.GreaterOrEqual(t, h.authFailures(authBlocked), 3.0)
 	require.Zero(t, h.media.allocated())
 	require.Empty(t, h.convs)
+}
+
+// TestAllowListedTrunkIsNeverBlocked: wrong passwords from a trunk's
+// allow-listed address (spoofable over UDP) are refused and counted but do
+// not block it; the right password still gets through at once.
+func TestAllowListedTrunkIsNeverBlocked(t *testing.T) {
+	h := trunkHarness(t, AuthLimit{Failures: 2, Window: time.Minute, Block: time.Minute}, digestTrunk())
+	u := newUAC(t, h.addr)
+	for i := range 5 {
+		seen, _, err := inviteWithAuth(t, u, trunkUser, "guess"+strconv.Itoa(i))
+		require.Error(t, err)
+		require.Equal(t, []int{401, 403}, statusCodes(seen), "attempt %d", i)
+	}
+	require.Equal(t, 5.0, h.authFailures(authBadResponse))
+	require.Zero(t, h.authFailures(authBlocked))
+	require.Empty(t, h.logs.lines("source blocked after repeated authorisation failures"))
+	seen, dlg, err := inviteWithAuth(t, u, trunkUser, trunkPass)
+	require.NoError(t, err)
+	require.Equal(t, []int{401, 200}, statusCodes(seen))
+	require.NoError(t, dlg.Ack(t.Context()))
+	require.NoError(t, dlg.Bye(t.Context()))
+}
+
+func TestAllowListed(t *testing.T) {
+	trunks := []Trunk{
+		{Allow: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}},
+		{Allow: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}, Username: "u", Password: "p"},
+		{Username: "v", Password: "p"},
+	}
+	for _, tc := range []struct {
+		src  string
+		want bool
+	}{
+		{"192.0.2.7", true},
+		{"::ffff:192.0.2.7", true},
+		{"198.51.100.1", false}, // only the catch-all /0 holds it
+		{"2001:db8::1", false},
+	} {
+		require.Equal(t, tc.want, allowListed(trunks, netip.MustParseAddr(tc.src)), tc.src)
+	}
 }
 
 // readStreamResponse reads one final response from a stream connection.

@@ -49,12 +49,27 @@ type call struct {
 
 	// recorder gathers the call record and counts its tokens.
 	recorder *callRecorder
+	// unconfirmedSrc is the source this call counts against in
+	// Server.unconfirmed until its ACK (or its end); invalid once released.
+	unconfirmedSrc netip.Addr
 }
+
+// releaseUnconfirmed gives back the call's unconfirmed-call unit (at the
+// ACK, or at the end of a call never confirmed). Handler goroutine only.
+func (c *call) releaseUnconfirmed() {
+	if c.unconfirmedSrc.IsValid() {
+		c.s.unconfirmed.release(c.unconfirmedSrc)
+		c.unconfirmedSrc = netip.Addr{}
+	}
+}
+
+// noACKByeTimeout bounds the BYE of a call whose 200 OK was never ACKed.
+const noACKByeTimeout = 2 * time.Second
 
 // notifyBufferSize bounds the REFER progress NOTIFYs not yet read.
 const notifyBufferSize = 8
 
-func newCall(s *Server, req *sip.Request, tx sip.ServerTransaction) *call {
+func newCall(s *Server, req *sip.Request, tx sip.ServerTransaction, trunk string) *call {
 	from, to := req.From().Address, req.To().Address
 	info := CallInfo{
 		CallID:   req.CallID().Value(),
@@ -62,12 +77,15 @@ func newCall(s *Server, req *sip.Request, tx sip.ServerTransaction) *call {
 		To:       uriForLog(to),
 		FromUser: from.User,
 		ToUser:   to.User,
+		FromName: req.From().DisplayName,
+		Trunk:    trunk,
+		Headers:  callerHeaders(req),
 	}
 	if ap, err := netip.ParseAddrPort(req.Source()); err == nil {
 		info.Remote = ap
 	}
 	ctx, cancel := context.WithCancelCause(s.baseCtx)
-	log := s.log.With("call_id", info.CallID, "from", info.From, "to", info.To)
+	log := s.log.With("call_id", info.CallID, "from", s.logFrom(info.From), "to", s.logTo(info.To))
 	// The recorder feeds the token metrics always, the records file when
 	// records.path is set.
 	rec := newCallRecorder(s.cfg.Prices, s.metrics)
@@ -321,6 +339,12 @@ func (c *call) waitForCallEnd() {
 				continue
 			}
 			c.leg.markConfirmed()
+			c.releaseUnconfirmed()
+			// A conversation that holds its greeting for the ACK (so an
+			// answer never acknowledged bills nothing) hears of it now.
+			if cc, ok := c.conv.(interface{ CallConfirmed() }); ok {
+				cc.CallConfirmed()
+			}
 			if c.leg.lateOffer {
 				if err := c.leg.takeLateAnswer(); err != nil {
 					c.end(EndBadAnswer, err)
@@ -522,6 +546,14 @@ func (c *call) finish() {
 		// CANCEL won against our 200: 487 was sent, there is no dialog.
 	case !c.answerOver:
 		c.log.Warn("sip: answer still pending at teardown; no BYE sent")
+	case ec.reason == EndNoACK:
+		// The peer never acknowledged: it is most likely gone (or was
+		// never there: a flood). The BYE RFC 3261 §13.3.1.4 asks for
+		// goes out, but the call's slot and port are not held for a
+		// full teardownTimeout waiting for an answer that will not come.
+		bctx, bcancel := context.WithTimeout(ctx, noACKByeTimeout)
+		c.leg.bye(bctx, term.Reason)
+		bcancel()
 	case term.Hangup:
 		c.leg.bye(ctx, term.Reason)
 	}
@@ -548,7 +580,7 @@ func (c *call) finish() {
 	}
 	if c.stream != nil {
 		st := c.stream.Stats()
-		attrs = append(attrs, "rtp_in", st.PacketsIn, "rtp_out", st.PacketsOut, "rtp_lost", st.Lost)
+		attrs = append(attrs, "rtp_in", st.PacketsIn, "rtp_out", st.PacketsOut, "rtp_lost", st.Lost, "rtp_foreign", st.Foreign)
 	}
 	c.log.Log(ctx, term.Level, "call ended", attrs...)
 	c.record(ec, term, answered, time.Now())

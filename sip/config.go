@@ -86,6 +86,9 @@ type Config struct {
 	Trunks []Trunk
 	// AuthLimit blocks a source after repeated authorisation failures.
 	AuthLimit AuthLimit
+	// Limits bound what one source may hold: un-ACKed calls, OPTIONS rate,
+	// TCP/TLS connections (limits.go). Zero values get the defaults.
+	Limits EdgeLimits
 	// Registrations are bindings kept at registrars as a client (RFC 3261
 	// §10, register.go): for PBXs and carriers that route calls to a
 	// registered contact rather than to a fixed address.
@@ -158,6 +161,7 @@ func (c Config) withDefaults() (Config, error) {
 	if err := ValidateMaxCalls(c.MaxCalls); err != nil {
 		return c, fmt.Errorf("%w: max calls: %w", ErrConfig, err)
 	}
+	c.Limits = c.Limits.WithDefaults()
 	if c.AdvertiseHost == "" {
 		h, err := defaultAdvertiseHost(c.Listen[0].Addr)
 		if err != nil {

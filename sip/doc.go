@@ -16,6 +16,14 @@
 // in-dialog requests; it reports media changes, hold, INFO DTMF, expiry and
 // the caller's BYE to the call as events on one channel.
 //
+// The conversation factory gets the call's CallInfo: who called and how
+// (From with its display name, To, the INVITE's headers without
+// credentials, the trunk that admitted it), for the AI side's routing and
+// caller context. What may change while serving is swapped atomically and
+// read once per INVITE (reconfigure.go, privacy.go): the trunks
+// (SetTrunks, a configuration reload) and which caller identities the
+// logs leave out (SetPrivacy); calls in progress are unaffected.
+//
 // What each request gets:
 //   - INVITE: 100, then 200 with the SDP answer (RFC 3264), or 400/415/416/
 //     420/483/488/500/503/505 (validate.go, termination.go). An INVITE
@@ -38,7 +46,12 @@
 //   - A re-INVITE or UPDATE with a new Contact moves our later requests
 //     (BYE, REFER, refreshes) there (target.go); sipgo does not.
 //   - Bytes sipgo cannot parse are answered 400 by guard.go when the request
-//     line and Via can still be recovered; sipgo itself would drop them.
+//     line and Via can still be recovered (513 for a stream message over the
+//     maximum length); sipgo itself would drop them.
+//   - What one source may hold is bounded (limits.go): un-ACKed calls (503
+//     beyond the cap), OPTIONS per second (dropped beyond the rate), TCP/TLS
+//     connections per source and in total, with first-message, per-message
+//     and idle deadlines.
 //
 // Every way a call ends is listed once in termination.go with its SIP status
 // or BYE Reason header (RFC 3326), metric label and log level.

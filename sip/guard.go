@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -42,7 +45,27 @@ type guard struct {
 	// report is called for every malformed message (metrics and
 	// rate-limited logging live in the Server).
 	report func(transport, action string, src net.Addr, err error)
+	// Stream connection limits (limits.go); conns nil: no limit.
+	conns       *sourceCounts
+	idleTimeout time.Duration // 0: idle connections are kept
+	// limited counts a connection refused or closed by a limit (may be nil).
+	limited func(label string, src net.Addr)
 }
+
+func (g *guard) countLimited(label string, src net.Addr) {
+	if g.limited != nil {
+		g.limited(label, src)
+	}
+}
+
+// Reason phrases of the guard's answers: fixed text, never a parser's Go
+// error (that goes to the log, rate-limited).
+const (
+	phraseMalformed     = "malformed message"
+	phraseNoLength      = "missing Content-Length"
+	phraseBadLength     = "bad Content-Length"
+	statusMessageTooBig = 513 // RFC 3261 §21.5.11
+)
 
 // passThrough: keep-alives (RFC 5626 §3.5.1 CRLFs) and NUL padding, which
 // sipgo skips by itself.
@@ -75,7 +98,7 @@ func (c *guardedPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 			return n, addr, nil
 		}
 		action := actionDropped
-		if res, ok := badRequestFor(data, perr.Error(), c.g.server); ok {
+		if res, ok := badRequestFor(data, phraseMalformed, c.g.server); ok {
 			if _, werr := c.PacketConn.WriteTo(res, addr); werr == nil {
 				action = actionResponded
 			}
@@ -92,21 +115,48 @@ type guardedListener struct {
 	transport string
 }
 
+// Accept returns the next connection within the connection limits; one
+// over a limit is closed at once (limits.go).
 func (l *guardedListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		src, ok := addrIP(c.RemoteAddr())
+		if ok && l.g.conns != nil && !l.g.conns.acquire(src) {
+			label := limitConnsTotal
+			if l.g.conns.perSource > 0 && l.g.conns.held(src) >= l.g.conns.perSource {
+				label = limitConnsPerSource
+			}
+			l.g.countLimited(label, c.RemoteAddr())
+			_ = c.Close()
+			continue
+		}
+		gc := &guardedConn{Conn: c, g: l.g, transport: l.transport, opened: time.Now()}
+		if ok && l.g.conns != nil {
+			gc.src, gc.counted = src, true
+		}
+		return gc, nil
 	}
-	return &guardedConn{Conn: c, g: l.g, transport: l.transport}, nil
 }
 
 // Stream framing limits.
 const (
 	// streamMessageDeadline bounds how long one message may take to arrive
-	// once its first byte has (slowloris); idle connections are not limited,
-	// since trunks keep TCP connections open between calls.
+	// once its first byte has (slowloris), and how long a new connection
+	// may stay silent before its first message. Between messages a
+	// connection may be idle for EdgeLimits.StreamIdleTimeout, since trunks
+	// keep TCP connections open between calls.
 	streamMessageDeadline = 30 * time.Second
-	streamReadChunk       = 16 << 10
+	// streamWriteTimeout bounds one write to a peer that stopped reading.
+	streamWriteTimeout = 10 * time.Second
+	// After a message the stream cannot carry on from (too large, no
+	// usable length) the error response goes out, our side is shut for
+	// writing and what the peer still sends is read and discarded for up to
+	// streamLinger, so the response is not destroyed by a reset.
+	streamLinger    = 2 * time.Second
+	streamReadChunk = 16 << 10
 )
 
 var (
@@ -126,7 +176,31 @@ type guardedConn struct {
 	out      []byte    // framed and valid, not yet read by sipgo
 	err      error     // sticky read error, returned once out is drained
 	msgStart time.Time // when the partial message in buf began
+	opened   time.Time // when the connection was accepted
+	spoke    bool      // a whole message (or keep-alive) has arrived
 	tmp      [streamReadChunk]byte
+
+	// The connection's unit in guard.conns, given back once on Close.
+	src       netip.Addr
+	counted   bool
+	closeOnce sync.Once
+}
+
+// Close closes the connection and gives back its connection-limit unit.
+func (c *guardedConn) Close() error {
+	c.closeOnce.Do(func() {
+		if c.counted {
+			c.g.conns.release(c.src)
+		}
+	})
+	return c.Conn.Close()
+}
+
+// Write is bounded by streamWriteTimeout: a peer that stopped reading
+// cannot hold the writer (sipgo's transaction goroutines) forever.
+func (c *guardedConn) Write(p []byte) (int, error) {
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	return c.Conn.Write(p)
 }
 
 func (c *guardedConn) Read(p []byte) (int, error) {
@@ -144,25 +218,57 @@ func (c *guardedConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// fill reads more bytes, with a deadline while a message is incomplete.
+// fill reads more bytes, with a deadline: streamMessageDeadline while a
+// message is incomplete or before the first one, the idle timeout between
+// messages. Every read error reaches sipgo as io.EOF: a reset or a timeout
+// is routine on the Internet and sipgo would log each at Error level,
+// unlimited; the guard counts and reports them itself.
 func (c *guardedConn) fill() {
-	if len(c.buf) > 0 {
+	switch {
+	case len(c.buf) > 0:
 		if c.msgStart.IsZero() {
 			c.msgStart = time.Now()
 		}
 		_ = c.Conn.SetReadDeadline(c.msgStart.Add(streamMessageDeadline))
-	} else {
+	case !c.spoke:
+		c.msgStart = time.Time{}
+		_ = c.Conn.SetReadDeadline(c.opened.Add(streamMessageDeadline))
+	case c.g.idleTimeout > 0:
+		c.msgStart = time.Time{}
+		_ = c.Conn.SetReadDeadline(time.Now().Add(c.g.idleTimeout))
+	default:
 		c.msgStart = time.Time{}
 		_ = c.Conn.SetReadDeadline(time.Time{})
 	}
 	n, err := c.Conn.Read(c.tmp[:])
 	c.buf = append(c.buf, c.tmp[:n]...)
-	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() && len(c.buf) > 0 {
-			c.g.report(c.transport, actionClosed, c.Conn.RemoteAddr(), fmt.Errorf("sip: incomplete message after %s: %w", streamMessageDeadline, err))
+	if err == nil {
+		return
+	}
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout() && (len(c.buf) > 0 || !c.spoke):
+		c.g.countLimited(limitStreamSlow, c.Conn.RemoteAddr())
+		c.g.report(c.transport, actionClosed, c.Conn.RemoteAddr(), fmt.Errorf("sip: no complete message within %s: %w", streamMessageDeadline, err))
+	case errors.As(err, &ne) && ne.Timeout():
+		c.g.countLimited(limitStreamIdle, c.Conn.RemoteAddr())
+	}
+	c.err = io.EOF
+}
+
+// linger shuts our side for writing and discards what the peer still
+// sends, for up to streamLinger, so that the error response just written
+// reaches it instead of being destroyed by the reset a close with unread
+// data causes (RFC 3261 §18.3 gives no way to resynchronise the stream).
+func (c *guardedConn) linger() {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.Conn.SetReadDeadline(time.Now().Add(streamLinger))
+	for {
+		if _, err := c.Conn.Read(c.tmp[:]); err != nil {
+			return
 		}
-		c.err = err
 	}
 }
 
@@ -179,6 +285,7 @@ func (c *guardedConn) frame() bool {
 		k = min(k, 4)
 		c.out = append(c.out, c.buf[:k]...)
 		c.consume(k)
+		c.spoke = true
 		return true
 	}
 	if c.buf[0] == '\r' && len(c.buf) == 1 {
@@ -187,8 +294,9 @@ func (c *guardedConn) frame() bool {
 	end := bytes.Index(c.buf, []byte("\r\n\r\n"))
 	if end < 0 {
 		if len(c.buf) > sip.ParseMaxMessageLength {
-			c.rejectStream(c.buf, errStreamTooLarge)
-			c.buf, c.err = nil, errStreamTooLarge
+			c.rejectStreamWith(c.buf, statusMessageTooBig, "Message Too Large", errStreamTooLarge)
+			c.buf, c.err = nil, io.EOF
+			c.linger()
 		}
 		return false
 	}
@@ -197,14 +305,16 @@ func (c *guardedConn) frame() bool {
 	if err != nil {
 		// Without a length there is no next message to find: answer if we
 		// can and close, as sipgo would have.
-		c.rejectStream(head, err)
-		c.buf, c.err = nil, err
+		c.rejectStreamWith(head, sip.StatusBadRequest, "Bad Request: "+phraseBadLength, err)
+		c.buf, c.err = nil, io.EOF
+		c.linger()
 		return false
 	}
 	total := end + 4 + cl
 	if total > sip.ParseMaxMessageLength {
-		c.rejectStream(head, errStreamTooLarge)
-		c.buf, c.err = nil, errStreamTooLarge
+		c.rejectStreamWith(head, statusMessageTooBig, "Message Too Large", errStreamTooLarge)
+		c.buf, c.err = nil, io.EOF
+		c.linger()
 		return false
 	}
 	if len(c.buf) < total {
@@ -214,16 +324,17 @@ func (c *guardedConn) frame() bool {
 	if !hasCL {
 		// RFC 3261 §18.3: Content-Length is mandatory on streams. Assume
 		// no body, answer 400 and carry on with the next message.
-		c.rejectStream(msg, errors.New("missing Content-Length"))
+		c.rejectStreamWith(msg, sip.StatusBadRequest, "Bad Request: "+phraseNoLength, errors.New("missing Content-Length"))
 	} else if _, n, perr := c.g.parser.Parse(msg, true); perr != nil || n != len(msg) {
 		// Parsed the way sipgo's stream parser will parse it.
 		if perr == nil {
 			perr = errStreamFraming
 		}
-		c.rejectStream(msg, perr)
+		c.rejectStreamWith(msg, sip.StatusBadRequest, "Bad Request: "+phraseMalformed, perr)
 	} else {
 		c.out = append(c.out, msg...)
 	}
+	c.spoke = true
 	c.consume(total)
 	return true
 }
@@ -233,11 +344,12 @@ func (c *guardedConn) consume(n int) {
 	c.msgStart = time.Time{}
 }
 
-// rejectStream answers a malformed message on the connection if it can.
-func (c *guardedConn) rejectStream(msg []byte, cause error) {
+// rejectStreamWith answers a malformed message on the connection with a
+// fixed status and phrase if it can; cause goes to the report only.
+func (c *guardedConn) rejectStreamWith(msg []byte, status int, phrase string, cause error) {
 	action := actionDropped
-	if res, ok := badRequestFor(msg, cause.Error(), c.g.server); ok {
-		if _, err := c.Conn.Write(res); err == nil {
+	if res, ok := errorResponseFor(msg, status, phrase, c.g.server); ok {
+		if _, err := c.Write(res); err == nil {
 			action = actionResponded
 		}
 	}
@@ -290,6 +402,16 @@ func streamContentLength(head []byte) (n int, found bool, err error) {
 // routed, or would carry them). Only whole lines are copied, so nothing the
 // peer sent can start a new header in our response.
 func badRequestFor(data []byte, detail, server string) ([]byte, bool) {
+	phrase := "Bad Request"
+	if d := sanitizePhrase(detail); d != "" {
+		phrase += ": " + d
+	}
+	return errorResponseFor(data, sip.StatusBadRequest, phrase, server)
+}
+
+// errorResponseFor is badRequestFor with any status and phrase (513 for a
+// message too large).
+func errorResponseFor(data []byte, status int, phrase, server string) ([]byte, bool) {
 	head := data
 	if i := bytes.Index(head, []byte("\r\n\r\n")); i >= 0 {
 		head = head[:i]
@@ -351,11 +473,7 @@ func badRequestFor(data []byte, detail, server string) ([]byte, bool) {
 		return nil, false
 	}
 	var b strings.Builder
-	b.WriteString("SIP/2.0 400 Bad Request")
-	if d := sanitizePhrase(detail); d != "" {
-		b.WriteString(": " + d)
-	}
-	b.WriteString("\r\n")
+	b.WriteString("SIP/2.0 " + strconv.Itoa(status) + " " + sanitizePhrase(phrase) + "\r\n")
 	for _, v := range vias {
 		b.WriteString("Via: " + v + "\r\n")
 	}

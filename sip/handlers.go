@@ -16,8 +16,12 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	// RFC 3261 §8.2: authentication before the other checks, and before
 	// anything is allocated for the call (auth.go). A request too broken
 	// to answer properly is left to validateInvite's 400.
-	if validateRequest(req) == nil && !s.authorize(req, tx) {
-		return
+	trunk := ""
+	if validateRequest(req) == nil {
+		var ok bool
+		if trunk, ok = s.authorize(req, tx); !ok {
+			return
+		}
 	}
 	if r := validateInvite(req); r != nil {
 		s.rejectRequest(req, tx, r)
@@ -31,7 +35,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.metrics.callEnds.WithLabelValues(r.reason.String()).Inc()
 		return
 	}
-	c := newCall(s, req, tx)
+	c := newCall(s, req, tx, trunk)
 	if r := s.admit(c); r != nil {
 		c.cancel(nil) // release the context; the call never started
 		s.rejectRequest(req, tx, r)
@@ -93,6 +97,12 @@ func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
 // trunk's health check (a Kamailio dispatcher, an SBC) takes us out of
 // rotation instead of sending INVITEs that would get 503.
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	// limits.go: a flood of OPTIONS from one source is dropped, unanswered
+	// (no reflection); INVITEs from that source are not affected.
+	if src, ok := sourceAddr(req); ok && !s.optionsRate.allow(src) {
+		s.metrics.limited.WithLabelValues(limitOptionsRate).Inc()
+		return
+	}
 	if r := validateRequest(req); r != nil {
 		s.rejectRequest(req, tx, r)
 		return

@@ -31,7 +31,21 @@ type Metrics struct {
 	tokens       *prometheus.CounterVec // sipbridge_realtime_tokens_total{region,status,purpose,kind}
 	wastedTokens *prometheus.CounterVec // sipbridge_realtime_wasted_tokens_total{region,purpose}
 	cost         *prometheus.CounterVec // sipbridge_realtime_cost_total{region}
+	// Edge limits (limits.go).
+	limited *prometheus.CounterVec // sipbridge_sip_limited_total{limit}
 }
+
+// Edge limit labels (sipbridge_sip_limited_total{limit}).
+const (
+	limitUnconfirmed    = "unconfirmed_per_source"
+	limitOptionsRate    = "options_rate"
+	limitConnsPerSource = "connections_per_source"
+	limitConnsTotal     = "connections_total"
+	limitStreamIdle     = "stream_idle"
+	limitStreamSlow     = "stream_slow"
+)
+
+var limitLabels = []string{limitUnconfirmed, limitOptionsRate, limitConnsPerSource, limitConnsTotal, limitStreamIdle, limitStreamSlow}
 
 // NewMetrics creates the series and registers them on reg (nil: not
 // registered). Registering twice on one registry reuses the existing series.
@@ -79,6 +93,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"region", "purpose"),
 		cost: counterVec(reg, "realtime", "cost_total",
 			"Estimated cost of the responses, in the currency of regions[].prices (unpriced regions add nothing).", "region"),
+		limited: counterVec(reg, "sip", "limited_total",
+			"Requests and connections refused or closed by an edge limit, by limit (unconfirmed_per_source, options_rate, connections_per_source, connections_total, stream_idle, stream_slow).", "limit"),
+	}
+	for _, l := range limitLabels {
+		m.limited.WithLabelValues(l)
 	}
 	for r := EndReason(0); r < endReasonCount; r++ {
 		m.callEnds.WithLabelValues(r.String())

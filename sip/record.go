@@ -179,7 +179,7 @@ func (c *call) record(ec *endCause, term Termination, answered bool, end time.Ti
 		rec = c.recorder.take()
 	}
 	rec.Schema = records.SchemaVersion
-	rec.CallID, rec.From, rec.To, rec.Trunk = c.info.CallID, c.info.From, c.info.To, c.s.trunkName(c.leg.req)
+	rec.CallID, rec.From, rec.To, rec.Trunk = c.info.CallID, c.info.From, c.info.To, c.info.Trunk
 	rec.Answered = answered
 	rec.Invite, rec.End = c.start.UTC(), end.UTC()
 	if answered {

@@ -36,6 +36,15 @@ type CallInfo struct {
 	// Observer, when set, gathers the call's sessions, responses and swaps
 	// for its record: the factory passes it to the conversation.
 	Observer failover.Observer
+	// FromName is the From display name ("" when none).
+	FromName string
+	// Trunk is the name of the trunk that admitted the call ("" with no
+	// trunks configured).
+	Trunk string
+	// Headers are the INVITE's headers by lower-case name (first value),
+	// for routing and caller context; credentials (Authorization,
+	// Proxy-Authorization) are left out.
+	Headers map[string]string
 }
 
 // Conversation is one call's AI conversation (a *failover.Conversation,
@@ -136,7 +145,7 @@ type Server struct {
 	srv    *sipgo.Server
 	client *sipgo.Client
 	guard  *guard
-	auth   *authenticator // trunk access control; nil: anyone may call (auth.go)
+	auth   atomic.Pointer[authenticator] // trunk access control; nil: anyone may call (auth.go, SetTrunks)
 
 	// baseCtx parents every call: detached from request scope, cancelled
 	// when Serve returns.
@@ -144,13 +153,19 @@ type Server struct {
 	baseCancel context.CancelCauseFunc
 
 	ready    chan struct{}
+	privacy  atomic.Pointer[Privacy] // privacy.go
 	serving  atomic.Bool
 	draining atomic.Bool
 
 	badLog *realtime.LogLimiter // malformed and rejected traffic
 	// records writes the call records (nil: off); opened by Serve.
 	records *records.Writer
-	regs    *registrations // client registrations (register.go)
+	// Edge limits (limits.go): unconfirmed calls and OPTIONS per source,
+	// stream connections per source and in total.
+	unconfirmed *sourceCounts
+	optionsRate *sourceRate
+	streamConns *sourceCounts
+	regs        *registrations // client registrations (register.go)
 	// ackGrace is how long a re-INVITE waits for an ACK already in flight
 	// before getting 491 (tests shorten it before Serve).
 	ackGrace time.Duration
@@ -212,25 +227,29 @@ func newServer(cfg Config, mb mediaBackend, newConv ConversationFactory, log *sl
 	}
 	baseCtx, baseCancel := context.WithCancelCause(context.Background())
 	s := &Server{
-		cfg:        cfg,
-		log:        log,
-		metrics:    m,
-		newConv:    newConv,
-		media:      mb,
-		ua:         ua,
-		srv:        srv,
-		client:     client,
-		baseCtx:    baseCtx,
-		baseCancel: baseCancel,
-		ready:      make(chan struct{}),
-		badLog:     realtime.NewLogLimiter(time.Second, 10),
-		ackGrace:   2 * time.Second,
-		calls:      map[*call]bool{},
-		dialogs:    map[string]*leg{},
-		changed:    make(chan struct{}),
+		cfg:         cfg,
+		log:         log,
+		metrics:     m,
+		newConv:     newConv,
+		media:       mb,
+		ua:          ua,
+		srv:         srv,
+		client:      client,
+		baseCtx:     baseCtx,
+		baseCancel:  baseCancel,
+		ready:       make(chan struct{}),
+		badLog:      realtime.NewLogLimiter(time.Second, 10),
+		unconfirmed: newSourceCounts(cfg.Limits.MaxUnconfirmedPerSource, 0),
+		optionsRate: newSourceRate(cfg.Limits.OptionsRate),
+		streamConns: newSourceCounts(cfg.Limits.MaxConnectionsPerSource, cfg.Limits.MaxConnections),
+		ackGrace:    2 * time.Second,
+		calls:       map[*call]bool{},
+		dialogs:     map[string]*leg{},
+		changed:     make(chan struct{}),
 	}
-	s.guard = &guard{parser: sip.NewParser(), server: cfg.UserAgent, report: s.reportMalformed}
-	s.auth = newAuthenticator(s)
+	s.guard = &guard{parser: sip.NewParser(), server: cfg.UserAgent, report: s.reportMalformed,
+		conns: s.streamConns, idleTimeout: cfg.Limits.StreamIdleTimeout, limited: s.reportLimited}
+	s.auth.Store(newAuthenticator(s))
 	s.regs = newRegistrations(s)
 
 	srv.OnInvite(s.handler(s.onInvite))
@@ -426,6 +445,14 @@ func (s *Server) admit(c *call) *rejection {
 	if r := s.noCapacity(); r != nil {
 		return r
 	}
+	// limits.go: a source that does not ACK cannot hold every slot.
+	if src := c.info.Remote.Addr().Unmap(); src.IsValid() {
+		if !s.unconfirmed.acquire(src) {
+			s.metrics.limited.WithLabelValues(limitUnconfirmed).Inc()
+			return reject(EndRejectUnconfirmed, "too many unconfirmed calls from this source")
+		}
+		c.unconfirmedSrc = src
+	}
 	s.calls[c] = true
 	s.metrics.callsActive.Set(float64(len(s.calls)))
 	s.notifyLocked()
@@ -437,6 +464,7 @@ func (s *Server) release(c *call) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.calls, c)
+	c.releaseUnconfirmed()
 	if id := c.leg.dialogID; id != "" && s.dialogs[id] == c.leg {
 		delete(s.dialogs, id)
 	}
@@ -525,6 +553,22 @@ func (s *Server) reportMalformed(transport, action string, src net.Addr, err err
 	}
 }
 
+// reportLimited counts a connection refused or closed by an edge limit and
+// logs it, rate-limited.
+func (s *Server) reportLimited(label string, src net.Addr) {
+	s.metrics.limited.WithLabelValues(label).Inc()
+	if label == limitStreamIdle {
+		return // routine: a peer that opened a connection and went quiet
+	}
+	if ok, suppressed := s.badLog.Allow(); ok {
+		addr := ""
+		if src != nil {
+			addr = src.String()
+		}
+		s.log.Warn("sip: connection limit", "limit", label, "src", addr, "suppressed", suppressed)
+	}
+}
+
 // handler wraps every sipgo handler: counting, and never letting a panic in
 // our code take the process down with it.
 func (s *Server) handler(h func(req *sip.Request, tx sip.ServerTransaction)) sipgo.RequestHandler {
@@ -559,6 +603,9 @@ func (s *Server) send(req *sip.Request, tx sip.ServerTransaction, res *sip.Respo
 	for _, h := range hdrs {
 		res.AppendHeader(h)
 	}
+	// sipgo copies the request's version into the response: a 505 would
+	// echo whatever the sender wrote there. We only speak SIP/2.0.
+	res.SipVersion = "SIP/2.0"
 	if res.GetHeader("Server") == nil {
 		res.AppendHeader(sip.NewHeader("Server", s.cfg.UserAgent))
 	}
@@ -582,10 +629,10 @@ func (s *Server) rejectRequest(req *sip.Request, tx sip.ServerTransaction, r *re
 	if ok, suppressed := s.badLog.Allow(); ok {
 		var from, to string
 		if h := req.From(); h != nil {
-			from = sanitizePhrase(uriForLog(h.Address))
+			from = s.logFrom(sanitizePhrase(uriForLog(h.Address)))
 		}
 		if h := req.To(); h != nil {
-			to = sanitizePhrase(uriForLog(h.Address))
+			to = s.logTo(sanitizePhrase(uriForLog(h.Address)))
 		}
 		s.log.Log(context.Background(), t.Level, "sip: request rejected",
 			"call_id", headerValue(req.CallID()), "from", from, "to", to,

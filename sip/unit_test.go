@@ -225,6 +225,13 @@ func TestValidateRequest(t *testing.T) {
 		{"NUL in header", func(r *sip.Request) { r.AppendHeader(sip.NewHeader("Subject", "a\x00b")) }, EndRejectBadRequest, false},
 		{"scheme", func(r *sip.Request) { r.Recipient = sip.Uri{Scheme: "mailto", Host: "x"} }, EndRejectUnsupportedURIScheme, false},
 		{"tel scheme ok", func(r *sip.Request) { r.Recipient = sip.Uri{Scheme: "tel", Host: "+1555"} }, 0, true},
+		{"empty sip URI", func(r *sip.Request) { r.Recipient = sip.Uri{Scheme: "sip"} }, EndRejectBadRequest, false},
+		{"sip:@", func(r *sip.Request) { r.Recipient = parseURI(t, "sip:@") }, EndRejectBadRequest, false},
+		{"empty tel URI", func(r *sip.Request) { r.Recipient = parseURI(t, "tel:") }, EndRejectBadRequest, false},
+		{"parsed tel URI ok", func(r *sip.Request) { r.Recipient = parseURI(t, "tel:+4930123;phone-context=x") }, 0, true},
+		{"port 99999", func(r *sip.Request) { r.Recipient = parseURI(t, "sip:ai@127.0.0.1:99999") }, EndRejectBadRequest, false},
+		{"CSeq 2**31", func(r *sip.Request) { r.CSeq().SeqNo = 1 << 31 }, EndRejectBadRequest, false},
+		{"CSeq 0 ok (RFC 3261 §8.1.1.5)", func(r *sip.Request) { r.CSeq().SeqNo = 0 }, 0, true},
 		{"version", func(r *sip.Request) { r.SipVersion = "SIP/3.0" }, EndRejectVersion, false},
 		{"no From tag", func(r *sip.Request) { r.From().Params.Remove("tag") }, EndRejectBadRequest, false},
 		{"no Contact", func(r *sip.Request) { r.RemoveHeader("Contact") }, EndRejectBadRequest, false},
@@ -264,6 +271,13 @@ func TestSanitizeResponse(t *testing.T) {
 	require.NotContains(t, out, "\r\ndef: injected")
 	require.Contains(t, out, "Call-ID: abc def: injected\r\n")
 	require.True(t, strings.HasPrefix(out, "SIP/2.0 400 Bad\r\n") || strings.HasPrefix(out, "SIP/2.0 400 BadRequest\r\n"), out)
+}
+
+func parseURI(t *testing.T, s string) sip.Uri {
+	t.Helper()
+	var u sip.Uri
+	require.NoError(t, sip.ParseUri(s, &u))
+	return u
 }
 
 func TestBadRequestFor(t *testing.T) {
@@ -405,6 +419,10 @@ func FuzzGuardedConnFraming(f *testing.F) {
 	f.Add([]byte(good+"\r\n\r\n"+good), uint8(7))
 	f.Add([]byte("INVITE sip:a@b SIP/2.0\r\nl: 3\r\nCSeq: x\r\n\r\nabc"+good), uint8(1))
 	f.Add([]byte("X\r\nContent-Length: 5\r\ncontent-length: 6\r\n\r\n"), uint8(3))
+	// Issue 10 findings: an oversized message without an end of headers
+	// (513, then the stream ends), a stream cut mid-message.
+	f.Add([]byte("INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP 1.2.3.4;branch=z9hG4bK-2\r\n"+strings.Repeat("X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n", 1600)), uint8(31))
+	f.Add([]byte(good[:40]), uint8(5))
 	f.Fuzz(func(t *testing.T, stream []byte, chunk uint8) {
 		client, server := net.Pipe()
 		g := &guard{parser: sip.NewParser(), server: "srv", report: func(string, string, net.Addr, error) {}}

@@ -95,12 +95,33 @@ func validateRequest(req *sip.Request) *rejection {
 	default:
 		return reject(EndRejectUnsupportedURIScheme, "")
 	}
+	if !requestURIUsable(req.Recipient) {
+		return reject(EndRejectBadRequest, "invalid Request-URI")
+	}
+	// RFC 3261 §8.1.1.5: the sequence number is below 2**31. (0 is valid.)
+	if cseq.SeqNo > 1<<31-1 {
+		return reject(EndRejectBadRequest, "CSeq out of range")
+	}
 	// Max-Forwards 0: a loop or a misconfigured proxy chain (RFC 3261
 	// §16.3 step 3). OPTIONS may still be answered by the final recipient.
 	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 && req.Method != sip.OPTIONS {
 		return reject(EndRejectTooManyHops, "")
 	}
 	return nil
+}
+
+// requestURIUsable: a sip/sips URI names a host and a port that exists
+// (RFC 3261 §19.1.1, what scanners send: "sip:", "sip:@", port 99999); a
+// tel URI carries a number (RFC 3966 §3).
+func requestURIUsable(u sip.Uri) bool {
+	if u.Port < 0 || u.Port > 65535 {
+		return false
+	}
+	if strings.EqualFold(u.Scheme, "tel") {
+		num, _, _ := strings.Cut(u.Raw(), ";")
+		return strings.Trim(num, "+-.()") != "" || u.Host != "" || u.User != ""
+	}
+	return u.Host != ""
 }
 
 // validateInvite adds the INVITE checks: a From tag (RFC 3261 §8.1.1.3; we

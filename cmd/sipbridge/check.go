@@ -24,8 +24,10 @@ func loadConfig(path string) (*configs.Config, error) {
 // wrong by key: the YAML (configs), the simulator sections, and the files
 // the config names (TLS certificate and key, prompt WAVs), which must exist
 // and be usable. Unset key variables are warnings: the file itself is valid,
-// and the region will answer 401 until the variable is exported.
-func check(path string, stdout, stderr io.Writer) int {
+// and the region will answer 401 until the variable is exported. With
+// dial, it also completes a session handshake in every region
+// (checkdial.go).
+func check(path string, dial bool, stdout, stderr io.Writer) int {
 	cfg, err := loadConfig(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "sipbridge: %v\n", err)
@@ -53,7 +55,19 @@ func check(path string, stdout, stderr io.Writer) int {
 	if name == "" {
 		name = "embedded default"
 	}
-	fmt.Fprintf(stdout, "%s: OK (%d regions, SIP on %v)\n", name, len(cfg.Regions), []string(cfg.SIP.Listen))
+	if dial {
+		failed, err := checkDial(cfg, stdout)
+		if err != nil {
+			fmt.Fprintf(stderr, "sipbridge: %v\n", err)
+			return 1
+		}
+		if failed > 0 {
+			fmt.Fprintf(stderr, "sipbridge: %d region handshake(s) failed\n", failed)
+			return 1
+		}
+	}
+	fmt.Fprintf(stdout, "%s: OK (%d regions, %d assistant profiles, %d routes, SIP on %v)\n", name,
+		len(cfg.Regions), len(cfg.ProfileNames()), len(cfg.Routes), []string(cfg.SIP.Listen))
 	return 0
 }
 
@@ -71,19 +85,13 @@ func checkFiles(cfg *configs.Config) []error {
 			}
 		}
 	}
-	for _, f := range []struct{ key, path string }{
-		{"failover.filler_file", cfg.Failover.FillerFile},
-		{"failover.apology_file", cfg.Failover.ApologyFile},
-	} {
-		if f.path == "" {
-			continue
-		}
-		if err := fileExists(f.key, f.path); err != nil {
+	for _, f := range cfg.AllPromptFiles() { // failover's, then each assistant's own
+		if err := fileExists(f.Key, f.Path); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if _, err := loadPrompt(f.path); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %s: %w", f.key, f.path, err))
+		if _, err := loadPrompt(f.Path); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %s: %w", f.Key, f.Path, err))
 		}
 	}
 	return errs

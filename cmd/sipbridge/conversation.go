@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/sipbridge/sipbridge/configs"
 	"github.com/sipbridge/sipbridge/failover"
 	"github.com/sipbridge/sipbridge/media"
 	g711codec "github.com/sipbridge/sipbridge/media/g711"
@@ -38,13 +39,27 @@ func audioFormat(assistantFormat string, codec media.Codec) (realtime.AudioForma
 }
 
 // newConversation builds the AI side of one call (sip.ConversationFactory):
-// it dials nothing; Run does.
+// it dials nothing; Run does. It reads the current generation once: the
+// route picks the assistant, whose {{caller.…}} variables are filled from
+// the call, and the call keeps all of it whatever a reload does later.
 func (a *app) newConversation(_ context.Context, call sip.CallInfo, log *slog.Logger) (sip.Conversation, error) {
-	cfg := a.cfg
-	format, modelFormat := audioFormat(cfg.Assistant.AudioFormat, call.Codec)
+	g := a.gen.Load()
+	cfg := g.cfg
+	caller := configs.Caller{
+		From: call.From, FromUser: call.FromUser, FromName: call.FromName,
+		To: call.To, ToUser: call.ToUser, Trunk: call.Trunk, Headers: call.Headers,
+	}
+	profile, as := cfg.Route(caller)
+	vars := cfg.CallerVars(caller)
+	format, modelFormat := audioFormat(as.AudioFormat, call.Codec)
+	session := as.SessionConfig(format)
+	session.Instructions = configs.RenderCaller(session.Instructions, vars)
 	fc := failover.Config{
-		Session:             cfg.SessionConfig(format),
-		Greeting:            cfg.Assistant.Greeting,
+		Session:  session,
+		Greeting: configs.RenderCaller(as.Greeting, vars),
+		// A call answered and never ACKed costs no response (sip calls
+		// CallConfirmed at the ACK).
+		GreetAfterConfirm:   true,
 		StallNoResponse:     cfg.Failover.StallNoResponse.D(),
 		StallFirstAudio:     cfg.Failover.StallFirstAudio.D(),
 		StallMidAudio:       cfg.Failover.StallMidAudio.D(),
@@ -52,17 +67,28 @@ func (a *app) newConversation(_ context.Context, call sip.CallInfo, log *slog.Lo
 		RotateMargin:        cfg.Failover.RotateMargin.D(),
 		FillerAfter:         cfg.Failover.FillerAfter.D(),
 		GiveUpTransfer:      cfg.Failover.GiveUpTransfer,
-		AnsweredBeforeReady: !*cfg.SIP.AnswerWhenReady,
-		TransferTargets:     cfg.Assistant.Tools.TransferTargets,
+		AnsweredBeforeReady: !*a.cfg.SIP.AnswerWhenReady, // the SIP server's: not reloaded
+		TransferTargets:     as.Tools.TransferTargets,
+		Regions:             as.Regions,
 	}
-	fc.DTMFDisabled = !*cfg.Assistant.DTMF.Enabled
-	fc.DTMFSilent = !*cfg.Assistant.DTMF.Respond
-	if a.filler != nil {
-		fc.FillerAudio = a.filler.render(format)
+	fc.DTMFDisabled = !*as.DTMF.Enabled
+	fc.DTMFSilent = !*as.DTMF.Respond
+	filler, apology := cfg.PromptFiles(as)
+	if p := g.prompts[filler]; p != nil {
+		fc.FillerAudio = p.render(format)
 	}
-	if a.apology != nil {
-		fc.ApologyAudio = a.apology.render(format)
+	if p := g.prompts[apology]; p != nil {
+		fc.ApologyAudio = p.render(format)
 	}
+	var tools failover.ToolRunner
+	if w := g.tools[profile]; w != nil {
+		tools = w.ForCaller(vars)
+	}
+	assistant := profile
+	if assistant == "" {
+		assistant = "assistant"
+	}
+	log.Info("call routed", "assistant", assistant, "config_generation", g.id, "caller", cfg.LogVars(vars))
 	conv := failover.NewConversation(failover.Params{
 		CallID: call.CallID,
 		Config: fc,
@@ -71,7 +97,7 @@ func (a *app) newConversation(_ context.Context, call sip.CallInfo, log *slog.Lo
 		// The call's logger already carries call_id; failover adds it itself.
 		Logger:   a.log,
 		Metrics:  a.fom,
-		Tools:    a.tools,
+		Tools:    tools,
 		Observer: call.Observer,
 	})
 	return conversation{Conversation: conv, format: modelFormat}, nil

@@ -374,6 +374,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	sip.NewMetrics(rec)
 	webhook.NewMetrics(rec)
 	registerAdminMetrics(rec, &app{cfg: &configs.Config{}})
+	newReloadMetrics(rec)
 	out := map[string]bool{}
 	for n := range rec.names {
 		out[n] = true

@@ -4,7 +4,9 @@
 //
 //	sipbridge [serve] [-config FILE]  run the server (no -config: the embedded
 //	                                  default with two local simulated regions)
-//	sipbridge check [-config FILE]    validate a config and the files it names, and exit
+//	sipbridge check [-config FILE] [-dial]
+//	                                  validate a config and the files it names, and exit;
+//	                                  -dial also completes a handshake in every region
 //	sipbridge health [-ready]         probe a running server's /livez or /readyz
 //	sipbridge call SIP-URI            place a test call, say a question, hear the answer
 //	sipbridge report [-format text|csv|json] [-png FILE] RECORDS...
@@ -13,7 +15,9 @@
 //	sipbridge help                    list the subcommands and flags
 //
 // SIGTERM drains (new INVITEs and OPTIONS get 503, active calls finish, then
-// exit); SIGINT hangs up every call and exits now.
+// exit); SIGINT hangs up every call and exits now; SIGHUP reloads the config
+// file (new calls use it, calls in progress keep theirs; a bad file is
+// refused and the running one kept).
 package main
 
 import (
@@ -39,8 +43,11 @@ const usage = `Usage:
   sipbridge [serve] [-config FILE]  run the server; without -config, the embedded
                                     default: SIP on 127.0.0.1:5060 and two local
                                     simulated realtime regions (no keys needed)
-  sipbridge check [-config FILE]    validate a config (keys, values, the files it
-                                    names) and exit: 0 valid, 1 not
+  sipbridge check [-config FILE] [-dial]
+                                    validate a config (keys, values, the files it
+                                    names) and exit: 0 valid, 1 not; -dial also
+                                    opens a session in every region and completes
+                                    the handshake (no audio), naming each failure
   sipbridge health [-ready] [-addr HOST:PORT]
                                     probe a running server's /livez (or /readyz):
                                     exit 0 healthy, 1 not (the image's HEALTHCHECK)
@@ -55,7 +62,8 @@ const usage = `Usage:
   sipbridge version                 print the version
   sipbridge help                    print this help
 
-SIGTERM drains (new calls get 503, active calls finish); SIGINT hangs up and exits.
+SIGTERM drains (new calls get 503, active calls finish); SIGINT hangs up and exits;
+SIGHUP reloads the config file (calls in progress keep theirs).
 Config reference: configs/README.md.
 
 Flags:
@@ -83,6 +91,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sipbridge "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "config file (YAML); empty runs the embedded local default")
+	dial := fs.Bool("dial", false, "check only: also open a session in every region and complete the handshake (no audio)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
@@ -107,7 +116,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "sipbridge", version)
 		return 0
 	case "check":
-		return check(*configPath, stdout, stderr)
+		return check(*configPath, *dial, stdout, stderr)
+	}
+	if *dial {
+		fmt.Fprintln(stderr, "sipbridge: -dial goes with check")
+		return 2
 	}
 
 	cfg, err := loadConfig(*configPath)
@@ -117,17 +130,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signalContexts()
 	defer stop.cancel()
-	if err := serve(ctx, stop, cfg, stderr); err != nil {
+	if err := serve(ctx, stop, *configPath, cfg, stderr); err != nil {
 		fmt.Fprintf(stderr, "sipbridge: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-// shutdown carries the two ways the process is asked to stop.
+// shutdown carries the two ways the process is asked to stop, and the
+// request to reload the configuration.
 type shutdown struct {
 	drain  <-chan struct{} // SIGTERM: stop taking calls, let active ones finish
 	now    <-chan struct{} // SIGINT (or a second SIGTERM): hang up and exit
+	reload <-chan struct{} // SIGHUP: reload the config file (reload.go)
 	cancel func()
 }
 
@@ -135,8 +150,9 @@ func signalContexts() (context.Context, shutdown) {
 	ctx, cancel := context.WithCancel(context.Background())
 	drain := make(chan struct{})
 	now := make(chan struct{})
+	reload := make(chan struct{}, 1)
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	go func() {
 		defer signal.Stop(sigs)
 		draining := false
@@ -145,6 +161,13 @@ func signalContexts() (context.Context, shutdown) {
 			case <-ctx.Done():
 				return
 			case s := <-sigs:
+				if s == syscall.SIGHUP {
+					select { // several HUPs while one reload runs: one more reload
+					case reload <- struct{}{}:
+					default:
+					}
+					continue
+				}
 				if s == syscall.SIGTERM && !draining {
 					draining = true
 					close(drain)
@@ -155,5 +178,5 @@ func signalContexts() (context.Context, shutdown) {
 			}
 		}
 	}()
-	return ctx, shutdown{drain: drain, now: now, cancel: cancel}
+	return ctx, shutdown{drain: drain, now: now, reload: reload, cancel: cancel}
 }

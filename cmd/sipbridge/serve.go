@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/sipbridge/sipbridge/configs"
 	"github.com/sipbridge/sipbridge/failover"
+	"github.com/sipbridge/sipbridge/failover/webhook"
 	"github.com/sipbridge/sipbridge/media"
 	"github.com/sipbridge/sipbridge/realtime"
 	"github.com/sipbridge/sipbridge/realtime/sim"
@@ -37,41 +37,44 @@ func newLogger(c configs.Log, w io.Writer) *slog.Logger {
 
 // app is one running sipbridge: everything serve starts, for a clean stop.
 type app struct {
+	// cfg is the configuration the process started with: its listeners,
+	// RTP, logging and SIP settings hold until a restart. What a reload
+	// changes lives in gen.
 	cfg     *configs.Config
+	path    string // the config file SIGHUP reloads; "": the embedded default
 	log     *slog.Logger
 	sims    []*sim.Server
 	simKeys map[string]string // region name → the key its in-process simulator expects
 	pool    *failover.Pool
 	fom     *failover.Metrics
 	sip     *sip.Server
-	filler  *prompt
-	apology *prompt
-	tools   failover.ToolRunner // webhook tools (webhooks.go); nil: none
+	// gen is the current generation (generation.go): read once per call
+	// at its INVITE, replaced whole by reload.
+	gen         atomic.Pointer[generation]
+	toolMetrics *webhook.Metrics
+	reloadM     *reloadMetrics
 	// draining is set on SIGTERM; /readyz answers 503 from then on (admin.go).
 	draining atomic.Bool
 }
 
-func serve(ctx context.Context, stop shutdown, cfg *configs.Config, logw io.Writer) error {
+func serve(ctx context.Context, stop shutdown, path string, cfg *configs.Config, logw io.Writer) error {
 	log := newLogger(cfg.Log, logw)
-	a := &app{cfg: cfg, log: log, simKeys: map[string]string{}}
+	a := &app{cfg: cfg, path: path, log: log, simKeys: map[string]string{}}
 
 	sims, err := simulatedRegions(cfg, time.Now)
 	if err != nil {
 		return err
 	}
-	if errs := checkFiles(cfg); len(errs) > 0 { // check.go: the same checks as sipbridge check
-		return errors.Join(errs...)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.toolMetrics = webhook.NewMetrics(reg)
+	a.reloadM = newReloadMetrics(reg)
+	first, err := a.buildGeneration(cfg, 1) // generation.go
+	if err != nil {
+		return err
 	}
-	if cfg.Failover.FillerFile != "" {
-		if a.filler, err = loadPrompt(cfg.Failover.FillerFile); err != nil {
-			return fmt.Errorf("failover.filler_file: %w", err)
-		}
-	}
-	if cfg.Failover.ApologyFile != "" {
-		if a.apology, err = loadPrompt(cfg.Failover.ApologyFile); err != nil {
-			return fmt.Errorf("failover.apology_file: %w", err)
-		}
-	}
+	a.gen.Store(first)
+	a.reloadM.generation.Set(1)
 	for _, w := range cfg.MissingKeys(os.Getenv) {
 		log.Warn("realtime key missing; the region will refuse us until it is set", "detail", w)
 	}
@@ -82,15 +85,8 @@ func serve(ctx context.Context, stop shutdown, cfg *configs.Config, logw io.Writ
 	}
 	defer a.closeSimulators()
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.fom = failover.NewMetrics(reg)
-	a.pool = failover.NewPool(a.regions(), failover.HealthConfig{
-		Window:       cfg.Failover.Health.Window.D(),
-		MinSamples:   cfg.Failover.Health.MinSamples,
-		FailureRatio: cfg.Failover.Health.FailureRatio,
-		CoolDown:     cfg.Failover.Health.CoolDown.D(),
-	}, a.fom, log)
+	a.pool = failover.NewPool(a.regionsOf(cfg), healthConfig(cfg), a.fom, log)
 	realtime.RegisterCollector(reg, a.pool.CapacityCollector())
 
 	rtpIP, err := a.rtpIP()
@@ -112,8 +108,15 @@ func serve(ctx context.Context, stop shutdown, cfg *configs.Config, logw io.Writ
 		SymmetricRTP:    *cfg.RTP.Symmetric,
 		LatchBeforeSend: cfg.RTP.LatchBeforeSend,
 		ComfortNoiseDB:  cfg.RTP.ComfortNoiseDBov,
-		Records:         cfg.Records.WriterConfig(),
-		Capacity:        a.pool,
+		Limits: sip.EdgeLimits{
+			MaxUnconfirmedPerSource: cfg.SIP.Limits.MaxUnconfirmedPerSource,
+			OptionsRate:             cfg.SIP.Limits.OptionsPerSecond,
+			MaxConnections:          cfg.SIP.Limits.MaxConnections,
+			MaxConnectionsPerSource: cfg.SIP.Limits.MaxConnectionsPerSource,
+			StreamIdleTimeout:       cfg.SIP.Limits.TCPIdleTimeout.D(),
+		},
+		Records:  cfg.Records.WriterConfig(),
+		Capacity: a.pool,
 	}
 	for _, r := range cfg.Regions {
 		if r.Prices != nil {
@@ -138,13 +141,11 @@ func serve(ctx context.Context, stop shutdown, cfg *configs.Config, logw io.Writ
 		return err
 	}
 	applyRegistrations(&sipCfg, cfg, os.Getenv) // register.go
-	if a.tools, err = newToolRunner(cfg, os.Getenv, log, reg); err != nil {
-		return err
-	}
 	a.sip, err = sip.NewServer(sipCfg, ports, a.newConversation, log, sip.NewMetrics(reg))
 	if err != nil {
 		return err
 	}
+	a.sip.SetPrivacy(sipPrivacy(cfg))
 
 	sipCtx, cancelSIP := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSIP()
@@ -178,7 +179,10 @@ func serve(ctx context.Context, stop shutdown, cfg *configs.Config, logw io.Writ
 		defer adminSrv.Close()
 	}
 	log.Info("sipbridge ready", "version", version, "sip", addrStrings(a.sip.Addrs()),
-		"regions", regionNames(cfg), "admin", cfg.Admin.Listen)
+		"regions", regionNames(cfg), "admin", cfg.Admin.Listen, "config_generation", 1)
+	reloadCtx, stopReloads := context.WithCancel(ctx)
+	defer stopReloads()
+	go a.reloadOnSignal(reloadCtx, stop.reload) // reload.go
 
 	select {
 	case err := <-sipErr:
@@ -190,10 +194,11 @@ func serve(ctx context.Context, stop shutdown, cfg *configs.Config, logw io.Writ
 	case <-stop.drain:
 	}
 
-	log.Info("SIGTERM: draining; new calls get 503", "active_calls", a.sip.ActiveCalls(), "drain_timeout", cfg.DrainTimeout.D().String())
+	drainTimeout := a.gen.Load().cfg.DrainTimeout.D()
+	log.Info("SIGTERM: draining; new calls get 503", "active_calls", a.sip.ActiveCalls(), "drain_timeout", drainTimeout.String())
 	a.draining.Store(true)
 	a.sip.Drain()
-	waitCtx, cancelWait := context.WithTimeout(context.Background(), cfg.DrainTimeout.D())
+	waitCtx, cancelWait := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancelWait()
 	waitDone := make(chan error, 1)
 	go func() { waitDone <- a.sip.Wait(waitCtx) }()
@@ -258,20 +263,6 @@ func randomKey() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return "sim-" + hex.EncodeToString(b[:])
-}
-
-func (a *app) regions() []failover.Region {
-	out := make([]failover.Region, 0, len(a.cfg.Regions))
-	for _, r := range a.cfg.Regions {
-		dc := r.DialConfig(os.Getenv)
-		if r.Simulator.Enabled {
-			dc.APIKey = a.simKeys[r.Name]
-		}
-		fr := r.CapacityRegion() // max_sessions, weight, priority
-		fr.Dial, fr.SessionLimit, fr.WarmStandby = dc, r.SessionLimit.D(), r.WarmStandby
-		out = append(out, fr)
-	}
-	return out
 }
 
 func (a *app) rtpIP() (netip.Addr, error) {

@@ -4,17 +4,15 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/sipbridge/sipbridge/configs"
-	"github.com/sipbridge/sipbridge/failover"
 	"github.com/sipbridge/sipbridge/failover/webhook"
 )
 
-// newToolRunner builds the webhook tools of assistant.tools.webhooks, with
-// header values read from the environment; nil when there are none.
-func newToolRunner(cfg *configs.Config, getenv func(string) string, log *slog.Logger, reg prometheus.Registerer) (failover.ToolRunner, error) {
-	hooks := cfg.Assistant.Tools.Webhooks
+// newToolRunner builds the webhook tools of one assistant (section is
+// where it is written: assistant or assistants.NAME), with header values
+// read from the environment; nil when it has none.
+func newToolRunner(a *configs.Assistant, section string, getenv func(string) string, log *slog.Logger, m *webhook.Metrics) (*webhook.Webhooks, error) {
+	hooks := a.Tools.Webhooks
 	if len(hooks) == 0 {
 		return nil, nil
 	}
@@ -28,9 +26,9 @@ func newToolRunner(cfg *configs.Config, getenv func(string) string, log *slog.Lo
 		}
 		defs = append(defs, webhook.Webhook{Name: h.Name, URL: h.URL, Timeout: h.Timeout.D(), Headers: hdrs})
 	}
-	w, err := webhook.NewWebhooks(defs, log.With("component", "tools"), webhook.NewMetrics(reg))
+	w, err := webhook.NewWebhooks(defs, log.With("component", "tools"), m)
 	if err != nil {
-		return nil, fmt.Errorf("assistant.tools.webhooks: %w", err)
+		return nil, fmt.Errorf("%s.tools.webhooks: %w", section, err)
 	}
 	return w, nil
 }

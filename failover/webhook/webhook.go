@@ -47,6 +47,9 @@ type Request struct {
 	Name      string `json:"name"`
 	// Arguments are the model's arguments, a JSON object.
 	Arguments json.RawMessage `json:"arguments"`
+	// Caller is the phone call's caller context (from_user, to_user,
+	// trunk, header.NAME…), when the runner was made with ForCaller.
+	Caller map[string]string `json:"caller,omitempty"`
 }
 
 // Limits.
@@ -55,7 +58,9 @@ const (
 	// MaxResponseBytes caps a webhook's answer: it goes into the model's
 	// context, where a large one costs tokens on every later turn.
 	MaxResponseBytes = 16 << 10
-	// maxConcurrent bounds webhook requests in flight across all calls.
+	// maxConcurrent bounds webhook requests in flight across all calls,
+	// every assistant's tools and every configuration generation together
+	// (inFlight).
 	maxConcurrent = 64
 )
 
@@ -92,6 +97,10 @@ type Webhooks struct {
 
 var _ failover.ToolRunner = (*Webhooks)(nil)
 
+// inFlight is the process's one bound on webhook requests: a reload builds
+// new Webhooks while calls on the old ones still run.
+var inFlight = make(chan struct{}, maxConcurrent)
+
 // ErrConfig: a webhook definition is unusable.
 var ErrConfig = errors.New("tools: invalid webhook")
 
@@ -104,7 +113,7 @@ func NewWebhooks(hooks []Webhook, log *slog.Logger, m *Metrics) (*Webhooks, erro
 	if m == nil {
 		m = NewMetrics(nil)
 	}
-	w := &Webhooks{hooks: map[string]Webhook{}, sem: make(chan struct{}, maxConcurrent), log: log, m: m}
+	w := &Webhooks{hooks: map[string]Webhook{}, sem: inFlight, log: log, m: m}
 	for _, h := range hooks {
 		if h.Name == "" {
 			return nil, fmt.Errorf("%w: no name", ErrConfig)
@@ -152,19 +161,40 @@ func errorOutput(msg string) string {
 // Run POSTs the call to the tool's URL within its timeout and returns the
 // response body (2xx), or an error object for the model.
 func (w *Webhooks) Run(ctx context.Context, call failover.ToolCall) string {
+	return w.runFor(ctx, call, nil)
+}
+
+// ForCaller is the runner of one phone call: every request carries caller
+// (Request.Caller).
+func (w *Webhooks) ForCaller(caller map[string]string) failover.ToolRunner {
+	return callerRunner{w: w, caller: caller}
+}
+
+type callerRunner struct {
+	w      *Webhooks
+	caller map[string]string
+}
+
+func (r callerRunner) Has(name string) bool { return r.w.Has(name) }
+
+func (r callerRunner) Run(ctx context.Context, call failover.ToolCall) string {
+	return r.w.runFor(ctx, call, r.caller)
+}
+
+func (w *Webhooks) runFor(ctx context.Context, call failover.ToolCall, caller map[string]string) string {
 	h, ok := w.hooks[call.Name]
 	if !ok {
 		return errorOutput(fmt.Sprintf("unknown function %q", call.Name))
 	}
 	log := w.log.With("call_id", call.SIPCallID, "tool", call.Name, "fn_call_id", call.CallID)
 	start := time.Now()
-	out, result := w.run(ctx, h, call, log)
+	out, result := w.run(ctx, h, call, caller, log)
 	w.m.calls.WithLabelValues(h.Name, result).Inc()
 	w.m.duration.WithLabelValues(h.Name).Observe(time.Since(start).Seconds())
 	return out
 }
 
-func (w *Webhooks) run(ctx context.Context, h Webhook, call failover.ToolCall, log *slog.Logger) (string, string) {
+func (w *Webhooks) run(ctx context.Context, h Webhook, call failover.ToolCall, caller map[string]string, log *slog.Logger) (string, string) {
 	args := json.RawMessage(call.Arguments)
 	if len(bytes.TrimSpace(args)) == 0 {
 		args = json.RawMessage(`{}`)
@@ -173,7 +203,7 @@ func (w *Webhooks) run(ctx context.Context, h Webhook, call failover.ToolCall, l
 		log.Warn("tools: arguments are not JSON; webhook not called")
 		return errorOutput("the arguments were not valid JSON"), "bad_arguments"
 	}
-	body, err := json.Marshal(Request{CallID: call.CallID, SIPCallID: call.SIPCallID, Name: call.Name, Arguments: args})
+	body, err := json.Marshal(Request{CallID: call.CallID, SIPCallID: call.SIPCallID, Name: call.Name, Arguments: args, Caller: caller})
 	if err != nil {
 		return errorOutput("the arguments could not be encoded"), "bad_arguments"
 	}

@@ -216,3 +216,26 @@ func TestNewMetricsTwiceSharesTheSeries(t *testing.T) {
 	require.Same(t, a.calls, b.calls)
 	require.Same(t, a.duration, b.duration)
 }
+
+func TestForCallerSendsTheCallerContext(t *testing.T) {
+	bodies := make(chan Request, 2)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req Request
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		bodies <- req
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	}))
+	defer srv.Close()
+	w, err := NewWebhooks([]Webhook{{Name: "crm", URL: srv.URL}}, nil, nil)
+	require.NoError(t, err)
+	defer w.Close()
+	caller := map[string]string{"from_user": "+4930123", "header.X-Account": "A-17"}
+	r := w.ForCaller(caller)
+	require.True(t, r.Has("crm"))
+	require.False(t, r.Has("other"))
+	require.JSONEq(t, `{"ok":true}`, r.Run(context.Background(), failover.ToolCall{CallID: "fc1", Name: "crm", Arguments: "{}"}))
+	require.Equal(t, caller, (<-bodies).Caller)
+
+	w.Run(context.Background(), failover.ToolCall{CallID: "fc2", Name: "crm", Arguments: "{}"})
+	require.Nil(t, (<-bodies).Caller, "without ForCaller no caller is sent")
+}
