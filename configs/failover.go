@@ -20,6 +20,19 @@ type Failover struct {
 	ApologyFile     string   `yaml:"apology_file"`     // WAV played when every region failed
 	GiveUpTransfer  string   `yaml:"give_up_transfer"` // SIP URI to REFER the caller to when giving up
 	Health          Health   `yaml:"health"`
+	Hedge           Hedge    `yaml:"hedge"`
+}
+
+// Hedge tunes hedged answers (failover.hedge): a turn whose first audio is
+// late is asked again in another region and the first answer wins.
+type Hedge struct {
+	Enabled      *bool    `yaml:"enabled"`
+	Multiple     float64  `yaml:"multiple"`      // deadline = multiple × the region's median time to first audio
+	Floor        Duration `yaml:"floor"`         // lower bound of the deadline
+	Ceiling      Duration `yaml:"ceiling"`       // upper bound, and the deadline before the window has samples
+	Window       Duration `yaml:"window"`        // sliding window of times to first audio and of the process budget
+	CallShare    float64  `yaml:"call_share"`    // at most this share of a call's turns hedged, plus one
+	ProcessShare float64  `yaml:"process_share"` // at most this share of the process's turns in the window, plus one
 }
 
 // Health configures per-region circuit breakers (failover.health).
@@ -64,6 +77,29 @@ func (c *Config) applyFailoverDefaults() {
 	if h.CoolDown == 0 {
 		h.CoolDown = Duration(failover.DefaultCoolDown)
 	}
+	hg := &f.Hedge
+	if hg.Enabled == nil {
+		on := failover.DefaultHedgeEnabled
+		hg.Enabled = &on
+	}
+	if hg.Multiple == 0 {
+		hg.Multiple = failover.DefaultHedgeMultiple
+	}
+	if hg.Floor == 0 {
+		hg.Floor = Duration(failover.DefaultHedgeFloor)
+	}
+	if hg.Ceiling == 0 {
+		hg.Ceiling = Duration(failover.DefaultHedgeCeiling)
+	}
+	if hg.Window == 0 {
+		hg.Window = Duration(failover.DefaultTTFAWindow)
+	}
+	if hg.CallShare == 0 {
+		hg.CallShare = failover.DefaultHedgeCallShare
+	}
+	if hg.ProcessShare == 0 {
+		hg.ProcessShare = failover.DefaultHedgeShare
+	}
 }
 
 func (c *Config) validateFailover(bad badFunc) {
@@ -98,6 +134,27 @@ func (c *Config) validateFailover(bad badFunc) {
 	}
 	if d := f.Health.CoolDown.D(); d < time.Second {
 		bad("failover.health.cool_down", "%v is below 1s", d)
+	}
+	hg := f.Hedge
+	if hg.Multiple < 1 {
+		bad("failover.hedge.multiple", "%v is below 1 (half the turns would be hedged)", hg.Multiple)
+	}
+	if d := hg.Floor.D(); d < minStall {
+		bad("failover.hedge.floor", "%v is below %v", d, minStall)
+	}
+	if hg.Ceiling.D() < hg.Floor.D() {
+		bad("failover.hedge.ceiling", "%v is below failover.hedge.floor (%v)", hg.Ceiling.D(), hg.Floor.D())
+	}
+	if d := hg.Window.D(); d < time.Second {
+		bad("failover.hedge.window", "%v is below 1s", d)
+	}
+	for _, s := range []struct {
+		key string
+		v   float64
+	}{{"failover.hedge.call_share", hg.CallShare}, {"failover.hedge.process_share", hg.ProcessShare}} {
+		if s.v <= 0 || s.v > 1 {
+			bad(s.key, "%v is outside (0, 1]", s.v)
+		}
 	}
 }
 

@@ -79,6 +79,11 @@ func (c *Conversation) trimTurnBuf() {
 func (c *Conversation) onSpeechStarted(ev realtime.ServerEvent) {
 	c.caller.speechActive = true
 	c.caller.speechStart[ev.ItemID] = ev.AudioStartMs
+	// A new turn supersedes the one being waited for: its hedge is
+	// dropped (the hedge session never heard this audio) and the next
+	// commit starts a new wait.
+	c.dropHedge("abandoned", "caller_spoke")
+	c.turns.waitFrom, c.turns.hedgeAt = time.Time{}, time.Time{}
 	if c.isPlaying() {
 		c.interrupt(!c.interruptsOnServer(), "barge_in")
 		return
@@ -128,6 +133,7 @@ func (c *Conversation) onCommitted(ev realtime.ServerEvent) {
 		if c.turns.activeResp == "" && c.turns.noRespAt.IsZero() {
 			c.turns.noRespAt = c.now().Add(c.cfg.StallNoResponse)
 		}
+		c.armTurnWait()
 	case c.cfg.Session.TurnDetection != nil:
 		// VAD commits but does not answer: answering is ours.
 		c.turns.awaitingResponse = true
@@ -146,6 +152,7 @@ func (c *Conversation) onHold(held bool) {
 		return
 	}
 	c.log.Info("failover: caller put the call on hold")
+	c.dropHedge("abandoned", "hold")
 	if c.state == stActive {
 		c.interrupt(true, "hold")
 		// What the caller said before the hold is not a turn to answer.

@@ -66,6 +66,27 @@ type Config struct {
 	// 4.") without asking it to respond: the digits wait for the caller's
 	// next turn (PIN entry, where the model answers once after the last key).
 	DTMFSilent bool
+	// Hedge tunes hedged answers (hedge.go); on by default.
+	Hedge HedgeConfig
+}
+
+// HedgeConfig tunes hedged answers: when a turn's first audio is late, the
+// same turn is asked in a session in another region and the first answer
+// heard wins. Zero values take the defaults. The per-region time-to-first-
+// audio window and the per-process share live with the pool (HealthConfig).
+type HedgeConfig struct {
+	// Disabled turns hedging off (the stall watchdogs still apply).
+	Disabled bool
+	// Multiple: the deadline is this multiple of the region's median time
+	// to first audio over its recent window (default 3).
+	Multiple float64
+	// Floor and Ceiling bound the deadline (defaults 500 ms and 1 s). A
+	// region with too few recent samples gets the ceiling.
+	Floor   time.Duration
+	Ceiling time.Duration
+	// CallShare: at most this share of a call's turns are hedged, plus
+	// one (default 0.25), so one call cannot double its load.
+	CallShare float64
 }
 
 // Defaults.
@@ -75,6 +96,12 @@ const (
 	DefaultStallMidAudio   = 4 * time.Second
 	DefaultMaxSwapsInRow   = 3
 	DefaultRotateMargin    = 2 * time.Minute
+
+	DefaultHedgeEnabled   = true
+	DefaultHedgeMultiple  = 3.0
+	DefaultHedgeFloor     = 500 * time.Millisecond
+	DefaultHedgeCeiling   = time.Second
+	DefaultHedgeCallShare = 0.25
 )
 
 func (c Config) withDefaults() Config {
@@ -92,6 +119,19 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RotateMargin <= 0 {
 		c.RotateMargin = DefaultRotateMargin
+	}
+	if c.Hedge.Multiple <= 0 {
+		c.Hedge.Multiple = DefaultHedgeMultiple
+	}
+	if c.Hedge.Floor <= 0 {
+		c.Hedge.Floor = DefaultHedgeFloor
+	}
+	if c.Hedge.Ceiling <= 0 {
+		c.Hedge.Ceiling = DefaultHedgeCeiling
+	}
+	c.Hedge.Ceiling = max(c.Hedge.Ceiling, c.Hedge.Floor)
+	if c.Hedge.CallShare <= 0 {
+		c.Hedge.CallShare = DefaultHedgeCallShare
 	}
 	if c.KeepAudioTurns <= 0 {
 		c.KeepAudioTurns = realtime.DefaultKeepAudioTurns

@@ -138,6 +138,7 @@ type Conversation struct {
 	swap    swapPart      // between sessions, and the give-up count (swap.go)
 	standby standbyState  // the warm standby / rotation target (standby.go)
 	fn      functionState // end_call, transfers, custom tools (functions.go)
+	hedge   hedgePart     // the hedge of a late turn, and the call's budget (hedge.go)
 	silent  silentPart    // answers the caller cannot hear (silent.go)
 	obs     observeState  // what the Observer gets (observer.go)
 
@@ -408,6 +409,7 @@ func (c *Conversation) leave() []effect {
 		c.retire(c.standby.spare)
 		c.standby.spare = nil
 	}
+	c.dropHedge("abandoned", "call_ended")
 	if rp := c.replaying(); rp != nil {
 		c.swap.sw.replay = nil
 		c.retire(rp.ss)
@@ -473,6 +475,7 @@ func (c *Conversation) tickActive() {
 	if c.checkWatchdogs(now) {
 		return
 	}
+	c.checkHedge(now)
 	if d := c.active.deadline(); !d.IsZero() && !now.Before(d) {
 		c.fail(TriggerExpiry, failInfo{err: "session reached expires_at / session limit"})
 		return

@@ -16,15 +16,16 @@
 // swapped out are ignored.
 //
 // Inside the actor the conversation is a state machine (fsm.go): every
-// input (caller audio, a session's event or end, a dial's result, a
-// message from the call, a tick) goes through step, where the transition
-// table names the action for the state (connecting, active, swapping,
-// ending, gave up) and the input's kind. Actions update the state's owned
-// parts, one file each: caller audio (caller.go), responses and watchdogs
+// input (caller audio, a session's event or end, a dial's result, a message
+// from the call, a tick) goes through step, where the transition table
+// names the action for the state (connecting, active, swapping, ending,
+// gave up) and the input's kind. Actions update the state's owned parts,
+// one file each: caller audio (caller.go), responses and watchdogs
 // (turns.go), playout (playout.go), the swap and the give-up count
-// (swap.go), the standby (standby.go), function calls (functions.go). What
-// leaves the actor (dial, watch or close a session, a control for the
-// call, a tool run) is returned from step as effects (effects.go), which
+// (swap.go), the standby (standby.go), the hedge (hedge.go), function calls
+// (functions.go). What leaves the actor (dial, watch or close a session, a
+// control for the call, a tool run) is returned from step as effects
+// (effects.go), which
 // the shell carries out: Run on goroutines, the tests synchronously, so
 // the failover tests are tables of (inputs, clock) → effects and state.
 // Giving up is decided in one place (nextAttempt). The replay into a new
@@ -83,6 +84,17 @@
 //   - MaxSwapsInRow consecutive failed attempts (dial error, replay error, or
 //     a new session that fails before completing a response) give up:
 //     apology, ControlGiveUp, ErrAllRegionsFailed.
+//
+// # Hedged answers
+//
+// A turn whose first output is late (past a multiple of its region's
+// recent median time to first audio, between a floor and a ceiling) is
+// asked again in a session in another region, the warm standby or a fresh
+// one, with the same replay and create (hedge.go). The first output wins
+// inside one step: the loser's response is cancelled and its session
+// closed, so no session holds an answer the caller did not hear; a primary
+// that lost counts against its region. Hedges are budgeted per call and
+// per process (the pool); the stall watchdogs remain the last resort.
 //
 // Rotation prepares a fresh session (or uses the warm standby) before the
 // session limit and switches at a turn boundary, with the same replay and no

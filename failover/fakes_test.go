@@ -909,7 +909,7 @@ func describe(fx []effect) []string {
 	for _, e := range fx {
 		switch e := e.(type) {
 		case fxDial:
-			p := map[dialPurpose]string{dialSwap: "swap", dialSpare: "spare"}[e.Purpose]
+			p := map[dialPurpose]string{dialSwap: "swap", dialSpare: "spare", dialHedge: "hedge"}[e.Purpose]
 			out = append(out, "dial "+p+" "+e.Region.Name)
 		case fxWatch:
 			out = append(out, "watch "+e.S.s.ID())

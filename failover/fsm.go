@@ -32,11 +32,15 @@ const (
 	inToolResult                      // a custom tool's output
 	inConfirmed                       // the call's answer was acknowledged (SIP ACK)
 	inTick                            // the watchdog clock
+	inHedgeEvent                      // an event of the hedge session (hedge.go)
+	inHedgeEnd                        // the hedge session's stream ended
+	inHedgeDial                       // a dial for a hedge session returned
 	numInputs
 )
 
 var inputNames = [numInputs]string{"caller_audio", "session_event", "session_end", "spare_end", "stale", "swap_dial",
-	"spare_dial", "playout", "dtmf", "transfer_result", "hold", "tool_result", "confirmed", "tick"}
+	"spare_dial", "playout", "dtmf", "transfer_result", "hold", "tool_result", "confirmed", "tick",
+	"hedge_event", "hedge_end", "hedge_dial"}
 
 func (k inputKind) String() string {
 	if k < numInputs {
@@ -69,10 +73,14 @@ type input struct {
 
 // sessionInput sorts a session's event by whose it is: the active
 // session's, the standby's (only its end matters), or a retired one's.
-// A hedge session (the next issue) is one more case here, with inputs and
-// a column of its own in the table.
+// A hedge session's events and end have inputs and columns of their own.
 func (c *Conversation) sessionInput(se sessEvent) input {
 	switch {
+	case c.hedge.run != nil && c.hedge.run.ss != nil && se.gen == c.hedge.run.ss.gen:
+		if se.end {
+			return input{kind: inHedgeEnd, err: se.err}
+		}
+		return input{kind: inHedgeEvent, ev: se.ev}
 	case c.standby.spare != nil && se.gen == c.standby.spare.gen:
 		if se.end {
 			return input{kind: inSpareEnd, err: se.err}
@@ -93,8 +101,11 @@ func (c *Conversation) sessionInput(se sessEvent) input {
 }
 
 func dialInput(r dialResult) input {
-	if r.purpose == dialSpare {
+	switch r.purpose {
+	case dialSpare:
 		return input{kind: inSpareDial, dial: r}
+	case dialHedge:
+		return input{kind: inHedgeDial, dial: r}
 	}
 	return input{kind: inSwapDial, dial: r}
 }
@@ -130,31 +141,31 @@ var transitions = [numStates][numInputs]action{
 		inCallerAudio: actBufferAudio, inSessionEvent: actIgnore, inSessionEnd: actIgnore, inSpareEnd: actSpareEnded,
 		inStale: actIgnore, inSwapDial: actSwapDialed, inSpareDial: actSpareDialed, inPlayout: actPlayoutDone,
 		inDTMF: actDTMF, inTransferResult: actTransferResult, inHold: actHold, inToolResult: actToolResult, inConfirmed: actConfirmed,
-		inTick: actIgnore,
+		inTick: actIgnore, inHedgeEvent: actIgnore, inHedgeEnd: actIgnore, inHedgeDial: actCloseDialed,
 	},
 	stActive: {
 		inCallerAudio: actSendAudio, inSessionEvent: actSessionEvent, inSessionEnd: actSessionEnded, inSpareEnd: actSpareEnded,
 		inStale: actIgnore, inSwapDial: actCloseDialed, inSpareDial: actSpareDialed, inPlayout: actPlayoutDone,
 		inDTMF: actDTMF, inTransferResult: actTransferResult, inHold: actHold, inToolResult: actToolResult, inConfirmed: actConfirmed,
-		inTick: actTickActive,
+		inTick: actTickActive, inHedgeEvent: actHedgeEvent, inHedgeEnd: actHedgeEnded, inHedgeDial: actHedgeDialed,
 	},
 	stSwapping: {
 		inCallerAudio: actBufferAudio, inSessionEvent: actReplayEvent, inSessionEnd: actReplayEnded, inSpareEnd: actSpareEnded,
 		inStale: actIgnore, inSwapDial: actSwapDialed, inSpareDial: actSpareDialed, inPlayout: actPlayoutDone,
 		inDTMF: actDTMF, inTransferResult: actTransferResult, inHold: actHold, inToolResult: actToolResult, inConfirmed: actConfirmed,
-		inTick: actTickSwapping,
+		inTick: actTickSwapping, inHedgeEvent: actIgnore, inHedgeEnd: actIgnore, inHedgeDial: actCloseDialed,
 	},
 	stEnding: {
 		inCallerAudio: actIgnore, inSessionEvent: actIgnore, inSessionEnd: actIgnore, inSpareEnd: actSpareEnded,
 		inStale: actIgnore, inSwapDial: actCloseDialed, inSpareDial: actSpareDialed, inPlayout: actPlayoutDone,
 		inDTMF: actIgnore, inTransferResult: actTransferResult, inHold: actHold, inToolResult: actToolResult, inConfirmed: actIgnore,
-		inTick: actTickEnding,
+		inTick: actTickEnding, inHedgeEvent: actIgnore, inHedgeEnd: actIgnore, inHedgeDial: actCloseDialed,
 	},
 	stGaveUp: {
 		inCallerAudio: actIgnore, inSessionEvent: actIgnore, inSessionEnd: actIgnore, inSpareEnd: actSpareEnded,
 		inStale: actIgnore, inSwapDial: actCloseDialed, inSpareDial: actCloseDialed, inPlayout: actPlayoutDone,
 		inDTMF: actIgnore, inTransferResult: actTransferResult, inHold: actHold, inToolResult: actToolResult, inConfirmed: actIgnore,
-		inTick: actTickGaveUp,
+		inTick: actTickGaveUp, inHedgeEvent: actIgnore, inHedgeEnd: actIgnore, inHedgeDial: actCloseDialed,
 	},
 }
 
@@ -195,6 +206,10 @@ func actSpareDialed(c *Conversation, in input)  { c.onSpareDial(in.dial) }
 func actCloseDialed(c *Conversation, in input) {
 	c.closeDialed(in.dial)
 }
+
+func actHedgeEvent(c *Conversation, in input)  { c.onHedgeEvent(in.ev) }
+func actHedgeEnded(c *Conversation, in input)  { c.onHedgeEnd(in.err) }
+func actHedgeDialed(c *Conversation, in input) { c.onHedgeDial(in.dial) }
 
 func actPlayoutDone(c *Conversation, in input) { c.onPlayoutDone(in.msg.itemID, in.msg.ms) }
 func actDTMF(c *Conversation, in input)        { c.onDTMF(in.msg.digit) }

@@ -110,6 +110,11 @@ func TestTransitions(t *testing.T) {
 		{stEnding, "stale_swap_dial", []string{"fxClose"}, stEnding, nothing},
 		{stGaveUp, "stale_swap_dial", []string{"fxClose"}, stGaveUp, nothing},
 		{stActive, "stale_spare_dial", []string{"fxClose"}, stActive, nothing},
+		{stConnecting, "stale_hedge_dial", []string{"fxClose"}, stConnecting, nothing},
+		{stActive, "stale_hedge_dial", []string{"fxClose"}, stActive, nothing},
+		{stSwapping, "stale_hedge_dial", []string{"fxClose"}, stSwapping, nothing},
+		{stEnding, "stale_hedge_dial", []string{"fxClose"}, stEnding, nothing},
+		{stGaveUp, "stale_hedge_dial", []string{"fxClose"}, stGaveUp, nothing},
 		{stGaveUp, "stale_spare_dial", []string{"fxClose"}, stGaveUp, nothing},
 
 		{stConnecting, "tick", []string{}, stConnecting, nothing},
@@ -135,6 +140,8 @@ func TestTransitions(t *testing.T) {
 				in = staleDial(dialSwap)
 			case "stale_spare_dial":
 				in = staleDial(dialSpare)
+			case "stale_hedge_dial":
+				in = staleDial(dialHedge)
 			case "tick":
 				in = input{kind: inTick}
 			}

@@ -19,6 +19,10 @@ type Metrics struct {
 	GiveUps             prometheus.Counter       // sipbridge_failover_giveups_total
 	Rotations           *prometheus.CounterVec   // sipbridge_failover_rotations_total{region}
 	CallerFramesDropped prometheus.Counter       // sipbridge_failover_caller_frames_dropped_total
+	Hedges              *prometheus.CounterVec   // sipbridge_failover_hedges_total{region,to}
+	HedgeResults        *prometheus.CounterVec   // sipbridge_failover_hedge_results_total{result}
+	HedgesSkipped       *prometheus.CounterVec   // sipbridge_failover_hedges_skipped_total{reason}
+	HedgeCancelledTok   prometheus.Counter       // sipbridge_failover_hedge_cancelled_tokens_total
 
 	quiet quietMetrics // throttle.go
 }
@@ -67,6 +71,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		CallerFramesDropped: realtime.RegisterCollector(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sipbridge_failover_caller_frames_dropped_total",
 			Help: "Caller audio frames dropped because the conversation could not keep up.",
+		})),
+		Hedges: realtime.RegisterCollector(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sipbridge_failover_hedges_total",
+			Help: "Hedges started: a turn's first audio was late in region, the same turn was asked in region to.",
+		}, []string{"region", "to"})),
+		HedgeResults: realtime.RegisterCollector(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sipbridge_failover_hedge_results_total",
+			Help: "How hedges ended: primary (its answer came first), hedge (the hedge's came first), primary_failed (the hedge took over a failed primary), hedge_failed, abandoned (the caller spoke, hold, call ended).",
+		}, []string{"result"})),
+		HedgesSkipped: realtime.RegisterCollector(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sipbridge_failover_hedges_skipped_total",
+			Help: "Hedge deadlines passed without a hedge: call_budget, process_budget, no_region.",
+		}, []string{"reason"})),
+		HedgeCancelledTok: realtime.RegisterCollector(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sipbridge_failover_hedge_cancelled_tokens_total",
+			Help: "Estimated tokens of the responses a hedge cancelled: the replayed context the loser was given plus the output it produced (text at 4 characters a token, audio at 20 tokens a second).",
 		})),
 	}
 	m.quiet = newQuietMetrics(reg)

@@ -2,6 +2,7 @@ package failover
 
 import (
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -23,9 +24,29 @@ type HealthConfig struct {
 	// CoolDown is how long an open breaker stays open before it lets one
 	// probe through (half-open) (DefaultCoolDown).
 	CoolDown time.Duration
+	// TTFAWindow is how far back a region's times to first audio count
+	// for its hedge deadline (default 2 min), and the window of the
+	// per-process hedge budget.
+	TTFAWindow time.Duration
+	// HedgeShare: at most this share of the process's turns in TTFAWindow
+	// are hedged, plus one (default 0.1), so a region-wide slowdown cannot
+	// double the load on the others.
+	HedgeShare float64
 	// Now is the clock (nil = time.Now).
 	Now func() time.Time
 }
+
+// Hedge defaults owned by the pool (configs: failover.hedge.*).
+const (
+	DefaultTTFAWindow = 2 * time.Minute
+	DefaultHedgeShare = 0.1
+	// minTTFASamples: fewer recent samples than this and the region's
+	// median is not trusted (the hedge deadline is the ceiling).
+	minTTFASamples = 3
+	// maxTTFASamples caps a region's window (the newest are kept).
+	maxTTFASamples = 64
+	budgetSlots    = 8
+)
 
 // Defaults of HealthConfig (configs: failover.health.*).
 const (
@@ -47,6 +68,12 @@ func (hc HealthConfig) withDefaults() HealthConfig {
 	}
 	if hc.CoolDown <= 0 {
 		hc.CoolDown = DefaultCoolDown
+	}
+	if hc.TTFAWindow <= 0 {
+		hc.TTFAWindow = DefaultTTFAWindow
+	}
+	if hc.HedgeShare <= 0 {
+		hc.HedgeShare = DefaultHedgeShare
 	}
 	if hc.Now == nil {
 		hc.Now = time.Now
@@ -158,7 +185,13 @@ type regionHealth struct {
 	probeAt     time.Time // zero: the half-open probe is free
 	authFailed  bool
 	lastOutcome Outcome
-	asideUntil  time.Time // rate limited: no new sessions before (throttle.go)
+	ttfa        []ttfaSample // recent times to first audio, oldest first
+	asideUntil  time.Time    // rate limited: no new sessions before (throttle.go)
+}
+
+type ttfaSample struct {
+	at time.Time
+	d  time.Duration
 }
 
 // Pool is the set of regions a call may use, in priority order, with one
@@ -174,7 +207,13 @@ type Pool struct {
 
 	// cap counts the sessions held per region and purpose against
 	// max_sessions and picks regions by tier and weight (capacity.go).
-	cap *Capacity
+	cap    *Capacity
+	budget [budgetSlots]budgetSlot // the process's turns and hedges, TTFAWindow in slots
+}
+
+type budgetSlot struct {
+	epoch         int64
+	turns, hedges int
 }
 
 // NewPool returns a pool over regions, whose order is their priority. A
@@ -563,4 +602,86 @@ func failures(s []sample) int {
 		}
 	}
 	return n
+}
+
+// ObserveTTFA records a turn's time to first audio in region (for a primary
+// that lost a hedge: how long it had waited, a lower bound).
+func (p *Pool) ObserveTTFA(region string, d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rh, ok := p.byName[region]
+	if !ok {
+		return
+	}
+	if len(rh.ttfa) >= maxTTFASamples {
+		rh.ttfa = append(rh.ttfa[:0], rh.ttfa[1:]...)
+	}
+	rh.ttfa = append(rh.ttfa, ttfaSample{at: p.hc.Now(), d: d})
+}
+
+// MedianTTFA is region's median time to first audio over TTFAWindow; ok is
+// false while the window holds too few samples to trust.
+func (p *Pool) MedianTTFA(region string) (time.Duration, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rh, ok := p.byName[region]
+	if !ok {
+		return 0, false
+	}
+	now := p.hc.Now()
+	cut := 0
+	for cut < len(rh.ttfa) && now.Sub(rh.ttfa[cut].at) > p.hc.TTFAWindow {
+		cut++
+	}
+	rh.ttfa = append(rh.ttfa[:0], rh.ttfa[cut:]...)
+	if len(rh.ttfa) < minTTFASamples {
+		return 0, false
+	}
+	ds := make([]time.Duration, len(rh.ttfa))
+	for i, s := range rh.ttfa {
+		ds[i] = s.d
+	}
+	slices.Sort(ds)
+	return ds[len(ds)/2], true
+}
+
+// countTurn records one turn of any call for the process's hedge budget.
+func (p *Pool) countTurn() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.slot(p.hc.Now()).turns++
+}
+
+// takeHedge reports whether the process's budget allows one more hedge
+// (at most HedgeShare of the turns in TTFAWindow, plus one) and, if so,
+// counts it.
+func (p *Pool) takeHedge() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.hc.Now()
+	cur := p.slot(now)
+	turns, hedges := 0, 0
+	for i := range p.budget {
+		if s := &p.budget[i]; cur.epoch-s.epoch < budgetSlots {
+			turns += s.turns
+			hedges += s.hedges
+		}
+	}
+	if float64(hedges) > p.hc.HedgeShare*float64(turns) {
+		return false
+	}
+	cur.hedges++
+	return true
+}
+
+// slot is the budget slot of now, cleared when it starts a new period.
+// Called with p.mu held.
+func (p *Pool) slot(now time.Time) *budgetSlot {
+	width := max(int64(p.hc.TTFAWindow)/budgetSlots, 1)
+	epoch := now.UnixNano() / width
+	s := &p.budget[epoch%budgetSlots]
+	if s.epoch != epoch {
+		*s = budgetSlot{epoch: epoch}
+	}
+	return s
 }

@@ -63,22 +63,31 @@ func (c *Conversation) startReplay(ss *session, warm bool, items []realtime.Item
 	rp := &replayState{ss: ss, warm: warm, items: items, accepted: map[string]bool{}, dropped: map[string]bool{},
 		repaired: map[string]bool{}, deadline: c.now().Add(replayTimeout)}
 	sw.replay = rp
+	if err := c.sendReplay(ss, items, &rp.acks); err != nil {
+		c.replayFailed(rp, OutcomeSessionLost, err.Error())
+		return
+	}
+	c.maybeReplayDone(rp)
+}
+
+// sendReplay sends items into ss, each expected in acks: the one replay
+// sender of a swap, a rotation and a hedge (hedge.go).
+func (c *Conversation) sendReplay(ss *session, items []realtime.Item, acks *realtime.ItemAcks) error {
 	ctx, cancel := context.WithTimeout(c.ctx, replayTimeout)
 	defer cancel()
 	for i, it := range items {
-		if err := rp.acks.Expect(it); err != nil {
+		if err := acks.Expect(it); err != nil {
 			// No id to confirm it by (never from the record): sent as is.
 			c.log.Warn("failover: replay item not confirmable", "item_id", it.ID, "err", err)
 		}
 		if err := ss.s.CreateItem(ctx, it, ""); err != nil {
-			c.replayFailed(rp, OutcomeSessionLost, fmt.Sprintf("replay item %d of %d: %v", i+1, len(items), err))
-			return
+			return fmt.Errorf("replay item %d of %d: %w", i+1, len(items), err)
 		}
 		if it.Type == "function_call" {
 			ss.calls[it.CallID] = true
 		}
 	}
-	c.maybeReplayDone(rp)
+	return nil
 }
 
 // replaying is the replay awaiting acknowledgements, if any.

@@ -53,6 +53,7 @@ type dialPurpose uint8
 const (
 	dialSwap  dialPurpose = iota + 1 // the first session, or a swap attempt
 	dialSpare                        // warm standby or rotation target
+	dialHedge                        // the session a late turn is hedged in
 )
 
 type dialResult struct {

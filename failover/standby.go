@@ -31,6 +31,7 @@ func (c *Conversation) maybeRotate(now time.Time) {
 	old, ss := c.active, c.standby.spare
 	c.standby.spare = nil
 	old.closeWhy = "rotated"
+	c.dropHedge("abandoned", "rotation")
 	c.flushSwapLog("rotated")
 	c.caller.swapBuf = append(append([]byte(nil), c.caller.turnBuf...), c.caller.swapBuf...)
 	c.caller.turnBuf = c.caller.turnBuf[:0]
@@ -49,7 +50,7 @@ func (c *Conversation) maybeRotate(now time.Time) {
 // best region when the active one is due for rotation. A standby about to
 // expire is replaced.
 func (c *Conversation) ensureSpare(now time.Time) {
-	if c.state != stActive || c.fn.ending != nil || c.standby.dialing || now.Before(c.standby.retryAt) {
+	if c.state != stActive || c.fn.ending != nil || c.standby.dialing || c.hedge.run != nil || now.Before(c.standby.retryAt) {
 		return
 	}
 	rotating := c.rotationDue(now)

@@ -89,6 +89,10 @@ func (c *Conversation) fail(trig Trigger, fi failInfo) {
 		c.throttle(old.region.Name, rl)
 	}
 	c.flushSwapLog("failed_again")
+	if c.fn.ending == nil && c.hedgeTakesOver(trig) {
+		return // the hedge, already asked, answers instead of a swap
+	}
+	c.dropHedge("abandoned", "primary_failed")
 	if c.fn.ending != nil {
 		// The model already ended the call: no new session, just let what
 		// is queued of the goodbye play.
@@ -210,6 +214,7 @@ func (c *Conversation) resetResponseState() {
 	clear(c.turns.respReqs)
 	c.turns.awaitingResponse = false
 	c.turns.noRespAt, c.turns.firstAudioAt, c.turns.midAudioAt = time.Time{}, time.Time{}, time.Time{}
+	c.turns.waitFrom, c.turns.hedgeAt = time.Time{}, time.Time{}
 	c.caller.speechActive = false
 	clear(c.caller.speechStart)
 	clear(c.caller.speechEnd)

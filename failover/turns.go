@@ -27,6 +27,12 @@ type turnState struct {
 	noRespAt     time.Time
 	firstAudioAt time.Time
 	midAudioAt   time.Time
+
+	// The turn's wait for its answer's first output: since when (zero:
+	// not waiting; gives the region's time to first audio) and the hedge
+	// deadline (zero: none, or its hedge already decided).
+	waitFrom time.Time
+	hedgeAt  time.Time
 }
 
 func (c *Conversation) onResponseCreated(ev realtime.ServerEvent) {
@@ -55,6 +61,7 @@ func (c *Conversation) onResponseCreated(ev realtime.ServerEvent) {
 // before its first output.
 func (c *Conversation) progress() {
 	c.turns.firstAudioAt = time.Time{}
+	c.turnAnswered()
 }
 
 func (c *Conversation) trackItem(itemID string) {
@@ -107,6 +114,11 @@ func (c *Conversation) onResponseDone(ev realtime.ServerEvent) {
 	}
 	delete(c.turns.respReqs, id)
 	if id == c.turns.activeResp || c.turns.activeResp == "" {
+		// Done without output (cancelled, empty): the turn's wait ends
+		// with no time to first audio, and a hedge of it has nothing to
+		// answer.
+		c.turns.waitFrom, c.turns.hedgeAt = time.Time{}, time.Time{}
+		c.dropHedge("abandoned", "primary_done")
 		c.turns.activeResp = ""
 		c.turns.activeItems = nil
 		c.turns.firstAudioAt = time.Time{}
@@ -116,6 +128,7 @@ func (c *Conversation) onResponseDone(ev realtime.ServerEvent) {
 		// The caller's turn was committed while this response ran; its
 		// answer is due now.
 		c.turns.noRespAt = c.now().Add(c.cfg.StallNoResponse)
+		c.armTurnWait()
 	}
 	if c.fn.ending != nil && !c.fn.ending.respDone && (c.fn.ending.respID == "" || c.fn.ending.respID == id) {
 		c.fn.ending.respDone = true
@@ -148,6 +161,23 @@ func (c *Conversation) pump() {
 }
 
 func (c *Conversation) sendCreate(req *createReq) {
+	p := c.responseParams(req)
+	ctx, cancel := c.sendCtx()
+	err := c.active.s.CreateResponse(ctx, p)
+	cancel()
+	if err != nil {
+		// The session is failing; its end will trigger the swap, which
+		// re-sends this create.
+		c.sessionLog().Warn("failover: response.create failed", "err", err)
+	}
+	c.turns.inflight = req
+	c.turns.noRespAt = c.now().Add(c.cfg.StallNoResponse)
+	c.armTurnWait()
+}
+
+// responseParams tags req with a fresh tag (echoed in response.created's
+// metadata) and renders its response.create.
+func (c *Conversation) responseParams(req *createReq) realtime.ResponseParams {
 	c.turns.reqSeq++
 	req.tag = fmt.Sprintf("%d", c.turns.reqSeq)
 	p := realtime.ResponseParams{Instructions: req.params.Instructions, Metadata: map[string]string{}}
@@ -160,16 +190,7 @@ func (c *Conversation) sendCreate(req *createReq) {
 		}
 		p.Instructions = joinInstructions(base, continueNote)
 	}
-	ctx, cancel := c.sendCtx()
-	err := c.active.s.CreateResponse(ctx, p)
-	cancel()
-	if err != nil {
-		// The session is failing; its end will trigger the swap, which
-		// re-sends this create.
-		c.sessionLog().Warn("failover: response.create failed", "err", err)
-	}
-	c.turns.inflight = req
-	c.turns.noRespAt = c.now().Add(c.cfg.StallNoResponse)
+	return p
 }
 
 func joinInstructions(a, b string) string {

@@ -59,8 +59,11 @@ func TestFailoverTriggers(t *testing.T) {
 		{name: "error event server_error", faults: sim.Faults{ErrorEventServerError: 1}, trigger: "server_error_event"},
 		{name: "socket closed 1011", faults: sim.Faults{CloseAfterAudioMs: 1200}, trigger: "closed", midAnswer: true},
 		{name: "socket dropped without close frame", faults: sim.Faults{DropAfterAudioMs: 1200}, trigger: "dropped", midAnswer: true},
-		{name: "stall: no response.created", faults: sim.Faults{StallNoResponse: 1}, extra: "failover:\n  stall_no_response: 1500ms\n", trigger: "stall_no_response"},
-		{name: "stall: no first audio", faults: sim.Faults{StallFirstAudio: 1}, extra: "failover:\n  stall_first_audio: 1500ms\n", trigger: "stall_first_audio"},
+		// The stall watchdogs are the last resort behind hedging, which
+		// would answer these turns first (TestHedgeSlowAnswer): here they
+		// are tested alone.
+		{name: "stall: no response.created", faults: sim.Faults{StallNoResponse: 1}, extra: "failover:\n  stall_no_response: 1500ms\n  hedge:\n    enabled: false\n", trigger: "stall_no_response"},
+		{name: "stall: no first audio", faults: sim.Faults{StallFirstAudio: 1}, extra: "failover:\n  stall_first_audio: 1500ms\n  hedge:\n    enabled: false\n", trigger: "stall_first_audio"},
 		{name: "stall: audio stops mid answer", faults: sim.Faults{StallMidAudioMs: 1200}, extra: "failover:\n  stall_mid_audio: 1500ms\n", trigger: "stall_mid_audio", midAnswer: true},
 	}
 	for _, tc := range cases {

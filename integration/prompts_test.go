@@ -48,13 +48,14 @@ const (
 
 // TestFillerPromptDuringALongSwap: east stalls (no response.created), the
 // caller's wait passes filler_after, so the configured filler WAV plays; then
-// west answers the turn.
+// west answers the turn. Hedging, which would answer the stalled turn
+// before any swap (TestHedgeSlowAnswer), is off: the filler plays in swaps.
 func TestFillerPromptDuringALongSwap(t *testing.T) {
 	t.Parallel()
 	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
 	west := startRegion(t, "west", sim.Config{VoiceHz: westHz})
 	filler := toneWAV(t, fillerHz, 600*time.Millisecond)
-	br := startBridge(t, "failover:\n  stall_no_response: 1500ms\n  filler_after: 700ms\n  filler_file: "+filler+"\n", east, west)
+	br := startBridge(t, "failover:\n  stall_no_response: 1500ms\n  hedge:\n    enabled: false\n  filler_after: 700ms\n  filler_file: "+filler+"\n", east, west)
 	call, ctx := dial(t, br, 60*time.Second, phone.CallOptions{})
 	turn(t, ctx, call, eastHz, 20*time.Second)
 	time.Sleep(2 * time.Second)

@@ -35,7 +35,7 @@ import (
 const trunkPasswordEnv = "SIPBRIDGE_TEST_TRUNK_PASSWORD"
 
 // adminMetric reads one series from the bridge's /metrics (0 when absent).
-func adminMetric(t *testing.T, br *bridge, series string) float64 {
+func adminMetric(t testing.TB, br *bridge, series string) float64 {
 	t.Helper()
 	res, err := http.Get("http://" + br.Admin + "/metrics")
 	require.NoError(t, err)

@@ -70,6 +70,13 @@ func (a *app) newConversation(_ context.Context, call sip.CallInfo, log *slog.Lo
 		AnsweredBeforeReady: !*a.cfg.SIP.AnswerWhenReady, // the SIP server's: not reloaded
 		TransferTargets:     as.Tools.TransferTargets,
 		Regions:             as.Regions,
+		Hedge: failover.HedgeConfig{
+			Disabled:  !*cfg.Failover.Hedge.Enabled,
+			Multiple:  cfg.Failover.Hedge.Multiple,
+			Floor:     cfg.Failover.Hedge.Floor.D(),
+			Ceiling:   cfg.Failover.Hedge.Ceiling.D(),
+			CallShare: cfg.Failover.Hedge.CallShare,
+		},
 	}
 	fc.DTMFDisabled = !*as.DTMF.Enabled
 	fc.DTMFSilent = !*as.DTMF.Respond

@@ -91,6 +91,8 @@ func healthConfig(cfg *configs.Config) failover.HealthConfig {
 		MinSamples:   cfg.Failover.Health.MinSamples,
 		FailureRatio: cfg.Failover.Health.FailureRatio,
 		CoolDown:     cfg.Failover.Health.CoolDown.D(),
+		TTFAWindow:   cfg.Failover.Hedge.Window.D(),
+		HedgeShare:   cfg.Failover.Hedge.ProcessShare,
 	}
 }
 
