@@ -50,6 +50,7 @@ type Config struct {
 	Failover Failover `yaml:"failover"`
 	Admin    Admin    `yaml:"admin"`
 	Log      Log      `yaml:"log"`
+	Records  Records  `yaml:"records"`
 	// DrainTimeout bounds how long SIGTERM waits for active calls.
 	DrainTimeout Duration `yaml:"drain_timeout"`
 }
@@ -195,6 +196,7 @@ func (c *Config) Validate() error {
 	c.validateAssistant(bad) // assistant.go, webhooks.go
 	c.validateRegions(bad)   // regions.go
 	c.validateFailover(bad)  // failover.go
+	c.validateRecords(bad)   // records.go
 	if c.Admin.Listen != "off" {
 		if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
 			bad("admin.listen", "%q is not host:port or \"off\"", c.Admin.Listen)

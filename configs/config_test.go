@@ -150,6 +150,13 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"session_expires fraction", "sip:\n  session_expires: 1800500ms\n" + base, "sip.session_expires"},
 		{"bad refresher", "sip:\n  session_refresher: proxy\n" + base, "sip.session_refresher"},
 		{"unknown dtmf key", "assistant:\n  dtmf:\n    speak: true\n" + base, `unknown key "speak" in assistant.dtmf`},
+		{"negative max_sessions", base + "    max_sessions: -2\n", "regions[0].max_sessions: -2 is negative"},
+		{"negative weight", base + "    weight: -1\n", "regions[0].weight: -1 is not a non-negative number"},
+		{"negative price", base + "    prices:\n      output_audio: -3\n", "regions[0].prices.output_audio: -3 is negative"},
+		{"unknown price key", base + "    prices:\n      audio_out: 3\n", `unknown key "audio_out" in regions[0].prices`},
+		{"records sync", "records:\n  path: /tmp/x.jsonl\n  sync: always\n" + base, `records.sync: "always" is not batch or none`},
+		{"transcripts without a path", "records:\n  transcripts: true\n" + base, "records.transcripts"},
+		{"unknown records key", "records:\n  file: x\n" + base, `unknown key "file" in records`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -158,6 +165,39 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 			require.Contains(t, err.Error(), tc.wantKey)
 		})
 	}
+}
+
+// The capacity keys and records section reach their packages as written.
+func TestCapacityAndRecordsKeys(t *testing.T) {
+	cfg, err := Parse([]byte(`records:
+  path: /var/lib/sipbridge/calls.jsonl
+  transcripts: true
+  redact_keep_digits: 4
+regions:
+  - name: a
+    url: ws://127.0.0.1:9001/v1/realtime?model=gpt-realtime
+    max_sessions: 40
+    weight: 3
+    priority: 0
+    prices:
+      input_text: 4
+      output_audio: 64
+  - name: b
+    url: ws://127.0.0.1:9002/v1/realtime?model=gpt-realtime
+`))
+	require.NoError(t, err)
+	a, b := cfg.Regions[0].CapacityRegion(), cfg.Regions[1].CapacityRegion()
+	require.Equal(t, 40, a.MaxSessions)
+	require.Equal(t, 3.0, a.Weight)
+	require.NotNil(t, a.Priority)
+	require.Equal(t, 0, *a.Priority)
+	require.Nil(t, b.Priority, "unset: the list order decides")
+	require.Equal(t, 64.0, cfg.Regions[0].Prices.Prices().OutputAudio)
+	require.Nil(t, cfg.Regions[1].Prices)
+	w := cfg.Records.WriterConfig()
+	require.Equal(t, "/var/lib/sipbridge/calls.jsonl", w.Path)
+	require.True(t, w.Transcripts)
+	require.Equal(t, "sip:+xxxxxxxxx5678@h", w.Redact("sip:+4915112345678@h"))
 }
 
 func TestMissingKeysReported(t *testing.T) {

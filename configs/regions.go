@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sipbridge/sipbridge/failover"
 	"github.com/sipbridge/sipbridge/realtime"
 )
 
@@ -37,6 +38,23 @@ type Region struct {
 	Voice string `yaml:"voice"`
 	// Simulator runs a local simulated region on the URL's host:port.
 	Simulator Simulator `yaml:"simulator"`
+	// MaxSessions caps the concurrent realtime sessions this instance holds
+	// in the region (calls, warm standbys, hedges, rotations); 0: no cap.
+	MaxSessions int `yaml:"max_sessions"`
+	// Weight is the region's share of new calls within its priority tier
+	// (failover.DefaultWeight when 0).
+	Weight float64 `yaml:"weight"`
+	// Priority is the region's tier, lower preferred; traffic spills to the
+	// next tier only when every region of the better ones is full,
+	// throttled or open. Unset: its position in the list (strict order).
+	Priority *int `yaml:"priority"`
+	// Prices, optional, turn token usage into an estimated cost.
+	Prices *RegionPrices `yaml:"prices"`
+}
+
+// CapacityRegion is the region's capacity settings for failover.
+func (r Region) CapacityRegion() failover.Region {
+	return failover.Region{Name: r.Name, MaxSessions: r.MaxSessions, Weight: r.Weight, Priority: r.Priority}
 }
 
 // Simulator is regions[].simulator. configs reads only enabled (a simulated
@@ -135,6 +153,7 @@ func (c *Config) validateRegions(bad badFunc) {
 		if d := r.DialTimeout.D(); d < minDialTimeout || d > maxDialTimeout {
 			bad(key+".dial_timeout", "%v is outside %v..%v", d, minDialTimeout, maxDialTimeout)
 		}
+		r.Prices.validate(key, bad)
 		switch d := r.SessionLimit.D(); {
 		case d < minSessionLimit || d > maxSessionLimit:
 			bad(key+".session_limit", "%v is outside %v..%v", d, minSessionLimit, maxSessionLimit)
@@ -150,6 +169,16 @@ func (c *Config) validateRegions(bad badFunc) {
 					bad(key+".simulator.enabled", "a simulated region must listen on a loopback address, not %q", u.Hostname())
 				}
 			}
+		}
+	} // max_sessions, weight: validated once, by the failover package's rule.
+	caps := make([]failover.Region, 0, len(c.Regions))
+	for _, r := range c.Regions {
+		caps = append(caps, r.CapacityRegion())
+	}
+	if err := failover.ValidateCapacity(caps); err != nil {
+		// Names are checked above; the capacity keys are reported here.
+		if key, msg, ok := strings.Cut(err.Error(), ": "); ok && (strings.HasSuffix(key, ".max_sessions") || strings.HasSuffix(key, ".weight")) {
+			bad(key, "%s", msg)
 		}
 	}
 }

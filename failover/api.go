@@ -27,6 +27,12 @@ type Region struct {
 	SessionLimit time.Duration
 	// WarmStandby keeps a configured session ready in this region for swaps.
 	WarmStandby bool
+	// MaxSessions, Weight and Priority are the region's capacity limits
+	// (regions[].max_sessions, weight, priority; see Capacity). Priority
+	// nil keeps the configured order as the tier order.
+	MaxSessions int
+	Weight      float64
+	Priority    *int
 }
 
 // Dialer opens a configured realtime session in a region. The production

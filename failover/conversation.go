@@ -23,6 +23,9 @@ type Params struct {
 	Now     func() time.Time // nil = time.Now
 	// Tools runs the custom functions the model may call (webhooks); nil: none.
 	Tools ToolRunner
+	// Observer receives the call's sessions, responses and swaps for its
+	// record; nil: none.
+	Observer Observer
 }
 
 // Queue sizes and internal timings.
@@ -137,6 +140,9 @@ type Conversation struct {
 	fn      functionState // end_call, transfers, custom tools (functions.go)
 	hedge   hedgePart     // the hedge of a late turn, and the call's budget (hedge.go)
 	silent  silentPart    // answers the caller cannot hear (silent.go)
+	obs     observeState  // what the Observer gets (observer.go)
+
+	observer Observer
 
 	// fx are the effects of the step running now (see step).
 	fx []effect
@@ -208,6 +214,7 @@ func NewConversation(p Params) *Conversation {
 		cfg:         cfg,
 		pool:        p.Pool,
 		dialer:      p.Dialer,
+		observer:    p.Observer,
 		log:         log.With("call_id", p.CallID),
 		m:           m,
 		now:         now,
@@ -392,6 +399,8 @@ func (c *Conversation) begin(ctx context.Context) []effect {
 func (c *Conversation) leave() []effect {
 	c.fx = c.fx[:0]
 	c.flushSwapLog("call_ended")
+	c.observeQueued()
+	c.reportResponses()
 	if c.active != nil {
 		c.retire(c.active)
 		c.active = nil

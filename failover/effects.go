@@ -26,6 +26,7 @@ type fxDial struct {
 	Gen     uint64
 	Purpose dialPurpose
 	Region  Region
+	Lease   *Lease // the capacity slot taken for it
 }
 
 // fxWatch starts delivering a registered session's events to the actor,
@@ -58,7 +59,7 @@ func (c *Conversation) do(e effect) { c.fx = append(c.fx, e) }
 func (c *Conversation) execLive(e effect) {
 	switch e := e.(type) {
 	case fxDial:
-		c.startDial(e.Gen, e.Purpose, e.Region)
+		c.startDial(e.Gen, e.Purpose, e.Region, e.Lease)
 	case fxWatch:
 		c.wg.Add(1)
 		go c.forward(e.S)

@@ -14,6 +14,7 @@ var errNilSession = errors.New("failover: dialer returned no session and no erro
 // onSessionEvent handles one event of a session. Events of a retired
 // session are ignored; the spare's only matter when it ends.
 func (c *Conversation) onActiveEvent(ev realtime.ServerEvent) {
+	c.observeEvent(ev)
 	if c.observeSilent(ev) {
 		return
 	}

@@ -504,6 +504,7 @@ type harness struct {
 	toolWG  sync.WaitGroup
 	stopped bool
 	result  error
+	obs     Observer
 }
 
 type pendingDial struct {
@@ -527,7 +528,7 @@ func newHarness(t *testing.T, cfg Config, regions []Region, opts ...harnessOpt) 
 		o(h)
 	}
 	h.conv = NewConversation(Params{CallID: "call-1", Config: cfg, Pool: h.pool, Dialer: h.dialer,
-		Logger: log, Metrics: h.m, Now: h.clock.Now})
+		Logger: log, Metrics: h.m, Now: h.clock.Now, Observer: h.obs})
 	h.conv.player = h.player // what Run(ctx, player) does
 	return h
 }
@@ -606,7 +607,12 @@ func (h *harness) deliver() bool {
 		}
 		h.dials = append(h.dials[:i:i], h.dials[i+1:]...)
 		s, err := h.dialer.finish(d.fx.Region, c.cfg.Session, d.step)
-		res := dialResult{gen: d.fx.Gen, purpose: d.fx.Purpose, region: d.fx.Region, s: s, err: err}
+		lease := d.fx.Lease
+		if err != nil && lease != nil { // as startDial does
+			lease.Release()
+			lease = nil
+		}
+		res := dialResult{gen: d.fx.Gen, purpose: d.fx.Purpose, region: d.fx.Region, s: s, err: err, lease: lease}
 		h.run(dialInput(res))
 		return true
 	}

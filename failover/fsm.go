@@ -204,9 +204,7 @@ func actSpareDialed(c *Conversation, in input)  { c.onSpareDial(in.dial) }
 // actCloseDialed: no swap waits for this dial (a standby took over, the
 // conversation gave up): its session, if any, is closed.
 func actCloseDialed(c *Conversation, in input) {
-	if in.dial.s != nil {
-		c.do(fxClose{S: in.dial.s})
-	}
+	c.closeDialed(in.dial)
 }
 
 func actHedgeEvent(c *Conversation, in input)  { c.onHedgeEvent(in.ev) }

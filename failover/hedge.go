@@ -130,7 +130,21 @@ func (c *Conversation) checkHedge(now time.Time) {
 			"hedges", c.hedge.hedges, "turns", c.hedge.turns)
 		return
 	}
+	// The hedge's session counts against the region's max_sessions: a
+	// warm standby's slot is retagged, a cold dial takes one.
+	var lease *Lease
+	if !warm {
+		l, err := c.pool.AcquireIn(region.Name, SessionHedge)
+		if err != nil {
+			c.m.HedgesSkipped.WithLabelValues("no_capacity").Inc()
+			return
+		}
+		lease = l
+	}
 	if !c.pool.takeHedge() {
+		if lease != nil {
+			lease.Release()
+		}
 		c.m.HedgesSkipped.WithLabelValues("process_budget").Inc()
 		c.sessionLog().Info("failover: hedge skipped, process budget spent", "response_id", c.turns.activeResp)
 		return
@@ -143,6 +157,9 @@ func (c *Conversation) checkHedge(now time.Time) {
 	if warm {
 		run.ss = c.standby.spare
 		c.standby.spare = nil
+		if run.ss.lease != nil {
+			run.ss.lease.Retag(SessionHedge)
+		}
 		c.askHedge(req)
 		return
 	}
@@ -150,16 +167,14 @@ func (c *Conversation) checkHedge(now time.Time) {
 	c.nextGen++
 	run.dialGen = c.nextGen
 	run.ask = req
-	c.do(fxDial{Gen: run.dialGen, Purpose: dialHedge, Region: region})
+	c.do(fxDial{Gen: run.dialGen, Purpose: dialHedge, Region: region, Lease: lease})
 }
 
 // onHedgeDial takes the hedge session's dial result.
 func (c *Conversation) onHedgeDial(r dialResult) {
 	run := c.hedge.run
 	if run == nil || run.ss != nil || r.gen != run.dialGen {
-		if r.s != nil {
-			c.do(fxClose{S: r.s}) // the hedge was decided while it was dialled
-		}
+		c.closeDialed(r) // the hedge was decided while it was dialled
 		return
 	}
 	run.dialGen = 0
@@ -179,7 +194,7 @@ func (c *Conversation) onHedgeDial(r dialResult) {
 		return
 	}
 	c.m.ConnectSeconds.WithLabelValues(r.region.Name).Observe(r.took.Seconds())
-	run.ss = c.register(r.s, r.region)
+	run.ss = c.registerDialed(r)
 	c.askHedge(run.ask)
 }
 
@@ -344,6 +359,9 @@ func (c *Conversation) promoteHedge(won *realtime.ServerEvent, result, why strin
 	c.retire(primary)
 	c.hedge.run = nil
 	c.active = run.ss
+	if run.ss.lease != nil {
+		run.ss.lease.Retag(SessionCall) // the winning hedge now carries the call
+	}
 	c.swap.unconfirmed = true
 	c.turns.inflight = run.req
 	c.turns.noRespAt = now.Add(c.cfg.StallNoResponse)
@@ -401,6 +419,10 @@ func (c *Conversation) logHedge(run *hedgeRun, result, why, primaryResp string, 
 		"region", run.primaryRegion, "session_id", run.primarySession, "response_id", primaryResp,
 		"hedge_region", run.region, "hedge_session_id", hedgeSession, "hedge_response_id", run.respID,
 		"warm_standby", run.warm, "deadline_ms", run.deadline.Milliseconds(), "hedge_ms", now.Sub(run.startedAt).Milliseconds())
+	if c.observer != nil {
+		c.observer.Hedged(HedgeEntry{At: run.startedAt, Primary: run.primaryRegion, Hedge: run.region, Trigger: why,
+			Winner: result, PauseMs: now.Sub(run.startedAt).Milliseconds()})
+	}
 }
 
 // Token estimates for the cancelled-tokens metric: the service's own

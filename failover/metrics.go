@@ -82,7 +82,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"result"})),
 		HedgesSkipped: realtime.RegisterCollector(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sipbridge_failover_hedges_skipped_total",
-			Help: "Hedge deadlines passed without a hedge: call_budget, process_budget, no_region.",
+			Help: "Hedge deadlines passed without a hedge: call_budget, process_budget, no_region, no_capacity (every slot of the hedge region taken).",
 		}, []string{"reason"})),
 		HedgeCancelledTok: realtime.RegisterCollector(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sipbridge_failover_hedge_cancelled_tokens_total",

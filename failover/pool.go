@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // HealthConfig tunes the per-region sliding window and circuit breaker.
@@ -202,7 +204,11 @@ type Pool struct {
 	mu      sync.Mutex
 	regions []*regionHealth
 	byName  map[string]*regionHealth
-	budget  [budgetSlots]budgetSlot // the process's turns and hedges, TTFAWindow in slots
+
+	// cap counts the sessions held per region and purpose against
+	// max_sessions and picks regions by tier and weight (capacity.go).
+	cap    *Capacity
+	budget [budgetSlots]budgetSlot // the process's turns and hedges, TTFAWindow in slots
 }
 
 type budgetSlot struct {
@@ -229,8 +235,140 @@ func NewPool(regions []Region, hc HealthConfig, m *Metrics, log *slog.Logger) *P
 		p.byName[r.Name] = rh
 		m.BreakerState.WithLabelValues(r.Name).Set(float64(BreakerClosed))
 	}
+	c, err := NewCapacity(capacityLimits(p.Regions()), p.hc.Now)
+	if err != nil {
+		// configs validates the limits (ValidateCapacity) before a pool is
+		// built; a pool built from bad limits holds no caps rather than none
+		// of its regions.
+		log.Error("failover: capacity limits ignored", "err", err)
+		limits := capacityLimits(p.Regions())
+		for i := range limits {
+			limits[i].MaxSessions, limits[i].Weight = 0, 0
+		}
+		c, _ = NewCapacity(limits, p.hc.Now)
+	}
+	p.cap = c
 	return p
 }
+
+// capacityLimits are the regions' capacity settings; a region without a
+// priority is tiered by its position, so that a configuration that sets
+// none keeps the strict order of the list.
+func capacityLimits(regions []Region) []RegionLimits {
+	out := make([]RegionLimits, 0, len(regions))
+	for i, r := range regions {
+		prio := i
+		if r.Priority != nil {
+			prio = *r.Priority
+		}
+		out = append(out, RegionLimits{Name: r.Name, MaxSessions: r.MaxSessions, Weight: r.Weight, Priority: prio})
+	}
+	return out
+}
+
+// ValidateCapacity checks the regions' max_sessions and weight once, naming
+// the key (configs calls it).
+func ValidateCapacity(regions []Region) error {
+	_, err := NewCapacity(capacityLimits(regions), nil)
+	return err
+}
+
+// Lease takes a session slot for purpose in the best of regions (the
+// caller's candidates, such as Candidates or a swap's order): healthy
+// regions first, then degraded, then the rest, and within each class the
+// best tier and the least loaded region relative to its weight
+// (Capacity.Pick). It returns ErrNoCapacity (a *NoCapacityError) when every
+// region is full or throttled. Hedges use Lease(SessionHedge, …).
+func (p *Pool) Lease(purpose SessionPurpose, regions []Region) (Region, *Lease, error) {
+	if len(regions) == 0 {
+		return Region{}, nil, &NoCapacityError{RetryAfter: DefaultRetryAfter}
+	}
+	var classes [4][]string
+	p.mu.Lock()
+	now := p.hc.Now()
+	for _, r := range regions {
+		class := 3
+		if rh, ok := p.byName[r.Name]; ok {
+			p.refresh(rh, now)
+			switch {
+			case rh.state == BreakerClosed && !p.degraded(rh):
+				class = 0
+			case rh.state == BreakerClosed:
+				class = 1
+			case rh.state == BreakerHalfOpen:
+				class = 2
+			}
+		}
+		classes[class] = append(classes[class], r.Name)
+	}
+	p.mu.Unlock()
+	var err error
+	for _, names := range classes {
+		if len(names) == 0 {
+			continue
+		}
+		var l *Lease
+		if l, err = p.cap.Pick(purpose, names); err == nil {
+			for _, r := range regions {
+				if r.Name == l.Region() {
+					return r, l, nil
+				}
+			}
+		}
+	}
+	return Region{}, nil, err
+}
+
+// AcquireIn takes a slot for purpose in region itself (a warm standby in
+// the next region, a probe).
+func (p *Pool) AcquireIn(region string, purpose SessionPurpose) (*Lease, error) {
+	return p.cap.Acquire(region, purpose)
+}
+
+// Throttle keeps new sessions away from region until the given time (a
+// 429 or rate limit on connect, with the provider's Retry-After).
+func (p *Pool) Throttle(region string, until time.Time) {
+	p.cap.Throttle(region, until)
+	p.log.Warn("failover: region throttled", "region", region, "until", until.UTC().Format(time.RFC3339))
+}
+
+// Full reports whether no region a new call could use (every region but
+// those an auth error took out) can take a session now: a new INVITE gets
+// 503 and OPTIONS says so.
+func (p *Pool) Full() bool {
+	regions := p.lastResort()
+	names := make([]string, 0, len(regions))
+	for _, r := range regions {
+		names = append(names, r.Name)
+	}
+	return p.cap.Full(names)
+}
+
+// RetryAfter is what a 503 for a full pool tells the dispatcher: until the
+// first throttle ends, else DefaultRetryAfter.
+func (p *Pool) RetryAfter() time.Duration {
+	now := p.hc.Now()
+	retry := time.Duration(0)
+	for _, l := range p.cap.Snapshot() {
+		if l.ThrottledUntil == nil {
+			continue
+		}
+		if d := l.ThrottledUntil.Sub(now); d > 0 && (retry == 0 || d < retry) {
+			retry = d
+		}
+	}
+	if retry == 0 {
+		retry = DefaultRetryAfter
+	}
+	return retry
+}
+
+// Load is every region's limits and sessions held now (for /status).
+func (p *Pool) Load() []RegionLoad { return p.cap.Snapshot() }
+
+// CapacityCollector exports the sessions held per region and purpose and
+// the limits as Prometheus metrics.
+func (p *Pool) CapacityCollector() prometheus.Collector { return p.cap }
 
 // Regions returns the configured regions in priority order.
 func (p *Pool) Regions() []Region {

@@ -20,6 +20,11 @@ type session struct {
 	// calls are the function_call call ids this session knows, so that an
 	// output for a call it does not have can be preceded by the call.
 	calls map[string]bool
+	// lease is the capacity slot the session holds (released when retired).
+	lease *Lease
+	// closeWhy/closeErr say why it is retired, for the call record
+	// (observeClosed); empty: worked out from the conversation's state.
+	closeWhy, closeErr string
 }
 
 // deadline is when the session ends for certain: its expires_at, or the
@@ -58,6 +63,7 @@ type dialResult struct {
 	s       realtime.Session
 	err     error
 	took    time.Duration
+	lease   *Lease // the slot the dial took; released here on error
 }
 
 // register wraps a new session and starts forwarding its events.
@@ -124,12 +130,16 @@ func (c *Conversation) retire(ss *session) {
 	default:
 	}
 	close(ss.stop)
+	c.observeClosed(ss)
+	if ss.lease != nil {
+		ss.lease.Release()
+	}
 	c.do(fxClose{S: ss.s})
 }
 
 // startDial opens a session in region in the background (the production
 // shell's fxDial); the result comes back to the actor on dialResults.
-func (c *Conversation) startDial(gen uint64, purpose dialPurpose, region Region) {
+func (c *Conversation) startDial(gen uint64, purpose dialPurpose, region Region, lease *Lease) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -140,10 +150,17 @@ func (c *Conversation) startDial(gen uint64, purpose dialPurpose, region Region)
 		if err == nil && s == nil {
 			err = errNilSession
 		}
-		res := dialResult{gen: gen, purpose: purpose, region: region, s: s, err: err, took: c.now().Sub(start)}
+		if err != nil && lease != nil {
+			lease.Release()
+			lease = nil
+		}
+		res := dialResult{gen: gen, purpose: purpose, region: region, s: s, err: err, took: c.now().Sub(start), lease: lease}
 		select {
 		case c.dialResults <- res:
 		case <-c.ctx.Done():
+			if lease != nil {
+				lease.Release()
+			}
 			if s != nil {
 				if cerr := s.Close(); cerr != nil {
 					c.log.Debug("failover: closing session dialled after the call ended", "region", region.Name, "err", cerr)

@@ -30,6 +30,7 @@ func (c *Conversation) maybeRotate(now time.Time) {
 	}
 	old, ss := c.active, c.standby.spare
 	c.standby.spare = nil
+	old.closeWhy = "rotated"
 	c.dropHedge("abandoned", "rotation")
 	c.flushSwapLog("rotated")
 	c.caller.swapBuf = append(append([]byte(nil), c.caller.turnBuf...), c.caller.swapBuf...)
@@ -63,30 +64,41 @@ func (c *Conversation) ensureSpare(now time.Time) {
 		c.standby.spare = nil
 	}
 	var region Region
+	var lease *Lease
 	if rotating {
 		// Rotation is not a failure: the current region is as good as any.
-		cands := c.allowedRegions(c.pool.Candidates())
-		if len(cands) == 0 {
+		r, l, err := c.pool.Lease(SessionRotation, c.allowedRegions(c.pool.Candidates()))
+		if err != nil {
+			c.standby.retryAt = now.Add(spareRetry)
 			return
 		}
-		region = cands[0]
+		region, lease = r, l
 	} else {
 		cands := c.allowedRegions(c.pool.Candidates(c.active.region.Name))
 		if len(cands) == 0 || !cands[0].WarmStandby {
 			return
 		}
-		region = cands[0]
+		l, err := c.pool.AcquireIn(cands[0].Name, SessionStandby)
+		if err != nil {
+			c.standby.retryAt = now.Add(spareRetry)
+			return
+		}
+		region, lease = cands[0], l
 	}
 	c.standby.dialing = true
 	c.standby.rotation = rotating
 	c.nextGen++
 	c.standby.dialGen = c.nextGen
-	c.do(fxDial{Gen: c.standby.dialGen, Purpose: dialSpare, Region: region})
+	c.do(fxDial{Gen: c.standby.dialGen, Purpose: dialSpare, Region: region, Lease: lease})
 }
 
 // onSpareEnd: the standby's stream ended; the next one waits spareRetry.
 func (c *Conversation) onSpareEnd(err error) {
 	c.log.Info("failover: warm standby ended", "region", c.standby.spare.region.Name, "session_id", c.standby.spare.s.ID(), "err", err)
+	c.standby.spare.closeWhy = "standby_ended"
+	if err != nil {
+		c.standby.spare.closeErr = err.Error()
+	}
 	c.retire(c.standby.spare)
 	c.standby.spare = nil
 	c.standby.retryAt = c.now().Add(spareRetry)
@@ -94,9 +106,7 @@ func (c *Conversation) onSpareEnd(err error) {
 
 func (c *Conversation) onSpareDial(r dialResult) {
 	if r.gen != c.standby.dialGen || c.state == stGaveUp {
-		if r.s != nil {
-			c.do(fxClose{S: r.s})
-		}
+		c.closeDialed(r)
 		return
 	}
 	c.standby.dialing = false
@@ -108,12 +118,13 @@ func (c *Conversation) onSpareDial(r dialResult) {
 		kind, auth := dialErrorKind(r.err)
 		c.m.ConnectErrors.WithLabelValues(r.region.Name, kind).Inc()
 		c.pool.Report(r.region.Name, c.dialOutcome(r.region.Name, r.err, auth))
+		c.throttleOnRateLimit(r.region.Name, r.err)
 		c.standby.retryAt = c.now().Add(spareRetry)
 		c.log.Warn("failover: warm standby open failed", "region", r.region.Name, "kind", kind, "err", r.err, "rotation", c.standby.rotation)
 		return
 	}
 	c.m.ConnectSeconds.WithLabelValues(r.region.Name).Observe(r.took.Seconds())
-	c.standby.spare = c.register(r.s, r.region)
+	c.standby.spare = c.registerDialed(r)
 	c.log.Info("failover: warm standby ready", "region", r.region.Name, "session_id", r.s.ID(), "rotation", c.standby.rotation)
 	now := c.now()
 	switch {

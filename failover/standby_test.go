@@ -121,9 +121,13 @@ func TestPickRegion(t *testing.T) {
 			}
 			tried := map[string]int{}
 			maps.Copy(tried, tc.tried)
-			got, ok := h.conv.pickRegion(&swapState{exclude: tc.exclude, tried: tried})
-			require.Equal(t, tc.want != "", ok)
+			got, lease, err := h.conv.pickRegion(&swapState{exclude: tc.exclude, tried: tried})
+			require.Equal(t, tc.want != "", err == nil, "err %v", err)
 			require.Equal(t, tc.want, got.Name)
+			if lease != nil {
+				require.Equal(t, tc.want, lease.Region())
+				lease.Release()
+			}
 		})
 	}
 }

@@ -2,6 +2,7 @@ package failover
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -39,7 +40,8 @@ type swapPart struct {
 // after a failure, or a rotation.
 type swapState struct {
 	trigger    Trigger
-	initial    bool // the call's first session
+	initial    bool  // the call's first session
+	capErr     error // every region was full (a *NoCapacityError): the give-up says so
 	startedAt  time.Time
 	pauseStart time.Time // when the caller started waiting (for the pause metric)
 	redo       *createReq
@@ -75,6 +77,7 @@ func (c *Conversation) fail(trig Trigger, fi failInfo) {
 		return
 	}
 	old := c.active
+	old.closeWhy, old.closeErr = "failed", trig.String()+": "+fi.err
 	if o := trig.outcome(); o != 0 {
 		c.pool.Report(old.region.Name, o)
 	}
@@ -234,9 +237,12 @@ func (c *Conversation) attempt() {
 		c.finishSwap(ss, true)
 		return
 	}
-	region, ok := c.pickRegion(sw)
-	if !ok {
-		sw.lastErr = "no region configured or usable"
+	region, lease, err := c.pickRegion(sw)
+	if err != nil {
+		sw.lastErr = err.Error()
+		if errors.Is(err, ErrNoCapacity) {
+			sw.capErr = err
+		}
 		c.giveUp()
 		return
 	}
@@ -245,13 +251,14 @@ func (c *Conversation) attempt() {
 	c.pool.beginProbe(region.Name)
 	c.nextGen++
 	sw.dialGen = c.nextGen
-	c.do(fxDial{Gen: sw.dialGen, Purpose: dialSwap, Region: region})
+	c.do(fxDial{Gen: sw.dialGen, Purpose: dialSwap, Region: region, Lease: lease})
 }
 
 // pickRegion orders the candidates (the failed region last, as a last
 // resort with a fresh session; regions with open breakers only when nothing
-// else is left) and takes the first one tried least in this swap.
-func (c *Conversation) pickRegion(sw *swapState) (Region, bool) {
+// else is left) and takes a slot in the best of those tried least in this
+// swap that has capacity (Pool.Lease: health, tier, load by weight).
+func (c *Conversation) pickRegion(sw *swapState) (Region, *Lease, error) {
 	var order []Region
 	seen := map[string]bool{}
 	add := func(rs []Region) {
@@ -270,24 +277,39 @@ func (c *Conversation) pickRegion(sw *swapState) (Region, bool) {
 		add(c.pool.lastResort())
 	}
 	if len(order) == 0 {
-		return Region{}, false
+		return Region{}, nil, errors.New("no region configured or usable")
 	}
-	best := order[0]
-	for _, r := range order[1:] {
-		if sw.tried[r.Name] < sw.tried[best.Name] {
-			best = r
+	// Group by how often this swap tried them: the least tried first.
+	// The region that just failed goes after the others tried as often.
+	rank := func(r Region) int {
+		n := 2 * sw.tried[r.Name]
+		if r.Name == sw.exclude {
+			n++
 		}
+		return n
 	}
-	return best, true
+	slices.SortStableFunc(order, func(a, b Region) int { return rank(a) - rank(b) })
+	var err error
+	for i := 0; i < len(order); {
+		j := i
+		for j < len(order) && rank(order[j]) == rank(order[i]) {
+			j++
+		}
+		var region Region
+		var lease *Lease
+		if region, lease, err = c.pool.Lease(SessionCall, order[i:j]); err == nil {
+			return region, lease, nil
+		}
+		i = j
+	}
+	return Region{}, nil, err
 }
 
 // onSwapDial takes the result of a dial the connect or a swap made.
 func (c *Conversation) onSwapDial(r dialResult) {
 	sw := c.swap.sw
 	if sw == nil || c.state == stGaveUp || r.gen != sw.dialGen {
-		if r.s != nil {
-			c.do(fxClose{S: r.s}) // superseded (the standby took over first)
-		}
+		c.closeDialed(r) // superseded (the standby took over first)
 		return
 	}
 	sw.dialGen = 0
@@ -298,6 +320,7 @@ func (c *Conversation) onSwapDial(r dialResult) {
 		kind, auth := dialErrorKind(r.err)
 		c.m.ConnectErrors.WithLabelValues(r.region.Name, kind).Inc()
 		c.pool.Report(r.region.Name, c.dialOutcome(r.region.Name, r.err, auth))
+		c.throttleOnRateLimit(r.region.Name, r.err)
 		c.swap.failedInRow++
 		sw.lastErr = r.err.Error()
 		c.log.Warn("failover: session open failed", "region", r.region.Name, "kind", kind, "err", r.err,
@@ -306,7 +329,7 @@ func (c *Conversation) onSwapDial(r dialResult) {
 		return
 	}
 	c.m.ConnectSeconds.WithLabelValues(r.region.Name).Observe(r.took.Seconds())
-	c.finishSwap(c.register(r.s, r.region), false)
+	c.finishSwap(c.registerDialed(r), false)
 }
 
 // finishSwap puts ss in charge: replays the record, delivers the caller
@@ -328,11 +351,17 @@ func (c *Conversation) finishSwap(ss *session, warm bool) {
 func (c *Conversation) completeSwap(ss *session, warm bool, items int) {
 	sw := c.swap.sw
 	c.active = ss
+	if ss.lease != nil {
+		ss.lease.Retag(SessionCall) // a standby or rotation target now carries the call
+	}
 	c.state = stActive
 	c.swap.sw = nil
 	c.swap.unconfirmed = true
 	c.deliverBuffered()
 	if sw.redo != nil {
+		if !sw.initial {
+			c.obs.nextPurpose = realtime.PurposeReplay
+		}
 		c.sendCreate(sw.redo)
 	}
 	now := c.now()
@@ -378,6 +407,9 @@ func (c *Conversation) giveUp() {
 		"session_id", sw.from.sessionID, "response_id", sw.from.responseID, "attempts", sw.attempts,
 		"failed_in_row", c.swap.failedInRow, "regions_tried", tried, "last_error", sw.lastErr, "transfer_to", c.cfg.GiveUpTransfer)
 	c.result = fmt.Errorf("failover: call %s: %d attempts in a row failed, last: %s: %w", c.callID, c.swap.failedInRow, sw.lastErr, ErrAllRegionsFailed)
+	if sw.capErr != nil {
+		c.result = fmt.Errorf("%w: %w", c.result, sw.capErr)
+	}
 	g := &giveUpState{ctl: Control{Kind: ControlGiveUp, Target: c.cfg.GiveUpTransfer, Reason: sw.trigger.String()}}
 	// Nobody hears an apology on a call that is still ringing (answer when
 	// ready, and the AI never was): the call gets its 503 at once.
@@ -420,6 +452,7 @@ func (c *Conversation) emitSwapLog(outcome string) {
 		return
 	}
 	c.swap.pendingLog = nil
+	c.observeSwap(r, outcome)
 	attrs := []any{
 		"trigger", r.trigger.String(),
 		"region", r.from.region, "session_id", r.from.sessionID, "response_id", r.from.responseID, "error", r.from.err,

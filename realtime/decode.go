@@ -66,6 +66,7 @@ func DecodeServerEvent(data []byte, d Dialect) (ServerEvent, error) {
 		normaliseItem(ev.Item)
 	}
 	if ev.Response != nil {
+		ev.Response.Usage, _ = DecodeUsage(ev.Response.RawUsage)
 		for i := range ev.Response.Output {
 			normaliseItem(&ev.Response.Output[i])
 		}

@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -200,7 +201,8 @@ var decodeCases = []decodeCase{
 		name: "response.created",
 		wire: `{"type":"response.created","event_id":"e","response":{"object":"realtime.response","id":"resp_1","status":"in_progress","status_details":null,"output":[],"conversation_id":"conv_1","output_modalities":["audio"],"max_output_tokens":"inf","audio":{"output":{"format":{"type":"audio/pcm","rate":24000},"voice":"marin"}},"usage":null,"metadata":null}}`,
 		want: ServerEvent{Type: EvResponseCreated, WireType: EvResponseCreated, EventID: "e",
-			Response: &ResponseInfo{ID: "resp_1", Object: "realtime.response", Status: StatusInProgress, Output: []Item{}, ConversationID: "conv_1"}},
+			Response: &ResponseInfo{ID: "resp_1", Object: "realtime.response", Status: StatusInProgress, Output: []Item{}, ConversationID: "conv_1",
+				RawUsage: json.RawMessage(`null`)}},
 	},
 	{
 		name: "response.created with metadata",
@@ -324,7 +326,10 @@ var decodeCases = []decodeCase{
 		wire: `{"type":"response.done","event_id":"e","response":{"object":"realtime.response","id":"resp_1","status":"completed","status_details":null,"output":[{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"audio","transcript":"Hi."}]}],"conversation_id":"conv_1","usage":{"total_tokens":253,"input_tokens":132,"output_tokens":121,"input_token_details":{"text_tokens":119,"audio_tokens":13,"image_tokens":0,"cached_tokens":64,"cached_tokens_details":{"text_tokens":64,"audio_tokens":0,"image_tokens":0}},"output_token_details":{"text_tokens":30,"audio_tokens":91}},"metadata":null}}`,
 		want: ServerEvent{Type: EvResponseDone, WireType: EvResponseDone, EventID: "e",
 			Response: &ResponseInfo{ID: "resp_1", Object: "realtime.response", Status: StatusCompleted, ConversationID: "conv_1",
-				Output: []Item{{ID: "msg_1", Type: "message", Role: "assistant", Content: []ContentPart{{Type: "output_audio", Transcript: "Hi."}}}}}},
+				Output:   []Item{{ID: "msg_1", Type: "message", Role: "assistant", Content: []ContentPart{{Type: "output_audio", Transcript: "Hi."}}}},
+				RawUsage: json.RawMessage(`{"total_tokens":253,"input_tokens":132,"output_tokens":121,"input_token_details":{"text_tokens":119,"audio_tokens":13,"image_tokens":0,"cached_tokens":64,"cached_tokens_details":{"text_tokens":64,"audio_tokens":0,"image_tokens":0}},"output_token_details":{"text_tokens":30,"audio_tokens":91}}`),
+				Usage: Usage{Kind: UsageTokens, TotalTokens: 253, InputTokens: 132, OutputTokens: 121, InputText: 119, InputAudio: 13,
+					InputCached: 64, CachedText: 64, OutputText: 30, OutputAudio: 91}}},
 	},
 	{
 		// §3.7: the failed response.done as seen on the wire.
@@ -333,7 +338,9 @@ var decodeCases = []decodeCase{
 		want: ServerEvent{Type: EvResponseDone, WireType: EvResponseDone, EventID: "event_DICHED8JCp84nZTAtpUbw",
 			Response: &ResponseInfo{ID: "resp_DICHBbtv1ecrxAa1RL8dW", Object: "realtime.response", Status: StatusFailed, Output: []Item{}, ConversationID: "conv_1",
 				StatusDetails: &StatusDetails{Type: "failed", Error: &ErrorDetail{Type: "server_error",
-					Message: "The server had an error while processing your request. Sorry about that! (include session ID in your message: sess_1). We recommend you retry your request."}}}},
+					Message: "The server had an error while processing your request. Sorry about that! (include session ID in your message: sess_1). We recommend you retry your request."}},
+				RawUsage: json.RawMessage(`{"total_tokens":0,"input_tokens":0,"output_tokens":0,"input_token_details":{},"output_token_details":{}}`),
+				Usage:    Usage{Kind: UsageTokens}}},
 	},
 	{
 		name: "response.done failed minimal (error type only)",

@@ -166,6 +166,10 @@ type ResponseInfo struct {
 	Output         []Item            `json:"output,omitempty"`
 	ConversationID string            `json:"conversation_id,omitempty"`
 	Metadata       map[string]string `json:"metadata,omitempty"`
+	// RawUsage is the wire usage object (response.done only); Usage is
+	// it decoded by DecodeServerEvent (DecodeUsage).
+	RawUsage json.RawMessage `json:"usage,omitempty"`
+	Usage    Usage           `json:"-"`
 }
 
 // Response statuses.

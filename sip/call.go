@@ -45,6 +45,10 @@ type call struct {
 	answerDone <-chan error // result of the 200 OK (WriteResponse); nil until sent
 	answerErr  error
 	answerOver bool
+	answeredAt time.Time // the 200 OK was sent
+
+	// recorder gathers the call record and counts its tokens.
+	recorder *callRecorder
 	// unconfirmedSrc is the source this call counts against in
 	// Server.unconfirmed until its ACK (or its end); invalid once released.
 	unconfirmedSrc netip.Addr
@@ -82,14 +86,19 @@ func newCall(s *Server, req *sip.Request, tx sip.ServerTransaction, trunk string
 	}
 	ctx, cancel := context.WithCancelCause(s.baseCtx)
 	log := s.log.With("call_id", info.CallID, "from", s.logFrom(info.From), "to", s.logTo(info.To))
+	// The recorder feeds the token metrics always, the records file when
+	// records.path is set.
+	rec := newCallRecorder(s.cfg.Prices, s.metrics)
+	info.Observer = rec
 	return &call{
-		s:      s,
-		start:  time.Now(),
-		log:    log,
-		info:   info,
-		ctx:    ctx,
-		cancel: cancel,
-		leg:    newLeg(s, ctx, req, tx, log),
+		recorder: rec,
+		s:        s,
+		start:    time.Now(),
+		log:      log,
+		info:     info,
+		ctx:      ctx,
+		cancel:   cancel,
+		leg:      newLeg(s, ctx, req, tx, log),
 	}
 }
 
@@ -271,6 +280,7 @@ func (c *call) waitForCallEnd() {
 	)
 	answer := func() {
 		c.answerDone = c.leg.sendAnswer()
+		c.answeredAt = time.Now()
 		c.s.metrics.answerDelay.Observe(time.Since(c.start).Seconds())
 		ackTimer = time.NewTimer(c.s.cfg.ACKTimeout)
 		ackTimeout = ackTimer.C
@@ -296,6 +306,7 @@ func (c *call) waitForCallEnd() {
 		transferring = true
 		c.wg.Go(func() {
 			ok, detail := c.leg.transfer(target)
+			c.recorder.transfer(target, ok, detail)
 			transferDone <- transferOutcome{ok: ok, detail: detail, fnCallID: fnCallID, giveUp: giveUp}
 		})
 	}
@@ -395,7 +406,12 @@ func (c *call) waitForCallEnd() {
 				case !c.leg.answered.Load():
 					// Not answered yet (answer-when-ready): refuse with 503
 					// so the SBC can route the call elsewhere; there is no
-					// dialog to REFER.
+					// dialog to REFER. When every region is full the 503
+					// carries the pool's Retry-After.
+					if r := c.s.noCapacity(); r != nil {
+						c.endWith(r, fmt.Errorf("sip: no region has capacity: %s", ctl.Reason))
+						continue
+					}
 					c.end(EndAIFailed, fmt.Errorf("sip: no AI region available: %s", ctl.Reason))
 				case ctl.Target != "" && !transferring:
 					startTransfer(ctl.Target, "", ctl.Reason)
@@ -460,6 +476,7 @@ func (c *call) onLegEvent(ev legEvent) {
 		c.conv.SetHold(ev.held)
 	case legDTMF:
 		c.log.Debug("dtmf", "digit", string(ev.digit), "duration_ms", ev.durMs, "source", "info")
+		c.recorder.dtmf(ev.digit, "info")
 		c.conv.DTMF(ev.digit)
 	case legExpired:
 		c.end(ev.reason, ev.err)
@@ -472,6 +489,7 @@ func (c *call) onMediaEvent(ev media.Event) {
 	switch ev.Kind {
 	case media.EventDTMF:
 		c.log.Debug("dtmf", "digit", string(ev.Digit), "duration_ms", ev.DurationMs)
+		c.recorder.dtmf(ev.Digit, "rfc4733")
 		c.conv.DTMF(ev.Digit)
 	case media.EventPlayoutDone:
 		c.conv.PlayoutDone(ev.ItemID, ev.PlayedMs)
@@ -578,6 +596,7 @@ func (c *call) finish() {
 		}
 	}
 	c.log.Log(ctx, term.Level, "call ended", attrs...)
+	c.record(ec, term, answered, time.Now())
 }
 
 // warning is a Warning header (RFC 3261 §20.43).

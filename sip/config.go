@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sipbridge/sipbridge/realtime"
+	"github.com/sipbridge/sipbridge/sip/records"
 	"github.com/sipbridge/sipbridge/sip/sdp"
 )
 
@@ -100,6 +102,16 @@ type Config struct {
 	// MediaEncryption is the SDES-SRTP policy (none, optional, required)
 	// of calls whose trunk sets none. Default none.
 	MediaEncryption sdp.Encryption
+	// Records writes one JSON line per call (records.path); Path empty: off.
+	// The server opens the file when it starts serving and closes it
+	// after the calls have drained.
+	Records records.Config
+	// Prices per region turn each response's usage into a cost in the
+	// record (regions[].prices); a region not listed is not priced.
+	Prices map[string]realtime.Prices
+	// Capacity, when set, refuses new calls with 503 + Retry-After (and
+	// answers OPTIONS 503) while no region can take one.
+	Capacity CapacityGate
 }
 
 // Defaults.
@@ -118,6 +130,11 @@ const (
 func (c Config) withDefaults() (Config, error) {
 	if len(c.Listen) == 0 {
 		return c, fmt.Errorf("%w: no listener", ErrConfig)
+	}
+	if c.Records.Path != "" {
+		if err := c.Records.Validate(); err != nil {
+			return c, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
 	}
 	c.Listen = append([]Listener(nil), c.Listen...) // do not write to the caller's slice
 	for i, l := range c.Listen {

@@ -25,11 +25,13 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if r := validateInvite(req); r != nil {
 		s.rejectRequest(req, tx, r)
+		s.recordRejected(req, r)
 		s.metrics.callEnds.WithLabelValues(r.reason.String()).Inc()
 		return
 	}
 	if r := s.checkSessionInterval(req); r != nil { // timers.go: 422, RFC 4028 §9
 		s.rejectRequest(req, tx, r)
+		s.recordRejected(req, r)
 		s.metrics.callEnds.WithLabelValues(r.reason.String()).Inc()
 		return
 	}
@@ -42,6 +44,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if r := s.admit(c); r != nil {
 		c.cancel(nil) // release the context; the call never started
 		s.rejectRequest(req, tx, r)
+		s.recordRejected(req, r)
 		s.metrics.callEnds.WithLabelValues(r.reason.String()).Inc()
 		return
 	}
@@ -94,7 +97,8 @@ func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 // onOptions answers capability queries and keep-alive pings (RFC 3261 §11):
-// 200 with what we accept, or 503 while draining or at MaxCalls so the
+// 200 with what we accept, or 503 while draining, at MaxCalls or when no
+// region has a free session (Config.Capacity) so the
 // trunk's health check (a Kamailio dispatcher, an SBC) takes us out of
 // rotation instead of sending INVITEs that would get 503.
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
@@ -111,6 +115,10 @@ func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	if s.draining.Load() || (s.cfg.MaxCalls > 0 && s.ActiveCalls() >= s.cfg.MaxCalls) {
 		_ = s.respond(req, tx, sip.StatusServiceUnavailable, "Service Unavailable", nil,
 			sip.NewHeader("Retry-After", strconv.Itoa(retryAfterSeconds)))
+		return
+	}
+	if r := s.noCapacity(); r != nil {
+		_ = s.respond(req, tx, sip.StatusServiceUnavailable, r.phrase(), nil, r.hdrs...)
 		return
 	}
 	_ = s.respond(req, tx, sip.StatusOK, "OK", nil, capabilityHeaders()...)

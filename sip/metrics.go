@@ -13,6 +13,7 @@ import (
 // Metrics are the SIP server's Prometheus series. Every label is a bounded
 // enum (method, status class, reason); never a Call-ID or an address.
 type Metrics struct {
+	reg          prometheus.Registerer  // for the records writer's metrics (nil: none)
 	requests     *prometheus.CounterVec // sipbridge_sip_requests_total{method}
 	responses    *prometheus.CounterVec // sipbridge_sip_responses_total{method,code}
 	malformed    *prometheus.CounterVec // sipbridge_sip_malformed_total{transport,action}
@@ -33,6 +34,10 @@ type Metrics struct {
 	srtpDrops  *prometheus.CounterVec // sipbridge_media_srtp_dropped_total{reason}
 	// Its two series, resolved once: srtpDropped runs per dropped packet.
 	srtpAuthDrops, srtpReplayDrops prometheus.Counter
+	// Token accounting (record.go): every response.done's usage.
+	tokens       *prometheus.CounterVec // sipbridge_realtime_tokens_total{region,status,purpose,kind}
+	wastedTokens *prometheus.CounterVec // sipbridge_realtime_wasted_tokens_total{region,purpose}
+	cost         *prometheus.CounterVec // sipbridge_realtime_cost_total{region}
 	// Edge limits (limits.go).
 	limited *prometheus.CounterVec // sipbridge_sip_limited_total{limit}
 }
@@ -53,6 +58,7 @@ var limitLabels = []string{limitUnconfirmed, limitOptionsRate, limitConnsPerSour
 // registered). Registering twice on one registry reuses the existing series.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
+		reg: reg,
 		requests: counterVec(reg, "sip", "requests_total",
 			"SIP requests received, by method.", "method"),
 		responses: counterVec(reg, "sip", "responses_total",
@@ -90,6 +96,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"SDP offers and answers refused (488 for offers), by reason (no-common-codec, encryption-required, srtp-not-enabled, no-usable-crypto, dtls-srtp-unsupported, srtp-change, no-audio, other).", "reason"),
 		srtpDrops: counterVec(reg, "media", "srtp_dropped_total",
 			"Received RTP packets dropped on SRTP calls, by reason: auth (authentication failed, including clear RTP) or replay.", "reason"),
+		tokens: counterVec(reg, "realtime", "tokens_total",
+			"Tokens reported by response.done, by region, status (completed, failed, cancelled, incomplete), purpose (answer, replay, hedge, rotation) and kind (input, cached_input, output).",
+			"region", "status", "purpose", "kind"),
+		wastedTokens: counterVec(reg, "realtime", "wasted_tokens_total",
+			"Tokens spent on answers the caller never heard (failed, cancelled, truncated beyond what played, lost hedges), by region and purpose.",
+			"region", "purpose"),
+		cost: counterVec(reg, "realtime", "cost_total",
+			"Estimated cost of the responses, in the currency of regions[].prices (unpriced regions add nothing).", "region"),
 		limited: counterVec(reg, "sip", "limited_total",
 			"Requests and connections refused or closed by an edge limit, by limit (unconfirmed_per_source, options_rate, connections_per_source, connections_total, stream_idle, stream_slow).", "limit"),
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/sipbridge/sipbridge/failover"
 	"github.com/sipbridge/sipbridge/media"
 	"github.com/sipbridge/sipbridge/realtime"
+	"github.com/sipbridge/sipbridge/sip/records"
 )
 
 // CallInfo is what the AI side may log or use about a call.
@@ -36,6 +37,9 @@ type CallInfo struct {
 	Codec media.Codec
 	// SRTP reports whether the call's media is encrypted (SDES-SRTP).
 	SRTP bool
+	// Observer, when set, gathers the call's sessions, responses and swaps
+	// for its record: the factory passes it to the conversation.
+	Observer failover.Observer
 	// FromName is the From display name ("" when none).
 	FromName string
 	// Trunk is the name of the trunk that admitted the call ("" with no
@@ -159,6 +163,8 @@ type Server struct {
 	draining atomic.Bool
 
 	badLog *realtime.LogLimiter // malformed and rejected traffic
+	// records writes the call records (nil: off); opened by Serve.
+	records *records.Writer
 	// Edge limits (limits.go): unconfirmed calls and OPTIONS per source,
 	// stream connections per source and in total.
 	unconfirmed *sourceCounts
@@ -316,6 +322,14 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}
 	s.mu.Unlock()
+	if s.cfg.Records.Path != "" {
+		w, err := records.Open(s.cfg.Records, s.metrics.reg, s.log)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		s.records = w
+	}
 	for _, a := range s.Addrs() {
 		s.log.Info("sip listening", "network", a.Network(), "addr", a.String(), "advertise", s.cfg.AdvertiseHost)
 	}
@@ -323,6 +337,11 @@ func (s *Server) Serve(ctx context.Context) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	var stopping atomic.Bool
+	// The records writer outlives the calls: its context ends after the
+	// last call has ended (and submitted its record).
+	rctx, stopRecords := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRecords()
+	g.Go(func() error { return s.runRecords(rctx) })
 	for _, b := range socks {
 		g.Go(func() error {
 			var err error
@@ -348,6 +367,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownHangup)
 		s.HangupAll(hctx)
 		cancel()
+		stopRecords()
 		<-regsDone
 		stopping.Store(true)
 		closeAll()
@@ -426,6 +446,9 @@ func (s *Server) admit(c *call) *rejection {
 	}
 	if s.cfg.MaxCalls > 0 && len(s.calls) >= s.cfg.MaxCalls {
 		return reject(EndRejectMaxCalls, "too many calls")
+	}
+	if r := s.noCapacity(); r != nil {
+		return r
 	}
 	// limits.go: a source that does not ACK cannot hold every slot.
 	if src := c.info.Remote.Addr().Unmap(); src.IsValid() {

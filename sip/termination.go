@@ -48,6 +48,7 @@ const (
 	EndRejectMediaSetup           // the RTP stream could not be created (500)
 	EndRejectAIUnavailable        // the conversation could not be created (503)
 	EndRejectSessionInterval      // Session-Expires below our Min-SE (422, RFC 4028 §6)
+	EndRejectNoCapacity           // every region is at max_sessions or throttled (503, Retry-After from the pool)
 	EndRejectUnconfirmed          // the source holds MaxUnconfirmedPerSource un-ACKed calls (503, limits.go)
 
 	endReasonCount
@@ -98,6 +99,7 @@ var terminations = [endReasonCount]Termination{
 	EndRejectDraining:             {Label: "draining", Status: sip.StatusServiceUnavailable, Phrase: "Service Unavailable", RetryAfter: true, Level: slog.LevelInfo},
 	EndRejectNoRTPPort:            {Label: "no_rtp_port", Status: sip.StatusServiceUnavailable, Phrase: "Service Unavailable", RetryAfter: true, Level: slog.LevelError},
 	EndRejectMediaSetup:           {Label: "media_setup_failed", Status: sip.StatusInternalServerError, Phrase: "Server Internal Error", Level: slog.LevelError},
+	EndRejectNoCapacity:           {Label: "no_capacity", Status: sip.StatusServiceUnavailable, Phrase: "Service Unavailable", Level: slog.LevelWarn},
 	EndRejectAIUnavailable:        {Label: "ai_unavailable", Status: sip.StatusServiceUnavailable, Phrase: "Service Unavailable", RetryAfter: true, Level: slog.LevelError},
 	EndRejectSessionInterval:      {Label: "session_interval_too_small", Status: 422, Phrase: "Session Interval Too Small", Level: slog.LevelInfo},
 	EndRejectUnconfirmed:          {Label: "unconfirmed_per_source", Status: sip.StatusServiceUnavailable, Phrase: "Service Unavailable", RetryAfter: true, Level: slog.LevelWarn},

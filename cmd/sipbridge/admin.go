@@ -23,7 +23,8 @@ import (
 //	/livez   200 while the process serves, draining included: a liveness
 //	         probe must not restart a pod that is finishing its calls.
 //	/readyz  200 only while new calls are taken: 503 while draining, at
-//	         sip.max_calls, or when every region's breaker is open.
+//	         sip.max_calls, when every region's breaker is open, or when
+//	         no region has a free session (regions[].max_sessions).
 //	/healthz an alias of /readyz (what it answered before the split:
 //	         503 while draining), kept for existing load-balancer checks.
 const (
@@ -38,6 +39,7 @@ type readiness struct {
 	active   int // calls admitted, setup included
 	maxCalls int // 0 = unlimited
 	regions  []failover.RegionStatus
+	full     bool // every region is at max_sessions or throttled
 }
 
 // notReady says why no new call would be taken now, or "" when one would.
@@ -48,12 +50,19 @@ func (r readiness) notReady() string {
 	if r.maxCalls > 0 && r.active >= r.maxCalls {
 		return fmt.Sprintf("at max_calls (%d of %d active)", r.active, r.maxCalls)
 	}
+	open := true
 	for _, s := range r.regions {
 		if s.State != failover.BreakerOpen {
-			return ""
+			open = false
 		}
 	}
-	return "no usable region (every breaker is open)"
+	if open {
+		return "no usable region (every breaker is open)"
+	}
+	if r.full {
+		return "no region has a free session (every region at max_sessions or throttled)"
+	}
+	return ""
 }
 
 func (a *app) readiness() readiness {
@@ -62,6 +71,7 @@ func (a *app) readiness() readiness {
 		active:   a.sip.ActiveCalls(),
 		maxCalls: a.cfg.SIP.MaxCalls,
 		regions:  a.pool.Status(),
+		full:     a.pool.Full(),
 	}
 }
 
@@ -139,6 +149,7 @@ func (a *app) adminHandler(reg *prometheus.Registry) http.Handler {
 			"ready":         rd.notReady() == "",
 			"not_ready":     rd.notReady(),
 			"regions":       rd.regions,
+			"capacity":      a.pool.Load(),
 			"registrations": a.sip.Registrations(),
 		})
 	})

@@ -35,6 +35,8 @@ func TestReadiness(t *testing.T) {
 		{"one open one closed", readiness{regions: []failover.RegionStatus{open, closed}}, ""},
 		{"half-open still usable", readiness{regions: []failover.RegionStatus{open, half}}, ""},
 		{"every breaker open", readiness{regions: []failover.RegionStatus{open, open}}, "no usable region (every breaker is open)"},
+		{"every region full", readiness{regions: []failover.RegionStatus{closed}, full: true}, "no region has a free session (every region at max_sessions or throttled)"},
+		{"at max_calls wins over full", readiness{active: 10, maxCalls: 10, regions: []failover.RegionStatus{closed}, full: true}, "at max_calls (10 of 10 active)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

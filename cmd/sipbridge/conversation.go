@@ -103,9 +103,10 @@ func (a *app) newConversation(_ context.Context, call sip.CallInfo, log *slog.Lo
 		Pool:   a.pool,
 		Dialer: failover.RealtimeDialer{Logger: log},
 		// The call's logger already carries call_id; failover adds it itself.
-		Logger:  a.log,
-		Metrics: a.fom,
-		Tools:   tools,
+		Logger:   a.log,
+		Metrics:  a.fom,
+		Tools:    tools,
+		Observer: call.Observer,
 	})
 	return conversation{Conversation: conv, format: modelFormat}, nil
 }

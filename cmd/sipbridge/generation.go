@@ -78,12 +78,9 @@ func (a *app) regionsOf(cfg *configs.Config) []failover.Region {
 		if r.Simulator.Enabled {
 			dc.APIKey = a.simKeys[r.Name]
 		}
-		out = append(out, failover.Region{
-			Name:         r.Name,
-			Dial:         dc,
-			SessionLimit: r.SessionLimit.D(),
-			WarmStandby:  r.WarmStandby,
-		})
+		fr := r.CapacityRegion() // max_sessions, weight, priority
+		fr.Dial, fr.SessionLimit, fr.WarmStandby = dc, r.SessionLimit.D(), r.WarmStandby
+		out = append(out, fr)
 	}
 	return out
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/sipbridge/sipbridge/failover"
 	"github.com/sipbridge/sipbridge/failover/webhook"
 	"github.com/sipbridge/sipbridge/media"
+	"github.com/sipbridge/sipbridge/realtime"
 	"github.com/sipbridge/sipbridge/realtime/sim"
 	"github.com/sipbridge/sipbridge/sip"
 )
@@ -86,6 +87,7 @@ func serve(ctx context.Context, stop shutdown, path string, cfg *configs.Config,
 
 	a.fom = failover.NewMetrics(reg)
 	a.pool = failover.NewPool(a.regionsOf(cfg), healthConfig(cfg), a.fom, log)
+	realtime.RegisterCollector(reg, a.pool.CapacityCollector())
 
 	rtpIP, err := a.rtpIP()
 	if err != nil {
@@ -113,6 +115,16 @@ func serve(ctx context.Context, stop shutdown, path string, cfg *configs.Config,
 			MaxConnectionsPerSource: cfg.SIP.Limits.MaxConnectionsPerSource,
 			StreamIdleTimeout:       cfg.SIP.Limits.TCPIdleTimeout.D(),
 		},
+		Records:  cfg.Records.WriterConfig(),
+		Capacity: a.pool,
+	}
+	for _, r := range cfg.Regions {
+		if r.Prices != nil {
+			if sipCfg.Prices == nil {
+				sipCfg.Prices = map[string]realtime.Prices{}
+			}
+			sipCfg.Prices[r.Name] = r.Prices.Prices()
+		}
 	}
 	// Session timers (RFC 4028).
 	sipCfg.SessionExpires, sipCfg.MinSE = cfg.SIP.SessionExpires.D(), cfg.SIP.MinSE.D()

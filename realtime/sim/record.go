@@ -110,6 +110,8 @@ type ResponseRecord struct {
 	CallID    string // function call issued, if any
 	Fault     string // injected fault, if any
 	Truncated bool
+	// InputTokens and OutputTokens are the usage response.done reported.
+	InputTokens, OutputTokens int
 }
 
 // TruncationRecord is one accepted conversation.item.truncate.

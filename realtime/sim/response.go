@@ -592,7 +592,11 @@ func (s *session) endResponse(r *response, status string, details map[string]any
 	r.phase = phaseDone
 	usage := status == realtime.StatusCompleted || r.sentMs > 0
 	_ = s.send(map[string]any{"type": realtime.EvResponseDone, "response": s.renderResponse(r, status, details, usage)})
-	s.updateResp(r, func(rr *ResponseRecord) { rr.Status, rr.Reason, rr.AudioMs = status, reason, r.sentMs })
+	u := s.usage(r, usage)
+	s.updateResp(r, func(rr *ResponseRecord) {
+		rr.Status, rr.Reason, rr.AudioMs = status, reason, r.sentMs
+		rr.InputTokens, rr.OutputTokens = u["input_tokens"].(int), u["output_tokens"].(int)
+	})
 	if r == s.active {
 		s.active = nil
 	}
