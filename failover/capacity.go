@@ -145,6 +145,32 @@ func NewCapacity(limits []RegionLimits, now func() time.Time) (*Capacity, error)
 	return c, nil
 }
 
+// Reconfigure applies new limits (a configuration reload). A region still
+// listed keeps the sessions it holds, which still count against its new
+// cap; a new region starts empty; a removed one takes no new sessions, and
+// the leases of sessions still open there release harmlessly. The limits
+// are validated as NewCapacity does; on error nothing changes.
+func (c *Capacity) Reconfigure(limits []RegionLimits) error {
+	next, err := NewCapacity(limits, c.now)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	regions := make([]*regionCapacity, 0, len(next.regions))
+	byName := make(map[string]*regionCapacity, len(next.regions))
+	for _, nr := range next.regions {
+		if old := c.byName[nr.Name]; old != nil {
+			old.RegionLimits = nr.RegionLimits // held, picks and throttling carry over
+			nr = old
+		}
+		regions = append(regions, nr)
+		byName[nr.Name] = nr
+	}
+	c.regions, c.byName = regions, byName
+	return nil
+}
+
 // Lease is one session slot held in a region. Release it when the session
 // closes; releasing twice is harmless.
 type Lease struct {

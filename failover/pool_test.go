@@ -316,3 +316,29 @@ func candidateNames(rs []Region) []string {
 	}
 	return out
 }
+
+// TestReconfigureCarriesCapacity: a region added by a reload can take
+// sessions; a kept region's held sessions still count against its new cap;
+// a removed region's lease releases harmlessly.
+func TestReconfigureCarriesCapacity(t *testing.T) {
+	hc := HealthConfig{}
+	p := NewPool([]Region{{Name: "east", MaxSessions: 2}, {Name: "north"}}, hc, nil, nil)
+	r, eastLease, err := p.Lease(SessionCall, []Region{{Name: "east"}})
+	require.NoError(t, err)
+	require.Equal(t, "east", r.Name)
+	_, northLease, err := p.Lease(SessionCall, []Region{{Name: "north"}})
+	require.NoError(t, err)
+
+	p.Reconfigure([]Region{{Name: "east", MaxSessions: 1}, {Name: "south"}}, hc)
+	_, _, err = p.Lease(SessionCall, []Region{{Name: "east"}})
+	require.ErrorIs(t, err, ErrNoCapacity, "east still holds its session, now at its new cap of 1")
+	r, l, err := p.Lease(SessionCall, []Region{{Name: "south"}})
+	require.NoError(t, err, "a region added by the reload takes sessions")
+	require.Equal(t, "south", r.Name)
+	l.Release()
+	northLease.Release() // a session in a removed region closes later
+	eastLease.Release()
+	_, l, err = p.Lease(SessionCall, []Region{{Name: "east"}})
+	require.NoError(t, err)
+	l.Release()
+}

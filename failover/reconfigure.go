@@ -34,5 +34,14 @@ func (p *Pool) Reconfigure(regions []Region, hc HealthConfig) (added, removed []
 			p.m.BreakerState.DeleteLabelValues(name)
 		}
 	}
+	// configs validated the limits (ValidateCapacity) before the reload
+	// got here; the counters of regions still listed carry over.
+	kept := make([]Region, 0, len(p.regions))
+	for _, rh := range p.regions {
+		kept = append(kept, rh.region)
+	}
+	if err := p.cap.Reconfigure(capacityLimits(kept)); err != nil {
+		p.log.Error("failover: capacity limits not reloaded", "err", err)
+	}
 	return added, removed
 }
