@@ -351,6 +351,7 @@ func (c *Conversation) promoteHedge(won *realtime.ServerEvent, result, why strin
 		c.rec.Apply(realtime.ServerEvent{Type: realtime.EvItemDeleted, ItemID: id})
 	}
 	c.m.HedgeCancelledTok.Add(float64(lostTokens))
+	c.observeLostRace(primaryResp, now)
 	// Caller audio the primary had not committed goes to the hedge
 	// session, as after a swap.
 	c.caller.swapBuf = append(append([]byte(nil), c.caller.turnBuf...), c.caller.swapBuf...)

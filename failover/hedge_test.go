@@ -13,9 +13,9 @@ import (
 // hedgeStart plays a call up to a hedge asked in region B: one answered
 // turn, then a second turn whose answer (r2) is created in A but stays
 // silent past the hedge deadline (the ceiling: the window is empty).
-func hedgeStart(t *testing.T, cfg Config, regions []Region) (h *harness, s1, s2 *fakeSession) {
+func hedgeStart(t *testing.T, cfg Config, regions []Region, opts ...harnessOpt) (h *harness, s1, s2 *fakeSession) {
 	t.Helper()
-	h, s1 = startActive(t, cfg, regions)
+	h, s1 = startActive(t, cfg, regions, opts...)
 	h.userTurn(s1, "u1", 1, 5)
 	h.answer(s1, "r1", "a1", "Hello.", 200)
 	h.userTurn(s1, "u2", 2, 5)
@@ -117,6 +117,33 @@ func TestHedgeFirst(t *testing.T) {
 	h.write(framesOf(3, 2)...)
 	require.Len(t, s2.appended(), 2*frame)
 	require.Empty(t, h.controlsOf(ControlSwapStarted), "no swap")
+}
+
+// TestHedgeLostRaceInTheRecord: the primary's answer a hedge beat is in
+// the call's record as cancelled and lost (its session closes at once, so
+// the provider never reports it).
+func TestHedgeLostRaceInTheRecord(t *testing.T) {
+	obs := &recordingObserver{}
+	h, s1, s2 := hedgeStart(t, Config{}, testRegions(), withObserver(obs))
+	h.push(s2, created("h2"))
+	h.speak(s2, "h2", "b2", "Hedge.", 300)
+	require.True(t, s1.closed())
+	h.finishSpeech(s2, "h2", "b2", "Hedge.")
+	h.push(s2, done("h2", realtime.StatusCompleted, nil))
+	require.NoError(t, h.stop())
+	byID := map[string]ResponseEntry{}
+	for _, e := range obs.responses {
+		byID[e.Event.ResponseID] = e
+		if e.Event.Response != nil {
+			byID[e.Event.Response.ID] = e
+		}
+	}
+	lost, ok := byID["r2"]
+	require.True(t, ok, "the lost answer is recorded: %+v", obs.responses)
+	require.True(t, lost.LostRace)
+	require.Equal(t, realtime.StatusCancelled, lost.Event.Response.Status)
+	require.Equal(t, "A", lost.Region)
+	require.False(t, byID["r1"].LostRace)
 }
 
 func cancelled(s *fakeSession) []string {

@@ -303,3 +303,18 @@ func asDialError(err error) (*realtime.DialError, bool) {
 	ok := errors.As(err, &de)
 	return de, ok
 }
+
+// observeLostRace records, for the call record, the primary's answer that a
+// hedge beat: cancelled, never heard. Its session closes at once, so the
+// provider never reports its usage; the record says it lost the race.
+func (c *Conversation) observeLostRace(responseID string, now time.Time) {
+	r := c.obs.byID[responseID]
+	if r == nil || responseID == "" || r.done {
+		return
+	}
+	r.done = true
+	r.entry.LostRace = true
+	r.entry.Done = now
+	r.entry.Event = realtime.ServerEvent{Type: realtime.EvResponseDone, ResponseID: responseID,
+		Response: &realtime.ResponseInfo{ID: responseID, Status: realtime.StatusCancelled}}
+}
