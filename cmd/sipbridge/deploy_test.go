@@ -337,7 +337,11 @@ func TestPrometheusRules(t *testing.T) {
 
 // descRecorder is a Registerer that keeps the names of what is registered:
 // a CounterVec with no series yet is absent from a scrape but present here.
-type descRecorder struct{ names map[string]bool }
+// shapes holds each name's type and variable labels (readme_metrics_test.go).
+type descRecorder struct {
+	names  map[string]bool
+	shapes map[string]metricShape
+}
 
 var fqNameRe = regexp.MustCompile(`fqName: "([^"]+)"`)
 
@@ -350,6 +354,9 @@ func (r *descRecorder) Register(c prometheus.Collector) error {
 	for d := range ch {
 		if m := fqNameRe.FindStringSubmatch(d.String()); m != nil {
 			r.names[m[1]] = true
+			if r.shapes != nil {
+				r.shapes[m[1]] = shapeOf(c, d)
+			}
 		}
 	}
 	return nil
@@ -368,13 +375,7 @@ func (r *descRecorder) Unregister(prometheus.Collector) bool { return false }
 // and summaries.
 func exportedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
-	rec := &descRecorder{names: map[string]bool{}}
-	rec.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	failover.NewMetrics(rec)
-	sip.NewMetrics(rec)
-	webhook.NewMetrics(rec)
-	registerAdminMetrics(rec, &app{cfg: &configs.Config{}})
-	newReloadMetrics(rec)
+	rec := exportedRecorder(t)
 	out := map[string]bool{}
 	for n := range rec.names {
 		out[n] = true
@@ -383,6 +384,19 @@ func exportedMetrics(t *testing.T) map[string]bool {
 		}
 	}
 	return out
+}
+
+// exportedRecorder registers what serve registers on a descRecorder.
+func exportedRecorder(t *testing.T) *descRecorder {
+	t.Helper()
+	rec := &descRecorder{names: map[string]bool{}, shapes: map[string]metricShape{}}
+	rec.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	failover.NewMetrics(rec)
+	sip.NewMetrics(rec)
+	webhook.NewMetrics(rec)
+	registerAdminMetrics(rec, &app{cfg: &configs.Config{}})
+	newReloadMetrics(rec)
+	return rec
 }
 
 var metricRefRe = regexp.MustCompile(`\b(?:sipbridge|go|process)_[a-zA-Z0-9_]+`)
