@@ -6,13 +6,20 @@ package main
 // wildcard row.
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"maps"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -206,4 +213,75 @@ func TestMetricsTableProblems(t *testing.T) {
 	}
 	_, err := readmeMetricRows("# no metrics here\n")
 	require.Error(t, err)
+}
+
+// TestServeExportsWhatTheRecorderLists: the names exportedRecorder lists
+// are a copy of serve's registrations, so check the copy against serve
+// itself: every family a running serve puts on /metrics is listed there,
+// with the same type (series appear once they have a value, so this cannot
+// prove the converse; TestREADMEMetricsTable covers the list).
+func TestServeExportsWhatTheRecorderLists(t *testing.T) {
+	free := func(network string) string {
+		t.Helper()
+		if network == "udp" {
+			c, err := net.ListenPacket("udp", "127.0.0.1:0")
+			require.NoError(t, err)
+			defer c.Close()
+			return c.LocalAddr().String()
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer l.Close()
+		return l.Addr().String()
+	}
+	admin, simAddr := free("tcp"), free("tcp")
+	yml := fmt.Sprintf("sip:\n  listen: %s\n  transports: [udp]\nrtp:\n  port_min: 41000\n  port_max: 41099\n"+
+		"admin:\n  listen: %s\nlog:\n  level: error\nregions:\n  - name: sim\n    url: ws://%s/openai/v1/realtime?model=gpt-realtime\n    simulator:\n      enabled: true\n",
+		free("udp"), admin, simAddr)
+	path := filepath.Join(t.TempDir(), "sipbridge.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(yml), 0o600))
+	cfg, err := loadConfig(path)
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	now := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, shutdown{drain: make(chan struct{}), now: now, reload: make(chan struct{}), cancel: cancel}, path, cfg, io.Discard)
+	}()
+	defer func() {
+		close(now)
+		require.NoError(t, <-done)
+	}()
+
+	var body string
+	require.Eventually(t, func() bool {
+		res, err := http.Get("http://" + admin + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		body = string(b)
+		return err == nil && res.StatusCode == http.StatusOK
+	}, 30*time.Second, 50*time.Millisecond, "serve's /metrics")
+
+	shapes := exportedRecorder(t).shapes
+	families := 0
+	for _, line := range strings.Split(body, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 4 || f[0] != "#" || f[1] != "TYPE" {
+			continue
+		}
+		families++
+		name, kind := f[2], f[3]
+		s, ok := shapes[name]
+		require.True(t, ok, "serve exports %s, which exportedRecorder (deploy_test.go) does not register: add it there and to configs/README.md", name)
+		if s.Kind != "" {
+			require.Equal(t, s.Kind, kind, "%s", name)
+		}
+	}
+	require.Greater(t, families, 20, "a scrape of serve:\n%s", body)
+	require.Contains(t, body, "sipbridge_ready 1")
 }
