@@ -11,9 +11,10 @@ import (
 // Faults are failures the simulator injects, settable at construction, at
 // run time (Server.SetFaults) and, through the binary's config, per region.
 // Counting faults (FailBeforeAudio, StallNoResponse, ErrorEventServerError,
-// FailAfterAudioCount, and the one-shot CloseAfterAudioMs) are consumed
-// across the whole server, so "the next response in this region fails once"
-// is expressible whatever session it lands in. The yaml tags let the
+// FailAfterAudioCount, RefuseAudioItems, and the one-shot
+// CloseAfterAudioMs) are consumed across the whole server, so "the next
+// response in this region fails once" is expressible whatever session it
+// lands in. The yaml tags let the
 // binary's per-region config carry a Faults block as is.
 //
 // When several apply to one response, the first in this order wins:
