@@ -6,6 +6,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -31,6 +32,7 @@ import (
 	"github.com/sipbridge/sipbridge/failover"
 	"github.com/sipbridge/sipbridge/failover/webhook"
 	"github.com/sipbridge/sipbridge/sip"
+	"github.com/sipbridge/sipbridge/sip/records"
 )
 
 const repoRoot = "../.."
@@ -337,7 +339,11 @@ func TestPrometheusRules(t *testing.T) {
 
 // descRecorder is a Registerer that keeps the names of what is registered:
 // a CounterVec with no series yet is absent from a scrape but present here.
-type descRecorder struct{ names map[string]bool }
+// shapes holds each name's type and variable labels (readme_metrics_test.go).
+type descRecorder struct {
+	names  map[string]bool
+	shapes map[string]metricShape
+}
 
 var fqNameRe = regexp.MustCompile(`fqName: "([^"]+)"`)
 
@@ -350,6 +356,9 @@ func (r *descRecorder) Register(c prometheus.Collector) error {
 	for d := range ch {
 		if m := fqNameRe.FindStringSubmatch(d.String()); m != nil {
 			r.names[m[1]] = true
+			if r.shapes != nil {
+				r.shapes[m[1]] = shapeOf(c, d)
+			}
 		}
 	}
 	return nil
@@ -368,13 +377,7 @@ func (r *descRecorder) Unregister(prometheus.Collector) bool { return false }
 // and summaries.
 func exportedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
-	rec := &descRecorder{names: map[string]bool{}}
-	rec.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	failover.NewMetrics(rec)
-	sip.NewMetrics(rec)
-	webhook.NewMetrics(rec)
-	registerAdminMetrics(rec, &app{cfg: &configs.Config{}})
-	newReloadMetrics(rec)
+	rec := exportedRecorder(t)
 	out := map[string]bool{}
 	for n := range rec.names {
 		out[n] = true
@@ -383,6 +386,28 @@ func exportedMetrics(t *testing.T) map[string]bool {
 		}
 	}
 	return out
+}
+
+// exportedRecorder registers what serve registers on a descRecorder.
+func exportedRecorder(t *testing.T) *descRecorder {
+	t.Helper()
+	rec := &descRecorder{names: map[string]bool{}, shapes: map[string]metricShape{}}
+	rec.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	failover.NewMetrics(rec)
+	sip.NewMetrics(rec)
+	webhook.NewMetrics(rec)
+	registerAdminMetrics(rec, &app{cfg: &configs.Config{}})
+	newReloadMetrics(rec)
+	// What serve registers beside the packages' metric sets: the pool's
+	// capacity collector, and the records writer's series when records.path
+	// is set.
+	rec.MustRegister(failover.NewPool([]failover.Region{{Name: "r"}}, failover.HealthConfig{}, nil, nil).CapacityCollector())
+	w, err := records.Open(records.Config{Path: filepath.Join(t.TempDir(), "records.jsonl")}, rec, nil)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, w.Run(ctx))
+	return rec
 }
 
 var metricRefRe = regexp.MustCompile(`\b(?:sipbridge|go|process)_[a-zA-Z0-9_]+`)

@@ -11,9 +11,10 @@ import (
 // Faults are failures the simulator injects, settable at construction, at
 // run time (Server.SetFaults) and, through the binary's config, per region.
 // Counting faults (FailBeforeAudio, StallNoResponse, ErrorEventServerError,
-// FailAfterAudioCount, and the one-shot CloseAfterAudioMs) are consumed
-// across the whole server, so "the next response in this region fails once"
-// is expressible whatever session it lands in. The yaml tags let the
+// FailAfterAudioCount, RefuseAudioItems, and the one-shot
+// CloseAfterAudioMs) are consumed across the whole server, so "the next
+// response in this region fails once" is expressible whatever session it
+// lands in. The yaml tags let the
 // binary's per-region config carry a Faults block as is.
 //
 // When several apply to one response, the first in this order wins:
@@ -119,6 +120,14 @@ type Faults struct {
 	// RetryAfter is the wait a throttled response and a 429/503 refusal ask
 	// for (the Retry-After header, whole seconds, rounded up); default 1s.
 	RetryAfter time.Duration `yaml:"retry_after"`
+
+	// RefuseAudioItems: the next N conversation.item.create events whose
+	// item carries an input_audio content part are refused the way the real
+	// service refuses an item (§2.3, §9: an `error`, invalid_request_error
+	// / invalid_value, param naming the part's type, carrying the client's
+	// event_id); the item is not added. A replay must notice and repair it
+	// (audio → transcript) or move on, never lose it silently.
+	RefuseAudioItems int `yaml:"refuse_audio_items"`
 }
 
 // FaultError names the faults key (its yaml name) that is invalid, so the
@@ -146,7 +155,7 @@ func (f Faults) Validate() error {
 		{"stall_mid_audio_ms", f.StallMidAudioMs}, {"close_after_audio_ms", f.CloseAfterAudioMs},
 		{"drop_after_audio_ms", f.DropAfterAudioMs}, {"error_event_server_error", f.ErrorEventServerError},
 		{"stall_first_audio", f.StallFirstAudio}, {"rate_limit_responses", f.RateLimitResponses},
-		{"refuse_count", f.RefuseCount},
+		{"refuse_count", f.RefuseCount}, {"refuse_audio_items", f.RefuseAudioItems},
 	} {
 		if c.v < 0 {
 			return bad(c.key, "%d is negative", c.v)
@@ -342,6 +351,18 @@ func (fs *faultState) takeRefusal() (status int, retryAfter time.Duration) {
 		}
 	}
 	return status, retryAfter
+}
+
+// takeAudioItemRefusal says whether this input_audio item is refused,
+// consuming RefuseAudioItems.
+func (fs *faultState) takeAudioItemRefusal() bool {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.f.RefuseAudioItems <= 0 {
+		return false
+	}
+	fs.f.RefuseAudioItems--
+	return true
 }
 
 // takeCloseOnce disarms CloseAfterAudioMs; false if another response already

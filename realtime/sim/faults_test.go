@@ -479,6 +479,7 @@ func TestFaultsValidate(t *testing.T) {
 		{"sigma without median", Faults{FirstAudioSigma: 1}, "first_audio_median"},
 		{"sigma too big", Faults{FirstAudioMedian: time.Second, FirstAudioSigma: 9}, "first_audio_sigma"},
 		{"max below median", Faults{FirstAudioMedian: time.Second, FirstAudioMax: time.Millisecond}, "first_audio_max"},
+		{"negative audio item refusals", Faults{RefuseAudioItems: -1}, "refuse_audio_items"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -566,4 +567,49 @@ func TestTextReplayContext(t *testing.T) {
 			require.Equal(t, tc.want, textReplayContext(tc.items))
 		})
 	}
+}
+
+// TestFaultRefuseAudioItems: the next N items carrying input_audio are
+// refused with an error naming the part and echoing the create's event_id,
+// and are not added; text items pass; after N, audio items pass again.
+func TestFaultRefuseAudioItems(t *testing.T) {
+	cfg := fastConfig("east")
+	cfg.Faults = Faults{RefuseAudioItems: 1}
+	s, url := startSim(t, cfg)
+	c, id := readyNoVAD(t, url)
+	audio := base64.StdEncoding.EncodeToString(make([]byte, 800))
+	audioItem := func(itemID string) map[string]any {
+		return map[string]any{"id": itemID, "type": "message", "role": "user", "content": []any{
+			map[string]any{"type": "input_text", "text": "and"},
+			map[string]any{"type": "input_audio", "audio": audio, "transcript": "I need help"}}}
+	}
+
+	c.createItem(userText("hello"), nil) // text is not refused, nor counted
+	c.send(map[string]any{"type": "conversation.item.create", "event_id": "evt_replay_2", "item": audioItem("item_a")})
+	e := c.expectError("invalid_value")
+	require.Equal(t, "invalid_request_error", e["type"])
+	require.Equal(t, "item.content[1].type", e["param"])
+	require.Equal(t, "evt_replay_2", e["event_id"], "the refusal carries the create's event_id")
+	require.Equal(t, "Invalid value: 'input_audio'. Supported values are: 'input_text' and 'input_image'.", e["message"])
+	c.probe()
+
+	added := c.createItem(audioItem("item_b"), nil) // the fault is used up
+	require.Equal(t, "item_b", added["item"].(map[string]any)["id"])
+
+	rec := s.Sessions()[0]
+	require.Equal(t, id, rec.ID)
+	_, refused := rec.Item("item_a")
+	require.False(t, refused, "a refused item is not in the conversation")
+	_, ok := rec.Item("item_b")
+	require.True(t, ok)
+	var creates []ClientEventRecord
+	for _, ev := range rec.Events {
+		if ev.Type == "conversation.item.create" {
+			creates = append(creates, ev)
+		}
+	}
+	require.Len(t, creates, 3)
+	require.Equal(t, []bool{false, true, false}, []bool{creates[0].Rejected, creates[1].Rejected, creates[2].Rejected})
+	require.Equal(t, ErrorRecord{Type: "invalid_request_error", Code: "invalid_value", Param: "item.content[1].type",
+		Message: e["message"].(string), EventID: "evt_replay_2"}, rec.Errors[len(rec.Errors)-1])
 }

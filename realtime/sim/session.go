@@ -669,6 +669,17 @@ func (s *session) hasFunctionCall(callID string) bool {
 
 func (s *session) handleItemCreate(ev *clientEvent) *apiError {
 	it := ev.Item
+	if i := slices.IndexFunc(it.Content, func(p part) bool { return p.Type == "input_audio" }); i >= 0 &&
+		s.srv.faults.takeAudioItemRefusal() {
+		// RefuseAudioItems: the API's wording for a content type it does
+		// not take, without input_audio among the supported ones.
+		supported := []string{"input_text"}
+		if s.d == realtime.DialectGA {
+			supported = append(supported, "input_image")
+		}
+		s.log.Info("fault injected", "fault", "refuse_audio_items", "item", it.ID)
+		return errInvalidEnum("item.content["+itoa(i)+"].type", "input_audio", supported)
+	}
 	if it.ID == "" {
 		it.ID = newID("item_", 21)
 	} else if x, _ := s.findItem(it.ID); x != nil {
