@@ -35,22 +35,8 @@ func init() { design() }
 
 // design builds the Kaiser-windowed sinc low-pass and its polyphase split.
 func design() {
-	const m = float64(Taps-1) / 2
-	wc := 2 * cutoffHz / rateHz // normalised cut-off (1 = Nyquist)
-	sum := 0.0
+	kaiserLowpass(proto[:], cutoffHz, rateHz, beta)
 	for i := range proto {
-		x := float64(i) - m
-		s := wc
-		if x != 0 {
-			s = math.Sin(math.Pi*wc*x) / (math.Pi * x)
-		}
-		r := 2*float64(i)/float64(Taps-1) - 1
-		w := besselI0(beta*math.Sqrt(max(0, 1-r*r))) / besselI0(beta)
-		proto[i] = s * w
-		sum += proto[i]
-	}
-	for i := range proto {
-		proto[i] /= sum
 		downTaps[i] = float32(proto[i])
 	}
 	// Up3 output phase p at input time n is Σ_j 3·h[3j+p]·x[n−j]. With
@@ -90,5 +76,29 @@ func sat(v float32) int16 {
 		return int16(v + 0.5)
 	default:
 		return int16(v - 0.5)
+	}
+}
+
+// kaiserLowpass fills h with a Kaiser-windowed sinc low-pass cut at cutoffHz
+// for a sample rate of rateHz, normalised to unity gain at DC. Both
+// converter families (3:1 and 2:3) design their prototypes with it.
+func kaiserLowpass(h []float64, cutoffHz, rateHz, beta float64) {
+	n := len(h)
+	m := float64(n-1) / 2
+	wc := 2 * cutoffHz / rateHz // normalised cut-off (1 = Nyquist)
+	sum := 0.0
+	for i := range h {
+		x := float64(i) - m
+		s := wc
+		if x != 0 {
+			s = math.Sin(math.Pi*wc*x) / (math.Pi * x)
+		}
+		r := 2*float64(i)/float64(n-1) - 1
+		w := besselI0(beta*math.Sqrt(max(0, 1-r*r))) / besselI0(beta)
+		h[i] = s * w
+		sum += h[i]
+	}
+	for i := range h {
+		h[i] /= sum
 	}
 }

@@ -1,7 +1,5 @@
 package resample
 
-import "math"
-
 // Wideband (G.722) conversion between 16 kHz and 24 kHz, ratio 2:3.
 //
 // Both directions use one prototype low-pass designed at 48 kHz, the
@@ -37,23 +35,7 @@ var (
 func init() { designWide() }
 
 func designWide() {
-	const m = float64(WideTaps-1) / 2
-	wc := 2 * wideCutoffHz / wideRateHz
-	sum := 0.0
-	for i := range wideProto {
-		x := float64(i) - m
-		s := wc
-		if x != 0 {
-			s = math.Sin(math.Pi*wc*x) / (math.Pi * x)
-		}
-		r := 2*float64(i)/float64(WideTaps-1) - 1
-		w := besselI0(wideBeta*math.Sqrt(max(0, 1-r*r))) / besselI0(wideBeta)
-		wideProto[i] = s * w
-		sum += wideProto[i]
-	}
-	for i := range wideProto {
-		wideProto[i] /= sum
-	}
+	kaiserLowpass(wideProto[:], wideCutoffHz, wideRateHz, wideBeta)
 	// Output with 48 kHz offset r from the newest input n is
 	// Σ_j L·h[r+L·j]·x[n−j]; window index k (oldest first) holds x[n−(P−1−k)].
 	for r := range 3 {
