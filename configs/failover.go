@@ -49,57 +49,24 @@ const minStall = 100 * time.Millisecond
 
 func (c *Config) applyFailoverDefaults() {
 	f := &c.Failover
-	if f.StallNoResponse == 0 {
-		f.StallNoResponse = Duration(failover.DefaultStallNoResponse)
-	}
-	if f.StallFirstAudio == 0 {
-		f.StallFirstAudio = Duration(failover.DefaultStallFirstAudio)
-	}
-	if f.StallMidAudio == 0 {
-		f.StallMidAudio = Duration(failover.DefaultStallMidAudio)
-	}
-	if f.MaxSwapsInRow == 0 {
-		f.MaxSwapsInRow = failover.DefaultMaxSwapsInRow
-	}
-	if f.RotateMargin == 0 {
-		f.RotateMargin = Duration(failover.DefaultRotateMargin)
-	}
+	zeroDefault(&f.StallNoResponse, Duration(failover.DefaultStallNoResponse))
+	zeroDefault(&f.StallFirstAudio, Duration(failover.DefaultStallFirstAudio))
+	zeroDefault(&f.StallMidAudio, Duration(failover.DefaultStallMidAudio))
+	zeroDefault(&f.MaxSwapsInRow, failover.DefaultMaxSwapsInRow)
+	zeroDefault(&f.RotateMargin, Duration(failover.DefaultRotateMargin))
 	h := &f.Health
-	if h.Window == 0 {
-		h.Window = Duration(failover.DefaultHealthWindow)
-	}
-	if h.MinSamples == 0 {
-		h.MinSamples = failover.DefaultMinSamples
-	}
-	if h.FailureRatio == 0 {
-		h.FailureRatio = failover.DefaultFailureRatio
-	}
-	if h.CoolDown == 0 {
-		h.CoolDown = Duration(failover.DefaultCoolDown)
-	}
+	zeroDefault(&h.Window, Duration(failover.DefaultHealthWindow))
+	zeroDefault(&h.MinSamples, failover.DefaultMinSamples)
+	zeroDefault(&h.FailureRatio, failover.DefaultFailureRatio)
+	zeroDefault(&h.CoolDown, Duration(failover.DefaultCoolDown))
 	hg := &f.Hedge
-	if hg.Enabled == nil {
-		on := failover.DefaultHedgeEnabled
-		hg.Enabled = &on
-	}
-	if hg.Multiple == 0 {
-		hg.Multiple = failover.DefaultHedgeMultiple
-	}
-	if hg.Floor == 0 {
-		hg.Floor = Duration(failover.DefaultHedgeFloor)
-	}
-	if hg.Ceiling == 0 {
-		hg.Ceiling = Duration(failover.DefaultHedgeCeiling)
-	}
-	if hg.Window == 0 {
-		hg.Window = Duration(failover.DefaultTTFAWindow)
-	}
-	if hg.CallShare == 0 {
-		hg.CallShare = failover.DefaultHedgeCallShare
-	}
-	if hg.ProcessShare == 0 {
-		hg.ProcessShare = failover.DefaultHedgeShare
-	}
+	orDefault(&hg.Enabled, failover.DefaultHedgeEnabled)
+	zeroDefault(&hg.Multiple, failover.DefaultHedgeMultiple)
+	zeroDefault(&hg.Floor, Duration(failover.DefaultHedgeFloor))
+	zeroDefault(&hg.Ceiling, Duration(failover.DefaultHedgeCeiling))
+	zeroDefault(&hg.Window, Duration(failover.DefaultTTFAWindow))
+	zeroDefault(&hg.CallShare, failover.DefaultHedgeCallShare)
+	zeroDefault(&hg.ProcessShare, failover.DefaultHedgeShare)
 }
 
 func (c *Config) validateFailover(bad badFunc) {
@@ -185,4 +152,12 @@ func (c *Config) anyFiller() bool {
 		}
 	}
 	return false
+}
+
+// zeroDefault sets *p to v when it was left unset (zero).
+func zeroDefault[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
+		*p = v
+	}
 }
