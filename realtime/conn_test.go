@@ -191,7 +191,7 @@ func nextEvent(t *testing.T, c *Conn) ServerEvent {
 	select {
 	case ev, ok := <-c.Events():
 		require.True(t, ok, "events closed early: %v", c.Err())
-		return ev
+		return *ev
 	case <-time.After(10 * time.Second):
 		require.FailNow(t, "no event")
 	}
@@ -226,7 +226,7 @@ func drainEvents(t *testing.T, c *Conn) []ServerEvent {
 			if !ok {
 				return evs
 			}
-			evs = append(evs, ev)
+			evs = append(evs, *ev)
 		case <-timeout:
 			require.FailNow(t, "events not closed")
 		}
