@@ -71,7 +71,7 @@ type fakeSession struct {
 	expires time.Time
 	cfg     realtime.SessionConfig
 
-	events chan realtime.ServerEvent
+	events chan *realtime.ServerEvent
 	done   chan struct{}
 
 	mu                sync.Mutex
@@ -92,15 +92,15 @@ type fakeSession struct {
 }
 
 func newFakeSession(id, region string) *fakeSession {
-	return &fakeSession{id: id, region: region, events: make(chan realtime.ServerEvent, 512), done: make(chan struct{})}
+	return &fakeSession{id: id, region: region, events: make(chan *realtime.ServerEvent, 512), done: make(chan struct{})}
 }
 
-func (f *fakeSession) ID() string                          { return f.id }
-func (f *fakeSession) Region() string                      { return f.region }
-func (f *fakeSession) Dialect() realtime.Dialect           { return f.dialect }
-func (f *fakeSession) ExpiresAt() time.Time                { return f.expires }
-func (f *fakeSession) Events() <-chan realtime.ServerEvent { return f.events }
-func (f *fakeSession) Done() <-chan struct{}               { return f.done }
+func (f *fakeSession) ID() string                           { return f.id }
+func (f *fakeSession) Region() string                       { return f.region }
+func (f *fakeSession) Dialect() realtime.Dialect            { return f.dialect }
+func (f *fakeSession) ExpiresAt() time.Time                 { return f.expires }
+func (f *fakeSession) Events() <-chan *realtime.ServerEvent { return f.events }
+func (f *fakeSession) Done() <-chan struct{}                { return f.done }
 
 func (f *fakeSession) Err() error {
 	f.mu.Lock()
@@ -221,7 +221,7 @@ func (f *fakeSession) push(evs ...realtime.ServerEvent) bool {
 		return false
 	}
 	for _, ev := range evs {
-		f.events <- ev
+		f.events <- &ev
 	}
 	return true
 }

@@ -80,7 +80,7 @@ func (c *Conversation) sessionInput(se sessEvent) input {
 		if se.end {
 			return input{kind: inHedgeEnd, err: se.err}
 		}
-		return input{kind: inHedgeEvent, ev: se.ev}
+		return input{kind: inHedgeEvent, ev: *se.ev}
 	case c.standby.spare != nil && se.gen == c.standby.spare.gen:
 		if se.end {
 			return input{kind: inSpareEnd, err: se.err}
@@ -91,13 +91,13 @@ func (c *Conversation) sessionInput(se sessEvent) input {
 		if se.end {
 			return input{kind: inSessionEnd, err: se.err}
 		}
-		return input{kind: inSessionEvent, ev: se.ev}
+		return input{kind: inSessionEvent, ev: *se.ev}
 	case c.active == nil || se.gen != c.active.gen:
 		return input{kind: inStale}
 	case se.end:
 		return input{kind: inSessionEnd, err: se.err}
 	}
-	return input{kind: inSessionEvent, ev: se.ev}
+	return input{kind: inSessionEvent, ev: *se.ev}
 }
 
 func dialInput(r dialResult) input {

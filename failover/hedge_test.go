@@ -99,7 +99,7 @@ func TestHedgeFirst(t *testing.T) {
 		_, ok = c.rec.Entry("b2")
 		require.True(t, ok)
 		// The primary's late audio is stale: never played.
-		require.Empty(t, c.step(c.sessionInput(sessEvent{gen: oldGen, ev: realtime.ServerEvent{Type: realtime.EvOutputAudioDelta,
+		require.Empty(t, c.step(c.sessionInput(sessEvent{gen: oldGen, ev: &realtime.ServerEvent{Type: realtime.EvOutputAudioDelta,
 			ResponseID: "r2", ItemID: "a2", Audio: make([]byte, 800)}})))
 	})
 	require.Zero(t, h.player.bytesFor("a2"))
@@ -275,9 +275,9 @@ func TestHedgeWarmStandby(t *testing.T) {
 	require.Equal(t, []string{"u1"}, itemIDs(spare.items()))
 	var gen uint64
 	h.actor(func(c *Conversation) { gen = c.hedge.run.ss.gen })
-	fx = slices.Clone(h.conv.step(h.conv.sessionInput(sessEvent{gen: gen, ev: created("h1")})))
+	fx = slices.Clone(h.conv.step(h.conv.sessionInput(sessEvent{gen: gen, ev: new(created("h1"))})))
 	require.Equal(t, []string{}, describe(fx))
-	fx = slices.Clone(h.conv.step(h.conv.sessionInput(sessEvent{gen: gen, ev: realtime.ServerEvent{
+	fx = slices.Clone(h.conv.step(h.conv.sessionInput(sessEvent{gen: gen, ev: &realtime.ServerEvent{
 		Type: realtime.EvOutputAudioDelta, ResponseID: "h1", ItemID: "b1", Audio: make([]byte, 100*bpm)}})))
 	require.Equal(t, []string{"close " + s1.id}, describe(fx), "the primary is retired in the step its hedge won")
 	require.Equal(t, 100*bpm, h.player.bytesFor("b1"))

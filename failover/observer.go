@@ -179,7 +179,7 @@ func (c *Conversation) observeQueued() {
 		select {
 		case se := <-c.events:
 			if !se.end && c.active != nil && se.gen == c.active.gen {
-				c.observeEvent(se.ev)
+				c.observeEvent(*se.ev)
 			}
 		default:
 			return

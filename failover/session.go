@@ -43,7 +43,7 @@ func (s *session) deadline() time.Time {
 // generation of the session it came from.
 type sessEvent struct {
 	gen uint64
-	ev  realtime.ServerEvent
+	ev  *realtime.ServerEvent // nil when end; a pointer keeps the actor's queue small
 	end bool
 	err error
 }
@@ -108,7 +108,7 @@ func (c *Conversation) forward(ss *session) {
 	}
 }
 
-func (c *Conversation) drain(events <-chan realtime.ServerEvent) {
+func (c *Conversation) drain(events <-chan *realtime.ServerEvent) {
 	for {
 		select {
 		case _, ok := <-events:

@@ -421,7 +421,7 @@ func TestStaleEventsIgnored(t *testing.T) {
 	}
 	h.actor(func(c *Conversation) {
 		for _, ev := range stale {
-			require.Empty(t, c.step(c.sessionInput(sessEvent{gen: oldGen, ev: ev})))
+			require.Empty(t, c.step(c.sessionInput(sessEvent{gen: oldGen, ev: &ev})))
 		}
 		require.Empty(t, c.step(c.sessionInput(sessEvent{gen: oldGen, end: true, err: errors.New("gone")})))
 		require.Equal(t, "", c.turns.activeResp)
@@ -546,7 +546,7 @@ func TestPendingAnswer(t *testing.T) {
 // compared.
 func TestSwapEffects(t *testing.T) {
 	serverError := func(h *harness, s1 *fakeSession) input {
-		return h.conv.sessionInput(sessEvent{gen: h.conv.active.gen, ev: realtime.ServerEvent{Type: realtime.EvError,
+		return h.conv.sessionInput(sessEvent{gen: h.conv.active.gen, ev: &realtime.ServerEvent{Type: realtime.EvError,
 			Error: failed("", "server_error", "")}})
 	}
 	dropped := func(h *harness, s1 *fakeSession) input {

@@ -18,12 +18,11 @@ import (
 const (
 	// eventQueueSize buffers server events for a consumer that is briefly
 	// busy. When it is full the reader waits: events are never dropped.
-	// It costs 160 KB per call (the channel's buffer is allocated whole,
-	// 312 bytes an event), but it must hold a whole answer's burst of audio
-	// and transcript deltas: with 64, a loaded bridge stopped reading
-	// mid-answer, the simulator stopped reading our audio in turn and caller
-	// audio was dropped (sipload, BENCHMARKS.md). Queueing pointers would
-	// cut it to 4 KB; that changes Events() for every consumer.
+	// It must hold a whole answer's burst of audio and transcript deltas:
+	// with 64, a loaded bridge stopped reading mid-answer, the simulator
+	// stopped reading our audio in turn and caller audio was dropped
+	// (sipload, BENCHMARKS.md). The queue holds pointers, so its buffer
+	// (allocated whole) is 4 KB a call; as 312-byte values it was 160 KB.
 	eventQueueSize = 512
 	// controlQueueSize bounds queued control events. They are never dropped;
 	// a sender waits (until its ctx ends) when the queue is full.
@@ -70,13 +69,13 @@ type Conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	events    chan ServerEvent // sent to and closed by the reader only
-	hs        chan ServerEvent // reader → Dial during the handshake
-	hsDone    chan struct{}    // closed by Dial when it stops listening on hs
-	done      chan struct{}    // closed by the reader when the session has ended
-	stop      chan struct{}    // closed by Close
-	ctrl      chan ctrlMsg     // control events, FIFO, priority over audio
-	audioWake chan struct{}    // capacity 1: "the ring has audio"
+	events    chan *ServerEvent // sent to and closed by the reader only
+	hs        chan ServerEvent  // reader → Dial during the handshake
+	hsDone    chan struct{}     // closed by Dial when it stops listening on hs
+	done      chan struct{}     // closed by the reader when the session has ended
+	stop      chan struct{}     // closed by Close
+	ctrl      chan ctrlMsg      // control events, FIFO, priority over audio
+	audioWake chan struct{}     // capacity 1: "the ring has audio"
 	ring      audioRing
 
 	closeOnce sync.Once
@@ -117,7 +116,7 @@ func newConn(dc DialConfig, d Dialect, inFormat AudioFormat, log *slog.Logger, w
 		closeWait: wait,
 		ctx:       ctx,
 		cancel:    cancel,
-		events:    make(chan ServerEvent, eventQueueSize),
+		events:    make(chan *ServerEvent, eventQueueSize),
 		hs:        make(chan ServerEvent),
 		hsDone:    make(chan struct{}),
 		done:      make(chan struct{}),
@@ -160,7 +159,7 @@ func (c *Conn) ExpiresAt() time.Time { return c.expires }
 // Events delivers decoded server events in order, starting with the
 // handshake's session.created (conversation.created) and session.updated.
 // It is closed when the session ends.
-func (c *Conn) Events() <-chan ServerEvent { return c.events }
+func (c *Conn) Events() <-chan *ServerEvent { return c.events }
 
 // Done is closed when the session has ended.
 func (c *Conn) Done() <-chan struct{} { return c.done }
@@ -228,8 +227,9 @@ func (c *Conn) readLoop() {
 			return
 		}
 		data := buf.Bytes()
-		ev, err := DecodeServerEvent(data, c.dialect)
-		if err != nil {
+		// A fresh event each time: the consumer owns what it receives.
+		ev := new(ServerEvent)
+		if err := decodeServerEventInto(ev, data, c.dialect); err != nil {
 			// A malformed event is a server bug, not a reason to end the call.
 			// The payload is not logged: a server may echo credentials.
 			if ok, suppressed := c.badLog.Allow(); ok {
@@ -250,14 +250,14 @@ func (c *Conn) readLoop() {
 
 // forwardHandshake hands the events Dial waits for to Dial, until Dial stops
 // listening.
-func (c *Conn) forwardHandshake(ev ServerEvent) {
+func (c *Conn) forwardHandshake(ev *ServerEvent) {
 	switch ev.Type {
 	case EvSessionCreated, EvSessionUpdated, EvError:
 	default:
 		return
 	}
 	select {
-	case c.hs <- ev:
+	case c.hs <- *ev:
 	case <-c.hsDone:
 	case <-c.stop:
 	}

@@ -41,13 +41,13 @@ type fakeServer struct {
 // peer is the server end of one WebSocket session. Handler goroutines are not
 // the test goroutine, so they report with t.Errorf, never require.
 type peer struct {
-	t   *testing.T
+	t   testing.TB
 	ctx context.Context
 	c   *websocket.Conn
 	r   *http.Request
 }
 
-func newFakeServer(t *testing.T, handle func(p *peer)) *fakeServer {
+func newFakeServer(t testing.TB, handle func(p *peer)) *fakeServer {
 	t.Helper()
 	fs := &fakeServer{headers: make(chan http.Header, 16)}
 	fs.ctx, fs.cancel = context.WithCancel(context.Background())
@@ -191,7 +191,7 @@ func nextEvent(t *testing.T, c *Conn) ServerEvent {
 	select {
 	case ev, ok := <-c.Events():
 		require.True(t, ok, "events closed early: %v", c.Err())
-		return ev
+		return *ev
 	case <-time.After(10 * time.Second):
 		require.FailNow(t, "no event")
 	}
@@ -226,7 +226,7 @@ func drainEvents(t *testing.T, c *Conn) []ServerEvent {
 			if !ok {
 				return evs
 			}
-			evs = append(evs, ev)
+			evs = append(evs, *ev)
 		case <-timeout:
 			require.FailNow(t, "events not closed")
 		}

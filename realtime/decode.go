@@ -39,15 +39,26 @@ var previewEventNames = map[string]string{
 // dialect and is accepted so callers need not care which names they get.
 func DecodeServerEvent(data []byte, d Dialect) (ServerEvent, error) {
 	var ev ServerEvent
+	if err := decodeServerEventInto(&ev, data, d); err != nil {
+		return ServerEvent{}, err
+	}
+	return ev, nil
+}
+
+// decodeServerEventInto decodes into *ev, which the caller owns: the reader
+// decodes straight into the event it queues, so queueing a pointer costs no
+// allocation beyond the one json.Unmarshal already needed. On error *ev is
+// left partly filled and must be discarded.
+func decodeServerEventInto(ev *ServerEvent, data []byte, d Dialect) error {
 	trimmed := bytes.TrimLeft(data, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return ServerEvent{}, errors.New("realtime: decode server event: not a JSON object")
+		return errors.New("realtime: decode server event: not a JSON object")
 	}
-	if err := json.Unmarshal(data, &ev); err != nil && !isFieldError(err) {
-		return ServerEvent{}, fmt.Errorf("realtime: decode server event: %w", err)
+	if err := json.Unmarshal(data, ev); err != nil && !isFieldError(err) {
+		return fmt.Errorf("realtime: decode server event: %w", err)
 	}
 	if ev.Type == "" {
-		return ServerEvent{}, errors.New("realtime: decode server event: missing type")
+		return errors.New("realtime: decode server event: missing type")
 	}
 	ev.WireType = ev.Type
 	if ga, ok := previewEventNames[ev.Type]; ok {
@@ -57,7 +68,7 @@ func DecodeServerEvent(data []byte, d Dialect) (ServerEvent, error) {
 	if ev.Type == EvOutputAudioDelta && ev.Delta != "" {
 		audio, err := base64.StdEncoding.DecodeString(ev.Delta)
 		if err != nil {
-			return ServerEvent{}, fmt.Errorf("realtime: decode %s: audio: %w", ev.WireType, err)
+			return fmt.Errorf("realtime: decode %s: audio: %w", ev.WireType, err)
 		}
 		ev.Audio, ev.Delta = audio, ""
 	}
@@ -75,7 +86,7 @@ func DecodeServerEvent(data []byte, d Dialect) (ServerEvent, error) {
 		// content_part events only ever describe model output (§3.6).
 		ev.Part.Type = gaContentType(ev.Part.Type, true)
 	}
-	return ev, nil
+	return nil
 }
 
 // isFieldError reports whether err only says that some field had an

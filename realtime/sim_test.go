@@ -71,7 +71,7 @@ func until(t *testing.T, s realtime.Session, typ string) []realtime.ServerEvent 
 		select {
 		case ev, ok := <-s.Events():
 			require.True(t, ok, "session ended: %v", s.Err())
-			out = append(out, ev)
+			out = append(out, *ev)
 			if ev.Type == typ {
 				return out
 			}
@@ -248,7 +248,7 @@ func TestReplayAcknowledged(t *testing.T) {
 	for acks.Len() > 0 {
 		select {
 		case ev := <-s.Events():
-			ack, ok := acks.Observe(ev)
+			ack, ok := acks.Observe(*ev)
 			if !ok {
 				continue
 			}

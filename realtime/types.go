@@ -298,7 +298,9 @@ type Session interface {
 	// ExpiresAt is the server's hard session deadline (zero if unknown).
 	ExpiresAt() time.Time
 	// Events delivers server events in order; closed when the session ends.
-	Events() <-chan ServerEvent
+	// Each event is a new one owned by the receiver (pointers keep the
+	// per-session queue small).
+	Events() <-chan *ServerEvent
 	// Done is closed when the session has ended.
 	Done() <-chan struct{}
 	Err() error
