@@ -1,7 +1,6 @@
 package failover
 
 import (
-	"errors"
 	"time"
 
 	"github.com/sipbridge/sipbridge/realtime"
@@ -283,25 +282,6 @@ func (c *Conversation) closeDialed(r dialResult) {
 	if r.s != nil {
 		c.do(fxClose{S: r.s})
 	}
-}
-
-// throttleOnRateLimit keeps new sessions away from a region that refused
-// a connect with 429, for the wait it asked (or DefaultRetryAfter).
-func (c *Conversation) throttleOnRateLimit(region string, err error) {
-	if kind, _ := dialErrorKind(err); kind != "rate_limited" {
-		return
-	}
-	wait := DefaultRetryAfter
-	if de, ok := asDialError(err); ok && de.RetryAfter > 0 {
-		wait = de.RetryAfter
-	}
-	c.pool.Throttle(region, c.now().Add(wait))
-}
-
-func asDialError(err error) (*realtime.DialError, bool) {
-	var de *realtime.DialError
-	ok := errors.As(err, &de)
-	return de, ok
 }
 
 // observeLostRace records, for the call record, the primary's answer that a

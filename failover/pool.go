@@ -326,10 +326,13 @@ func (p *Pool) AcquireIn(region string, purpose SessionPurpose) (*Lease, error) 
 }
 
 // Throttle keeps new sessions away from region until the given time (a
-// 429 or rate limit on connect, with the provider's Retry-After).
+// 429 or rate limit on connect, with the provider's Retry-After). It is
+// SetAside with an end time: one throttle state, seen alike by the
+// candidates, the capacity picker and /status.
 func (p *Pool) Throttle(region string, until time.Time) {
-	p.cap.Throttle(region, until)
-	p.log.Warn("failover: region throttled", "region", region, "until", until.UTC().Format(time.RFC3339))
+	if wait := until.Sub(p.hc.Now()); wait > 0 {
+		p.SetAside(region, wait)
+	}
 }
 
 // Full reports whether no region a new call could use (every region but

@@ -118,7 +118,6 @@ func (c *Conversation) onSpareDial(r dialResult) {
 		kind, auth := dialErrorKind(r.err)
 		c.m.ConnectErrors.WithLabelValues(r.region.Name, kind).Inc()
 		c.pool.Report(r.region.Name, c.dialOutcome(r.region.Name, r.err, auth))
-		c.throttleOnRateLimit(r.region.Name, r.err)
 		c.standby.retryAt = c.now().Add(spareRetry)
 		c.log.Warn("failover: warm standby open failed", "region", r.region.Name, "kind", kind, "err", r.err, "rotation", c.standby.rotation)
 		return

@@ -320,7 +320,6 @@ func (c *Conversation) onSwapDial(r dialResult) {
 		kind, auth := dialErrorKind(r.err)
 		c.m.ConnectErrors.WithLabelValues(r.region.Name, kind).Inc()
 		c.pool.Report(r.region.Name, c.dialOutcome(r.region.Name, r.err, auth))
-		c.throttleOnRateLimit(r.region.Name, r.err)
 		c.swap.failedInRow++
 		sw.lastErr = r.err.Error()
 		c.log.Warn("failover: session open failed", "region", r.region.Name, "kind", kind, "err", r.err,

@@ -80,6 +80,9 @@ func (p *Pool) SetAside(region string, wait time.Duration) time.Time {
 	}
 	rh.probeAt = time.Time{}
 	rh.lastOutcome = OutcomeThrottled
+	// The capacity picker keeps the same end time (lock order: p.mu, then
+	// the capacity's own).
+	p.cap.Throttle(region, rh.asideUntil)
 	p.log.Info("failover: region set aside, rate limited", "region", region, "retry_after", wait)
 	return rh.asideUntil
 }

@@ -59,6 +59,11 @@ func AsRateLimit(err error) (*RateLimitError, bool) {
 	if errors.As(err, &rl) {
 		return rl, true
 	}
+	// An upgrade refused with 429 is throttling whatever else it carries.
+	var de *DialError
+	if errors.As(err, &de) && de.StatusCode == http.StatusTooManyRequests {
+		return &RateLimitError{Region: de.Region, Source: RateLimitHTTP, Code: CodeRateLimitExceeded, RetryAfter: de.RetryAfter}, true
+	}
 	return nil, false
 }
 
