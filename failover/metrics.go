@@ -92,3 +92,37 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.quiet = newQuietMetrics(reg)
 	return m
 }
+
+// quietMetrics are the series of the throttling and silent-answer paths.
+type quietMetrics struct {
+	// sipbridge_failover_throttled_total{region,source}
+	Throttled *prometheus.CounterVec
+	// sipbridge_realtime_rate_limit_remaining{region,limit}: the last
+	// rate_limits.updated of any session in the region.
+	RateLimitRemaining *prometheus.GaugeVec
+	// sipbridge_failover_silent_answers_total{region,kind}
+	SilentAnswers *prometheus.CounterVec
+	// sipbridge_failover_replay_refused_total{region,action}
+	ReplayRefused *prometheus.CounterVec
+}
+
+func newQuietMetrics(reg prometheus.Registerer) quietMetrics {
+	return quietMetrics{
+		Throttled: realtime.RegisterCollector(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sipbridge_failover_throttled_total",
+			Help: "Regions set aside for rate limiting, by region and source (http_429, error_event, response_failed).",
+		}, []string{"region", "source"})),
+		RateLimitRemaining: realtime.RegisterCollector(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sipbridge_realtime_rate_limit_remaining",
+			Help: "Remaining requests/tokens in the region's last rate_limits.updated.",
+		}, []string{"region", "limit"})),
+		SilentAnswers: realtime.RegisterCollector(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sipbridge_failover_silent_answers_total",
+			Help: "Answers the caller could not hear, by region and kind (text: text instead of audio; empty: completed with no audio and no function call).",
+		}, []string{"region", "kind"})),
+		ReplayRefused: realtime.RegisterCollector(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sipbridge_failover_replay_refused_total",
+			Help: "Replayed items the new session refused, by region and what was done (repaired, moved_on, dropped).",
+		}, []string{"region", "action"})),
+	}
+}

@@ -2,16 +2,12 @@ package integration
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,14 +17,14 @@ import (
 	"github.com/sipbridge/sipbridge/sip/phone"
 )
 
-// writeWAV writes 8 kHz mono 16-bit PCM.
-func writeWAV(path string, s []int16) error {
+// writeWAVRate writes mono 16-bit PCM at rate.
+func writeWAVRate(path string, s []int16, rate int) error {
 	var b bytes.Buffer
 	data := len(s) * 2
 	b.WriteString("RIFF")
 	_ = binary.Write(&b, binary.LittleEndian, uint32(36+data))
 	b.WriteString("WAVEfmt ")
-	for _, v := range []any{uint32(16), uint16(1), uint16(1), uint32(8000), uint32(16000), uint16(2), uint16(16)} {
+	for _, v := range []any{uint32(16), uint16(1), uint16(1), uint32(rate), uint32(2 * rate), uint16(2), uint16(16)} {
 		_ = binary.Write(&b, binary.LittleEndian, v)
 	}
 	b.WriteString("data")
@@ -83,89 +79,27 @@ func readWAV(path string) ([]int16, int, error) {
 // after the caller spoke; when the file ends baresip hangs up.
 func TestBaresipSoftphoneCall(t *testing.T) {
 	t.Parallel()
-	bin := requirePeer(t, "baresip")
 	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
 	// baresip advertises the host's interface address in its SDP even when
 	// it talks SIP on loopback; strict latching keeps every RTP packet on
 	// loopback (to where baresip's RTP really comes from).
 	br := startBridge(t, "rtp:\n  latch_before_send: true\n", east)
 
-	dir := t.TempDir()
-	recDir := filepath.Join(dir, "rec")
-	require.NoError(t, os.Mkdir(recDir, 0o700))
 	const toneMs, silenceMs = 1200, 6000
 	mic := make([]int16, (toneMs+silenceMs)*8)
 	amp := 32767 * math.Pow(10, -20.0/20)
 	for i := range toneMs * 8 {
 		mic[i] = int16(amp * math.Sin(2*math.Pi*callerHz*float64(i)/8000))
 	}
-	micPath := filepath.Join(dir, "mic.wav")
-	require.NoError(t, writeWAV(micPath, mic))
-
-	// Loopback SIP; no sound card: the microphone is aufile, the speaker
-	// an aubridge device nothing reads, and sndfile dumps both directions.
-	lo, hi := rtpRange()
-	cfg := strings.Join([]string{
-		"poll_method epoll",
-		fmt.Sprintf("sip_listen 127.0.0.1:%d", freePort(t)),
-		"call_local_timeout 30",
-		"call_max_calls 1",
-		"audio_player aubridge,nowhere",
-		"audio_alert aubridge,nowhere",
-		"audio_source aufile," + micPath,
-		"audio_buffer 20-160",
-		fmt.Sprintf("rtp_ports %d-%d", lo, hi),
-		"jitter_buffer_delay 5-10",
-		"module_path /usr/lib/baresip/modules",
-		"module g711.so",
-		"module aufile.so",
-		"module aubridge.so",
-		"module sndfile.so",
-		"module_tmp account.so",
-		"module_app menu.so",
-		"snd_path " + recDir,
-		"",
-	}, "\n")
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "config"), []byte(cfg), 0o600))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "accounts"), []byte("<sip:caller@127.0.0.1>;regint=0;audio_codecs=PCMU\n"), 0o600))
-
 	// The call ends when the WAV does (aufile end of file: baresip hangs
-	// up); baresip is then stopped. -t and the context bound it anyway.
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "-f", dir, "-e", "/dial "+br.Target(), "-t", "45")
-	cmd.Dir = dir
-	out := &lockedWriter{}
-	cmd.Stdout, cmd.Stderr = out, out
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cancel() // SIGKILL
-			<-exited
-		}
-	}
-	t.Cleanup(stop)
-	defer func() {
-		if t.Failed() {
-			t.Logf("baresip output:\n%s", out.String())
-		}
-	}()
+	// up); baresip is then stopped.
+	run := startBaresip(t, br.Target(), ";regint=0;audio_codecs=PCMU", []string{"g711.so"}, nil, mic, 8000)
 
 	// The bridge sees a normal call that the caller ended.
 	line := br.WaitLog(45*time.Second, "call ended", "reason=caller_bye")
 	require.Contains(t, line, "answered=true")
-	stop()
-	require.Contains(t, out.String(), "Call established")
+	run.stop()
+	require.Contains(t, run.Out.String(), "Call established")
 
 	rec, ok := lastSession(east)
 	require.True(t, ok)
@@ -174,24 +108,14 @@ func TestBaresipSoftphoneCall(t *testing.T) {
 	require.GreaterOrEqual(t, rec.Turns[0].AudioMs, toneMs-300)
 
 	// What baresip heard: the decoded-direction dump.
-	heardFiles, err := filepath.Glob(filepath.Join(recDir, "*-dec.wav"))
-	require.NoError(t, err)
-	require.Len(t, heardFiles, 1, "sndfile recorded what baresip heard")
-	heard, rate, err := readWAV(heardFiles[0])
-	require.NoError(t, err)
+	heard, rate := run.heard(t)
 	require.Equal(t, 8000, rate)
-	var answer *phone.Span
-	for _, s := range phone.ToneSpans(heard, eastHz) {
-		if s.EndMs-s.StartMs >= 600 {
-			answer = &s
-			break
-		}
-	}
+	answer := answerSpan(heard, eastHz)
 	require.NotNil(t, answer, "the recording holds the assistant's answer (%v Hz spans: %v)", eastHz, phone.ToneSpans(heard, eastHz))
 	require.Greater(t, answer.StartMs, toneMs-200, "the answer comes after the caller spoke")
 	require.Empty(t, phone.ToneSpans(heard, callerHz), "the caller's own voice is not echoed back")
 
-	sent, err := filepath.Glob(filepath.Join(recDir, "*-enc.wav"))
+	sent, err := filepath.Glob(filepath.Join(run.RecDir, "*-enc.wav"))
 	require.NoError(t, err)
 	require.Len(t, sent, 1)
 	mine, _, err := readWAV(sent[0])

@@ -2,11 +2,9 @@ package integration
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/binary"
 	"fmt"
 	"math"
 	"net/http"
@@ -29,22 +27,6 @@ import (
 // wideHz is the wideband part of the caller's test signal: above 4 kHz,
 // so only a wideband codec (G.722) carries it to the model.
 const wideHz = 5500.0
-
-// writeWAVRate writes mono 16-bit PCM at rate.
-func writeWAVRate(path string, s []int16, rate int) error {
-	var b bytes.Buffer
-	data := len(s) * 2
-	b.WriteString("RIFF")
-	_ = binary.Write(&b, binary.LittleEndian, uint32(36+data))
-	b.WriteString("WAVEfmt ")
-	for _, v := range []any{uint32(16), uint16(1), uint16(1), uint32(rate), uint32(2 * rate), uint16(2), uint16(16)} {
-		_ = binary.Write(&b, binary.LittleEndian, v)
-	}
-	b.WriteString("data")
-	_ = binary.Write(&b, binary.LittleEndian, uint32(data))
-	_ = binary.Write(&b, binary.LittleEndian, s)
-	return os.WriteFile(path, b.Bytes(), 0o600)
-}
 
 // requireMetric reads one series from the bridge's /metrics; the series
 // must exist (a missing counter is a failure, not a zero).
