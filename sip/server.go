@@ -140,6 +140,10 @@ func setSipgoGlobals() {
 
 // Server is the bridge's SIP user agent server.
 type Server struct {
+	// handling counts SIP requests whose handler is still running: Wait
+	// lets them finish, so the 200 to a call's last BYE goes out before a
+	// drained process closes its transports.
+	handling atomic.Int64
 	cfg     Config
 	log     *slog.Logger
 	metrics *Metrics
@@ -409,7 +413,7 @@ func (s *Server) Wait(ctx context.Context) error {
 		n, ch := len(s.calls), s.changed
 		s.mu.Unlock()
 		if n == 0 {
-			return nil
+			return s.waitHandlers(ctx)
 		}
 		select {
 		case <-ch:
@@ -417,6 +421,22 @@ func (s *Server) Wait(ctx context.Context) error {
 			return fmt.Errorf("sip: wait for %d calls: %w", n, ctx.Err())
 		}
 	}
+}
+
+// waitHandlers waits (until ctx ends) for the requests still being handled
+// once no call is left: the BYE that ended the last call reports the end
+// before its 200 is sent (so the call knows the caller hung up), and the
+// 200 must not be lost to a process that exits on the last call's end.
+func (s *Server) waitHandlers(ctx context.Context) error {
+	const poll = 10 * time.Millisecond
+	for s.handling.Load() > 0 {
+		select {
+		case <-time.After(poll):
+		case <-ctx.Done():
+			return nil // the calls are gone; a request still in flight is not a call
+		}
+	}
+	return nil
 }
 
 // HangupAll ends every active call (BYE with a shutdown Reason, or 503 for
@@ -578,6 +598,8 @@ func (s *Server) reportLimited(label string, src net.Addr) {
 // our code take the process down with it.
 func (s *Server) handler(h func(req *sip.Request, tx sip.ServerTransaction)) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
+		s.handling.Add(1)
+		defer s.handling.Add(-1)
 		s.metrics.requests.WithLabelValues(methodLabel(req.Method.String())).Inc()
 		defer func() {
 			// A bug must cost one request, not every call on the box.
