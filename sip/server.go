@@ -144,11 +144,11 @@ type Server struct {
 	// lets them finish, so the 200 to a call's last BYE goes out before a
 	// drained process closes its transports.
 	handling atomic.Int64
-	cfg     Config
-	log     *slog.Logger
-	metrics *Metrics
-	newConv ConversationFactory
-	media   mediaBackend
+	cfg      Config
+	log      *slog.Logger
+	metrics  *Metrics
+	newConv  ConversationFactory
+	media    mediaBackend
 
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
