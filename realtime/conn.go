@@ -63,11 +63,17 @@ type Conn struct {
 	expires   time.Time
 	closeWait time.Duration
 
-	// ctx is the session lifetime for ws.Read and ws.Write. It carries no
-	// deadline (style §2.4: a Read whose ctx ends closes the connection); it
-	// is cancelled only to force the socket shut.
+	// ctx is the session lifetime. It carries no deadline (style §2.4: a
+	// Read whose ctx ends closes the connection); it is cancelled only to
+	// force the socket shut. ws.Read and ws.Write get ioCtx instead.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// ioCtx is never done. coder/websocket registers a context.AfterFunc
+	// for every Read and Write whose ctx can end (an allocation and a lock
+	// on the parent context per message: 20 MB per 30 s at 100 calls in a
+	// heap profile, BENCHMARKS.md). The reader and writer do not need it:
+	// kill closes the TCP connection underneath, which ends them.
+	ioCtx context.Context
 
 	events    chan *ServerEvent // sent to and closed by the reader only
 	hs        chan ServerEvent  // reader → Dial during the handshake
@@ -116,6 +122,7 @@ func newConn(dc DialConfig, d Dialect, inFormat AudioFormat, log *slog.Logger, w
 		closeWait: wait,
 		ctx:       ctx,
 		cancel:    cancel,
+		ioCtx:     context.WithoutCancel(ctx),
 		events:    make(chan *ServerEvent, eventQueueSize),
 		hs:        make(chan ServerEvent),
 		hsDone:    make(chan struct{}),
@@ -196,9 +203,10 @@ func (c *Conn) ended() bool {
 	}
 }
 
-// kill forces the socket shut: it cancels the session ctx (ending any Read
-// or Write in flight) and closes the TCP connection underneath, which also
-// ends a close handshake that is waiting on an unresponsive peer.
+// kill forces the socket shut: it cancels the session ctx and closes the TCP
+// connection underneath, which ends any Read or Write in flight (they run on
+// ioCtx, which never ends) and a close handshake that is waiting on an
+// unresponsive peer.
 func (c *Conn) kill() {
 	c.cancel()
 	c.raw.close()
@@ -214,7 +222,7 @@ func (c *Conn) readLoop() {
 	// (strings, RawMessage, the decoded audio), so the buffer is reused.
 	var buf bytes.Buffer
 	for {
-		_, r, err := c.ws.Reader(c.ctx)
+		_, r, err := c.ws.Reader(c.ioCtx)
 		if err == nil {
 			if buf.Cap() > maxKeptReadBuf {
 				buf = bytes.Buffer{} // do not keep one huge message's buffer
@@ -367,7 +375,7 @@ func (c *Conn) writeAudio(b *writeBufs, barrier uint64) bool {
 }
 
 func (c *Conn) write(p []byte) bool {
-	err := c.ws.Write(c.ctx, websocket.MessageText, p)
+	err := c.ws.Write(c.ioCtx, websocket.MessageText, p)
 	if err == nil {
 		return true
 	}
