@@ -216,6 +216,19 @@ type budgetSlot struct {
 	turns, hedges int
 }
 
+// anyWarmStandby reports whether some region asks for a warm standby,
+// without allocating (ensureSpare asks on every watchdog tick).
+func (p *Pool) anyWarmStandby() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, rh := range p.regions {
+		if rh.region.WarmStandby {
+			return true
+		}
+	}
+	return false
+}
+
 // NewPool returns a pool over regions, whose order is their priority. A
 // region listed twice keeps its first position.
 func NewPool(regions []Region, hc HealthConfig, m *Metrics, log *slog.Logger) *Pool {

@@ -74,6 +74,11 @@ func (c *Conversation) ensureSpare(now time.Time) {
 		}
 		region, lease = r, l
 	} else {
+		if !c.pool.anyWarmStandby() {
+			// The common case, checked every tick: no region keeps a
+			// standby, so there is no candidate list to build.
+			return
+		}
 		cands := c.allowedRegions(c.pool.Candidates(c.active.region.Name))
 		if len(cands) == 0 || !cands[0].WarmStandby {
 			return
