@@ -49,11 +49,19 @@ func DecodeServerEvent(data []byte, d Dialect) (ServerEvent, error) {
 // decodes straight into the event it queues, so queueing a pointer costs no
 // allocation beyond the one json.Unmarshal already needed. On error *ev is
 // left partly filled and must be discarded.
-func decodeServerEventInto(ev *ServerEvent, data []byte, d Dialect) error {
+func decodeServerEventInto(ev *ServerEvent, data []byte, _ Dialect) error {
 	trimmed := bytes.TrimLeft(data, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return errors.New("realtime: decode server event: not a JSON object")
 	}
+	if decodeAudioDelta(ev, data) {
+		return nil // the common, plain audio delta (decode_delta.go)
+	}
+	return decodeWithJSON(ev, data)
+}
+
+// decodeWithJSON is the general decoder, for every event.
+func decodeWithJSON(ev *ServerEvent, data []byte) error {
 	if err := json.Unmarshal(data, ev); err != nil && !isFieldError(err) {
 		return fmt.Errorf("realtime: decode server event: %w", err)
 	}
