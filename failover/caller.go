@@ -54,10 +54,15 @@ func (c *Conversation) bufferCallerAudio(f []byte) {
 	}
 }
 
+// trimSlackMs is the excess the uncommitted-turn buffer may hold before it
+// is trimmed: the copy is not made on every frame (2 s of G.711 moved every
+// 12th frame), and the buffer holds little more than it keeps.
+const trimSlackMs = 250
+
 // trimTurnBuf keeps only the uncommitted audio a replay could need: from the
 // start of the speech the server detected (capped), or a short tail while it
-// hears none. Trimming waits for a second of excess so that the copy is not
-// made on every frame.
+// hears none. Trimming waits for trimSlackMs of excess so that the copy is
+// not made on every frame.
 func (c *Conversation) trimTurnBuf() {
 	keep := keepTailMs * c.inBPM
 	if c.caller.speechActive {
@@ -68,9 +73,23 @@ func (c *Conversation) trimTurnBuf() {
 		}
 		keep = min(max(keep, since), maxTurnMs*c.inBPM)
 	}
-	if over := len(c.caller.turnBuf) - keep; over > 1000*c.inBPM {
-		c.caller.turnBuf = append(c.caller.turnBuf[:0], c.caller.turnBuf[over:]...)
+	if over := len(c.caller.turnBuf) - keep; over > trimSlackMs*c.inBPM {
+		c.caller.turnBuf = c.keepTail(c.caller.turnBuf, keep)
 	}
+}
+
+// keepTail returns the last n bytes of b, moved to the front of b's array;
+// to a new array sized for n and the trimming slack when b's is more than
+// twice that (after a long turn or a swap's backlog), so a call does not
+// keep its longest turn's buffer for the rest of its life.
+func (c *Conversation) keepTail(b []byte, n int) []byte {
+	room := n + trimSlackMs*c.inBPM + 20*c.inBPM // the slack and one more frame
+	if cap(b) > 2*room {
+		nb := make([]byte, n, room)
+		copy(nb, b[len(b)-n:])
+		return nb
+	}
+	return append(b[:0], b[len(b)-n:]...)
 }
 
 // onSpeechStarted: the caller started talking. If assistant audio is playing
@@ -120,7 +139,7 @@ func (c *Conversation) onCommitted(ev realtime.ServerEvent) {
 	if end > start && ev.ItemID != "" {
 		c.rec.SetUserAudio(ev.ItemID, c.caller.turnBuf[start-bufStart:end-bufStart])
 	}
-	c.caller.turnBuf = append(c.caller.turnBuf[:0], c.caller.turnBuf[end-bufStart:]...)
+	c.caller.turnBuf = c.keepTail(c.caller.turnBuf, c.active.inBytes-end)
 	delete(c.caller.speechStart, ev.ItemID)
 	delete(c.caller.speechEnd, ev.ItemID)
 	c.caller.speechActive = false
