@@ -79,11 +79,13 @@ func (c *Conversation) trimTurnBuf() {
 }
 
 // keepTail returns the last n bytes of b, moved to the front of b's array;
-// to a new array sized for n and the trimming slack when b's is more than
-// twice that (after a long turn or a swap's backlog), so a call does not
-// keep its longest turn's buffer for the rest of its life.
+// to a new array sized for what the buffer holds between turns (keepTailMs,
+// or n when more, with the trimming slack and one more frame) when b's is
+// more than twice that (after a long turn or a swap's backlog), so a call
+// does not keep its longest turn's buffer for the rest of its life, nor
+// grow a new one every turn.
 func (c *Conversation) keepTail(b []byte, n int) []byte {
-	room := n + trimSlackMs*c.inBPM + 20*c.inBPM // the slack and one more frame
+	room := max(n, keepTailMs*c.inBPM) + trimSlackMs*c.inBPM + 20*c.inBPM
 	if cap(b) > 2*room {
 		nb := make([]byte, n, room)
 		copy(nb, b[len(b)-n:])

@@ -413,6 +413,10 @@ func (r *Record) SetUserAudio(itemID string, audio []byte) {
 	if e.Kind != EntryUser {
 		return
 	}
+	if !r.keepsAudio(e) {
+		e.Audio = nil // e.g. the echo of an earlier, transcribed turn: no copy
+		return
+	}
 	if cap(e.Audio) < len(audio) || cap(e.Audio) > 2*len(audio) {
 		e.Audio = make([]byte, 0, len(audio)) // sized for this audio, not an earlier one
 	}
@@ -438,10 +442,30 @@ func (r *Record) pruneAudio() {
 			continue
 		}
 		turn++
-		if turn > 1 && (turn > r.cfg.KeepAudioTurns || strings.TrimSpace(u.Text) != "") {
+		if !r.keepsTurnAudio(u, turn) {
 			u.Audio = nil
 		}
 	}
+}
+
+// keepsTurnAudio is pruneAudio's rule for user entry u, the turn-th user
+// turn counted from the last (1).
+func (r *Record) keepsTurnAudio(u *Entry, turn int) bool {
+	return turn == 1 || (turn <= r.cfg.KeepAudioTurns && strings.TrimSpace(u.Text) == "")
+}
+
+// keepsAudio applies pruneAudio's rule to the user entry e.
+func (r *Record) keepsAudio(e *Entry) bool {
+	turn := 0
+	for i := len(r.entries) - 1; i >= 0; i-- {
+		if u := r.entries[i]; u.Kind == EntryUser {
+			turn++
+			if u == e {
+				return r.keepsTurnAudio(u, turn)
+			}
+		}
+	}
+	return false
 }
 
 // AudioBytes is the caller audio the record holds for replay, in bytes.

@@ -333,6 +333,9 @@ func TestRecordKeepsOnlyTheAudioAReplayUses(t *testing.T) {
 	require.Zero(t, audio("u2"), "its transcript arrived after the next turn")
 	require.Equal(t, 8000, audio("u3"))
 
+	r.Apply(ServerEvent{Type: EvItemDone, Item: recItem("u2", "user", ContentPart{Type: "input_audio", Audio: a})})
+	require.Zero(t, audio("u2"), "an echo of a transcribed earlier turn does not bring its audio back")
+
 	r.SetUserAudio("u4", a)
 	r.SetUserAudio("u5", a)
 	require.Equal(t, 8000, audio("u3"), "untranscribed, among the last 3")
