@@ -35,6 +35,11 @@ func (c *Conversation) sendCallerAudio(f []byte) {
 		c.m.CallerFramesDropped.Inc()
 	}
 	c.active.inBytes += len(f)
+	if c.caller.turnBuf == nil {
+		// Sized at once for what it holds between turns, rather than
+		// grown there by doubling (and then up to twice as big).
+		c.caller.turnBuf = make([]byte, 0, c.turnBufRoom(0))
+	}
 	c.caller.turnBuf = append(c.caller.turnBuf, f...)
 	c.trimTurnBuf()
 }
@@ -78,6 +83,12 @@ func (c *Conversation) trimTurnBuf() {
 	}
 }
 
+// turnBufRoom is the size of an uncommitted-turn buffer holding n bytes:
+// at least keepTailMs, with the trimming slack and one more frame.
+func (c *Conversation) turnBufRoom(n int) int {
+	return max(n, keepTailMs*c.inBPM) + trimSlackMs*c.inBPM + 20*c.inBPM
+}
+
 // keepTail returns the last n bytes of b, moved to the front of b's array;
 // to a new array sized for what the buffer holds between turns (keepTailMs,
 // or n when more, with the trimming slack and one more frame) when b's is
@@ -85,7 +96,7 @@ func (c *Conversation) trimTurnBuf() {
 // does not keep its longest turn's buffer for the rest of its life, nor
 // grow a new one every turn.
 func (c *Conversation) keepTail(b []byte, n int) []byte {
-	room := max(n, keepTailMs*c.inBPM) + trimSlackMs*c.inBPM + 20*c.inBPM
+	room := c.turnBufRoom(n)
 	if cap(b) > 2*room {
 		nb := make([]byte, n, room)
 		copy(nb, b[len(b)-n:])
