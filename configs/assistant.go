@@ -17,7 +17,10 @@ type Assistant struct {
 	Voice string `yaml:"voice"`
 	// Greeting, if set, makes the assistant speak first with these instructions.
 	Greeting string `yaml:"greeting"`
-	// AudioFormat toward the model: pcm24 (PCM16 24 kHz) or g711 (passthrough).
+	// AudioFormat toward the model: auto (the call's own G.711 law for a
+	// narrowband call, PCM16 24 kHz for a wideband one), pcm24 (PCM16
+	// 24 kHz for every call) or g711 (the same choice as auto, the name
+	// configs used before auto existed).
 	AudioFormat string `yaml:"audio_format"`
 	// TurnDetection configures server VAD; type "none" turns it off.
 	TurnDetection TurnDetection `yaml:"turn_detection"`
@@ -89,7 +92,7 @@ type DTMF struct {
 // given, so these are the bridge's choices and live here.
 const (
 	DefaultVoice              = "marin"
-	DefaultAudioFormat        = "pcm24"
+	DefaultAudioFormat        = AudioFormatAuto
 	DefaultTurnDetectionType  = "server_vad"
 	DefaultVADThreshold       = 0.5
 	DefaultPrefixPaddingMs    = 300
@@ -101,6 +104,17 @@ const (
 	DefaultEndCallTool        = true
 	DefaultDTMFEnabled        = true
 	DefaultDTMFRespond        = true
+)
+
+// The values of assistant.audio_format. auto is the default: a G.711 call's
+// 8 kHz audio goes to the model as it came (no resampling up to 24 kHz and
+// back, a sixth of the bytes to send and keep for a replay), and a G.722
+// call's wideband goes as PCM16 24 kHz, so nothing above 4 kHz is lost.
+// g711 chose the same before auto existed and is kept as its synonym.
+const (
+	AudioFormatAuto  = "auto"
+	AudioFormatPCM24 = "pcm24"
+	AudioFormatG711  = "g711"
 )
 
 // DefaultInstructions is the assistant prompt when none is configured.
@@ -172,8 +186,10 @@ func (c *Config) validateAssistantAt(a *Assistant, key string, bad badFunc) {
 	if err := realtime.ValidateVoice(realtime.DialectGA, a.Voice); err != nil {
 		bad(key+".voice", "%v", err)
 	}
-	if a.AudioFormat != "pcm24" && a.AudioFormat != "g711" {
-		bad(key+".audio_format", "%q is not pcm24 or g711", a.AudioFormat)
+	switch a.AudioFormat {
+	case AudioFormatAuto, AudioFormatPCM24, AudioFormatG711:
+	default:
+		bad(key+".audio_format", "%q is not auto, pcm24 or g711", a.AudioFormat)
 	}
 	switch a.TurnDetection.Type {
 	case "server_vad", "semantic_vad":
@@ -227,7 +243,8 @@ func (c *Config) validateAssistantAt(a *Assistant, key string, bad badFunc) {
 
 // SessionConfig renders the assistant section as the session.update every
 // region receives. format is the wire audio format toward the model (pcm24, or
-// the call's G.711 law when audio_format is g711).
+// the call's G.711 law when audio_format is auto or g711 and the call is
+// narrowband).
 func (c *Config) SessionConfig(format realtime.AudioFormat) realtime.SessionConfig {
 	return c.Assistant.SessionConfig(format)
 }

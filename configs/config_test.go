@@ -29,7 +29,7 @@ func TestMinimalConfigDefaults(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, StringList{"127.0.0.1:5060"}, c.SIP.Listen)
 	require.Equal(t, []string{"udp", "tcp"}, c.SIP.Transports)
-	require.Equal(t, "pcm24", c.Assistant.AudioFormat)
+	require.Equal(t, "auto", c.Assistant.AudioFormat)
 	require.Equal(t, "marin", c.Assistant.Voice)
 	require.Len(t, c.Regions, 2)
 	require.Equal(t, "eastus2", c.Regions[0].Name)
@@ -90,7 +90,7 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"negative max_calls", "sip:\n  max_calls: -1\n" + base, "sip.max_calls: -1 is negative"},
 		{"user agent with CRLF", "sip:\n  user_agent: \"a\\r\\nX: y\"\n" + base, "sip.user_agent: must not contain CR, LF or NUL"},
 		{"bad voice", "assistant:\n  voice: bob\n" + base, "assistant.voice"},
-		{"bad format", "assistant:\n  audio_format: opus\n" + base, "assistant.audio_format"},
+		{"bad format", "assistant:\n  audio_format: opus\n" + base, `assistant.audio_format: "opus" is not auto, pcm24 or g711`},
 		{"bad vad", "assistant:\n  turn_detection:\n    type: magic\n" + base, "assistant.turn_detection.type"},
 		{"bad threshold", "assistant:\n  turn_detection:\n    threshold: 2\n" + base, "assistant.turn_detection.threshold"},
 		{"bad idle", "assistant:\n  turn_detection:\n    idle_timeout_ms: 100\n" + base, "assistant.turn_detection.idle_timeout_ms"},

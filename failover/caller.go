@@ -35,6 +35,11 @@ func (c *Conversation) sendCallerAudio(f []byte) {
 		c.m.CallerFramesDropped.Inc()
 	}
 	c.active.inBytes += len(f)
+	if c.caller.turnBuf == nil {
+		// Sized at once for what it holds between turns, rather than
+		// grown there by doubling (and then up to twice as big).
+		c.caller.turnBuf = make([]byte, 0, c.turnBufRoom(0))
+	}
 	c.caller.turnBuf = append(c.caller.turnBuf, f...)
 	c.trimTurnBuf()
 }
@@ -54,10 +59,15 @@ func (c *Conversation) bufferCallerAudio(f []byte) {
 	}
 }
 
+// trimSlackMs is the excess the uncommitted-turn buffer may hold before it
+// is trimmed: the copy is not made on every frame (2 s of G.711 moved every
+// 12th frame), and the buffer holds little more than it keeps.
+const trimSlackMs = 250
+
 // trimTurnBuf keeps only the uncommitted audio a replay could need: from the
 // start of the speech the server detected (capped), or a short tail while it
-// hears none. Trimming waits for a second of excess so that the copy is not
-// made on every frame.
+// hears none. Trimming waits for trimSlackMs of excess so that the copy is
+// not made on every frame.
 func (c *Conversation) trimTurnBuf() {
 	keep := keepTailMs * c.inBPM
 	if c.caller.speechActive {
@@ -68,9 +78,31 @@ func (c *Conversation) trimTurnBuf() {
 		}
 		keep = min(max(keep, since), maxTurnMs*c.inBPM)
 	}
-	if over := len(c.caller.turnBuf) - keep; over > 1000*c.inBPM {
-		c.caller.turnBuf = append(c.caller.turnBuf[:0], c.caller.turnBuf[over:]...)
+	if over := len(c.caller.turnBuf) - keep; over > trimSlackMs*c.inBPM {
+		c.caller.turnBuf = c.keepTail(c.caller.turnBuf, keep)
 	}
+}
+
+// turnBufRoom is the size of an uncommitted-turn buffer holding n bytes:
+// at least keepTailMs, with the trimming slack and one more frame.
+func (c *Conversation) turnBufRoom(n int) int {
+	return max(n, keepTailMs*c.inBPM) + trimSlackMs*c.inBPM + 20*c.inBPM
+}
+
+// keepTail returns the last n bytes of b, moved to the front of b's array;
+// to a new array sized for what the buffer holds between turns (keepTailMs,
+// or n when more, with the trimming slack and one more frame) when b's is
+// more than twice that (after a long turn or a swap's backlog), so a call
+// does not keep its longest turn's buffer for the rest of its life, nor
+// grow a new one every turn.
+func (c *Conversation) keepTail(b []byte, n int) []byte {
+	room := c.turnBufRoom(n)
+	if cap(b) > 2*room {
+		nb := make([]byte, n, room)
+		copy(nb, b[len(b)-n:])
+		return nb
+	}
+	return append(b[:0], b[len(b)-n:]...)
 }
 
 // onSpeechStarted: the caller started talking. If assistant audio is playing
@@ -120,7 +152,7 @@ func (c *Conversation) onCommitted(ev realtime.ServerEvent) {
 	if end > start && ev.ItemID != "" {
 		c.rec.SetUserAudio(ev.ItemID, c.caller.turnBuf[start-bufStart:end-bufStart])
 	}
-	c.caller.turnBuf = append(c.caller.turnBuf[:0], c.caller.turnBuf[end-bufStart:]...)
+	c.caller.turnBuf = c.keepTail(c.caller.turnBuf, c.active.inBytes-end)
 	delete(c.caller.speechStart, ev.ItemID)
 	delete(c.caller.speechEnd, ev.ItemID)
 	c.caller.speechActive = false

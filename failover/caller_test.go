@@ -135,3 +135,27 @@ func TestCallerAudioStepDoesNotAllocate(t *testing.T) {
 	})
 	require.Zero(t, allocs)
 }
+
+// TestTurnBufferSizedForWhatItKeeps: after a long turn is committed the
+// uncommitted-turn buffer goes back to a buffer sized for the tail it keeps
+// (keepTailMs and the trimming slack), not the longest turn's.
+func TestTurnBufferSizedForWhatItKeeps(t *testing.T) {
+	h, s1 := startActive(t, Config{}, testRegions())
+	h.push(s1, realtime.ServerEvent{Type: realtime.EvInputSpeechStarted, ItemID: "u1", AudioStartMs: 0})
+	for i := range 500 { // 10 s of speech: all of it kept
+		h.write(frameOf(byte(i%250 + 1)))
+	}
+	require.Len(t, h.conv.caller.turnBuf, 10000*bpm)
+	h.push(s1, realtime.ServerEvent{Type: realtime.EvInputSpeechStopped, ItemID: "u1", AudioEndMs: 10000},
+		realtime.ServerEvent{Type: realtime.EvInputCommitted, ItemID: "u1"})
+	e, ok := h.conv.rec.Entry("u1")
+	require.True(t, ok)
+	require.Len(t, e.Audio, 10000*bpm)
+	for i := range 200 { // 4 s of no speech
+		h.write(frameOf(byte(i + 1)))
+	}
+	room := (keepTailMs + trimSlackMs + 20) * bpm
+	require.LessOrEqual(t, len(h.conv.caller.turnBuf), (keepTailMs+trimSlackMs)*bpm)
+	require.GreaterOrEqual(t, len(h.conv.caller.turnBuf), keepTailMs*bpm)
+	require.LessOrEqual(t, cap(h.conv.caller.turnBuf), 2*room, "not the 10 s turn's buffer")
+}

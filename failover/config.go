@@ -57,7 +57,9 @@ type Config struct {
 	// Regions, when set, are the only pool regions this call may use, by
 	// name (an assistant profile's subset); empty: every region.
 	Regions []string
-	// KeepAudioTurns: user turns whose audio is kept for replay (default 4).
+	// KeepAudioTurns: the most recent user turns whose audio may be kept
+	// for replay (default 4): the last one always, earlier ones only until
+	// their transcript arrives (realtime.RecordConfig).
 	KeepAudioTurns int
 	// DTMFDisabled drops the caller's key presses (RFC 4733 events, SIP
 	// INFO): the model never hears of them.

@@ -289,20 +289,29 @@ func rawSIPMessage(t *testing.T, addr string, msg func(port int) string) string 
 	}
 }
 
-// TestG711PassthroughFollowsTheCallCodec: with audio_format g711 the model
-// gets the call's own law (no transcoding): a PCMA call asks the realtime
-// session for audio/pcma both ways, and the answer is heard.
+// TestG711PassthroughFollowsTheCallCodec: with audio_format auto (the
+// default) or g711 the model gets the call's own law (no transcoding): a
+// PCMU call asks the realtime session for audio/pcmu both ways, a PCMA call
+// audio/pcma, and the answer is heard.
 func TestG711PassthroughFollowsTheCallCodec(t *testing.T) {
 	t.Parallel()
-	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
-	br := startBridge(t, "assistant:\n  audio_format: g711\n", east)
-	call, ctx := dial(t, br, 60*time.Second, phone.CallOptions{Codecs: []string{"PCMA"}})
-	call.Speak(callerHz, 1200*time.Millisecond, -20)
-	_, err := call.WaitTone(ctx, eastHz, 0, 600*time.Millisecond, 20*time.Second)
-	require.NoError(t, err)
-	rec, _ := lastSession(east)
-	upd := string(rec.SessionUpdates[0])
-	require.Contains(t, upd, `"input":{"format":{"type":"audio/pcma"}`)
-	require.Contains(t, upd, `"output":{"format":{"type":"audio/pcma"}`)
-	require.NoError(t, call.Hangup(ctx))
+	for _, tc := range []struct{ name, config, codec, wire string }{
+		{"default_auto_pcmu", "", "PCMU", "audio/pcmu"},
+		{"g711_pcma", "assistant:\n  audio_format: g711\n", "PCMA", "audio/pcma"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
+			br := startBridge(t, tc.config, east)
+			call, ctx := dial(t, br, 60*time.Second, phone.CallOptions{Codecs: []string{tc.codec}})
+			call.Speak(callerHz, 1200*time.Millisecond, -20)
+			_, err := call.WaitTone(ctx, eastHz, 0, 600*time.Millisecond, 20*time.Second)
+			require.NoError(t, err)
+			rec, _ := lastSession(east)
+			upd := string(rec.SessionUpdates[0])
+			require.Contains(t, upd, `"input":{"format":{"type":"`+tc.wire+`"}`)
+			require.Contains(t, upd, `"output":{"format":{"type":"`+tc.wire+`"}`)
+			require.NoError(t, call.Hangup(ctx))
+		})
+	}
 }

@@ -382,24 +382,25 @@ func TestPlayOddByteDeltas(t *testing.T) {
 	require.Equal(t, b[:nb], a[:na])
 }
 
-// The ring grows past its first size and keeps the audio in order.
+// The queue grows chunk by chunk and keeps the audio in order.
 func TestPlayQueueGrows(t *testing.T) {
 	q := newPlayQueue(8000, func(*itemRec) {})
-	chunk := make([]int16, 8000)
-	for i := range chunk {
-		chunk[i] = int16(i)
+	audio := make([]int16, 8000)
+	for i := range audio {
+		audio[i] = int16(i)
 	}
 	out := make([]int16, 5000)
-	q.push("x", chunk)
-	q.take(out[:3000]) // move head so the ring wraps
+	q.push("x", audio)
+	q.take(out[:3000]) // move the head across a chunk
 	for range 10 {
-		q.push("x", chunk)
+		q.push("x", audio)
 	}
-	require.Greater(t, len(q.ring), samplesAt(8000, initialQueue))
 	require.Equal(t, 5000+80000, q.n)
+	require.Equal(t, (3000+85000+chunkSamples-1)/chunkSamples-3000/chunkSamples, q.heldChunks())
 	n, _ := q.take(out[:5000])
 	require.Equal(t, 5000, n)
 	require.Equal(t, int16(3000), out[0])
+	require.Equal(t, int16(7999), out[4999])
 	n, _ = q.take(out[:10])
 	require.Equal(t, 10, n)
 	require.Equal(t, []int16{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, out[:10])
@@ -448,33 +449,42 @@ func TestSetRemoteChangesCodec(t *testing.T) {
 	require.Equal(t, uint64(1), s.Stats().IgnoredPT, "the old event type is no longer negotiated")
 }
 
-// A burst moves the queue onto a bigger pooled ring; once it has been
-// played (or flushed) the queue is back on its small ring, so an idle call
-// holds 1 s of ring, not the size of its largest answer.
-func TestPlayQueueReleasesBurstRing(t *testing.T) {
+// A burst holds the chunks its audio fills; each goes back to the pool as
+// soon as it has been played, and a played-out or flushed queue holds none,
+// so an idle call holds no playout memory and a playing one only what is
+// still queued.
+func TestPlayQueueReleasesChunksAsItPlays(t *testing.T) {
 	q := newPlayQueue(8000, func(*itemRec) {})
-	small := len(q.ring)
-	require.Equal(t, samplesAt(8000, initialQueue), small)
-	burst := make([]int16, 3*small)
+	require.Zero(t, q.heldChunks(), "a new call holds no playout memory")
+	burst := make([]int16, 10*chunkSamples+100)
 	for i := range burst {
 		burst[i] = int16(i)
 	}
 	q.push("a", burst)
-	require.NotNil(t, q.big)
-	require.GreaterOrEqual(t, len(q.ring), 3*small)
+	require.Equal(t, 11, q.heldChunks())
 	out := make([]int16, len(burst))
-	n, _ := q.take(out)
-	require.Equal(t, len(burst), n)
+	n, _ := q.take(out[:4*chunkSamples+50])
+	require.Equal(t, 4*chunkSamples+50, n)
+	require.Equal(t, 7, q.heldChunks(), "played chunks went back at once")
+	n2, _ := q.take(out[n:])
+	require.Equal(t, len(burst), n+n2)
 	require.Equal(t, burst, out)
-	require.Nil(t, q.big, "played out: the burst ring went back to the pool")
-	require.Len(t, q.ring, small)
+	require.Zero(t, q.heldChunks(), "played out: nothing held")
 
 	q.push("b", burst)
-	require.NotNil(t, q.big)
 	q.flush()
-	require.Nil(t, q.big, "flushed: the burst ring went back to the pool")
-	require.Len(t, q.ring, small)
+	require.Zero(t, q.heldChunks(), "flushed: nothing held")
 	q.push("c", burst[:10])
 	n, _ = q.take(out[:10])
 	require.Equal(t, burst[:10], out[:n])
+	require.Zero(t, q.heldChunks())
+
+	// Long playout in small takes, pushes between: the chunk list is
+	// reused, not grown without end.
+	for range 200 {
+		q.push("d", burst[:1000])
+		q.take(out[:900])
+	}
+	require.LessOrEqual(t, cap(q.chunks), 16)
+	require.Equal(t, 200*100, q.n)
 }

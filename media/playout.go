@@ -6,14 +6,14 @@ import (
 )
 
 const (
-	// initialQueue is the ring a call keeps between answers. The model
-	// sends a response faster than real time, so several seconds can queue
-	// up: for such a burst the ring moves to a bigger one from ringPools
-	// (doubling as needed), which goes back to the pool once the burst has
-	// been played, so a call holds burst-sized memory only while it plays a
-	// burst and calls share those rings over time.
-	initialQueue = time.Second
-	// maxQueue bounds the ring; audio beyond it is dropped and counted.
+	// chunkSamples is the unit the play queue holds audio in: 256 ms at
+	// 8 kHz, 128 ms at 16 kHz, 4 KiB. A call holds the chunks its queued
+	// audio fills and no more: the model sends an answer faster than real
+	// time, so several seconds can queue up, and each chunk goes back to
+	// chunkPool as soon as it has been played. An idle call holds none, and
+	// calls share the chunks over time.
+	chunkSamples = 2048
+	// maxQueue bounds the queue; audio beyond it is dropped and counted.
 	maxQueue = 5 * time.Minute
 	// recentItems is how many items keep their played counters after
 	// playout, so PlayedMs answers for truncation after the fact.
@@ -26,7 +26,7 @@ func samplesAt(rate int, d time.Duration) int { return int(d / time.Second * tim
 type itemRec struct {
 	id     string
 	played int // samples sent as RTP
-	queued int // samples still in the ring
+	queued int // samples still in the queue
 }
 
 // segment is a run of queued samples belonging to one item.
@@ -35,17 +35,32 @@ type segment struct {
 	n    int
 }
 
+// chunk is one unit of queued audio; chunkPool holds the pointers (a Put
+// of a pointer does not allocate).
+type chunk [chunkSamples]int16
+
+var chunkPool sync.Pool
+
+func getChunk() *chunk {
+	if c, ok := chunkPool.Get().(*chunk); ok {
+		return c
+	}
+	return new(chunk)
+}
+
 // playQueue is the outbound audio FIFO: int16 samples at the codec's rate
-// (8 or 16 kHz) in a ring,
-// tagged by item in segments. All fields are guarded by the Stream's qMu.
+// (8 or 16 kHz) in pooled chunks, tagged by item in segments. All fields
+// are guarded by the Stream's qMu.
 type playQueue struct {
-	ring  []int16 // small, or big.s during a burst
-	small []int16 // the ring kept between bursts
-	big   *pooledRing
-	rate  int // samples per second
-	perMs int
-	head  int // index of the oldest queued sample
-	n     int // queued samples
+	// chunks[chunkHead:] hold the queued samples: the oldest is at head in
+	// chunks[chunkHead], the newest n-1 samples later (spanning chunks).
+	chunks    []*chunk
+	chunkHead int
+	head      int
+	n         int // queued samples
+	rate      int // samples per second
+	perMs     int
+	limit     int // samples at maxQueue
 
 	segs    []segment // segs[segHead:] are queued, oldest first
 	segHead int
@@ -55,7 +70,7 @@ type playQueue struct {
 	nextItem int // round-robin eviction cursor over items
 
 	flushed bool // Flush happened since the pacer last took audio
-	dropped int  // samples refused because the ring was at maxQueue
+	dropped int  // samples refused because the queue was at maxQueue
 
 	// done is called (under the lock, so it must not block) when an item's
 	// queued audio has all been taken and the queue moves on to another
@@ -64,60 +79,26 @@ type playQueue struct {
 }
 
 func newPlayQueue(rate int, done func(*itemRec)) playQueue {
-	small := make([]int16, samplesAt(rate, initialQueue))
 	return playQueue{
 		done:     done,
 		rate:     rate,
 		perMs:    rate / 1000,
-		ring:     small,
-		small:    small,
-		segs:     make([]segment, 0, 16),
+		limit:    samplesAt(rate, maxQueue),
+		segs:     make([]segment, 0, 8),
 		itemByID: make(map[string]*itemRec, 8),
 	}
 }
 
-// pooledRing carries a burst ring through its pool (the pointer is what
-// sync.Pool holds, so returning one does not allocate).
-type pooledRing struct{ s []int16 }
+// heldChunks is how many chunks the queue holds.
+func (q *playQueue) heldChunks() int { return len(q.chunks) - q.chunkHead }
 
-// ringPools hold burst rings by size: [8 or 16 kHz][class], where class k
-// is initialQueue·2^(k+1) and the last class the maxQueue cap.
-var ringPools [2][maxRingClass + 1]sync.Pool
-
-const maxRingClass = 9
-
-func ringPool(rate, size int) *sync.Pool {
-	r := 0
-	if rate != 8000 {
-		r = 1
+// release returns every chunk once the queue is empty.
+func (q *playQueue) release() {
+	for i := q.chunkHead; i < len(q.chunks); i++ {
+		chunkPool.Put(q.chunks[i])
+		q.chunks[i] = nil
 	}
-	base := samplesAt(rate, initialQueue)
-	k := 0
-	for base<<(k+1) < size && k < maxRingClass {
-		k++
-	}
-	if size >= samplesAt(rate, maxQueue) {
-		k = maxRingClass
-	}
-	return &ringPools[r][k]
-}
-
-// burstRing returns a ring of exactly size samples (from the pool when one
-// is there).
-func burstRing(rate, size int) *pooledRing {
-	if r, ok := ringPool(rate, size).Get().(*pooledRing); ok && len(r.s) == size {
-		return r
-	}
-	return &pooledRing{s: make([]int16, size)}
-}
-
-// releaseBurst goes back to the small ring once the queue is empty.
-func (q *playQueue) releaseBurst() {
-	if q.big == nil || q.n != 0 {
-		return
-	}
-	ringPool(q.rate, len(q.big.s)).Put(q.big)
-	q.big, q.ring, q.head = nil, q.small, 0
+	q.chunks, q.chunkHead, q.head = q.chunks[:0], 0, 0
 }
 
 // item returns the record for id, creating it (and evicting the oldest
@@ -153,11 +134,8 @@ func (q *playQueue) push(id string, s []int16) int {
 	if len(s) == 0 {
 		return 0
 	}
-	if need := q.n + len(s); need > len(q.ring) {
-		q.grow(need)
-	}
 	drop := 0
-	if room := len(q.ring) - q.n; len(s) > room {
+	if room := q.limit - q.n; len(s) > room {
 		drop = len(s) - room
 		s = s[:room]
 		q.dropped += drop
@@ -165,10 +143,17 @@ func (q *playQueue) push(id string, s []int16) int {
 	if len(s) == 0 {
 		return drop
 	}
-	tail := (q.head + q.n) % len(q.ring)
-	c := copy(q.ring[tail:], s)
-	copy(q.ring, s[c:])
-	q.n += len(s)
+	for rest := s; len(rest) > 0; {
+		tail := q.head + q.n // from the start of chunks[chunkHead]
+		ci, off := q.chunkHead+tail/chunkSamples, tail%chunkSamples
+		if ci == len(q.chunks) {
+			q.addChunk()
+			ci = len(q.chunks) - 1
+		}
+		c := copy(q.chunks[ci][off:], rest)
+		rest = rest[c:]
+		q.n += c
+	}
 
 	r := q.item(id)
 	r.queued += len(s)
@@ -185,32 +170,22 @@ func (q *playQueue) push(id string, s []int16) int {
 	return drop
 }
 
-// grow enlarges the ring to hold at least need samples, doubling, up to
-// maxQueue.
-func (q *playQueue) grow(need int) {
-	size := len(q.ring)
-	limit := samplesAt(q.rate, maxQueue)
-	if size >= limit {
-		return
+// addChunk appends a chunk from the pool, reusing the played front of the
+// chunk list before growing it.
+func (q *playQueue) addChunk() {
+	if q.chunkHead > 0 && len(q.chunks) == cap(q.chunks) {
+		k := copy(q.chunks, q.chunks[q.chunkHead:])
+		clear(q.chunks[k:])
+		q.chunks, q.chunkHead = q.chunks[:k], 0
 	}
-	for size < need && size < limit {
-		size *= 2
-	}
-	size = min(size, limit)
-	big := burstRing(q.rate, size)
-	ring := big.s
-	c := copy(ring, q.ring[q.head:min(q.head+q.n, len(q.ring))])
-	copy(ring[c:], q.ring[:q.n-c])
-	if q.big != nil {
-		ringPool(q.rate, len(q.big.s)).Put(q.big)
-	}
-	q.big, q.ring, q.head = big, ring, 0
+	q.chunks = append(q.chunks, getChunk())
 }
 
 // take moves up to len(dst) samples into dst, credits them to their items
 // and calls q.done for each item whose queued audio has all been taken when
-// the queue moves on to another item or runs empty. It returns the number
-// of samples taken and whether Flush ran since the previous take.
+// the queue moves on to another item or runs empty. Each chunk played out
+// goes back to the pool at once. It returns the number of samples taken
+// and whether Flush ran since the previous take.
 func (q *playQueue) take(dst []int16) (int, bool) {
 	flushed := q.flushed
 	q.flushed = false
@@ -218,9 +193,17 @@ func (q *playQueue) take(dst []int16) (int, bool) {
 	if k == 0 {
 		return 0, flushed
 	}
-	c := copy(dst[:k], q.ring[q.head:])
-	copy(dst[c:k], q.ring)
-	q.head = (q.head + k) % len(q.ring)
+	for got := 0; got < k; {
+		c := copy(dst[got:k], q.chunks[q.chunkHead][q.head:])
+		got += c
+		q.head += c
+		if q.head == chunkSamples {
+			chunkPool.Put(q.chunks[q.chunkHead])
+			q.chunks[q.chunkHead] = nil
+			q.chunkHead++
+			q.head = 0
+		}
+	}
 	q.n -= k
 
 	for rem := k; rem > 0 && q.segHead < len(q.segs); {
@@ -242,7 +225,9 @@ func (q *playQueue) take(dst []int16) (int, bool) {
 			q.done(it)
 		}
 	}
-	q.releaseBurst()
+	if q.n == 0 {
+		q.release()
+	}
 	return k, flushed
 }
 
@@ -252,9 +237,9 @@ func (q *playQueue) flush() {
 		sg.item.queued -= sg.n
 	}
 	q.segs, q.segHead = q.segs[:0], 0
-	q.head, q.n = 0, 0
+	q.n = 0
 	q.flushed = true
-	q.releaseBurst()
+	q.release()
 }
 
 // playedMs is how many ms of id were taken for sending.

@@ -111,7 +111,7 @@ type counters struct {
 //   - reader goroutine only: in;
 //   - the clock shard driving the stream only (under the shard's lock,
 //     from Run's registration until Run returns): out;
-//   - convMu: the Play-side conversion state (down, carry, scratch);
+//   - convMu: the Play-side conversion state (conv, carry, scratch);
 //   - qMu: the playout queue q (Play/Flush/PlayedMs/QueuedMs and the pacer).
 //     Lock order: convMu before qMu.
 type Stream struct {
@@ -143,20 +143,29 @@ type Stream struct {
 	in  inbound
 	out outbound
 
-	convMu  sync.Mutex
-	down    resample.Down3      // 24 → 8 kHz (G.711 calls)
-	down16  resample.Down24To16 // 24 → 16 kHz (G.722 calls)
-	up8     resample.Up3        // 8 → 24 kHz (G.711 model audio on a G.722 call)
-	carry   [1]byte             // odd byte of PCM16 left over from the previous Play
+	convMu sync.Mutex
+	// conv resamples model audio to the call's rate; nil when none is
+	// needed (G.711 model audio on a G.711 call, the audio_format auto
+	// default), which keeps its 6 KiB out of the stream.
+	conv    *playConvert
+	carry   [1]byte // odd byte of PCM16 left over from the previous Play
 	hasCry  bool
-	cryID   string // item the carried byte belongs to
-	pcm24   [960]int16
-	pcm8    [480]int16
-	pcmQ    [961]int16 // converted audio on its way into the queue
+	cryID   string     // item the carried byte belongs to
+	pcm8    [320]int16 // decoded G.711 model audio
 	playLog logLimiter
 
 	qMu sync.Mutex
 	q   playQueue
+}
+
+// playConvert is the Play-side resampling state of a stream whose model
+// audio is not at the call's rate (guarded by convMu).
+type playConvert struct {
+	down   resample.Down3      // 24 → 8 kHz (G.711 calls)
+	down16 resample.Down24To16 // 24 → 16 kHz (G.722 calls)
+	up8    resample.Up3        // 8 → 24 kHz (G.711 model audio on a G.722 call)
+	pcm24  [960]int16
+	pcmQ   [961]int16 // converted audio on its way into the queue
 }
 
 // NewStream prepares a stream on cfg.Conn; Run starts it. On error the
@@ -233,6 +242,9 @@ func NewStream(cfg StreamConfig) (*Stream, error) {
 	s.out.init(cfg.ComfortNoiseDB)
 	s.playLog.every = logEvery
 	s.q = newPlayQueue(rate, s.playoutDone)
+	if cfg.ModelFormat == ModelPCM24 || rate != 8000 {
+		s.conv = &playConvert{}
+	}
 	if err := s.initSender(); err != nil {
 		return nil, fmt.Errorf("media: new stream: %w: %w", ErrBadConfig, err)
 	}
@@ -289,14 +301,14 @@ func (s *Stream) Play(itemID string, audio []byte) {
 		if s.hasCry && len(audio) > 0 {
 			// Complete the sample split across two deltas.
 			s.hasCry = false
-			s.pcm24[0] = int16(uint16(s.carry[0]) | uint16(audio[0])<<8)
-			dropped += s.push24(itemID, s.pcm24[:1])
+			s.conv.pcm24[0] = int16(uint16(s.carry[0]) | uint16(audio[0])<<8)
+			dropped += s.push24(itemID, s.conv.pcm24[:1])
 			audio = audio[1:]
 		}
 		for len(audio) >= 2 {
-			k := min(len(audio)/2, len(s.pcm24))
-			g711.PCM16LEToInt16(s.pcm24[:k], audio[:2*k])
-			dropped += s.push24(itemID, s.pcm24[:k])
+			k := min(len(audio)/2, len(s.conv.pcm24))
+			g711.PCM16LEToInt16(s.conv.pcm24[:k], audio[:2*k])
+			dropped += s.push24(itemID, s.conv.pcm24[:k])
 			audio = audio[2*k:]
 		}
 		if len(audio) == 1 {
@@ -306,15 +318,15 @@ func (s *Stream) Play(itemID string, audio []byte) {
 		law := s.cfg.ModelFormat.law()
 		for len(audio) > 0 {
 			// 320 samples at a time: on a G.722 call they become 960 at 24 kHz.
-			k := law.Decode(s.pcm8[:320], audio)
+			k := law.Decode(s.pcm8[:], audio)
 			if s.rate == 8000 {
 				s.qMu.Lock()
 				dropped += s.q.push(itemID, s.pcm8[:k])
 				s.qMu.Unlock()
 			} else {
 				// 8 → 24 → 16 kHz through the two tested converters.
-				n, _ := s.up8.Process(s.pcm24[:], s.pcm8[:k]) // pcm24 holds 3·320
-				dropped += s.push24(itemID, s.pcm24[:n])
+				n, _ := s.conv.up8.Process(s.conv.pcm24[:], s.pcm8[:k]) // pcm24 holds 3·320
+				dropped += s.push24(itemID, s.conv.pcm24[:n])
 			}
 			audio = audio[k:]
 		}
@@ -334,16 +346,17 @@ func (s *Stream) push24(itemID string, x []int16) int {
 		n   int
 		err error
 	)
+	c := s.conv
 	if s.rate == 8000 {
-		n, err = s.down.Process(s.pcmQ[:], x)
+		n, err = c.down.Process(c.pcmQ[:], x)
 	} else {
-		n, err = s.down16.Process(s.pcmQ[:], x)
+		n, err = c.down16.Process(c.pcmQ[:], x)
 	}
 	if err != nil { // cannot happen: pcmQ holds 2·len(pcm24)/3+1 samples
 		return len(x) * s.rate / 24000
 	}
 	s.qMu.Lock()
-	d := s.q.push(itemID, s.pcmQ[:n])
+	d := s.q.push(itemID, c.pcmQ[:n])
 	s.qMu.Unlock()
 	return d
 }
@@ -353,9 +366,11 @@ func (s *Stream) push24(itemID string, x []int16) int {
 func (s *Stream) Flush() {
 	s.convMu.Lock()
 	defer s.convMu.Unlock()
-	s.down.Reset()
-	s.down16.Reset()
-	s.up8.Reset()
+	if c := s.conv; c != nil {
+		c.down.Reset()
+		c.down16.Reset()
+		c.up8.Reset()
+	}
 	s.hasCry = false
 	s.qMu.Lock()
 	s.q.flush()

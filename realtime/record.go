@@ -45,7 +45,9 @@ type Entry struct {
 	// text output), or the system note.
 	Text string
 	// Audio is the caller's audio of a user turn in the session input format.
-	// Only the last RecordConfig.KeepAudioTurns user turns keep it.
+	// The last user turn keeps it; an earlier one only while it has no
+	// transcript and is among the last RecordConfig.KeepAudioTurns
+	// (Record.pruneAudio says why).
 	Audio []byte
 	// ProducedBytes is how much assistant audio the model produced for the
 	// item (output format); HeardMs how much of it the caller heard. While
@@ -71,9 +73,10 @@ type Entry struct {
 type RecordConfig struct {
 	InputFormat  AudioFormat // caller audio format (session input); "" = pcm24
 	OutputFormat AudioFormat // model audio format (session output); "" = pcm24
-	// KeepAudioTurns is how many of the most recent user turns keep their
-	// audio for replay (default 4). Older turns are replayed from their
-	// transcript only, or not at all when there is none.
+	// KeepAudioTurns is how many of the most recent user turns may keep
+	// their audio for replay (default 4): the last one always, the others
+	// only until their transcript is known. Older turns are replayed from
+	// their transcript only, or not at all when there is none.
 	KeepAudioTurns int
 	// ReplayTokenBudget caps the estimated tokens ReplayItems renders; the
 	// oldest entries are left out first. 0 = a default per dialect.
@@ -235,6 +238,7 @@ func (r *Record) Apply(ev ServerEvent) {
 	case EvInputTranscriptionCompleted:
 		if e, ok := r.byID[ev.ItemID]; ok && e.Kind == EntryUser && strings.TrimSpace(ev.Transcript) != "" {
 			e.Text = ev.Transcript
+			r.pruneAudio()
 		}
 	case EvOutputAudioDelta:
 		if e := r.assistant(ev.ItemID, ev.PreviousItemID); e != nil && !e.Truncated {
@@ -399,7 +403,7 @@ func (r *Record) remove(id string) {
 
 // SetUserAudio attaches the caller's audio (session input format) to the
 // user turn itemID, creating the entry if the record has not seen it yet,
-// and drops the audio of user turns older than the last KeepAudioTurns.
+// and drops the audio no replay needs any more (pruneAudio).
 func (r *Record) SetUserAudio(itemID string, audio []byte) {
 	if itemID == "" {
 		return
@@ -409,19 +413,68 @@ func (r *Record) SetUserAudio(itemID string, audio []byte) {
 	if e.Kind != EntryUser {
 		return
 	}
+	if !r.keepsAudio(e) {
+		e.Audio = nil // e.g. the echo of an earlier, transcribed turn: no copy
+		return
+	}
+	if cap(e.Audio) < len(audio) || cap(e.Audio) > 2*len(audio) {
+		e.Audio = make([]byte, 0, len(audio)) // sized for this audio, not an earlier one
+	}
 	e.Audio = append(e.Audio[:0], audio...)
-	kept := 0
+	r.pruneAudio()
+}
+
+// pruneAudio keeps the caller audio a replay can use and drops the rest.
+// ReplayItems renders a user turn from its transcript whenever there is
+// one, so an earlier turn's audio only matters until its transcript
+// arrives (or when transcription is off or failed). The last user turn
+// keeps its audio even with a transcript: a replay sends it as audio
+// (caller audio last makes the model answer in speech, not text, §9) and
+// the silent-answer retry re-creates it. Turns older than the last
+// KeepAudioTurns keep none: a call of many untranscribed turns would
+// otherwise hold all of them (at 8 kB a second of G.711, 48 kB of PCM16
+// 24 kHz).
+func (r *Record) pruneAudio() {
+	turn := 0
 	for i := len(r.entries) - 1; i >= 0; i-- {
 		u := r.entries[i]
 		if u.Kind != EntryUser {
 			continue
 		}
-		if kept >= r.cfg.KeepAudioTurns {
+		turn++
+		if !r.keepsTurnAudio(u, turn) {
 			u.Audio = nil
-			continue
 		}
-		kept++
 	}
+}
+
+// keepsTurnAudio is pruneAudio's rule for user entry u, the turn-th user
+// turn counted from the last (1).
+func (r *Record) keepsTurnAudio(u *Entry, turn int) bool {
+	return turn == 1 || (turn <= r.cfg.KeepAudioTurns && strings.TrimSpace(u.Text) == "")
+}
+
+// keepsAudio applies pruneAudio's rule to the user entry e.
+func (r *Record) keepsAudio(e *Entry) bool {
+	turn := 0
+	for i := len(r.entries) - 1; i >= 0; i-- {
+		if u := r.entries[i]; u.Kind == EntryUser {
+			turn++
+			if u == e {
+				return r.keepsTurnAudio(u, turn)
+			}
+		}
+	}
+	return false
+}
+
+// AudioBytes is the caller audio the record holds for replay, in bytes.
+func (r *Record) AudioBytes() int {
+	n := 0
+	for _, e := range r.entries {
+		n += cap(e.Audio)
+	}
+	return n
 }
 
 // SetHeard records how many ms of an assistant item's audio the caller has

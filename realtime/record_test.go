@@ -304,3 +304,48 @@ func TestRecordTruncateFreezesTheCut(t *testing.T) {
 	require.Equal(t, 700, e2.HeardMs)
 	require.False(t, e2.Truncated)
 }
+
+// TestRecordKeepsOnlyTheAudioAReplayUses: an earlier turn's audio goes once
+// its transcript is known (the replay renders it as text); the last turn
+// keeps its audio with a transcript (a replay sends it as audio); an
+// untranscribed earlier turn keeps its audio within KeepAudioTurns.
+func TestRecordKeepsOnlyTheAudioAReplayUses(t *testing.T) {
+	r := NewRecord(RecordConfig{InputFormat: FormatPCMU, OutputFormat: FormatPCMU, KeepAudioTurns: 3})
+	audio := func(id string) int { e, _ := r.Entry(id); return len(e.Audio) }
+	transcribe := func(id, text string) {
+		r.Apply(ServerEvent{Type: EvInputTranscriptionCompleted, ItemID: id, Transcript: text})
+	}
+	a := bytes.Repeat([]byte{1}, 8000)
+
+	r.SetUserAudio("u1", a)
+	transcribe("u1", "hello")
+	require.Equal(t, 8000, audio("u1"), "the last turn keeps its audio with a transcript")
+
+	r.SetUserAudio("u2", a)
+	require.Zero(t, audio("u1"), "an earlier transcribed turn drops its audio")
+	require.Equal(t, 8000, audio("u2"))
+
+	r.SetUserAudio("u3", a)
+	require.Equal(t, 8000, audio("u2"), "untranscribed yet: kept")
+	transcribe("u2", "  ")
+	require.Equal(t, 8000, audio("u2"), "a blank transcript is no transcript")
+	transcribe("u2", "my number is four")
+	require.Zero(t, audio("u2"), "its transcript arrived after the next turn")
+	require.Equal(t, 8000, audio("u3"))
+
+	r.Apply(ServerEvent{Type: EvItemDone, Item: recItem("u2", "user", ContentPart{Type: "input_audio", Audio: a})})
+	require.Zero(t, audio("u2"), "an echo of a transcribed earlier turn does not bring its audio back")
+
+	r.SetUserAudio("u4", a)
+	r.SetUserAudio("u5", a)
+	require.Equal(t, 8000, audio("u3"), "untranscribed, among the last 3")
+	r.SetUserAudio("u6", a)
+	require.Zero(t, audio("u3"), "older than the last 3")
+	require.Equal(t, 3*8000, r.AudioBytes())
+
+	items := r.ReplayItems(DialectGA)
+	require.Equal(t, "input_text", items[0].Content[0].Type)
+	require.Equal(t, "hello", items[0].Content[0].Text)
+	require.Equal(t, "my number is four", items[1].Content[0].Text)
+	require.Len(t, items, 5, "u3 has neither audio nor transcript any more")
+}

@@ -24,13 +24,19 @@ type conversation struct {
 // AudioFormat is the format of the audio the conversation exchanges.
 func (c conversation) AudioFormat() media.ModelFormat { return c.format }
 
-// audioFormat is the one codec → model-format decision: PCM16 at 24 kHz, or
-// with assistant.audio_format g711 the call's own law passed through (no
-// transcoding or resampling on the way). A G.722 call is always PCM16 at
-// 24 kHz: G.711 passthrough would throw its wideband away. It returns the
-// same format in the realtime session's terms and in the media stream's.
+// audioFormat is the one codec → model-format decision. With
+// assistant.audio_format auto (the default) or g711 a narrowband call's own
+// law goes to the model as it came (PCMU → audio/pcmu or g711_ulaw, PCMA →
+// audio/pcma or g711_alaw: no transcoding or resampling on the way); with
+// pcm24 every call goes as PCM16 at 24 kHz. A G.722 call is always PCM16 at
+// 24 kHz: G.711 would throw its wideband away. The format is chosen once,
+// at the INVITE: a re-INVITE can only switch PCMU ↔ PCMA (sip answers 488
+// to a change of sample rate), and the media stream then converts between
+// the call's new law and the session's, which is never reconfigured. It
+// returns the same format in the realtime session's terms and in the media
+// stream's.
 func audioFormat(assistantFormat string, codec media.Codec) (realtime.AudioFormat, media.ModelFormat) {
-	if assistantFormat != "g711" || codec == media.CodecG722 {
+	if assistantFormat == configs.AudioFormatPCM24 || codec == media.CodecG722 {
 		return realtime.FormatPCM24, media.ModelPCM24
 	}
 	if codec == media.CodecPCMA {

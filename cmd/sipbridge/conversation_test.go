@@ -20,12 +20,14 @@ func TestAudioFormat(t *testing.T) {
 	}{
 		{"pcm24", media.CodecPCMU, realtime.FormatPCM24, media.ModelPCM24},
 		{"pcm24", media.CodecPCMA, realtime.FormatPCM24, media.ModelPCM24},
-		{"", media.CodecPCMA, realtime.FormatPCM24, media.ModelPCM24},
+		{"auto", media.CodecPCMU, realtime.FormatPCMU, media.ModelPCMU},
+		{"auto", media.CodecPCMA, realtime.FormatPCMA, media.ModelPCMA},
 		{"g711", media.CodecPCMU, realtime.FormatPCMU, media.ModelPCMU},
 		{"g711", media.CodecPCMA, realtime.FormatPCMA, media.ModelPCMA},
 		// G.722 is wideband: never G.711 passthrough.
 		{"pcm24", media.CodecG722, realtime.FormatPCM24, media.ModelPCM24},
 		{"g711", media.CodecG722, realtime.FormatPCM24, media.ModelPCM24},
+		{"auto", media.CodecG722, realtime.FormatPCM24, media.ModelPCM24},
 	} {
 		session, stream := audioFormat(tc.assistant, tc.codec)
 		require.Equal(t, tc.session, session, "%s/%d", tc.assistant, tc.codec)

@@ -60,7 +60,7 @@ type options struct {
 	plotPath   string
 	profileDir string
 	env        []string // extra environment for the bridge (GOMEMLIMIT, GOGC)
-	format     string   // assistant.audio_format: pcm24 or g711
+	format     string   // assistant.audio_format: auto, pcm24 or g711
 }
 
 func main() {
@@ -78,7 +78,7 @@ func main() {
 	flag.DurationVar(&o.sample, "sample", 5*time.Second, "how often the bridge's goroutines, RSS and CPU are sampled")
 	flag.StringVar(&o.plotPath, "plot", "", "write goroutines, RSS, CPU and calls over time to this PNG")
 	flag.StringVar(&o.profileDir, "profile", "", "take CPU (20 s) and heap profiles of the bridge in the window into this directory (turns admin.pprof on)")
-	flag.StringVar(&o.format, "audio-format", "pcm24", "assistant.audio_format of the bridge: pcm24 or g711")
+	flag.StringVar(&o.format, "audio-format", "auto", "assistant.audio_format of the bridge: auto (the test phones' G.711 to the model), pcm24 or g711")
 	gomem := flag.String("gomemlimit", "", "GOMEMLIMIT for the bridge (e.g. 200MiB); empty: unset")
 	gogc := flag.String("gogc", "", "GOGC for the bridge; empty: unset")
 	flag.Parse()
@@ -89,8 +89,8 @@ func main() {
 			o.callLength = 2 * time.Minute
 		}
 	}
-	if o.format != "pcm24" && o.format != "g711" {
-		fmt.Fprintln(os.Stderr, "sipload: -audio-format is pcm24 or g711")
+	if o.format != "auto" && o.format != "pcm24" && o.format != "g711" {
+		fmt.Fprintln(os.Stderr, "sipload: -audio-format is auto, pcm24 or g711")
 		os.Exit(2)
 	}
 	if o.bin == "" || o.calls < 1 || o.calls > 500 || o.dur > maxDur || o.sample <= 0 {
