@@ -117,7 +117,7 @@ func (p flushSignalPlayer) Flush() {
 // the caller heard the apology.
 func TestRunServesAfterGivingUp(t *testing.T) {
 	dialer := newFakeDialer()
-	for _, r := range []string{"A", "B"} {
+	for _, r := range []string{"A", "B", "C"} { // every region refuses: giving up is right
 		dialer.then(r, dialStep{err: &realtime.DialError{Region: r, StatusCode: 503}})
 	}
 	player := flushSignalPlayer{fakePlayer: newFakePlayer(), flushed: make(chan struct{}, 4)}

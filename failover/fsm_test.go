@@ -154,7 +154,8 @@ func TestTransitions(t *testing.T) {
 }
 
 // TestGiveUpGate: the one gate gives up after MaxSwapsInRow consecutive
-// failed attempts, whichever way each failed.
+// failed attempts, whichever way each failed, once every region failed one
+// (TestGiveUpNeedsEveryRegion).
 func TestGiveUpGate(t *testing.T) {
 	refused := func(r string) dialStep {
 		return dialStep{err: &realtime.DialError{Region: r, StatusCode: 503}}
@@ -168,7 +169,8 @@ func TestGiveUpGate(t *testing.T) {
 	}{
 		{"first dial works", 3, nil, []string{"A"}, false},
 		{"two refusals then a session", 3, map[string][]dialStep{"A": {refused("A")}, "B": {refused("B")}}, []string{"A", "B", "C"}, false},
-		{"max 1: one refusal gives up", 1, map[string][]dialStep{"A": {refused("A")}}, []string{"A"}, true},
+		{"max 1: one refusal, B has not failed: B takes the call", 1, map[string][]dialStep{"A": {refused("A")}}, []string{"A", "B"}, false},
+		{"max 1: every region refuses: give up", 1, map[string][]dialStep{"A": {refused("A")}, "B": {refused("B")}, "C": {refused("C")}}, []string{"A", "B", "C"}, true},
 		{"max 3: three refusals give up", 3, map[string][]dialStep{"A": {refused("A")}, "B": {refused("B")}, "C": {refused("C")}}, []string{"A", "B", "C"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

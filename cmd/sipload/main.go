@@ -312,6 +312,15 @@ func run(o options) error {
 		}()
 	}
 
+	tracePath := ""
+	if o.logPath != "" {
+		tracePath = o.logPath + ".turns"
+	}
+	trace, err := newTurnTrace(tracePath)
+	if err != nil {
+		return err
+	}
+	defer trace.Close()
 	var (
 		wg                      sync.WaitGroup
 		placed, failed, dropped atomic.Int64
@@ -383,18 +392,27 @@ func run(o options) error {
 				return !stopped()
 			case <-t.C:
 				from := c.HeardMs()
+				spoke := time.Now()
 				c.Speak(300, time.Second, -20)
 				// A turn counts once its wait is over, heard or not, so
 				// turns still in flight at the snapshot are not "missed".
 				pos, err := c.WaitTone(ctx, 440, from+1000, 300*time.Millisecond, o.turnEvery-time.Second)
 				if err != nil {
-					pos, err = c.WaitTone(ctx, 660, from+1000, 300*time.Millisecond, time.Second)
+					var err2 error
+					pos, err2 = c.WaitTone(ctx, 660, from+1000, 300*time.Millisecond, time.Second)
+					if err2 != nil {
+						err = fmt.Errorf("%w; %w", err, err2)
+					} else {
+						err = nil
+					}
 				}
 				if err == nil {
 					heard.Add(1)
 					mu.Lock()
 					waits = append(waits, time.Duration(pos-from-1000)*time.Millisecond)
 					mu.Unlock()
+				} else {
+					trace.unanswered(c, spoke, from, err)
 				}
 				turns.Add(1)
 			}
