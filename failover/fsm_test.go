@@ -45,8 +45,9 @@ func reach(t *testing.T, st convState) (*harness, *fakeSession) {
 		return h, nil
 	case stGaveUp:
 		h := newHarness(t, Config{MaxSwapsInRow: 2}, testRegions())
-		for _, r := range []string{"A", "B", "C"} {
-			h.dialer.then(r, dialStep{err: &realtime.DialError{Region: r, StatusCode: 503}})
+		for _, r := range []string{"A", "B", "C"} { // every region refuses twice
+			refused := dialStep{err: &realtime.DialError{Region: r, StatusCode: 503}}
+			h.dialer.then(r, refused, refused)
 		}
 		h.start()
 		return h, nil
@@ -170,8 +171,8 @@ func TestGiveUpGate(t *testing.T) {
 		{"first dial works", 3, nil, []string{"A"}, false},
 		{"two refusals then a session", 3, map[string][]dialStep{"A": {refused("A")}, "B": {refused("B")}}, []string{"A", "B", "C"}, false},
 		{"max 1: one refusal, B has not failed: B takes the call", 1, map[string][]dialStep{"A": {refused("A")}}, []string{"A", "B"}, false},
-		{"max 1: every region refuses: give up", 1, map[string][]dialStep{"A": {refused("A")}, "B": {refused("B")}, "C": {refused("C")}}, []string{"A", "B", "C"}, true},
-		{"max 3: three refusals give up", 3, map[string][]dialStep{"A": {refused("A")}, "B": {refused("B")}, "C": {refused("C")}}, []string{"A", "B", "C"}, true},
+		{"max 3: one refusal in each region is no outage of all", 3, map[string][]dialStep{"A": {refused("A")}, "B": {refused("B")}, "C": {refused("C")}}, []string{"A", "B", "C", "A"}, false},
+		{"max 1: every region refuses twice: give up", 1, map[string][]dialStep{"A": {refused("A"), refused("A")}, "B": {refused("B"), refused("B")}, "C": {refused("C"), refused("C")}}, []string{"A", "B", "C", "A", "B", "C"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, Config{MaxSwapsInRow: tc.max}, testRegions())

@@ -53,11 +53,11 @@ func TestGiveUpWaitsForTheApology(t *testing.T) {
 	}
 }
 
-// TestGiveUpNeedsEveryRegion: a failing region never drops the call while another may
-// take it. MaxSwapsInRow failed attempts give up only once every region
-// the call may use failed an attempt in this outage, or the outage lasted
-// GiveUpAfter; a swap that finds the untried region throttled waits for
-// it. Each row starts with session A carrying the call after an answered
+// TestGiveUpNeedsEveryRegion: a failing region never drops the call while
+// another may take it. MaxSwapsInRow failed attempts give up only once
+// every region the call may use failed twice in this outage, or the outage
+// lasted GiveUpAfter; a swap that finds the remaining region throttled
+// waits for it. Each row starts with session A carrying the call after an answered
 // turn, regions A and B; its steps are fed one by one, the clock moved by
 // hand, and each step's effects compared.
 func TestGiveUpNeedsEveryRegion(t *testing.T) {
@@ -127,12 +127,22 @@ func TestGiveUpNeedsEveryRegion(t *testing.T) {
 			{acked, []string{}},
 			{acked, []string{"emit swap_finished dropped"}},
 		}, stActive, nil},
-		{"a real outage: every region fails, the call gives up after MaxSwapsInRow", func(*harness) {}, []stepCase{
+		{"a real outage: every region fails twice, the call gives up", func(*harness) {}, []stepCase{
 			{dropped, []string{"close sess_A_1", "emit swap_started dropped", "dial swap B"}},
 			{refused("B"), []string{"dial swap A"}},
 			{refused("A"), []string{"dial swap B"}},
-			{refused("B"), []string{"emit give_up dropped"}},
+			{refused("B"), []string{"dial swap A"}}, // MaxSwapsInRow, but A failed only once
+			{refused("A"), []string{"emit give_up dropped"}},
 		}, stGaveUp, ErrAllRegionsFailed},
+		{"B fails once by chance during A's burst: one failure each is no outage of both", func(*harness) {}, []stepCase{
+			{dropped, []string{"close sess_A_1", "emit swap_started dropped", "dial swap B"}},
+			{refused("B"), []string{"dial swap A"}},
+			{refused("A"), []string{"dial swap B"}},
+			{refused("B"), []string{"dial swap A"}},
+			{dialed("A", nil), []string{"watch sess_A_new"}},
+			{acked, []string{}},
+			{acked, []string{"emit swap_finished dropped"}},
+		}, stActive, nil},
 		{"bounded in time: B throttled past GiveUpAfter, the call gives up", func(h *harness) {
 			h.pool.SetAside("B", time.Minute)
 		}, []stepCase{
@@ -141,7 +151,7 @@ func TestGiveUpNeedsEveryRegion(t *testing.T) {
 			{refused("A"), []string{"dial swap A"}},
 			{refused("A"), []string{"emit give_up dropped"}},
 		}, stGaveUp, ErrNoCapacity},
-		{"bounded in time: an outage past GiveUpAfter gives up with B untried", func(h *harness) {
+		{"bounded in time: 20 s into the outage, three failures give up though B failed once", func(h *harness) {
 			h.pool.SetAside("B", 19*time.Second)
 		}, []stepCase{
 			{dropped, []string{"close sess_A_1", "emit swap_started dropped", "dial swap A"}},
@@ -149,9 +159,9 @@ func TestGiveUpNeedsEveryRegion(t *testing.T) {
 			{tick(19 * time.Second), []string{}},
 			{refused("A"), []string{"dial swap B"}}, // B is back
 			{tick(time.Second), []string{}},
-			{refused("B"), []string{"emit give_up dropped"}}, // 20 s: every region failed anyway
+			{refused("B"), []string{"emit give_up dropped"}}, // 20 s: GiveUpAfter
 		}, stGaveUp, ErrAllRegionsFailed},
-		{"a region that failed an attempt is not untried again after a working answer", func(*harness) {}, []stepCase{
+		{"B refuses: A, the failed region, takes the call", func(*harness) {}, []stepCase{
 			{dropped, []string{"close sess_A_1", "emit swap_started dropped", "dial swap B"}},
 			{refused("B"), []string{"dial swap A"}},
 			{dialed("A", nil), []string{"watch sess_A_new"}},

@@ -33,10 +33,10 @@ type swapPart struct {
 	failedInRow int
 	unconfirmed bool // the current session has not completed a response yet
 	// outageSince is when the call lost its last working session (zero:
-	// it has one); outageFailed holds the regions where an attempt failed
+	// it has one); outageFailed counts the failed attempts per region
 	// since. Both end with the next completed response (sessionWorked).
 	outageSince  time.Time
-	outageFailed map[string]bool
+	outageFailed map[string]int
 	pendingLog   *swapReport
 	fillerPlayed bool
 	givingUp     *giveUpState // gave up: ControlGiveUp waits for the apology
@@ -190,10 +190,11 @@ func (c *Conversation) startSwap(trig Trigger, fi failInfo) {
 // call while another can take it: the conversation gives up after
 // MaxSwapsInRow consecutive failed attempts (a session that failed before
 // completing a response, a dial error, a replay error) only once every
-// region the call may use has failed an attempt in this outage, or the
+// region the call may use is ruled out in this outage (ruledOut), or the
 // outage has lasted GiveUpAfter; otherwise it tries the next way to a
 // working session. (Three failures in one region during its burst, with
-// the other region merely throttled for a second, dropped calls.)
+// the other region throttled for a second or failing one response by
+// chance, dropped calls in the soak.)
 func (c *Conversation) nextAttempt() {
 	if c.swap.failedInRow >= c.cfg.MaxSwapsInRow && c.outageExhausted(c.now()) {
 		c.giveUp()
@@ -209,9 +210,9 @@ func (c *Conversation) attemptFailed(region string) {
 		c.swap.outageSince = c.now()
 	}
 	if c.swap.outageFailed == nil {
-		c.swap.outageFailed = map[string]bool{}
+		c.swap.outageFailed = map[string]int{}
 	}
-	c.swap.outageFailed[region] = true
+	c.swap.outageFailed[region]++
 }
 
 // sessionWorked: the current session completed a response, so the swap
@@ -236,22 +237,31 @@ func (c *Conversation) outageStart() time.Time {
 }
 
 // outageExhausted: every region the call may use (an auth failure rules a
-// region out) has failed an attempt in this outage, or the outage has
+// region out for good) is ruled out in this outage, or the outage has
 // lasted GiveUpAfter.
 func (c *Conversation) outageExhausted(now time.Time) bool {
 	if now.Sub(c.outageStart()) >= c.cfg.GiveUpAfter {
 		return true
 	}
 	for _, r := range c.allowedRegions(c.pool.lastResort()) {
-		if !c.swap.outageFailed[r.Name] {
+		if !c.ruledOut(r.Name) {
 			return false
 		}
 	}
 	return true
 }
 
-// untried: whether region has not failed an attempt in this outage.
-func (c *Conversation) untried(region string) bool { return !c.swap.outageFailed[region] }
+// failuresToRuleOut: a region is ruled out for the rest of an outage once
+// this many attempts failed there. One failure may be a one-off (a region
+// fails a few per cent of its responses at random while the other is in a
+// burst); a second one in the same outage is not.
+const failuresToRuleOut = 2
+
+// ruledOut: whether region failed enough attempts in this outage to be
+// tried no more.
+func (c *Conversation) ruledOut(region string) bool {
+	return c.swap.outageFailed[region] >= failuresToRuleOut
+}
 
 // pendingAnswer is the response the new session must produce: the one that
 // failed or was in progress (unless the caller had already interrupted it),
@@ -358,11 +368,11 @@ func (c *Conversation) retryAttempt(now time.Time) {
 
 // pickRegion orders the candidates (the failed region last, as a last
 // resort with a fresh session; regions with open breakers only when nothing
-// else is left) and takes a slot in the best of those that failed no
-// attempt in this outage and were tried least in this swap that has
+// else is left) and takes a slot in the best of those that failed fewest
+// attempts in this outage and were tried least in this swap that has
 // capacity (Pool.Lease: health, tier, load by weight). Once MaxSwapsInRow
-// attempts failed, only regions that have not failed in this outage are
-// left to try, open breakers included.
+// attempts failed, only regions not ruled out in this outage are left to
+// try, open breakers included.
 func (c *Conversation) pickRegion(sw *swapState) (Region, *Lease, error) {
 	var order []Region
 	seen := map[string]bool{}
@@ -382,16 +392,16 @@ func (c *Conversation) pickRegion(sw *swapState) (Region, *Lease, error) {
 		add(c.pool.lastResort())
 	}
 	if c.swap.failedInRow >= c.cfg.MaxSwapsInRow {
-		// The gate let this attempt through because a region has not
-		// failed in this outage: only such a region is tried now, even
-		// if its breaker opened on other calls' failures.
+		// The gate let this attempt through because a region is not
+		// ruled out in this outage: only such a region is tried now,
+		// even if its breaker opened on other calls' failures.
 		add(c.pool.lastResort())
-		order = slices.DeleteFunc(order, func(r Region) bool { return !c.untried(r.Name) })
+		order = slices.DeleteFunc(order, func(r Region) bool { return c.ruledOut(r.Name) })
 	}
 	if len(order) == 0 {
 		return Region{}, nil, errors.New("no region configured or usable")
 	}
-	// Group by whether an attempt failed there in this outage, then by how
+	// Group by how many attempts failed there in this outage, then by how
 	// often this swap tried them: the least tried first. The region that
 	// just failed goes after the others tried as often.
 	rank := func(r Region) int {
@@ -399,9 +409,7 @@ func (c *Conversation) pickRegion(sw *swapState) (Region, *Lease, error) {
 		if r.Name == sw.exclude {
 			n++
 		}
-		if !c.untried(r.Name) {
-			n += 1 << 20
-		}
+		n += c.swap.outageFailed[r.Name] << 20
 		return n
 	}
 	slices.SortStableFunc(order, func(a, b Region) int { return rank(a) - rank(b) })
@@ -519,8 +527,8 @@ func (c *Conversation) giveUp() {
 	}
 	slices.Sort(tried)
 	failed := make([]string, 0, len(c.swap.outageFailed))
-	for name := range c.swap.outageFailed {
-		failed = append(failed, name)
+	for name, n := range c.swap.outageFailed {
+		failed = append(failed, fmt.Sprintf("%s×%d", name, n))
 	}
 	slices.Sort(failed)
 	c.log.Error("failover: giving up, no working session", "trigger", sw.trigger.String(), "region", sw.from.region,

@@ -353,6 +353,12 @@ func run(o options) error {
 		c, err := ph.Call(ctx, phone.CallOptions{Target: target})
 		if err != nil {
 			failed.Add(1)
+			// A caller turned away calls again later, not in a tight
+			// loop (which made thousands of 503s of a one-second throttle).
+			select {
+			case <-stopTalking:
+			case <-time.After(redialAfter(err)):
+			}
 			return !stopped()
 		}
 		active.Add(1)

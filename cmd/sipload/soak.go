@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,4 +55,18 @@ func (t *turnTrace) Close() error {
 		return nil
 	}
 	return t.w.Close()
+}
+
+// redialAfter is how long a caller whose call was refused waits before
+// calling again: the 503's Retry-After, else a second.
+func redialAfter(err error) time.Duration {
+	var rej *phone.ErrRejected
+	if errors.As(err, &rej) && rej.Res != nil {
+		if h := rej.Res.GetHeader("Retry-After"); h != nil {
+			if s, perr := strconv.Atoi(strings.TrimSpace(h.Value())); perr == nil && s > 0 {
+				return time.Duration(min(s, 30)) * time.Second
+			}
+		}
+	}
+	return time.Second
 }
