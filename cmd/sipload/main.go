@@ -326,6 +326,7 @@ func run(o options) error {
 		placed, failed, dropped atomic.Int64
 		completed               atomic.Int64
 		turns, heard            atomic.Int64
+		unanswered              [numUnanswered]atomic.Int64 // by kind (soak.go)
 		mu                      sync.Mutex
 		waits                   []time.Duration // turn waits: end of speech → answer heard
 		liveCalls               = map[*phone.Call]bool{}
@@ -418,7 +419,9 @@ func run(o options) error {
 					waits = append(waits, time.Duration(pos-from-1000)*time.Millisecond)
 					mu.Unlock()
 				} else {
-					trace.unanswered(c, spoke, from, err)
+					kind := unansweredKind(ctx, c, from+1000, o.turnEvery)
+					unanswered[kind].Add(1)
+					trace.unanswered(c, spoke, from, kind, err)
 				}
 				turns.Add(1)
 			}
@@ -473,6 +476,10 @@ func run(o options) error {
 	waitsAtEnd := slices.Clone(waits)
 	mu.Unlock()
 	turnsAtEnd, heardAtEnd := turns.Load(), heard.Load()
+	var unansweredAtEnd [numUnanswered]int64
+	for k := range unanswered {
+		unansweredAtEnd[k] = unanswered[k].Load()
+	}
 	close(stopTalking)
 	wg.Wait()
 	close(stopSampling)
@@ -491,14 +498,16 @@ func run(o options) error {
 		fmt.Printf("heap in use %.1f MiB at the end; allocation rate %.1f KiB/s per call (go_memstats_alloc_bytes_total over the window)\n",
 			m1["go_memstats_heap_inuse_bytes"]/(1<<20), (a1-a0)/1024/wall/perCall)
 	}
-	fmt.Printf("caller turns %d, answers heard %d (%.1f%%), unanswered %d\n", turnsAtEnd, heardAtEnd,
-		100*float64(heardAtEnd)/float64(max(turnsAtEnd, 1)), turnsAtEnd-heardAtEnd)
+	fmt.Printf("caller turns %d, answers heard %d (%.1f%%), unanswered %d (%s)\n", turnsAtEnd, heardAtEnd,
+		100*float64(heardAtEnd)/float64(max(turnsAtEnd, 1)), turnsAtEnd-heardAtEnd, unansweredSummary(unansweredAtEnd))
 	fmt.Printf("turn wait (end of speech → answer heard) p50 %v p90 %v p99 %v max %v\n",
 		pct(waitsAtEnd, 0.5), pct(waitsAtEnd, 0.9), pct(waitsAtEnd, 0.99), pct(waitsAtEnd, 1))
 	fmt.Printf("RTP send lateness (bridge, in the window): %s\n", latenessSummary(m0, m1))
 	fmt.Printf("caller-side longest RTP gap per call: p50 %v p99 %v max %v\n", pct(gaps, 0.5), pct(gaps, 0.99), pct(gaps, 1))
-	fmt.Printf("swaps %.0f, hedges %.0f (over the run)\n", sumPrefix(m1, "sipbridge_failover_swaps_total")-sumPrefix(baseMetrics, "sipbridge_failover_swaps_total"),
-		sumContains(m1, "hedge")-sumContains(baseMetrics, "hedge"))
+	over := func(name string) float64 { return sumPrefix(m1, name) - sumPrefix(baseMetrics, name) }
+	fmt.Printf("swaps %.0f, hedges %.0f, give-ups %.0f, caller frames dropped %.0f (over the run)\n",
+		over("sipbridge_failover_swaps_total"), over("sipbridge_failover_hedges_total"),
+		over("sipbridge_failover_giveups_total"), over("sipbridge_failover_caller_frames_dropped_total"))
 	smu.Lock()
 	defer smu.Unlock()
 	if len(samples) > 0 {
@@ -581,16 +590,6 @@ func sumPrefix(m map[string]float64, prefix string) float64 {
 	var s float64
 	for k, v := range m {
 		if k == prefix || strings.HasPrefix(k, prefix+"{") {
-			s += v
-		}
-	}
-	return s
-}
-
-func sumContains(m map[string]float64, word string) float64 {
-	var s float64
-	for k, v := range m {
-		if strings.Contains(k, word) && strings.Contains(k, "_total") {
 			s += v
 		}
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -33,8 +34,8 @@ func newTurnTrace(path string) (*turnTrace, error) {
 }
 
 // unanswered records a turn spoken at spoke (heardMs into the call's
-// received audio) that heard no answer.
-func (t *turnTrace) unanswered(c *phone.Call, spoke time.Time, heardMs int, why error) {
+// received audio) that heard no answer in its wait.
+func (t *turnTrace) unanswered(c *phone.Call, spoke time.Time, heardMs int, kind unansweredKindT, why error) {
 	if t.w == nil {
 		return
 	}
@@ -46,8 +47,8 @@ func (t *turnTrace) unanswered(c *phone.Call, spoke time.Time, heardMs int, why 
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	fmt.Fprintf(t.w, "time=%s call_id=%s heard_ms=%d call_ended=%s why=%q\n",
-		spoke.UTC().Format("2006-01-02T15:04:05.000Z"), c.CallID(), heardMs, ended, why.Error())
+	fmt.Fprintf(t.w, "time=%s call_id=%s kind=%s heard_ms=%d call_ended=%s why=%q\n",
+		spoke.UTC().Format("2006-01-02T15:04:05.000Z"), c.CallID(), unansweredNames[kind], heardMs, ended, why.Error())
 }
 
 func (t *turnTrace) Close() error {
@@ -69,4 +70,64 @@ func redialAfter(err error) time.Duration {
 		}
 	}
 	return time.Second
+}
+
+// unansweredKindT sorts the turns whose answer the caller did not hear
+// within its wait (the next turn is due): a turn is only unanswered for
+// the bridge if it sent no answer at all.
+type unansweredKindT int
+
+const (
+	// unansweredNone: no answer in the audio the bridge sent for a whole
+	// turn interval after the end of speech (the bridge's failure).
+	unansweredNone unansweredKindT = iota
+	// unansweredLate: the answer is there within a turn interval of the
+	// call's received audio, but that audio reached the caller after the
+	// wait ran out: RTP arrived late (seen only while the machine, the
+	// load generator included, was starved of CPU).
+	unansweredLate
+	// unansweredDropped: the bridge ended the call during the wait (a
+	// dropped call, counted as such too).
+	unansweredDropped
+	numUnanswered
+)
+
+var unansweredNames = [numUnanswered]string{"no_answer", "late_delivery", "call_dropped"}
+
+// unansweredKind tells why a turn whose speech ended at endMs (position in
+// the received audio) heard no answer in its wait: it waits (at most a few
+// seconds of wall time) until a turn interval of audio after endMs has been
+// received and looks for an answer tone of 300 ms in it.
+func unansweredKind(ctx context.Context, c *phone.Call, endMs int, interval time.Duration) unansweredKindT {
+	select {
+	case <-c.Ended():
+		return unansweredDropped
+	default:
+	}
+	span := int(interval / time.Millisecond)
+	deadline := time.Now().Add(10 * time.Second)
+	for c.HeardMs() < endMs+span && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return unansweredNone
+		case <-c.Ended():
+			return unansweredDropped
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	heard := c.Heard()
+	seg := heard[min(endMs*8, len(heard)):min((endMs+span)*8, len(heard))]
+	for _, hz := range []float64{440, 660} {
+		for _, s := range phone.ToneSpans(seg, hz) {
+			if s.EndMs-s.StartMs >= 300 {
+				return unansweredLate
+			}
+		}
+	}
+	return unansweredNone
+}
+
+func unansweredSummary(n [numUnanswered]int64) string {
+	return fmt.Sprintf("no answer sent %d, answer sent but delivered after the wait %d, call dropped meanwhile %d",
+		n[unansweredNone], n[unansweredLate], n[unansweredDropped])
 }
