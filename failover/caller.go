@@ -31,7 +31,11 @@ func (c *Conversation) sendCallerAudio(f []byte) {
 	if c.caller.held {
 		return // on hold: the model hears nothing
 	}
-	if !c.active.s.AppendAudio(f) {
+	if !c.active.s.AppendAudio(f) && !ended(c.active.s) {
+		// A session whose socket just dropped refuses the frame too, but
+		// that frame is not lost: it stays in turnBuf, which the swap the
+		// session's end starts replays (counting it made the soak's
+		// "caller frames dropped" a count of swaps, not of lost audio).
 		c.m.CallerFramesDropped.Inc()
 	}
 	c.active.inBytes += len(f)
@@ -218,4 +222,14 @@ func (c *Conversation) deliverBuffered() {
 	}
 	c.active.inBytes = len(data)
 	c.caller.turnBuf = append(c.caller.turnBuf[:0], data...)
+}
+
+// ended reports whether s has ended (its event stream is done).
+func ended(s realtime.Session) bool {
+	select {
+	case <-s.Done():
+		return true
+	default:
+		return false
+	}
 }

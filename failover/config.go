@@ -32,8 +32,14 @@ type Config struct {
 	// response.done → stall (default 4 s).
 	StallMidAudio time.Duration
 	// MaxSwapsInRow: give up after this many consecutive failed swap
-	// attempts (default 3).
+	// attempts (default 3), once every region the call may use has failed
+	// an attempt in the outage or the outage has lasted GiveUpAfter.
 	MaxSwapsInRow int
+	// GiveUpAfter bounds an outage (the failed attempts since the call last
+	// had a working session): past it, MaxSwapsInRow failed attempts give
+	// up even if a region has not failed an attempt yet, and a swap stops
+	// waiting for a throttled region (default 20 s).
+	GiveUpAfter time.Duration
 	// RotateMargin: rotate at a turn boundary when the session is within this
 	// of its limit/expires_at (default 2 min).
 	RotateMargin time.Duration
@@ -97,6 +103,7 @@ const (
 	DefaultStallFirstAudio = 5 * time.Second
 	DefaultStallMidAudio   = 4 * time.Second
 	DefaultMaxSwapsInRow   = 3
+	DefaultGiveUpAfter     = 20 * time.Second
 	DefaultRotateMargin    = 2 * time.Minute
 
 	DefaultHedgeEnabled   = true
@@ -118,6 +125,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxSwapsInRow <= 0 {
 		c.MaxSwapsInRow = DefaultMaxSwapsInRow
+	}
+	if c.GiveUpAfter <= 0 {
+		c.GiveUpAfter = DefaultGiveUpAfter
 	}
 	if c.RotateMargin <= 0 {
 		c.RotateMargin = DefaultRotateMargin

@@ -117,8 +117,9 @@ func (p flushSignalPlayer) Flush() {
 // the caller heard the apology.
 func TestRunServesAfterGivingUp(t *testing.T) {
 	dialer := newFakeDialer()
-	for _, r := range []string{"A", "B"} {
-		dialer.then(r, dialStep{err: &realtime.DialError{Region: r, StatusCode: 503}})
+	for _, r := range []string{"A", "B", "C"} { // every region refuses twice: giving up is right
+		refused := dialStep{err: &realtime.DialError{Region: r, StatusCode: 503}}
+		dialer.then(r, refused, refused)
 	}
 	player := flushSignalPlayer{fakePlayer: newFakePlayer(), flushed: make(chan struct{}, 4)}
 	clock := newFakeClock()

@@ -82,8 +82,12 @@
 //     region; bounded by a timeout. Meanwhile the conversation stays
 //     swapping and the new session's events go to the replay.
 //   - MaxSwapsInRow consecutive failed attempts (dial error, replay error, or
-//     a new session that fails before completing a response) give up:
-//     apology, ControlGiveUp, ErrAllRegionsFailed.
+//     a new session that fails before completing a response) give up
+//     (apology, ControlGiveUp, ErrAllRegionsFailed) only once every region
+//     the call may use has failed two attempts in the outage or the outage
+//     has lasted GiveUpAfter: a failing region never drops the call while
+//     another can take it. A swap that finds every remaining region
+//     throttled waits for its Retry-After within that bound.
 //
 // # Hedged answers
 //

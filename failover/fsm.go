@@ -222,6 +222,7 @@ func actTickActive(c *Conversation, _ input)  { c.tickActive() }
 func actTickSwapping(c *Conversation, _ input) {
 	c.maybeFiller(c.now())
 	c.checkReplay(c.now())
+	c.retryAttempt(c.now())
 }
 func actReplayEvent(c *Conversation, in input) { c.onReplayEvent(in.ev) }
 func actReplayEnded(c *Conversation, in input) { c.onReplayEnd(in.err) }

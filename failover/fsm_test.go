@@ -45,8 +45,9 @@ func reach(t *testing.T, st convState) (*harness, *fakeSession) {
 		return h, nil
 	case stGaveUp:
 		h := newHarness(t, Config{MaxSwapsInRow: 2}, testRegions())
-		for _, r := range []string{"A", "B", "C"} {
-			h.dialer.then(r, dialStep{err: &realtime.DialError{Region: r, StatusCode: 503}})
+		for _, r := range []string{"A", "B", "C"} { // every region refuses twice
+			refused := dialStep{err: &realtime.DialError{Region: r, StatusCode: 503}}
+			h.dialer.then(r, refused, refused)
 		}
 		h.start()
 		return h, nil
@@ -154,7 +155,8 @@ func TestTransitions(t *testing.T) {
 }
 
 // TestGiveUpGate: the one gate gives up after MaxSwapsInRow consecutive
-// failed attempts, whichever way each failed.
+// failed attempts, whichever way each failed, once every region failed one
+// (TestGiveUpNeedsEveryRegion).
 func TestGiveUpGate(t *testing.T) {
 	refused := func(r string) dialStep {
 		return dialStep{err: &realtime.DialError{Region: r, StatusCode: 503}}
@@ -168,8 +170,9 @@ func TestGiveUpGate(t *testing.T) {
 	}{
 		{"first dial works", 3, nil, []string{"A"}, false},
 		{"two refusals then a session", 3, map[string][]dialStep{"A": {refused("A")}, "B": {refused("B")}}, []string{"A", "B", "C"}, false},
-		{"max 1: one refusal gives up", 1, map[string][]dialStep{"A": {refused("A")}}, []string{"A"}, true},
-		{"max 3: three refusals give up", 3, map[string][]dialStep{"A": {refused("A")}, "B": {refused("B")}, "C": {refused("C")}}, []string{"A", "B", "C"}, true},
+		{"max 1: one refusal, B has not failed: B takes the call", 1, map[string][]dialStep{"A": {refused("A")}}, []string{"A", "B"}, false},
+		{"max 3: one refusal in each region is no outage of all", 3, map[string][]dialStep{"A": {refused("A")}, "B": {refused("B")}, "C": {refused("C")}}, []string{"A", "B", "C", "A"}, false},
+		{"max 1: every region refuses twice: give up", 1, map[string][]dialStep{"A": {refused("A"), refused("A")}, "B": {refused("B"), refused("B")}, "C": {refused("C"), refused("C")}}, []string{"A", "B", "C", "A", "B", "C"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, Config{MaxSwapsInRow: tc.max}, testRegions())

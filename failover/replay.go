@@ -118,7 +118,7 @@ func (c *Conversation) replayFailed(rp *replayState, o Outcome, reason string) {
 	if o != 0 {
 		c.pool.Report(rp.ss.region.Name, o)
 	}
-	c.swap.failedInRow++
+	c.attemptFailed(rp.ss.region.Name)
 	sw.lastErr = reason
 	c.log.Warn("failover: replay failed", "region", rp.ss.region.Name, "session_id", rp.ss.s.ID(), "err", reason,
 		"trigger", sw.trigger.String(), "pending", rp.acks.Len(), "failed_in_row", c.swap.failedInRow)

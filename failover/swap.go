@@ -25,12 +25,18 @@ type oldInfo struct {
 }
 
 // swapPart is the failover side of the conversation: the swap in progress
-// (nil while a session carries the call), the count of consecutive failed
-// attempts the give-up gate reads, and the swap's pending log line.
+// (nil while a session carries the call), the outage the give-up gate reads
+// (consecutive failed attempts, where they failed, since when), and the
+// swap's pending log line.
 type swapPart struct {
-	sw           *swapState
-	failedInRow  int
-	unconfirmed  bool // the current session has not completed a response yet
+	sw          *swapState
+	failedInRow int
+	unconfirmed bool // the current session has not completed a response yet
+	// outageSince is when the call lost its last working session (zero:
+	// it has one); outageFailed counts the failed attempts per region
+	// since. Both end with the next completed response (sessionWorked).
+	outageSince  time.Time
+	outageFailed map[string]int
 	pendingLog   *swapReport
 	fillerPlayed bool
 	givingUp     *giveUpState // gave up: ControlGiveUp waits for the apology
@@ -53,6 +59,9 @@ type swapState struct {
 	replay     *replayState   // the replay awaiting acknowledgements (replay.go)
 	refused    map[string]int // item id → refusals without repair in this swap
 	lastErr    string
+	// retryAt: every region that may take the call is throttled or full;
+	// the next attempt waits for this time (a tick makes it, retryAttempt).
+	retryAt time.Time
 }
 
 // swapReport is the one log line of a swap. It waits for the first audio of
@@ -154,11 +163,14 @@ func (c *Conversation) startSwap(trig Trigger, fi failInfo) {
 	c.resetResponseState()
 	c.retire(old)
 	c.active = nil
+	if trig.outcome() != 0 && c.swap.outageSince.IsZero() {
+		c.swap.outageSince = now
+	}
 	if c.swap.unconfirmed && trig.outcome() != 0 {
 		// The session that just failed came from a swap (or the first
 		// connect) and never completed a response: that attempt failed.
 		// Reaching the session limit is no such failure.
-		c.swap.failedInRow++
+		c.attemptFailed(old.region.Name)
 	}
 	exclude := ""
 	if trig.outcome() != 0 {
@@ -174,16 +186,81 @@ func (c *Conversation) startSwap(trig Trigger, fi failInfo) {
 	c.nextAttempt()
 }
 
-// nextAttempt is the one give-up gate: after MaxSwapsInRow consecutive
-// failed attempts (a session that failed before completing a response, a
-// dial error, a replay error) the conversation gives up; otherwise it
-// tries the next way to a working session.
+// nextAttempt is the one give-up gate. A failing region never drops the
+// call while another can take it: the conversation gives up after
+// MaxSwapsInRow consecutive failed attempts (a session that failed before
+// completing a response, a dial error, a replay error) only once every
+// region the call may use is ruled out in this outage (ruledOut), or the
+// outage has lasted GiveUpAfter; otherwise it tries the next way to a
+// working session. (Three failures in one region during its burst, with
+// the other region throttled for a second or failing one response by
+// chance, dropped calls in the soak.)
 func (c *Conversation) nextAttempt() {
-	if c.swap.failedInRow >= c.cfg.MaxSwapsInRow {
+	if c.swap.failedInRow >= c.cfg.MaxSwapsInRow && c.outageExhausted(c.now()) {
 		c.giveUp()
 		return
 	}
 	c.attempt()
+}
+
+// attemptFailed counts a failed attempt in region against the outage.
+func (c *Conversation) attemptFailed(region string) {
+	c.swap.failedInRow++
+	if c.swap.outageSince.IsZero() {
+		c.swap.outageSince = c.now()
+	}
+	if c.swap.outageFailed == nil {
+		c.swap.outageFailed = map[string]int{}
+	}
+	c.swap.outageFailed[region]++
+}
+
+// sessionWorked: the current session completed a response, so the swap
+// that brought it worked and the outage, if any, is over.
+func (c *Conversation) sessionWorked() {
+	c.swap.failedInRow = 0
+	c.swap.unconfirmed = false
+	c.swap.outageSince = time.Time{}
+	clear(c.swap.outageFailed)
+}
+
+// outageStart is when the outage began: the first failure since the call
+// last had a working session, else the start of this swap.
+func (c *Conversation) outageStart() time.Time {
+	if !c.swap.outageSince.IsZero() {
+		return c.swap.outageSince
+	}
+	if c.swap.sw != nil {
+		return c.swap.sw.startedAt
+	}
+	return c.now()
+}
+
+// outageExhausted: every region the call may use (an auth failure rules a
+// region out for good) is ruled out in this outage, or the outage has
+// lasted GiveUpAfter.
+func (c *Conversation) outageExhausted(now time.Time) bool {
+	if now.Sub(c.outageStart()) >= c.cfg.GiveUpAfter {
+		return true
+	}
+	for _, r := range c.allowedRegions(c.pool.lastResort()) {
+		if !c.ruledOut(r.Name) {
+			return false
+		}
+	}
+	return true
+}
+
+// failuresToRuleOut: a region is ruled out for the rest of an outage once
+// this many attempts failed there. One failure may be a one-off (a region
+// fails a few per cent of its responses at random while the other is in a
+// burst); a second one in the same outage is not.
+const failuresToRuleOut = 2
+
+// ruledOut: whether region failed enough attempts in this outage to be
+// tried no more.
+func (c *Conversation) ruledOut(region string) bool {
+	return c.swap.outageFailed[region] >= failuresToRuleOut
 }
 
 // pendingAnswer is the response the new session must produce: the one that
@@ -240,6 +317,9 @@ func (c *Conversation) attempt() {
 	region, lease, err := c.pickRegion(sw)
 	if err != nil {
 		sw.lastErr = err.Error()
+		if c.waitForCapacity(sw, err) {
+			return
+		}
 		if errors.Is(err, ErrNoCapacity) {
 			sw.capErr = err
 		}
@@ -254,10 +334,45 @@ func (c *Conversation) attempt() {
 	c.do(fxDial{Gen: sw.dialGen, Purpose: dialSwap, Region: region, Lease: lease})
 }
 
+// waitForCapacity: a swap that finds every region it may use throttled or
+// full waits for the time the capacity error names (a throttle lifts in a
+// second or so) instead of dropping a call another region will take, as
+// long as the outage stays within GiveUpAfter. A call's first connect does
+// not wait: it is still ringing and gets its 503 with Retry-After.
+func (c *Conversation) waitForCapacity(sw *swapState, err error) bool {
+	var nc *NoCapacityError
+	if sw.initial || !errors.As(err, &nc) {
+		return false
+	}
+	now := c.now()
+	wait := max(nc.RetryAfter, c.tickEvery)
+	if now.Add(wait).After(c.outageStart().Add(c.cfg.GiveUpAfter)) {
+		return false
+	}
+	sw.retryAt = now.Add(wait)
+	c.log.Info("failover: waiting for a region", "trigger", sw.trigger.String(), "wait_ms", wait.Milliseconds(),
+		"failed_in_row", c.swap.failedInRow, "err", err)
+	return true
+}
+
+// retryAttempt makes the attempt a swap deferred for capacity once its
+// time has come.
+func (c *Conversation) retryAttempt(now time.Time) {
+	sw := c.swap.sw
+	if sw == nil || sw.retryAt.IsZero() || now.Before(sw.retryAt) {
+		return
+	}
+	sw.retryAt = time.Time{}
+	c.nextAttempt()
+}
+
 // pickRegion orders the candidates (the failed region last, as a last
 // resort with a fresh session; regions with open breakers only when nothing
-// else is left) and takes a slot in the best of those tried least in this
-// swap that has capacity (Pool.Lease: health, tier, load by weight).
+// else is left) and takes a slot in the best of those that failed fewest
+// attempts in this outage and were tried least in this swap that has
+// capacity (Pool.Lease: health, tier, load by weight). Once MaxSwapsInRow
+// attempts failed, only regions not ruled out in this outage are left to
+// try, open breakers included.
 func (c *Conversation) pickRegion(sw *swapState) (Region, *Lease, error) {
 	var order []Region
 	seen := map[string]bool{}
@@ -276,16 +391,25 @@ func (c *Conversation) pickRegion(sw *swapState) (Region, *Lease, error) {
 	if len(order) == 0 {
 		add(c.pool.lastResort())
 	}
+	if c.swap.failedInRow >= c.cfg.MaxSwapsInRow {
+		// The gate let this attempt through because a region is not
+		// ruled out in this outage: only such a region is tried now,
+		// even if its breaker opened on other calls' failures.
+		add(c.pool.lastResort())
+		order = slices.DeleteFunc(order, func(r Region) bool { return c.ruledOut(r.Name) })
+	}
 	if len(order) == 0 {
 		return Region{}, nil, errors.New("no region configured or usable")
 	}
-	// Group by how often this swap tried them: the least tried first.
-	// The region that just failed goes after the others tried as often.
+	// Group by how many attempts failed there in this outage, then by how
+	// often this swap tried them: the least tried first. The region that
+	// just failed goes after the others tried as often.
 	rank := func(r Region) int {
 		n := 2 * sw.tried[r.Name]
 		if r.Name == sw.exclude {
 			n++
 		}
+		n += c.swap.outageFailed[r.Name] << 20
 		return n
 	}
 	slices.SortStableFunc(order, func(a, b Region) int { return rank(a) - rank(b) })
@@ -320,7 +444,7 @@ func (c *Conversation) onSwapDial(r dialResult) {
 		kind, auth := dialErrorKind(r.err)
 		c.m.ConnectErrors.WithLabelValues(r.region.Name, kind).Inc()
 		c.pool.Report(r.region.Name, c.dialOutcome(r.region.Name, r.err, auth))
-		c.swap.failedInRow++
+		c.attemptFailed(r.region.Name)
 		sw.lastErr = r.err.Error()
 		c.log.Warn("failover: session open failed", "region", r.region.Name, "kind", kind, "err", r.err,
 			"trigger", sw.trigger.String(), "attempt", sw.attempts, "failed_in_row", c.swap.failedInRow)
@@ -402,9 +526,15 @@ func (c *Conversation) giveUp() {
 		tried = append(tried, name)
 	}
 	slices.Sort(tried)
+	failed := make([]string, 0, len(c.swap.outageFailed))
+	for name, n := range c.swap.outageFailed {
+		failed = append(failed, fmt.Sprintf("%s×%d", name, n))
+	}
+	slices.Sort(failed)
 	c.log.Error("failover: giving up, no working session", "trigger", sw.trigger.String(), "region", sw.from.region,
 		"session_id", sw.from.sessionID, "response_id", sw.from.responseID, "attempts", sw.attempts,
-		"failed_in_row", c.swap.failedInRow, "regions_tried", tried, "last_error", sw.lastErr, "transfer_to", c.cfg.GiveUpTransfer)
+		"failed_in_row", c.swap.failedInRow, "regions_tried", tried, "regions_failed", failed,
+		"outage_ms", c.now().Sub(c.outageStart()).Milliseconds(), "last_error", sw.lastErr, "transfer_to", c.cfg.GiveUpTransfer)
 	c.result = fmt.Errorf("failover: call %s: %d attempts in a row failed, last: %s: %w", c.callID, c.swap.failedInRow, sw.lastErr, ErrAllRegionsFailed)
 	if sw.capErr != nil {
 		c.result = fmt.Errorf("%w: %w", c.result, sw.capErr)

@@ -360,9 +360,11 @@ func TestAllRegionsDown(t *testing.T) {
 	refused := func(r string) dialStep {
 		return dialStep{err: &realtime.DialError{Region: r, Err: syscall.ECONNREFUSED}}
 	}
-	h.dialer.then("A", dialStep{}, refused("A"))
-	h.dialer.then("B", refused("B"))
-	h.dialer.then("C", refused("C"))
+	// Every region refuses twice in the outage (one failure may be a
+	// one-off: TestGiveUpNeedsEveryRegion).
+	h.dialer.then("A", dialStep{}, refused("A"), refused("A"))
+	h.dialer.then("B", refused("B"), refused("B"))
+	h.dialer.then("C", refused("C"), refused("C"))
 	h.start()
 	s1 := h.session(1)
 	h.waitActive(s1)
@@ -381,7 +383,7 @@ func TestAllRegionsDown(t *testing.T) {
 	err := h.stop() // the call ends it once the apology has played
 	require.ErrorIs(t, err, ErrAllRegionsFailed)
 	require.Equal(t, len(apology), h.player.bytesFor(apologyItem))
-	require.Equal(t, []string{"A", "B", "C", "A"}, dialedRegions(h), "other regions first, the failed one last")
+	require.Equal(t, []string{"A", "B", "C", "A", "B", "C", "A"}, dialedRegions(h), "other regions first, the failed one last")
 	require.Equal(t, 1.0, h.metric("sipbridge_failover_giveups_total"))
 	require.Len(t, h.logs.lines("failover: giving up, no working session"), 1)
 }
@@ -395,7 +397,9 @@ func TestFirstConnectGivesUp(t *testing.T) {
 	h.waitControl(ControlGiveUp)
 	err := h.stop()
 	require.ErrorIs(t, err, ErrAllRegionsFailed)
-	require.Equal(t, []string{"A", "B"}, dialedRegions(h))
+	// MaxSwapsInRow is reached after B, but C has not failed yet: a
+	// failing region never drops the call while another may take it.
+	require.Equal(t, []string{"A", "B", "C"}, dialedRegions(h))
 	require.Equal(t, BreakerOpen, h.pool.Status()[0].State, "401 opens the breaker at once")
 	require.Equal(t, 1.0, h.metric("sipbridge_realtime_connect_errors_total", "region", "A", "kind", "auth"))
 }
@@ -592,9 +596,14 @@ func TestSwapEffects(t *testing.T) {
 			{acked, []string{}},
 			{acked, []string{"emit swap_finished dropped"}},
 		}, stActive},
-		{"MaxSwapsInRow 1: the first refused dial gives up", 1, []stepCase{
+		{"MaxSwapsInRow 1: gives up once every region refused twice", 1, []stepCase{
 			{serverError, []string{"close sess_A_1", "emit swap_started server_error_event", "dial swap B"}},
-			{dialed("B", refused), []string{"emit give_up server_error_event"}},
+			{dialed("B", refused), []string{"dial swap C"}},
+			{dialed("C", refused), []string{"dial swap A"}},
+			{dialed("A", refused), []string{"dial swap B"}},
+			{dialed("B", refused), []string{"dial swap C"}},
+			{dialed("C", refused), []string{"dial swap A"}},
+			{dialed("A", refused), []string{"emit give_up server_error_event"}},
 		}, stGaveUp},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -109,8 +109,7 @@ func (c *Conversation) onResponseDone(ev realtime.ServerEvent) {
 	if (status == realtime.StatusCompleted || status == realtime.StatusIncomplete) && !silent {
 		c.pool.Report(c.active.region.Name, OutcomeResponseOK)
 		// The session has proved itself: the swap that brought it worked.
-		c.swap.failedInRow = 0
-		c.swap.unconfirmed = false
+		c.sessionWorked()
 	}
 	delete(c.turns.respReqs, id)
 	if id == c.turns.activeResp || c.turns.activeResp == "" {

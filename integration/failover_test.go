@@ -346,6 +346,33 @@ func TestWarmStandbySwap(t *testing.T) {
 	require.NoError(t, call.Hangup(ctx))
 }
 
+// TestOneFailureInEachRegionKeepsTheCall: a failing region never drops the
+// call while another can take it. East fails the caller's turn and the next
+// attempt there, west refuses one upgrade in between: with
+// max_swaps_in_row 2 that was two failed attempts in a row and the call was
+// dropped, though west answers on the next try. A region is ruled out of
+// an outage only after two failed attempts there, so west answers.
+func TestOneFailureInEachRegionKeepsTheCall(t *testing.T) {
+	t.Parallel()
+	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
+	west := startRegion(t, "west", sim.Config{VoiceHz: westHz})
+	br := startBridge(t, "failover:\n  max_swaps_in_row: 2\n", east, west)
+	call, ctx := dial(t, br, 60*time.Second, phone.CallOptions{})
+	turn(t, ctx, call, eastHz, 20*time.Second)
+	time.Sleep(time.Second)
+	east.Sim.SetFaults(sim.Faults{FailBeforeAudio: 3})
+	west.Sim.SetFaults(sim.Faults{RefuseStatus: 503, RefuseCount: 1})
+	turn(t, ctx, call, westHz, 30*time.Second)
+	br.WaitLog(10*time.Second, "session open failed", "region=west")
+	require.Empty(t, br.LogLines("giving up"))
+	select {
+	case <-call.Ended():
+		t.Fatal("the bridge ended the call")
+	default:
+	}
+	require.NoError(t, call.Hangup(ctx))
+}
+
 // TestAllRegionsDownTransfersTheCaller: every region fails; the bridge plays
 // the apology and transfers the caller (REFER) to the configured queue.
 func TestAllRegionsDownTransfersTheCaller(t *testing.T) {

@@ -312,11 +312,21 @@ func run(o options) error {
 		}()
 	}
 
+	tracePath := ""
+	if o.logPath != "" {
+		tracePath = o.logPath + ".turns"
+	}
+	trace, err := newTurnTrace(tracePath)
+	if err != nil {
+		return err
+	}
+	defer trace.Close()
 	var (
 		wg                      sync.WaitGroup
 		placed, failed, dropped atomic.Int64
 		completed               atomic.Int64
 		turns, heard            atomic.Int64
+		unanswered              [numUnanswered]atomic.Int64 // by kind (soak.go)
 		mu                      sync.Mutex
 		waits                   []time.Duration // turn waits: end of speech → answer heard
 		liveCalls               = map[*phone.Call]bool{}
@@ -344,6 +354,12 @@ func run(o options) error {
 		c, err := ph.Call(ctx, phone.CallOptions{Target: target})
 		if err != nil {
 			failed.Add(1)
+			// A caller turned away calls again later, not in a tight
+			// loop (which made thousands of 503s of a one-second throttle).
+			select {
+			case <-stopTalking:
+			case <-time.After(redialAfter(err)):
+			}
 			return !stopped()
 		}
 		active.Add(1)
@@ -383,18 +399,29 @@ func run(o options) error {
 				return !stopped()
 			case <-t.C:
 				from := c.HeardMs()
+				spoke := time.Now()
 				c.Speak(300, time.Second, -20)
 				// A turn counts once its wait is over, heard or not, so
 				// turns still in flight at the snapshot are not "missed".
 				pos, err := c.WaitTone(ctx, 440, from+1000, 300*time.Millisecond, o.turnEvery-time.Second)
 				if err != nil {
-					pos, err = c.WaitTone(ctx, 660, from+1000, 300*time.Millisecond, time.Second)
+					var err2 error
+					pos, err2 = c.WaitTone(ctx, 660, from+1000, 300*time.Millisecond, time.Second)
+					if err2 != nil {
+						err = fmt.Errorf("%w; %w", err, err2)
+					} else {
+						err = nil
+					}
 				}
 				if err == nil {
 					heard.Add(1)
 					mu.Lock()
 					waits = append(waits, time.Duration(pos-from-1000)*time.Millisecond)
 					mu.Unlock()
+				} else {
+					kind := unansweredKind(ctx, c, from+1000, o.turnEvery)
+					unanswered[kind].Add(1)
+					trace.unanswered(c, spoke, from, kind, err)
 				}
 				turns.Add(1)
 			}
@@ -449,6 +476,10 @@ func run(o options) error {
 	waitsAtEnd := slices.Clone(waits)
 	mu.Unlock()
 	turnsAtEnd, heardAtEnd := turns.Load(), heard.Load()
+	var unansweredAtEnd [numUnanswered]int64
+	for k := range unanswered {
+		unansweredAtEnd[k] = unanswered[k].Load()
+	}
 	close(stopTalking)
 	wg.Wait()
 	close(stopSampling)
@@ -467,14 +498,16 @@ func run(o options) error {
 		fmt.Printf("heap in use %.1f MiB at the end; allocation rate %.1f KiB/s per call (go_memstats_alloc_bytes_total over the window)\n",
 			m1["go_memstats_heap_inuse_bytes"]/(1<<20), (a1-a0)/1024/wall/perCall)
 	}
-	fmt.Printf("caller turns %d, answers heard %d (%.1f%%), unanswered %d\n", turnsAtEnd, heardAtEnd,
-		100*float64(heardAtEnd)/float64(max(turnsAtEnd, 1)), turnsAtEnd-heardAtEnd)
+	fmt.Printf("caller turns %d, answers heard %d (%.1f%%), unanswered %d (%s)\n", turnsAtEnd, heardAtEnd,
+		100*float64(heardAtEnd)/float64(max(turnsAtEnd, 1)), turnsAtEnd-heardAtEnd, unansweredSummary(unansweredAtEnd))
 	fmt.Printf("turn wait (end of speech → answer heard) p50 %v p90 %v p99 %v max %v\n",
 		pct(waitsAtEnd, 0.5), pct(waitsAtEnd, 0.9), pct(waitsAtEnd, 0.99), pct(waitsAtEnd, 1))
 	fmt.Printf("RTP send lateness (bridge, in the window): %s\n", latenessSummary(m0, m1))
 	fmt.Printf("caller-side longest RTP gap per call: p50 %v p99 %v max %v\n", pct(gaps, 0.5), pct(gaps, 0.99), pct(gaps, 1))
-	fmt.Printf("swaps %.0f, hedges %.0f (over the run)\n", sumPrefix(m1, "sipbridge_failover_swaps_total")-sumPrefix(baseMetrics, "sipbridge_failover_swaps_total"),
-		sumContains(m1, "hedge")-sumContains(baseMetrics, "hedge"))
+	over := func(name string) float64 { return sumPrefix(m1, name) - sumPrefix(baseMetrics, name) }
+	fmt.Printf("swaps %.0f, hedges %.0f, give-ups %.0f, caller frames dropped %.0f (over the run)\n",
+		over("sipbridge_failover_swaps_total"), over("sipbridge_failover_hedges_total"),
+		over("sipbridge_failover_giveups_total"), over("sipbridge_failover_caller_frames_dropped_total"))
 	smu.Lock()
 	defer smu.Unlock()
 	if len(samples) > 0 {
@@ -557,16 +590,6 @@ func sumPrefix(m map[string]float64, prefix string) float64 {
 	var s float64
 	for k, v := range m {
 		if k == prefix || strings.HasPrefix(k, prefix+"{") {
-			s += v
-		}
-	}
-	return s
-}
-
-func sumContains(m map[string]float64, word string) float64 {
-	var s float64
-	for k, v := range m {
-		if strings.Contains(k, word) && strings.Contains(k, "_total") {
 			s += v
 		}
 	}
