@@ -111,6 +111,7 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"session_limit within rotate_margin", base + "    session_limit: 90s\n", "regions[0].session_limit: 1m30s is not longer than failover.rotate_margin"},
 		{"absurd dial_timeout", base + "    dial_timeout: 1ms\n", "regions[0].dial_timeout"},
 		{"absurd stall", "failover:\n  stall_no_response: 1ms\n" + base, "failover.stall_no_response"},
+		{"give-up bound below a second", "failover:\n  give_up_after: 100ms\n" + base, "failover.give_up_after: 100ms is below 1s"},
 		{"absurd ack_timeout", "sip:\n  ack_timeout: 1ms\n" + base, "sip.ack_timeout"},
 		{"absurd media_timeout", "rtp:\n  media_timeout: 10ms\n" + base, "rtp.media_timeout"},
 		{"absurd drain_timeout", "drain_timeout: 1ns\n" + base, "drain_timeout"},

@@ -124,6 +124,7 @@ func TestDefaultsAgreeWithREADME(t *testing.T) {
 		{"`failover.stall_first_audio`", []any{failover.DefaultStallFirstAudio}, []any{d(c.Failover.StallFirstAudio)}},
 		{"`failover.stall_mid_audio`", []any{failover.DefaultStallMidAudio}, []any{d(c.Failover.StallMidAudio)}},
 		{"`failover.max_swaps_in_row`", []any{failover.DefaultMaxSwapsInRow}, []any{c.Failover.MaxSwapsInRow}},
+		{"`failover.give_up_after`", []any{failover.DefaultGiveUpAfter}, []any{d(c.Failover.GiveUpAfter)}},
 		{"`failover.rotate_margin`", []any{failover.DefaultRotateMargin}, []any{d(c.Failover.RotateMargin)}},
 		{"`failover.filler_after`", []any{time.Duration(0)}, []any{d(c.Failover.FillerAfter)}},
 		{"`failover.health.window`", []any{failover.DefaultHealthWindow}, []any{d(c.Failover.Health.Window)}},

@@ -14,6 +14,7 @@ type Failover struct {
 	StallFirstAudio Duration `yaml:"stall_first_audio"`
 	StallMidAudio   Duration `yaml:"stall_mid_audio"`
 	MaxSwapsInRow   int      `yaml:"max_swaps_in_row"`
+	GiveUpAfter     Duration `yaml:"give_up_after"` // how long an outage may last before MaxSwapsInRow failures give up
 	RotateMargin    Duration `yaml:"rotate_margin"`
 	FillerAfter     Duration `yaml:"filler_after"`     // 0: no filler
 	FillerFile      string   `yaml:"filler_file"`      // WAV played once if a swap gap passes filler_after
@@ -53,6 +54,7 @@ func (c *Config) applyFailoverDefaults() {
 	zeroDefault(&f.StallFirstAudio, Duration(failover.DefaultStallFirstAudio))
 	zeroDefault(&f.StallMidAudio, Duration(failover.DefaultStallMidAudio))
 	zeroDefault(&f.MaxSwapsInRow, failover.DefaultMaxSwapsInRow)
+	zeroDefault(&f.GiveUpAfter, Duration(failover.DefaultGiveUpAfter))
 	zeroDefault(&f.RotateMargin, Duration(failover.DefaultRotateMargin))
 	h := &f.Health
 	zeroDefault(&h.Window, Duration(failover.DefaultHealthWindow))
@@ -81,6 +83,9 @@ func (c *Config) validateFailover(bad badFunc) {
 	}
 	if f.MaxSwapsInRow < 1 {
 		bad("failover.max_swaps_in_row", "must be ≥ 1")
+	}
+	if d := f.GiveUpAfter.D(); d < time.Second {
+		bad("failover.give_up_after", "%v is below 1s (a caller would be apologised to before a second region could answer)", d)
 	}
 	if f.GiveUpTransfer != "" {
 		if err := ValidateSIPURI(f.GiveUpTransfer); err != nil {

@@ -71,6 +71,7 @@ func (a *app) newConversation(_ context.Context, call sip.CallInfo, log *slog.Lo
 		StallFirstAudio:     cfg.Failover.StallFirstAudio.D(),
 		StallMidAudio:       cfg.Failover.StallMidAudio.D(),
 		MaxSwapsInRow:       cfg.Failover.MaxSwapsInRow,
+		GiveUpAfter:         cfg.Failover.GiveUpAfter.D(),
 		RotateMargin:        cfg.Failover.RotateMargin.D(),
 		FillerAfter:         cfg.Failover.FillerAfter.D(),
 		GiveUpTransfer:      cfg.Failover.GiveUpTransfer,
