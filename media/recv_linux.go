@@ -84,7 +84,7 @@ func (b *recvBatch) recv(fd int) (int, error) {
 		b.msgs[i].len = 0
 	}
 	for {
-		n, _, e := syscall.Syscall6(syscall.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.msgs[0])),
+		n, _, e := syscall.RawSyscall6(syscall.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.msgs[0])),
 			maxReadsPerTick, syscall.MSG_DONTWAIT, 0, 0)
 		switch e {
 		case 0:
