@@ -117,13 +117,6 @@ func (s *Stream) fillSilence(now time.Time) {
 // silenceFrame is 20 ms of digital silence at up to 16 kHz.
 var silenceFrame [maxFrameSamples]int16
 
-func earlier(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
-}
-
 // timeoutAt is when the media timeout fires, if it is armed: not while on
 // hold, and counted from the later of the last packet and the last resume.
 func (s *Stream) timeoutAt() (time.Time, bool) {

@@ -28,8 +28,6 @@ import (
 // shard goroutine alone touches the stream's inbound state (s.in, s.rx);
 // before and after, Run's goroutine does.
 
-const shardReceive = true
-
 // maxReadsPerTick bounds the datagrams taken from one stream's socket per
 // 20 ms tick (20 ms ptime sends one, 10 ms two): an RTP flood at one call
 // cannot starve the other calls of the shard. The rest wait in the socket

@@ -17,8 +17,6 @@ import (
 // the timed work (readDeadline). The clock shards only send. The reader
 // goroutine owns the inbound state while it runs.
 
-const shardReceive = false
-
 // maxReadWait bounds a read so hold/timeout changes are noticed.
 const maxReadWait = 200 * time.Millisecond
 
@@ -104,4 +102,11 @@ func (s *Stream) readDeadline(now time.Time) time.Time {
 		d = earlier(d, t)
 	}
 	return d
+}
+
+func earlier(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
