@@ -65,10 +65,6 @@ func (o *rawSender) send(fd uintptr) bool {
 	}
 }
 
-// useFD sends on fd, a descriptor the stream owns outside the Go runtime's
-// poller (recv_linux.go), instead of through the net.UDPConn.
-func (o *rawSender) useFD(fd int) { o.fd, o.direct = fd, true }
-
 // sendTo sends pkt to remote without blocking (clock goroutine only).
 func (s *Stream) sendTo(pkt []byte, remote netip.AddrPort) error {
 	o := &s.out.snd

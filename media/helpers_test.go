@@ -119,13 +119,6 @@ func (r *rtpSender) packet(t testing.TB, seq uint16, ts uint32, pt uint8, payloa
 	return b
 }
 
-// packetErr is packet without a test to fail.
-func (r *rtpSender) packetErr(seq uint16, ts uint32, pt uint8, payload []byte) ([]byte, error) {
-	h := r.hdr
-	h.SequenceNumber, h.Timestamp, h.PayloadType = seq, ts, pt
-	return (&rtp.Packet{Header: h, Payload: payload}).Marshal()
-}
-
 func (r *rtpSender) send(t testing.TB, b []byte) {
 	_, err := r.conn.WriteToUDPAddrPort(b, r.to)
 	require.NoError(t, err)

@@ -156,6 +156,10 @@ func (s *Stream) openReceive() error {
 	return nil
 }
 
+// useFD sends on fd, a descriptor the stream owns outside the Go runtime's
+// poller (recv_linux.go), instead of through the net.UDPConn.
+func (o *rawSender) useFD(fd int) { o.fd, o.direct = fd, true }
+
 // runReceive has the shared clock receive and send for the stream until
 // ctx ends (nil) or receiving ends (ErrMediaTimeout, a read error). When it
 // returns the shard no longer touches the stream.

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
 	"github.com/stretchr/testify/require"
 )
 
@@ -142,6 +143,13 @@ func goroutineReceive(ctx context.Context, s *Stream) {
 		}
 		s.processInbound(buf[:n], from, time.Now())
 	}
+}
+
+// packetErr is packet without a test to fail.
+func (r *rtpSender) packetErr(seq uint16, ts uint32, pt uint8, payload []byte) ([]byte, error) {
+	h := r.hdr
+	h.SequenceNumber, h.Timestamp, h.PayloadType = seq, ts, pt
+	return (&rtp.Packet{Header: h, Payload: payload}).Marshal()
 }
 
 // threadCPU is the CPU time of the calling OS thread.
