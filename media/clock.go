@@ -162,11 +162,13 @@ func (sh *clockShard) run(epoch time.Time, stop, done chan struct{}) {
 			}
 		}
 		// Receive after sending: the receive work does not delay this
-		// tick's packets.
+		// tick's packets. The receive side's clock is the tick's slot, not
+		// the moment the shard got to it: its timed steps (the jitter
+		// release 3 frames after the last packet, silence fill from the
+		// 4th) then fall on the ticks they are due, never two on one.
 		if sh.rx != nil {
-			now = time.Now()
 			for _, s := range sh.streams {
-				s.receiveTick(sh.rx, now)
+				s.receiveTick(sh.rx, slot)
 			}
 		}
 		sh.mu.Unlock()

@@ -33,7 +33,7 @@
 //     the model's audio clock stays continuous. It also enforces the media
 //     timeout (suspended while on hold). On Linux the socket is taken out of
 //     the runtime's poller, and on each 20 ms tick the stream's shard reads
-//     what is queued (one non-blocking recvmmsg, at most 8 datagrams) and
+//     what is queued (one non-blocking recvmmsg, at most 32 datagrams) and
 //     then does the timed work a quiet socket needs (jitter release, lost
 //     DTMF ends, the partial chunk, silence fill, the timeout).
 //   - the pacer: a shard of the process-wide media clock (one goroutine

@@ -30,9 +30,18 @@ import (
 
 // maxReadsPerTick bounds the datagrams taken from one stream's socket per
 // 20 ms tick (20 ms ptime sends one, 10 ms two): an RTP flood at one call
-// cannot starve the other calls of the shard. The rest wait in the socket
-// buffer for the next tick (or are dropped by the kernel when it is full).
-const maxReadsPerTick = 8
+// costs the shard at most this many reads of it a tick (tens of
+// microseconds), so it cannot starve the other calls. The rest wait in the
+// socket buffer for the next ticks, or are dropped by the kernel when it is
+// full.
+const maxReadsPerTick = 32
+
+// rtpReadBuffer is the receive buffer asked for on each RTP socket (the
+// kernel caps it at net.core.rmem_max): about two thousand small datagrams
+// of a burst wait for the ticks that drain them instead of being dropped
+// at once. It is a bound, not memory taken: a call's socket holds what has
+// not been read yet, normally nothing between ticks.
+const rtpReadBuffer = 1 << 20
 
 // rxState is a stream's receive side on Linux.
 type rxState struct {
@@ -129,6 +138,9 @@ func netPort(p *uint16) uint16 {
 // duplicates the descriptor (close-on-exec, non-blocking like the
 // original), closes the net.UDPConn and sends on the duplicate from now on.
 func (s *Stream) openReceive() error {
+	if err := s.conn.SetReadBuffer(rtpReadBuffer); err != nil {
+		s.log.Debug("media: rtp socket receive buffer", "error", err)
+	}
 	rc, err := s.conn.SyscallConn()
 	if err != nil {
 		return err
