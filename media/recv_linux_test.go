@@ -252,3 +252,32 @@ func BenchmarkReceive(b *testing.B) {
 		}
 	}
 }
+
+// TestRunReleasesPort: the descriptor Run receives on is closed when it
+// returns, so the port can be bound again (the port allocator reuses it).
+func TestRunReleasesPort(t *testing.T) {
+	for _, timeout := range []time.Duration{0, 100 * time.Millisecond} {
+		st := newStream(t, StreamConfig{Codec: CodecPCMU, DTMFPayloadType: -1, Sink: &frameSink{}, MediaTimeout: timeout})
+		local := st.LocalAddr()
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- st.Run(ctx) }()
+		if timeout == 0 {
+			cancel()
+		}
+		select {
+		case err := <-errc:
+			if timeout == 0 {
+				require.NoError(t, err)
+			} else {
+				require.ErrorIs(t, err, ErrMediaTimeout)
+			}
+		case <-time.After(wait):
+			t.Fatal("Run did not return")
+		}
+		cancel()
+		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(local))
+		require.NoError(t, err, "port %v still bound", local)
+		require.NoError(t, c.Close())
+	}
+}
