@@ -101,6 +101,7 @@ func TestDefaultsAgreeWithREADME(t *testing.T) {
 		{"`rtp.latch_before_send`", []any{false}, []any{c.RTP.LatchBeforeSend}},
 		{"`rtp.media_timeout`", []any{sip.DefaultMediaTimeout}, []any{d(c.RTP.MediaTimeout)}},
 		{"`rtp.comfort_noise_dbov`", []any{media.DefaultComfortNoiseDBov}, []any{c.RTP.ComfortNoiseDBov}},
+		{"`rtp.uplink_chunk`", []any{media.DefaultUplinkChunk}, []any{d(c.RTP.UplinkChunk)}},
 		{"`assistant.voice`", []any{DefaultVoice}, []any{c.Assistant.Voice}},
 		{"`assistant.audio_format`", []any{DefaultAudioFormat}, []any{c.Assistant.AudioFormat}},
 		{"`assistant.turn_detection.type`", []any{DefaultTurnDetectionType}, []any{c.Assistant.TurnDetection.Type}},

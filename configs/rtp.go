@@ -24,6 +24,8 @@ type RTP struct {
 	MediaTimeout Duration `yaml:"media_timeout"`
 	// ComfortNoiseDBov is the level of the noise sent while the AI is silent.
 	ComfortNoiseDBov float64 `yaml:"comfort_noise_dbov"`
+	// UplinkChunk is how much caller audio goes to the model at once.
+	UplinkChunk Duration `yaml:"uplink_chunk"`
 }
 
 // Defaults of the rtp keys the media package leaves to its caller.
@@ -48,6 +50,9 @@ func (c *Config) applyRTPDefaults() {
 	if r.ComfortNoiseDBov == 0 {
 		r.ComfortNoiseDBov = media.DefaultComfortNoiseDBov
 	}
+	if r.UplinkChunk == 0 {
+		r.UplinkChunk = Duration(media.DefaultUplinkChunk)
+	}
 }
 
 func (c *Config) validateRTP(bad badFunc) {
@@ -64,5 +69,8 @@ func (c *Config) validateRTP(bad badFunc) {
 	}
 	if c.RTP.ComfortNoiseDBov > -20 || c.RTP.ComfortNoiseDBov < -96 {
 		bad("rtp.comfort_noise_dbov", "%v is outside -96..-20", c.RTP.ComfortNoiseDBov)
+	}
+	if err := media.CheckUplinkChunk(c.RTP.UplinkChunk.D()); err != nil {
+		bad("rtp.uplink_chunk", "%v", err)
 	}
 }

@@ -50,9 +50,11 @@ func (f ModelFormat) FrameBytes() int {
 // BytesPerMs is how many bytes one millisecond takes in this format.
 func (f ModelFormat) BytesPerMs() int { return f.FrameBytes() / 20 }
 
-// AudioSink receives the caller's audio, one 20 ms frame in the model format
-// per call, on the RTP reader goroutine. It must copy the frame and must not
-// block.
+// AudioSink receives the caller's audio in the model format, one uplink
+// chunk per call (StreamConfig.UplinkChunk: a whole number of 20 ms frames;
+// a shorter one when the caller goes quiet, on hold, and when the stream
+// ends), on the goroutine receiving the stream's RTP. It must copy the
+// chunk and must not block.
 type AudioSink interface {
 	WriteCallerAudio(frame []byte)
 }
@@ -96,7 +98,7 @@ type StreamConfig struct {
 	// received packets that fail authentication or replay checks are
 	// dropped and counted. Nil runs clear RTP.
 	SRTP *SRTPConfig
-	// OnSRTPFailure, when set, is called on the reader goroutine for every
+	// OnSRTPFailure, when set, is called on the receiving goroutine for every
 	// dropped SRTP packet (replay true for a replayed one, false for an
 	// authentication failure) to feed a metric; it must not block.
 	OnSRTPFailure func(replay bool)
@@ -110,6 +112,10 @@ type StreamConfig struct {
 	MediaTimeout    time.Duration // Run returns ErrMediaTimeout after this long without RTP; 0 = never
 	ComfortNoiseDB  float64       // level (dBov, e.g. -65) of the noise sent when nothing is queued; 0 = default -65
 	JitterDepth     int           // reorder window in packets; 0 = default 3
-	Sink            AudioSink
-	Logger          *slog.Logger
+	// UplinkChunk is how much caller audio goes to the Sink at once: 20 ms to
+	// 200 ms in steps of 20 ms (CheckUplinkChunk; the binary's default is
+	// DefaultUplinkChunk). 0 delivers every 20 ms frame on its own.
+	UplinkChunk time.Duration
+	Sink        AudioSink
+	Logger      *slog.Logger
 }

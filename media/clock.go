@@ -27,6 +27,11 @@ import (
 // sendmmsg batches datagrams of one socket only; a shard sends one datagram
 // per socket per tick.
 
+// On Linux the shards also receive (recv_linux.go): on each tick a shard
+// sends its streams' packets, then takes each stream's queued datagrams
+// through the receive path and does its timed receive work. Elsewhere a reader
+// goroutine per stream receives.
+
 // mediaClock is the set of shards.
 type mediaClock struct {
 	once   sync.Once
@@ -37,6 +42,7 @@ type mediaClock struct {
 // clockShard drives a set of streams.
 type clockShard struct {
 	phase time.Duration
+	rx    *recvBatch // receive scratch, the shard goroutine's (nil where shards do not receive)
 
 	mu      sync.Mutex
 	streams []*Stream
@@ -52,7 +58,7 @@ func (c *mediaClock) init() {
 		c.epoch = time.Now()
 		c.shards = make([]*clockShard, n)
 		for i := range c.shards {
-			c.shards[i] = &clockShard{phase: time.Duration(i) * frameDur / time.Duration(n)}
+			c.shards[i] = &clockShard{phase: time.Duration(i) * frameDur / time.Duration(n), rx: newRecvBatch()}
 		}
 	})
 }
@@ -153,6 +159,16 @@ func (sh *clockShard) run(epoch time.Time, stop, done chan struct{}) {
 		for _, s := range sh.streams {
 			if s.sendFrame(now) {
 				sendLateness.observe(time.Since(slot))
+			}
+		}
+		// Receive after sending: the receive work does not delay this
+		// tick's packets. The receive side's clock is the tick's slot, not
+		// the moment the shard got to it: its timed steps (the jitter
+		// release 3 frames after the last packet, silence fill from the
+		// 4th) then fall on the ticks they are due, never two on one.
+		if sh.rx != nil {
+			for _, s := range sh.streams {
+				s.receiveTick(sh.rx, slot)
 			}
 		}
 		sh.mu.Unlock()

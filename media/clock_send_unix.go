@@ -13,14 +13,16 @@ import (
 // full socket buffer (EAGAIN) until writable, delaying every other call
 // driven by the same shard. Its fields are the clock goroutine's scratch.
 type rawSender struct {
-	rc    syscall.RawConn
-	inet6 bool // the socket is AF_INET6 (IPv4 peers go as v4-mapped)
-	fn    func(fd uintptr) bool
-	buf   []byte
-	sa4   syscall.SockaddrInet4
-	sa6   syscall.SockaddrInet6
-	to    syscall.Sockaddr
-	err   error
+	rc     syscall.RawConn
+	fd     int // with direct: the descriptor to send on (see useFD)
+	direct bool
+	inet6  bool // the socket is AF_INET6 (IPv4 peers go as v4-mapped)
+	fn     func(fd uintptr) bool
+	buf    []byte
+	sa4    syscall.SockaddrInet4
+	sa6    syscall.SockaddrInet6
+	to     syscall.Sockaddr
+	err    error
 }
 
 var errFamily = errors.New("media: IPv6 peer on an IPv4 RTP socket")
@@ -78,7 +80,9 @@ func (s *Stream) sendTo(pkt []byte, remote netip.AddrPort) error {
 		return errFamily
 	}
 	o.buf = pkt
-	if err := o.rc.Write(o.fn); err != nil {
+	if o.direct {
+		o.send(uintptr(o.fd))
+	} else if err := o.rc.Write(o.fn); err != nil {
 		return err
 	}
 	err := o.err

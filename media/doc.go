@@ -19,16 +19,23 @@
 // out through an AudioSink and comes in through Play, tagged with an item id
 // so the caller of Play can ask how much of each item was actually sent.
 //
-// A Stream runs one goroutine of its own (Run's reader) and is paced by the
-// shared media clock (clock.go):
+// A Stream has no goroutine of its own on Linux: the shared media clock
+// (clock.go) both paces its outbound RTP and receives its inbound RTP
+// (recv_linux.go). Elsewhere a reader goroutine per stream receives
+// (recv_other.go).
 //
-//   - the RTP reader: datagram → pion/rtp parse (into a reused Packet) →
+//   - receiving: datagram → pion/rtp parse (into a reused Packet) →
 //     payload-type filter (RFC 3550 §5.1; the negotiated G.711 type and
 //     telephone-event) → symmetric-RTP latching → jitter.Buffer → G.711
 //     decode, or dtmf.Detector → 20 ms frames in the model format (Up3 to
-//     24 kHz PCM16, or G.711 in the model's law) → AudioSink. Lost packets
-//     are concealed so the model's audio clock stays continuous. It also
-//     enforces the media timeout (suspended while on hold).
+//     24 kHz PCM16, or G.711 in the model's law) → uplink chunks of
+//     StreamConfig.UplinkChunk → AudioSink. Lost packets are concealed so
+//     the model's audio clock stays continuous. It also enforces the media
+//     timeout (suspended while on hold). On Linux the socket is taken out of
+//     the runtime's poller, and on each 20 ms tick the stream's shard reads
+//     what is queued (one non-blocking recvmmsg, at most 32 datagrams) and
+//     then does the timed work a quiet socket needs (jitter release, lost
+//     DTMF ends, the partial chunk, silence fill, the timeout).
 //   - the pacer: a shard of the process-wide media clock (one goroutine
 //     per GOMAXPROCS, phases spread over the 20 ms frame, running only while
 //     it has streams) wakes every 20 ms on absolute monotonic deadlines and
@@ -43,8 +50,9 @@
 //
 // Play/Flush/PlayedMs/QueuedMs may be called from any goroutine; the queue
 // they share with the pacer is behind a mutex held for microseconds. The
-// per-frame paths (processInbound, nextOutboundPacket, Play) do not allocate
-// in steady state; hotpath_test.go proves it.
+// per-frame paths (processInbound, the shard's receive tick,
+// nextOutboundPacket, Play) do not allocate in steady state; hotpath_test.go
+// and recv_linux_test.go prove it.
 //
 // Subpackages: g711, g722, resample, jitter, dtmf (pure, allocation-free
 // codecs).

@@ -1,11 +1,7 @@
 package media
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"net/netip"
-	"os"
 	"time"
 
 	"github.com/pion/rtp"
@@ -16,9 +12,9 @@ import (
 	"github.com/sipbridge/sipbridge/media/resample"
 )
 
-// inbound is the RTP reader goroutine's state; nothing else touches it.
+// inbound is the receive state of a stream; only the goroutine receiving
+// its RTP touches it (see the Stream doc: a clock shard on Linux).
 type inbound struct {
-	buf     [readBufSize]byte
 	plain   [readBufSize]byte // decrypted SRTP
 	srtpHdr rtp.Header        // scratch for the SRTP library
 	pkt     rtp.Packet        // reused: Unmarshal parses in place, Payload aliases buf
@@ -54,69 +50,32 @@ type inbound struct {
 
 	frame24 [3 * frameSamples]int16
 	frame8  [frameSamples + 1]int16
-	out     [2 * 3 * frameSamples]byte // one frame in the model format
+
+	// chunk assembles the uplink chunk in the model format: chunkN bytes
+	// of chunkFrames frames so far (Stream.chunkFrames make one). It is
+	// allocated once, at NewStream.
+	chunk       []byte
+	chunkN      int
+	chunkFrames int
+	// quiet: the caller has sent no RTP for flushAfter and the partial
+	// chunk went out then; cleared by the next packet.
+	quiet bool
 
 	badLog, latchLog logLimiter
 }
 
-func (in *inbound) init(jb *jitter.Buffer, dtmfClock int) {
+// chunkSlack is room per frame in the chunk buffer beyond the model
+// format's frame size: the 16 → 24 → 8 kHz path may yield a sample more.
+const chunkSlack = 2
+
+func (in *inbound) init(jb *jitter.Buffer, dtmfClock, chunkBytes int) {
 	in.jb = jb
+	in.chunk = make([]byte, chunkBytes)
 	in.det.ClockRate = dtmfClock
 	in.g722 = g722.NewDecoder()
 	in.presses = make([]dtmf.Press, 0, 2)
 	in.lastN = frameSamples
 	in.badLog.every, in.latchLog.every = logEvery, logEvery
-}
-
-// readLoop is the RTP reader goroutine.
-func (s *Stream) readLoop(ctx context.Context) error {
-	in := &s.in
-	in.lastPacket = time.Time{}
-	for {
-		now := time.Now()
-		if err := s.checkTimeout(now); err != nil {
-			return err
-		}
-		// The deadline is set before ctx is checked: if Run's AfterFunc runs
-		// after the check, its past deadline overrides ours and the read
-		// returns at once; if it ran before, the check sees ctx done.
-		_ = s.conn.SetReadDeadline(s.readDeadline(now))
-		if ctx.Err() != nil {
-			return nil
-		}
-		n, from, err := s.conn.ReadFromUDPAddrPort(in.buf[:])
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				s.idle(time.Now())
-				continue
-			}
-			return fmt.Errorf("media: read rtp: %w", err)
-		}
-		s.processInbound(in.buf[:n], from, time.Now())
-	}
-}
-
-// readDeadline is the earliest of: releasing a stuck jitter buffer, a DTMF
-// event whose end never came, the media timeout, and maxReadWait.
-func (s *Stream) readDeadline(now time.Time) time.Time {
-	in := &s.in
-	d := now.Add(maxReadWait)
-	if in.jb.Pending() > 0 {
-		d = earlier(d, in.lastPacket.Add(flushAfter))
-	}
-	if t, ok := in.det.Deadline(); ok {
-		d = earlier(d, t)
-	}
-	if t, ok := s.timeoutAt(); ok {
-		d = earlier(d, t)
-	}
-	if t, ok := s.nextFill(); ok {
-		d = earlier(d, t)
-	}
-	return d
 }
 
 // nextFill is when the next silence frame is due, if the caller has gone
@@ -158,13 +117,6 @@ func (s *Stream) fillSilence(now time.Time) {
 // silenceFrame is 20 ms of digital silence at up to 16 kHz.
 var silenceFrame [maxFrameSamples]int16
 
-func earlier(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
-}
-
 // timeoutAt is when the media timeout fires, if it is armed: not while on
 // hold, and counted from the later of the last packet and the last resume.
 func (s *Stream) timeoutAt() (time.Time, bool) {
@@ -185,15 +137,27 @@ func (s *Stream) checkTimeout(now time.Time) error {
 	return nil
 }
 
-// idle runs when a read timed out: release the jitter buffer after
-// flushAfter of silence, and report a DTMF event whose end was lost.
+// idle does the timed receive work (each clock tick on Linux, when a read
+// times out elsewhere): release the jitter buffer after flushAfter of
+// silence, report a DTMF event whose end was lost, deliver the partial
+// uplink chunk once the caller has gone quiet or while on hold, and keep
+// the model's audio clock running with silence (fillSilence).
 func (s *Stream) idle(now time.Time) {
 	in := &s.in
-	if in.jb.Pending() > 0 && now.Sub(in.lastPacket) >= flushAfter {
+	quiet := !in.lastPacket.IsZero() && now.Sub(in.lastPacket) >= flushAfter
+	if in.jb.Pending() > 0 && quiet {
 		in.jb.Flush()
 		s.drainJitter(now)
 	}
 	s.reportPresses(in.det.Expire(in.presses[:0], now))
+	// What the caller said before going quiet reaches the model now, not
+	// when silence fill completes the chunk; on hold (SetSending(false))
+	// audio already received goes out before the conversation stops
+	// listening. Silence frames then make whole chunks again.
+	if (quiet && !in.quiet) || !s.sending.Load() {
+		s.flushChunk()
+	}
+	in.quiet = in.quiet || quiet
 	s.fillSilence(now)
 }
 
@@ -231,7 +195,7 @@ func (s *Stream) processInbound(b []byte, from netip.AddrPort, now time.Time) {
 	}
 	// Any RTP from the caller proves the media path alive, even a payload
 	// type we ignore (e.g. comfort noise, RFC 3389).
-	in.lastPacket = now
+	in.lastPacket, in.quiet = now, false
 	h := &in.pkt.Header
 	codec := Codec(s.codec.Load())
 	dtmfPT := s.dtmfPT.Load()
@@ -315,7 +279,7 @@ func (s *Stream) conceal() {
 	s.pushCallerAudio(in.pcm[:n])
 }
 
-// pushCallerAudio assembles 20 ms frames and hands each to the Sink.
+// pushCallerAudio assembles 20 ms frames and adds each to the uplink chunk.
 func (s *Stream) pushCallerAudio(x []int16) {
 	in := &s.in
 	for len(x) > 0 {
@@ -329,29 +293,48 @@ func (s *Stream) pushCallerAudio(x []int16) {
 	}
 }
 
+// deliverFrame converts the assembled 20 ms frame to the model format,
+// straight into the uplink chunk, and hands the chunk to the Sink when it
+// holds chunkFrames frames.
 func (s *Stream) deliverFrame() {
 	in := &s.in
 	if s.cfg.Sink == nil {
 		s.stats.framesDropped.Add(1)
 		return
 	}
-	var frame []byte
+	out := in.chunk[in.chunkN:]
 	acc := in.acc[:s.frameLen]
+	var n int
 	switch {
 	case s.cfg.ModelFormat == ModelPCM24 && s.rate == 8000:
-		n, _ := in.up.Process(in.frame24[:], acc) // frame24 is exactly 3× acc
-		frame = in.out[:g711.Int16ToPCM16LE(in.out[:], in.frame24[:n])]
+		k, _ := in.up.Process(in.frame24[:], acc) // frame24 is exactly 3× acc
+		n = g711.Int16ToPCM16LE(out, in.frame24[:k])
 	case s.cfg.ModelFormat == ModelPCM24: // G.722
-		n, _ := in.up16.Process(in.frame24[:], acc) // 320 → 480, phase-aligned per frame
-		frame = in.out[:g711.Int16ToPCM16LE(in.out[:], in.frame24[:n])]
+		k, _ := in.up16.Process(in.frame24[:], acc) // 320 → 480, phase-aligned per frame
+		n = g711.Int16ToPCM16LE(out, in.frame24[:k])
 	case s.rate == 8000: // ModelPCMU, ModelPCMA
-		frame = in.out[:s.cfg.ModelFormat.law().Encode(in.out[:], acc)]
+		n = s.cfg.ModelFormat.law().Encode(out, acc)
 	default: // G.722 call, G.711 model: 16 → 24 → 8 kHz
-		n, _ := in.up16.Process(in.frame24[:], acc)
-		m, _ := in.down.Process(in.frame8[:], in.frame24[:n])
-		frame = in.out[:s.cfg.ModelFormat.law().Encode(in.out[:], in.frame8[:m])]
+		k, _ := in.up16.Process(in.frame24[:], acc)
+		m, _ := in.down.Process(in.frame8[:], in.frame24[:k])
+		n = s.cfg.ModelFormat.law().Encode(out, in.frame8[:m])
 	}
-	s.cfg.Sink.WriteCallerAudio(frame)
+	in.chunkN += n
+	in.chunkFrames++
+	if in.chunkFrames == s.chunkFrames {
+		s.flushChunk()
+	}
+}
+
+// flushChunk hands the chunk assembled so far, if any, to the Sink.
+func (s *Stream) flushChunk() {
+	in := &s.in
+	if in.chunkN == 0 {
+		return
+	}
+	n := in.chunkN
+	in.chunkN, in.chunkFrames = 0, 0
+	s.cfg.Sink.WriteCallerAudio(in.chunk[:n])
 }
 
 func (s *Stream) reportPresses(ps []dtmf.Press) {

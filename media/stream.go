@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/pion/rtp"
 	"github.com/sipbridge/sipbridge/media/g711"
 	"github.com/sipbridge/sipbridge/media/jitter"
@@ -54,8 +52,6 @@ const (
 	silenceFillAfter = 80 * time.Millisecond
 	// maxFillBurst caps filler frames sent at once after a late wake-up.
 	maxFillBurst = 5
-	// maxReadWait bounds a read so hold/timeout changes are noticed.
-	maxReadWait = 200 * time.Millisecond
 	// latchConfirm is how many consecutive packets a new source must send
 	// before symmetric RTP moves to it (one stray or spoofed packet must not
 	// redirect the call's audio).
@@ -108,7 +104,10 @@ type counters struct {
 //     events, epoch;
 //   - atomics, written by any goroutine: remote, codec, dtmfPT, sending,
 //     relatch, resumeAt, stats, running;
-//   - reader goroutine only: in;
+//   - the receiving goroutine only: in and rx. On Linux that is the clock
+//     shard driving the stream, from Run's registration until the shard's
+//     remove returns (recv_linux.go); elsewhere Run's reader goroutine.
+//     Before and after, Run's own goroutine (the final chunk flush);
 //   - the clock shard driving the stream only (under the shard's lock,
 //     from Run's registration until Run returns): out;
 //   - convMu: the Play-side conversion state (conv, carry, scratch);
@@ -141,7 +140,13 @@ type Stream struct {
 	stats     counters
 
 	in  inbound
+	rx  rxState // the socket's receive side (recv_*.go)
 	out outbound
+
+	// chunkFrames is how many 20 ms frames make one uplink chunk, and
+	// frameBytes the size of one frame in the model format; both fixed at
+	// NewStream.
+	chunkFrames, frameBytes int
 
 	convMu sync.Mutex
 	// conv resamples model audio to the call's rate; nil when none is
@@ -206,6 +211,13 @@ func NewStream(cfg StreamConfig) (*Stream, error) {
 	if cfg.MediaTimeout < 0 {
 		return nil, fmt.Errorf("media: new stream: negative media timeout: %w", ErrBadConfig)
 	}
+	chunk := cfg.UplinkChunk
+	if chunk == 0 {
+		chunk = frameDur // frame by frame
+	}
+	if err := CheckUplinkChunk(chunk); err != nil {
+		return nil, fmt.Errorf("media: new stream: %w: %w", ErrBadConfig, err)
+	}
 	jb, err := jitter.New(cfg.JitterDepth, maxPacketSamples)
 	if err != nil {
 		return nil, fmt.Errorf("media: new stream: %w: %w", ErrBadConfig, err)
@@ -229,6 +241,9 @@ func NewStream(cfg StreamConfig) (*Stream, error) {
 		rate:     rate,
 		frameLen: rate / 50,
 		perMs:    rate / 1000,
+
+		chunkFrames: int(chunk / frameDur),
+		frameBytes:  cfg.ModelFormat.FrameBytes(),
 	}
 	s.srtpKeys.Store(keys)
 	s.setSignalled(cfg.Remote)
@@ -238,7 +253,8 @@ func NewStream(cfg StreamConfig) (*Stream, error) {
 	s.codec.Store(uint32(cfg.Codec))
 	s.dtmfPT.Store(int32(max(cfg.DTMFPayloadType, -1)))
 	s.sending.Store(true)
-	s.in.init(jb, cfg.DTMFClockRate)
+	s.in.init(jb, cfg.DTMFClockRate, s.chunkFrames*(s.frameBytes+chunkSlack))
+	s.rx.init()
 	s.out.init(cfg.ComfortNoiseDB)
 	s.playLog.every = logEvery
 	s.q = newPlayQueue(rate, s.playoutDone)
@@ -251,32 +267,24 @@ func NewStream(cfg StreamConfig) (*Stream, error) {
 	return s, nil
 }
 
-// Run reads RTP, and has the shared media clock (clock.go) pace the
+// Run receives RTP, and has the shared media clock (clock.go) pace the
 // outbound RTP, until ctx ends (it returns nil) or no RTP arrived
-// for MediaTimeout (ErrMediaTimeout). It closes the socket on return and may
-// be called once.
+// for MediaTimeout (ErrMediaTimeout). On Linux the clock shard driving the
+// stream also receives its RTP (recv_linux.go); elsewhere a reader
+// goroutine does (recv_other.go). It delivers the last partial uplink
+// chunk, closes the socket on return and may be called once.
 func (s *Stream) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return ErrAlreadyRunning
 	}
-	defer func() {
-		if err := s.conn.Close(); err != nil {
-			s.log.Debug("media: close rtp socket", "error", err)
-		}
-	}()
 	s.resumeAt.Store(int64(time.Since(s.epoch)))
-	g, gctx := errgroup.WithContext(ctx)
-	// Wake the reader from its blocking read when the group ends. The reader
-	// sets its own deadlines, so it re-checks gctx after each one (see
-	// readLoop for why that is race-free).
-	stop := context.AfterFunc(gctx, func() { _ = s.conn.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
-	g.Go(func() error { return s.readLoop(gctx) })
-	// Outbound frames come from a shard of the shared clock from now until
-	// Run returns (removed before the socket closes: defers run last first).
-	shard := sharedClock.register(s)
-	defer shard.remove(s)
-	err := g.Wait()
+	err := s.runReceive(ctx)
+	// Nothing else touches the inbound state now: what the caller said last
+	// goes to the sink before the stream ends.
+	s.flushChunk()
+	if cerr := s.closeSocket(); cerr != nil {
+		s.log.Debug("media: close rtp socket", "error", cerr)
+	}
 	if errors.Is(err, ErrMediaTimeout) {
 		return ErrMediaTimeout
 	}

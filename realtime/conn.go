@@ -27,12 +27,16 @@ const (
 	// controlQueueSize bounds queued control events. They are never dropped;
 	// a sender waits (until its ctx ends) when the queue is full.
 	controlQueueSize = 256
-	// audioRingSlots is how many caller frames may wait for the writer
-	// (64 × 20 ms ≈ 1.3 s). When all are taken AppendAudio drops the frame.
-	audioRingSlots = 64
-	// slotMs is the audio each ring slot holds without growing: one 20 ms
-	// caller frame (a larger append grows its slot once, then keeps it).
-	slotMs = 20
+	// audioRingFrames is how many caller frames (appends) may wait for the
+	// writer; when that many are queued AppendAudio drops the frame. The
+	// failover replay sizes its appends (1 s) to stay below it.
+	audioRingFrames = 64
+	// audioRingMs is the caller audio the queue holds in its preallocated
+	// storage (ring.go), whatever the frame size: ≈ 1.3 s, as 64 frames of
+	// 20 ms did before the media stream delivered larger uplink chunks
+	// (64 slots of a 60 ms PCM24 chunk would be 184 KB per call). More
+	// than that queued grows the storage until the writer drains it.
+	audioRingMs = 1280
 	// maxAudioFrame rejects absurd frames instead of growing a slot for them.
 	maxAudioFrame = 64 << 10
 	// coalesceMs caps how much queued audio the writer merges into one append
@@ -131,7 +135,7 @@ func newConn(dc DialConfig, d Dialect, inFormat AudioFormat, log *slog.Logger, w
 		ctrl:      make(chan ctrlMsg, controlQueueSize),
 		audioWake: make(chan struct{}, 1),
 	}
-	c.ring.init(audioRingSlots, slotMs*bytesPerMs(inFormat))
+	c.ring.init(audioRingMs * bytesPerMs(inFormat))
 	c.coalesce.Store(int64(coalesceMs * bytesPerMs(inFormat)))
 	return c
 }
@@ -427,8 +431,10 @@ func (c *Conn) send(ctx context.Context, typ, eventID string, data []byte, barri
 }
 
 // AppendAudio queues one frame of caller audio for input_audio_buffer.append
-// (§2.2). It copies the frame into a preallocated slot and never blocks: the
-// caller is the RTP reader. It returns false when the frame was not queued:
+// (§2.2); a frame is any whole number of samples (the media stream hands
+// over uplink chunks of several 20 ms frames). It copies the frame into the
+// preallocated queue and never blocks: the caller is the conversation actor
+// relaying the RTP path's audio. It returns false when the frame was not queued:
 // the queue is full (the writer is stalled) or the frame is oversized, both
 // counted in DroppedAudioFrames, or the session has ended.
 func (c *Conn) AppendAudio(frame []byte) bool {
@@ -493,6 +499,7 @@ func (c *Conn) UpdateSession(ctx context.Context, cfg SessionConfig) error {
 	}
 	if cfg.InputFormat != "" {
 		c.coalesce.Store(int64(coalesceMs * bytesPerMs(cfg.InputFormat)))
+		c.ring.setStore(audioRingMs * bytesPerMs(cfg.InputFormat))
 	}
 	return nil
 }

@@ -225,6 +225,7 @@ func (c *call) setup() bool {
 		LatchBeforeSend: c.s.cfg.LatchBeforeSend,
 		MediaTimeout:    c.s.cfg.MediaTimeout,
 		ComfortNoiseDB:  c.s.cfg.ComfortNoiseDB,
+		UplinkChunk:     c.s.cfg.UplinkChunk,
 		Sink:            conv,
 		Logger:          c.log,
 	})

@@ -69,6 +69,10 @@ type Config struct {
 	// ComfortNoiseDB is the level of the noise sent when nothing plays
 	// (dBov, e.g. -65); 0 = the media default.
 	ComfortNoiseDB float64
+	// UplinkChunk is how much caller audio the media stream hands the
+	// conversation at once (media.StreamConfig.UplinkChunk); 0 = every 20 ms
+	// frame on its own.
+	UplinkChunk time.Duration
 	// SessionExpires is the session interval (RFC 4028) we ask for when the
 	// caller supports session timers but offers none. Default 30 min;
 	// negative: never impose one (a caller's Session-Expires is still

@@ -108,6 +108,7 @@ func serve(ctx context.Context, stop shutdown, path string, cfg *configs.Config,
 		SymmetricRTP:    *cfg.RTP.Symmetric,
 		LatchBeforeSend: cfg.RTP.LatchBeforeSend,
 		ComfortNoiseDB:  cfg.RTP.ComfortNoiseDBov,
+		UplinkChunk:     cfg.RTP.UplinkChunk.D(),
 		Limits: sip.EdgeLimits{
 			MaxUnconfirmedPerSource: cfg.SIP.Limits.MaxUnconfirmedPerSource,
 			OptionsRate:             cfg.SIP.Limits.OptionsPerSecond,
