@@ -33,6 +33,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,6 +61,7 @@ type options struct {
 	plotPath   string
 	profileDir string
 	env        []string // extra environment for the bridge (GOMEMLIMIT, GOGC)
+	selfProf   string   // CPU profile of sipload itself over the window
 	format     string   // assistant.audio_format: pcm24 or g711
 }
 
@@ -79,6 +81,7 @@ func main() {
 	flag.StringVar(&o.plotPath, "plot", "", "write goroutines, RSS, CPU and calls over time to this PNG")
 	flag.StringVar(&o.profileDir, "profile", "", "take CPU (20 s) and heap profiles of the bridge in the window into this directory (turns admin.pprof on)")
 	flag.StringVar(&o.format, "audio-format", "pcm24", "assistant.audio_format of the bridge: pcm24 or g711")
+	flag.StringVar(&o.selfProf, "self-cpuprofile", "", "write a CPU profile of sipload itself (phones and simulators) over the window to this file")
 	gomem := flag.String("gomemlimit", "", "GOMEMLIMIT for the bridge (e.g. 200MiB); empty: unset")
 	gogc := flag.String("gogc", "", "GOGC for the bridge; empty: unset")
 	flag.Parse()
@@ -322,6 +325,11 @@ func run(o options) error {
 		liveCalls               = map[*phone.Call]bool{}
 		inWindow                atomic.Bool
 	)
+	// One clock sends every caller's RTP, and the callers keep no
+	// recording, only where the regions' voices were heard: sipload's own
+	// CPU and memory then stay small beside the bridge's.
+	pacer := phone.NewPacer()
+	defer pacer.Close()
 	stopTalking := make(chan struct{})
 	stopped := func() bool {
 		select {
@@ -341,7 +349,7 @@ func run(o options) error {
 		}
 		defer ph.Close()
 		placed.Add(1)
-		c, err := ph.Call(ctx, phone.CallOptions{Target: target})
+		c, err := ph.Call(ctx, phone.CallOptions{Target: target, Pacer: pacer, TrackTones: []float64{440, 660}})
 		if err != nil {
 			failed.Add(1)
 			return !stopped()
@@ -427,6 +435,17 @@ func run(o options) error {
 	inWindow.Store(true)
 	m0 := scrape(admin)
 	cpu0, t0 := cpuTicks(pid), time.Now()
+	self0 := cpuTicks(os.Getpid())
+	if o.selfProf != "" {
+		f, err := os.Create(o.selfProf)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	activeAtStart := active.Load()
 	var profErr error
 	if o.profileDir != "" {
@@ -438,6 +457,10 @@ func run(o options) error {
 		time.Sleep(o.dur)
 	}
 	cpu1, t1 := cpuTicks(pid), time.Now()
+	self1 := cpuTicks(os.Getpid())
+	if o.selfProf != "" {
+		pprof.StopCPUProfile()
+	}
 	m1 := scrape(admin)
 	rss := rssKB(pid)
 	activeAtEnd := active.Load()
@@ -462,6 +485,9 @@ func run(o options) error {
 		placed.Load(), failed.Load(), completed.Load(), dropped.Load(), activeAtStart, activeAtEnd)
 	fmt.Printf("window %.1fs: sipbridge CPU %.2fs = %.1f%% of one core; %.3f%% of one core per call\n",
 		wall, cpuSec, 100*cpuSec/wall, 100*cpuSec/wall/perCall)
+	selfSec := float64(self1-self0) / float64(clockTicks())
+	fmt.Printf("sipload itself (phones and simulators) CPU %.2fs = %.1f%% of one core; %.3f%% per call\n",
+		selfSec, 100*selfSec/wall, 100*selfSec/wall/perCall)
 	fmt.Printf("RSS %d KiB (idle %d KiB): %.0f KiB per call\n", rss, baseRSS, float64(rss-baseRSS)/perCall)
 	if a0, a1 := m0["go_memstats_alloc_bytes_total"], m1["go_memstats_alloc_bytes_total"]; a1 > a0 {
 		fmt.Printf("heap in use %.1f MiB at the end; allocation rate %.1f KiB/s per call (go_memstats_alloc_bytes_total over the window)\n",
