@@ -33,6 +33,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -62,6 +63,7 @@ type options struct {
 	profileDir string
 	env        []string // extra environment for the bridge (GOMEMLIMIT, GOGC)
 	selfProf   string   // CPU profile of sipload itself over the window
+	pin        bool     // bridge on the last CPU, sipload on the others
 	format     string   // assistant.audio_format: pcm24 or g711
 }
 
@@ -82,6 +84,7 @@ func main() {
 	flag.StringVar(&o.profileDir, "profile", "", "take CPU (20 s) and heap profiles of the bridge in the window into this directory (turns admin.pprof on)")
 	flag.StringVar(&o.format, "audio-format", "pcm24", "assistant.audio_format of the bridge: pcm24 or g711")
 	flag.StringVar(&o.selfProf, "self-cpuprofile", "", "write a CPU profile of sipload itself (phones and simulators) over the window to this file")
+	flag.BoolVar(&o.pin, "cpu-affinity", false, "pin the bridge to the last CPU and sipload to the others (taskset), so the load generator cannot take the bridge's core")
 	gomem := flag.String("gomemlimit", "", "GOMEMLIMIT for the bridge (e.g. 200MiB); empty: unset")
 	gogc := flag.String("gogc", "", "GOGC for the bridge; empty: unset")
 	flag.Parse()
@@ -132,6 +135,23 @@ func checkLoopback(host string) error {
 		return fmt.Errorf("-listen %s is not a loopback address: sipload only loads a bridge on this machine", host)
 	}
 	return nil
+}
+
+// pinCPUs splits the CPUs this process may use: the last for the bridge,
+// the others for sipload. It needs taskset (util-linux) and two CPUs.
+func pinCPUs() (bridge, self string, err error) {
+	if _, err := exec.LookPath("taskset"); err != nil {
+		return "", "", errors.New("-cpu-affinity needs taskset (util-linux)")
+	}
+	n := runtime.NumCPU()
+	if n < 2 {
+		return "", "", errors.New("-cpu-affinity needs at least two CPUs")
+	}
+	var others []string
+	for i := range n - 1 {
+		others = append(others, strconv.Itoa(i))
+	}
+	return strconv.Itoa(n - 1), strings.Join(others, ","), nil
 }
 
 // soakBase is what every soak region does all the time.
@@ -205,8 +225,11 @@ func run(o options) error {
 	if o.logPath != "" {
 		level = "info"
 	}
-	cfg := fmt.Sprintf("sip:\n  listen: %s:%d\n  max_calls: %d\nrtp:\n  port_min: 40000\n  port_max: 42000\nadmin:\n  listen: 127.0.0.1:%d\n  pprof: %v\nlog:\n  level: %s\nassistant:\n  audio_format: %s\nregions:\n%s",
-		o.listen, sipPort, o.calls+10, adminPort, o.profileDir != "", level, o.format, strings.Join(regions, ""))
+	// Even ports only, and the range is shared with the kernel's ephemeral
+	// ports: room for every call several times over.
+	portMax := 40000 + max(2000, 8*o.calls)
+	cfg := fmt.Sprintf("sip:\n  listen: %s:%d\n  max_calls: %d\nrtp:\n  port_min: 40000\n  port_max: %d\nadmin:\n  listen: 127.0.0.1:%d\n  pprof: %v\nlog:\n  level: %s\nassistant:\n  audio_format: %s\nregions:\n%s",
+		o.listen, sipPort, o.calls+10, portMax, adminPort, o.profileDir != "", level, o.format, strings.Join(regions, ""))
 	dir, err := os.MkdirTemp("", "sipload-")
 	if err != nil {
 		return err
@@ -217,6 +240,19 @@ func run(o options) error {
 		return err
 	}
 	cmd := exec.Command(o.bin, "-config", path)
+	if o.pin {
+		bridgeCPUs, selfCPUs, err := pinCPUs()
+		if err != nil {
+			return err
+		}
+		// taskset execs the bridge in place: the child's pid is the bridge's.
+		cmd = exec.Command("taskset", "-c", bridgeCPUs, o.bin, "-config", path)
+		if out, err := exec.Command("taskset", "-a", "-p", "-c", selfCPUs, strconv.Itoa(os.Getpid())).CombinedOutput(); err != nil {
+			return fmt.Errorf("pinning sipload to CPUs %s: %v: %s", selfCPUs, err, out)
+		}
+		runtime.GOMAXPROCS(strings.Count(selfCPUs, ",") + 1)
+		fmt.Printf("cpu affinity: sipbridge on CPU %s, sipload on CPU %s\n", bridgeCPUs, selfCPUs)
+	}
 	cmd.Env = env
 	logPath := o.logPath
 	if logPath == "" {
