@@ -4,6 +4,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,4 +53,26 @@ func TestPlotSamples(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "\x89PNG", string(b[:4]))
 	require.Error(t, plotSamples(path, nil))
+}
+
+func TestPinCPUs(t *testing.T) {
+	bridge, self, err := pinCPUs()
+	if err != nil {
+		t.Skip(err) // no taskset or one CPU
+	}
+	n := runtime.NumCPU()
+	require.Equal(t, strconv.Itoa(n-1), bridge)
+	require.Len(t, strings.Split(self, ","), n-1)
+	require.NotContains(t, strings.Split(self, ","), bridge)
+}
+
+func TestCPUTicksOfSelf(t *testing.T) {
+	start := cpuTicks(os.Getpid())
+	for deadline := time.Now().Add(30 * time.Second); cpuTicks(os.Getpid()) == start && time.Now().Before(deadline); {
+		for i := 0; i < 1e6; i++ {
+			_ = strconv.Itoa(i)
+		}
+	}
+	require.Greater(t, cpuTicks(os.Getpid()), start, "CPU time of this process from /proc")
+	require.Zero(t, cpuTicks(-1))
 }
