@@ -464,14 +464,19 @@ func run(o options) error {
 		}(i)
 	}
 	time.Sleep(2 * time.Second) // let the last calls settle
-	resetGaps := func() {
+	// resetGaps starts every call's gap measurement afresh and returns
+	// the RTP packets the callers have sent so far.
+	resetGaps := func() (sent int) {
 		mu.Lock()
 		defer mu.Unlock()
 		for c := range liveCalls {
 			c.MaxGap()
+			sent += c.Stats().PacketsOut
 		}
+		return sent
 	}
-	resetGaps()
+	callerSent0 := resetGaps()
+	load0 := loadAvg()
 	inWindow.Store(true)
 	m0 := scrape(admin)
 	cpu0, t0 := cpuTicks(pid), time.Now()
@@ -505,9 +510,11 @@ func run(o options) error {
 	rss := rssKB(pid)
 	activeAtEnd := active.Load()
 	var gaps []time.Duration
+	callerSent1 := 0
 	mu.Lock()
 	for c := range liveCalls {
 		gaps = append(gaps, c.MaxGap())
+		callerSent1 += c.Stats().PacketsOut
 	}
 	waitsAtEnd := slices.Clone(waits)
 	mu.Unlock()
@@ -538,6 +545,15 @@ func run(o options) error {
 	fmt.Printf("turn wait (end of speech → answer heard) p50 %v p90 %v p99 %v max %v\n",
 		pct(waitsAtEnd, 0.5), pct(waitsAtEnd, 0.9), pct(waitsAtEnd, 0.99), pct(waitsAtEnd, 1))
 	fmt.Printf("RTP send lateness (bridge, in the window): %s\n", latenessSummary(m0, m1))
+	// A starved machine shows as fewer packets than the calls' 50 a
+	// second: then every figure above measures the machine, not the bridge.
+	full := perCall * wall * 50
+	bridgeSent := m1["sipbridge_rtp_send_lateness_seconds_count"] - m0["sipbridge_rtp_send_lateness_seconds_count"]
+	fmt.Printf("RTP packets in the window, of 50/s per call: bridge sent %.1f%%, callers sent %.1f%%; load average %s → %s\n",
+		100*bridgeSent/full, 100*float64(callerSent1-callerSent0)/full, load0, loadAvg())
+	if bridgeSent < 0.95*full || float64(callerSent1-callerSent0) < 0.95*full {
+		fmt.Println("WARNING: under 95% of the packets were sent: the machine was short of CPU, so the figures above measure the machine, not the bridge")
+	}
 	fmt.Printf("caller-side longest RTP gap per call: p50 %v p99 %v max %v\n", pct(gaps, 0.5), pct(gaps, 0.99), pct(gaps, 1))
 	fmt.Printf("swaps %.0f, hedges %.0f (over the run)\n", sumPrefix(m1, "sipbridge_failover_swaps_total")-sumPrefix(baseMetrics, "sipbridge_failover_swaps_total"),
 		sumContains(m1, "hedge")-sumContains(baseMetrics, "hedge"))
@@ -752,6 +768,15 @@ func cpuTicks(pid int) int64 {
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return u + st
+}
+
+// loadAvg is the 1-minute load average from /proc/loadavg.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
 }
 
 func clockTicks() int64 { return 100 } // USER_HZ on Linux
