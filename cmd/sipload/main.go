@@ -108,6 +108,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "sipload:", err)
 		os.Exit(2)
 	}
+	if err := checkFileLimit(o.calls); err != nil {
+		fmt.Fprintln(os.Stderr, "sipload:", err)
+		os.Exit(2)
+	}
 	if *gomem != "" {
 		o.env = append(o.env, "GOMEMLIMIT="+*gomem)
 	}
@@ -156,6 +160,29 @@ func pinCPUs() (bridge, self string, err error) {
 		others = append(others, strconv.Itoa(i))
 	}
 	return strconv.Itoa(n - 1), strings.Join(others, ","), nil
+}
+
+// checkFileLimit makes sure this process and the bridge may open the files
+// the calls need: here a SIP and an RTP socket per caller and a WebSocket
+// or two per call in the simulators; in the bridge an RTP socket and a
+// WebSocket or two per call. Go programs raise their soft limit to the hard
+// one when they start, so the hard limit is what counts.
+func checkFileLimit(calls int) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return nil // not knowable here: let the run show it
+	}
+	need := uint64(6*calls + 200)
+	if lim.Cur < need && lim.Max >= need {
+		lim.Cur = need
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			return fmt.Errorf("raising the open-file limit to %d: %w", need, err)
+		}
+	}
+	if lim.Max < need {
+		return fmt.Errorf("%d calls need about %d open files; the hard limit (ulimit -Hn) is %d", calls, need, lim.Max)
+	}
+	return nil
 }
 
 // soakBase is what every soak region does all the time.

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -75,4 +76,13 @@ func TestCPUTicksOfSelf(t *testing.T) {
 	}
 	require.Greater(t, cpuTicks(os.Getpid()), start, "CPU time of this process from /proc")
 	require.Zero(t, cpuTicks(-1))
+}
+
+func TestCheckFileLimit(t *testing.T) {
+	require.NoError(t, checkFileLimit(1))
+	var lim syscall.Rlimit
+	require.NoError(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim))
+	if lim.Max < 1<<40 {
+		require.Error(t, checkFileLimit(1<<40), "more files than the hard limit")
+	}
 }
