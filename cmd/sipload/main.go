@@ -65,6 +65,7 @@ type options struct {
 	env        []string // extra environment for the bridge (GOMEMLIMIT, GOGC)
 	selfProf   string   // CPU profile of sipload itself over the window
 	pin        bool     // bridge on the last CPU, sipload on the others
+	nice       int      // sipload's own niceness once the bridge runs
 	format     string   // assistant.audio_format: pcm24 or g711
 }
 
@@ -86,6 +87,7 @@ func main() {
 	flag.StringVar(&o.format, "audio-format", "pcm24", "assistant.audio_format of the bridge: pcm24 or g711")
 	flag.StringVar(&o.selfProf, "self-cpuprofile", "", "write a CPU profile of sipload itself (phones and simulators) over the window to this file")
 	flag.BoolVar(&o.pin, "cpu-affinity", false, "pin the bridge to the last CPU and sipload to the others (taskset), so the load generator cannot take the bridge's core")
+	flag.IntVar(&o.nice, "nice", 0, "lower sipload's own priority by this much (0-19) once the bridge has started, so that when the two contend for a CPU the bridge wins (the bridge keeps the priority sipload started with)")
 	gomem := flag.String("gomemlimit", "", "GOMEMLIMIT for the bridge (e.g. 200MiB); empty: unset")
 	gogc := flag.String("gogc", "", "GOGC for the bridge; empty: unset")
 	flag.Parse()
@@ -106,6 +108,10 @@ func main() {
 	}
 	if err := checkLoopback(o.listen); err != nil {
 		fmt.Fprintln(os.Stderr, "sipload:", err)
+		os.Exit(2)
+	}
+	if o.nice < 0 || o.nice > 19 {
+		fmt.Fprintln(os.Stderr, "sipload: -nice is 0-19 (sipload only ever lowers its own priority)")
 		os.Exit(2)
 	}
 	if err := checkFileLimit(o.calls); err != nil {
@@ -181,6 +187,31 @@ func checkFileLimit(calls int) error {
 	}
 	if lim.Max < need {
 		return fmt.Errorf("%d calls need about %d open files; the hard limit (ulimit -Hn) is %d", calls, need, lim.Max)
+	}
+	return nil
+}
+
+// niceSelf lowers the priority of every thread of this process by n (on
+// Linux a priority belongs to a thread; threads started later inherit it).
+// The bridge, already started, keeps its own.
+func niceSelf(n int) error {
+	tids, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return fmt.Errorf("-nice: %w", err)
+	}
+	for _, t := range tids {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		prio, err := syscall.Getpriority(syscall.PRIO_PROCESS, tid)
+		if err != nil {
+			continue // the thread has exited
+		}
+		// The raw syscall returns 20-nice.
+		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, min(19, 20-prio+n)); err != nil {
+			return fmt.Errorf("-nice: thread %d: %w", tid, err)
+		}
 	}
 	return nil
 }
@@ -300,6 +331,12 @@ func run(o options) error {
 	}
 	started := time.Now()
 	pid := cmd.Process.Pid
+	if o.nice > 0 {
+		if err := niceSelf(o.nice); err != nil {
+			return err
+		}
+		fmt.Printf("sipload runs at nice +%d, the bridge at its own priority\n", o.nice)
+	}
 	defer func() {
 		_ = cmd.Process.Signal(syscall.SIGINT)
 		done := make(chan struct{})

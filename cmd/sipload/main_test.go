@@ -3,6 +3,7 @@ package main
 import (
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -85,4 +86,30 @@ func TestCheckFileLimit(t *testing.T) {
 	if lim.Max < 1<<40 {
 		require.Error(t, checkFileLimit(1<<40), "more files than the hard limit")
 	}
+}
+
+// TestNiceSelf runs in a child process: a niceness cannot be taken back
+// without privileges.
+func TestNiceSelf(t *testing.T) {
+	if os.Getenv("SIPLOAD_NICE_CHILD") == "1" {
+		nice := func() int {
+			b, err := os.ReadFile("/proc/self/stat")
+			require.NoError(t, err)
+			f := strings.Fields(string(b)[strings.LastIndexByte(string(b), ')')+2:])
+			n, err := strconv.Atoi(f[16]) // the nice field
+			require.NoError(t, err)
+			return n
+		}
+		before := nice()
+		require.NoError(t, niceSelf(3))
+		require.Equal(t, min(19, before+3), nice())
+		return
+	}
+	if _, err := os.Stat("/proc/self/task"); err != nil {
+		t.Skip("no /proc")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestNiceSelf$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "SIPLOAD_NICE_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
 }
