@@ -189,10 +189,10 @@ func (c *Call) startMedia() {
 
 func (c *Call) stopMedia() {
 	c.stopOnce.Do(func() {
+		close(c.stop)
 		if c.pacer != nil {
 			c.pacer.remove(c) // the pacer no longer touches c once this returns
 		}
-		close(c.stop)
 		_ = c.conn.Close()
 	})
 	c.wg.Wait()

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -16,36 +17,50 @@ import (
 // call's packet at the same instant.
 const pacerSlots = 10
 
-// Pacer sends the RTP of many calls from one goroutine on one clock: every
-// 2 ms it sends the next frame of the calls in that slot, with a
-// non-blocking send (a full socket buffer drops the packet, as the network
-// would). A load generator with hundreds of calls then costs one timer
-// instead of hundreds, and the far end's pacing is measured, not the load
-// generator's scheduling. Calls join with CallOptions.Pacer.
+// Pacer sends the RTP of many calls from a few goroutines on one clock,
+// one per CPU (a lane): every 2 ms a lane sends the next frame of its calls
+// in that slot, with a non-blocking send (a full socket buffer drops the
+// packet, as the network would). A load generator with hundreds of calls
+// then costs a few timers instead of hundreds, and the far end's pacing is
+// measured, not the load generator's scheduling. Calls join with
+// CallOptions.Pacer.
 type Pacer struct {
+	lanes []*pacerLane
+	mu    sync.Mutex
+	next  int // calls added: spreads them over lanes and slots
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
+}
+
+// pacerLane is one goroutine's share of a Pacer's calls.
+type pacerLane struct {
 	mu    sync.Mutex // held while a slot is sent: remove waits for it
 	slots [pacerSlots][]*Call
-	next  int
-	stop  chan struct{}
-	done  chan struct{}
-	once  sync.Once
 }
 
 // NewPacer starts a pacer; Close stops it.
 func NewPacer() *Pacer {
-	p := &Pacer{stop: make(chan struct{}), done: make(chan struct{})}
-	go p.run()
+	p := &Pacer{stop: make(chan struct{})}
+	for range max(1, runtime.GOMAXPROCS(0)) {
+		l := &pacerLane{}
+		p.lanes = append(p.lanes, l)
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			l.run(p.stop)
+		}()
+	}
 	return p
 }
 
 // Close stops the pacer; calls still on it send nothing more.
 func (p *Pacer) Close() {
 	p.once.Do(func() { close(p.stop) })
-	<-p.done
+	p.wg.Wait()
 }
 
-func (p *Pacer) run() {
-	defer close(p.done)
+func (l *pacerLane) run(stop <-chan struct{}) {
 	const step = frameDur / pacerSlots
 	t := time.NewTimer(step)
 	defer t.Stop()
@@ -55,41 +70,55 @@ func (p *Pacer) run() {
 		// sendLoop does, so a call's RTP timestamps keep up with the clock.
 		t.Reset(time.Until(start.Add(time.Duration(n) * step)))
 		select {
-		case <-p.stop:
+		case <-stop:
 			return
 		case <-t.C:
 		}
-		p.mu.Lock()
-		for _, c := range p.slots[n%pacerSlots] {
+		l.mu.Lock()
+		for _, c := range l.slots[n%pacerSlots] {
 			c.sendPaced()
 			if pacerPolls && c.paced.raw != nil {
 				c.paced.pollRecv(c)
 			}
 		}
-		p.mu.Unlock()
+		l.mu.Unlock()
 	}
 }
 
-// add puts c in the least recently used slot; its media is running.
+// add puts c in the next lane and slot, unless its media has already
+// been stopped (a BYE can stop a call while it is being set up).
 func (p *Pacer) add(c *Call) {
 	ps := newPacedSender(c)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	c.paced = ps
-	ps.slot = p.next % pacerSlots
+	select {
+	case <-c.stop:
+		return
+	default:
+	}
+	i := p.next
 	p.next++
-	p.slots[ps.slot] = append(p.slots[ps.slot], c)
+	l := p.lanes[i%len(p.lanes)]
+	ps.lane, ps.slot = l, (i/len(p.lanes))%pacerSlots
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c.paced = ps
+	l.slots[ps.slot] = append(l.slots[ps.slot], c)
 }
 
-// remove takes c off the pacer; once it returns the pacer no longer
-// touches c.
+// remove takes c off the pacer (its c.stop already closed, so add no
+// longer puts it on); once it returns the pacer no longer touches c.
 func (p *Pacer) remove(c *Call) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if c.paced == nil {
+	ps := c.paced
+	if ps == nil {
 		return
 	}
-	s := &p.slots[c.paced.slot]
+	l := ps.lane
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := &l.slots[ps.slot]
 	for i, x := range *s {
 		if x == c {
 			(*s)[i] = (*s)[len(*s)-1]
@@ -103,6 +132,7 @@ func (p *Pacer) remove(c *Call) {
 
 // pacedSender is one call's RTP sending state, used by its pacer only.
 type pacedSender struct {
+	lane     *pacerLane
 	slot     int
 	ssrc     uint32
 	seq      uint16

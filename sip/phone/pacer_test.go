@@ -118,7 +118,11 @@ func TestPacerSendsEachCallsFrames(t *testing.T) {
 		require.Nil(t, c.paced)
 	}
 	require.True(t, calls[1].SpeakingDone())
-	require.Equal(t, 0, len(p.slots[0])+len(p.slots[1]))
+	for _, l := range p.lanes {
+		for _, slot := range l.slots {
+			require.Empty(t, slot)
+		}
+	}
 	require.Error(t, (&Call{pacer: p, tePT: 101}).SendDTMF("1"))
 }
 
