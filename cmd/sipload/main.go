@@ -33,6 +33,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,6 +63,9 @@ type options struct {
 	plotPath   string
 	profileDir string
 	env        []string // extra environment for the bridge (GOMEMLIMIT, GOGC)
+	selfProf   string   // CPU profile of sipload itself over the window
+	pin        bool     // bridge on the last CPU, sipload on the others
+	nice       int      // sipload's own niceness once the bridge runs
 	format     string   // assistant.audio_format: auto, pcm24 or g711
 }
 
@@ -79,6 +85,9 @@ func main() {
 	flag.StringVar(&o.plotPath, "plot", "", "write goroutines, RSS, CPU and calls over time to this PNG")
 	flag.StringVar(&o.profileDir, "profile", "", "take CPU (20 s) and heap profiles of the bridge in the window into this directory (turns admin.pprof on)")
 	flag.StringVar(&o.format, "audio-format", "auto", "assistant.audio_format of the bridge: auto (the test phones' G.711 to the model), pcm24 or g711")
+	flag.StringVar(&o.selfProf, "self-cpuprofile", "", "write a CPU profile of sipload itself (phones and simulators) over the window to this file")
+	flag.BoolVar(&o.pin, "cpu-affinity", false, "pin the bridge to the last CPU and sipload to the others (taskset), so the load generator cannot take the bridge's core")
+	flag.IntVar(&o.nice, "nice", 0, "lower sipload's own priority by this much (0-19) once the bridge has started, so that when the two contend for a CPU the bridge wins (the bridge keeps the priority sipload started with)")
 	gomem := flag.String("gomemlimit", "", "GOMEMLIMIT for the bridge (e.g. 200MiB); empty: unset")
 	gogc := flag.String("gogc", "", "GOGC for the bridge; empty: unset")
 	flag.Parse()
@@ -101,12 +110,23 @@ func main() {
 		fmt.Fprintln(os.Stderr, "sipload:", err)
 		os.Exit(2)
 	}
+	if o.nice < 0 || o.nice > 19 {
+		fmt.Fprintln(os.Stderr, "sipload: -nice is 0-19 (sipload only ever lowers its own priority)")
+		os.Exit(2)
+	}
+	if err := checkFileLimit(o.calls); err != nil {
+		fmt.Fprintln(os.Stderr, "sipload:", err)
+		os.Exit(2)
+	}
 	if *gomem != "" {
 		o.env = append(o.env, "GOMEMLIMIT="+*gomem)
 	}
 	if *gogc != "" {
 		o.env = append(o.env, "GOGC="+*gogc)
 	}
+	// sipload's own memory is not measured; collecting less often leaves
+	// more of the machine to the bridge.
+	debug.SetGCPercent(400)
 	// The phones' SIP library logs every stray retransmission through the
 	// default logger; a load run would print thousands of lines.
 	slog.SetDefault(slog.New(slog.DiscardHandler))
@@ -127,6 +147,71 @@ func checkLoopback(host string) error {
 	}
 	if !a.IsLoopback() {
 		return fmt.Errorf("-listen %s is not a loopback address: sipload only loads a bridge on this machine", host)
+	}
+	return nil
+}
+
+// pinCPUs splits the CPUs this process may use: the last for the bridge,
+// the others for sipload. It needs taskset (util-linux) and two CPUs.
+func pinCPUs() (bridge, self string, err error) {
+	if _, err := exec.LookPath("taskset"); err != nil {
+		return "", "", errors.New("-cpu-affinity needs taskset (util-linux)")
+	}
+	n := runtime.NumCPU()
+	if n < 2 {
+		return "", "", errors.New("-cpu-affinity needs at least two CPUs")
+	}
+	var others []string
+	for i := range n - 1 {
+		others = append(others, strconv.Itoa(i))
+	}
+	return strconv.Itoa(n - 1), strings.Join(others, ","), nil
+}
+
+// checkFileLimit makes sure this process and the bridge may open the files
+// the calls need: here a SIP and an RTP socket per caller and a WebSocket
+// or two per call in the simulators; in the bridge an RTP socket and a
+// WebSocket or two per call. Go programs raise their soft limit to the hard
+// one when they start, so the hard limit is what counts.
+func checkFileLimit(calls int) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return nil // not knowable here: let the run show it
+	}
+	need := uint64(6*calls + 200)
+	if lim.Cur < need && lim.Max >= need {
+		lim.Cur = need
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			return fmt.Errorf("raising the open-file limit to %d: %w", need, err)
+		}
+	}
+	if lim.Max < need {
+		return fmt.Errorf("%d calls need about %d open files; the hard limit (ulimit -Hn) is %d", calls, need, lim.Max)
+	}
+	return nil
+}
+
+// niceSelf lowers the priority of every thread of this process by n (on
+// Linux a priority belongs to a thread; threads started later inherit it).
+// The bridge, already started, keeps its own.
+func niceSelf(n int) error {
+	tids, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return fmt.Errorf("-nice: %w", err)
+	}
+	for _, t := range tids {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		prio, err := syscall.Getpriority(syscall.PRIO_PROCESS, tid)
+		if err != nil {
+			continue // the thread has exited
+		}
+		// The raw syscall returns 20-nice.
+		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, min(19, 20-prio+n)); err != nil {
+			return fmt.Errorf("-nice: thread %d: %w", tid, err)
+		}
 	}
 	return nil
 }
@@ -202,8 +287,11 @@ func run(o options) error {
 	if o.logPath != "" {
 		level = "info"
 	}
-	cfg := fmt.Sprintf("sip:\n  listen: %s:%d\n  max_calls: %d\nrtp:\n  port_min: 40000\n  port_max: 42000\nadmin:\n  listen: 127.0.0.1:%d\n  pprof: %v\nlog:\n  level: %s\nassistant:\n  audio_format: %s\nregions:\n%s",
-		o.listen, sipPort, o.calls+10, adminPort, o.profileDir != "", level, o.format, strings.Join(regions, ""))
+	// Even ports only, and the range is shared with the kernel's ephemeral
+	// ports: room for every call several times over.
+	portMax := 40000 + max(2000, 8*o.calls)
+	cfg := fmt.Sprintf("sip:\n  listen: %s:%d\n  max_calls: %d\nrtp:\n  port_min: 40000\n  port_max: %d\nadmin:\n  listen: 127.0.0.1:%d\n  pprof: %v\nlog:\n  level: %s\nassistant:\n  audio_format: %s\nregions:\n%s",
+		o.listen, sipPort, o.calls+10, portMax, adminPort, o.profileDir != "", level, o.format, strings.Join(regions, ""))
 	dir, err := os.MkdirTemp("", "sipload-")
 	if err != nil {
 		return err
@@ -214,6 +302,19 @@ func run(o options) error {
 		return err
 	}
 	cmd := exec.Command(o.bin, "-config", path)
+	if o.pin {
+		bridgeCPUs, selfCPUs, err := pinCPUs()
+		if err != nil {
+			return err
+		}
+		// taskset execs the bridge in place: the child's pid is the bridge's.
+		cmd = exec.Command("taskset", "-c", bridgeCPUs, o.bin, "-config", path)
+		if out, err := exec.Command("taskset", "-a", "-p", "-c", selfCPUs, strconv.Itoa(os.Getpid())).CombinedOutput(); err != nil {
+			return fmt.Errorf("pinning sipload to CPUs %s: %v: %s", selfCPUs, err, out)
+		}
+		runtime.GOMAXPROCS(strings.Count(selfCPUs, ",") + 1)
+		fmt.Printf("cpu affinity: sipbridge on CPU %s, sipload on CPU %s\n", bridgeCPUs, selfCPUs)
+	}
 	cmd.Env = env
 	logPath := o.logPath
 	if logPath == "" {
@@ -230,6 +331,12 @@ func run(o options) error {
 	}
 	started := time.Now()
 	pid := cmd.Process.Pid
+	if o.nice > 0 {
+		if err := niceSelf(o.nice); err != nil {
+			return err
+		}
+		fmt.Printf("sipload runs at nice +%d, the bridge at its own priority\n", o.nice)
+	}
 	defer func() {
 		_ = cmd.Process.Signal(syscall.SIGINT)
 		done := make(chan struct{})
@@ -332,6 +439,11 @@ func run(o options) error {
 		liveCalls               = map[*phone.Call]bool{}
 		inWindow                atomic.Bool
 	)
+	// One clock sends every caller's RTP, and the callers keep no
+	// recording, only where the regions' voices were heard: sipload's own
+	// CPU and memory then stay small beside the bridge's.
+	pacer := phone.NewPacer()
+	defer pacer.Close()
 	stopTalking := make(chan struct{})
 	stopped := func() bool {
 		select {
@@ -351,7 +463,7 @@ func run(o options) error {
 		}
 		defer ph.Close()
 		placed.Add(1)
-		c, err := ph.Call(ctx, phone.CallOptions{Target: target})
+		c, err := ph.Call(ctx, phone.CallOptions{Target: target, Pacer: pacer, TrackTones: []float64{440, 660}})
 		if err != nil {
 			failed.Add(1)
 			// A caller turned away calls again later, not in a tight
@@ -443,17 +555,33 @@ func run(o options) error {
 		}(i)
 	}
 	time.Sleep(2 * time.Second) // let the last calls settle
-	resetGaps := func() {
+	// resetGaps starts every call's gap measurement afresh and returns
+	// the RTP packets the callers have sent so far.
+	resetGaps := func() (sent int) {
 		mu.Lock()
 		defer mu.Unlock()
 		for c := range liveCalls {
 			c.MaxGap()
+			sent += c.Stats().PacketsOut
 		}
+		return sent
 	}
-	resetGaps()
+	callerSent0 := resetGaps()
+	load0 := loadAvg()
 	inWindow.Store(true)
 	m0 := scrape(admin)
 	cpu0, t0 := cpuTicks(pid), time.Now()
+	self0 := cpuTicks(os.Getpid())
+	if o.selfProf != "" {
+		f, err := os.Create(o.selfProf)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	activeAtStart := active.Load()
 	var profErr error
 	if o.profileDir != "" {
@@ -465,13 +593,19 @@ func run(o options) error {
 		time.Sleep(o.dur)
 	}
 	cpu1, t1 := cpuTicks(pid), time.Now()
+	self1 := cpuTicks(os.Getpid())
+	if o.selfProf != "" {
+		pprof.StopCPUProfile()
+	}
 	m1 := scrape(admin)
 	rss := rssKB(pid)
 	activeAtEnd := active.Load()
 	var gaps []time.Duration
+	callerSent1 := 0
 	mu.Lock()
 	for c := range liveCalls {
 		gaps = append(gaps, c.MaxGap())
+		callerSent1 += c.Stats().PacketsOut
 	}
 	waitsAtEnd := slices.Clone(waits)
 	mu.Unlock()
@@ -493,6 +627,9 @@ func run(o options) error {
 		placed.Load(), failed.Load(), completed.Load(), dropped.Load(), activeAtStart, activeAtEnd)
 	fmt.Printf("window %.1fs: sipbridge CPU %.2fs = %.1f%% of one core; %.3f%% of one core per call\n",
 		wall, cpuSec, 100*cpuSec/wall, 100*cpuSec/wall/perCall)
+	selfSec := float64(self1-self0) / float64(clockTicks())
+	fmt.Printf("sipload itself (phones and simulators) CPU %.2fs = %.1f%% of one core; %.3f%% per call\n",
+		selfSec, 100*selfSec/wall, 100*selfSec/wall/perCall)
 	fmt.Printf("RSS %d KiB (idle %d KiB): %.0f KiB per call\n", rss, baseRSS, float64(rss-baseRSS)/perCall)
 	if a0, a1 := m0["go_memstats_alloc_bytes_total"], m1["go_memstats_alloc_bytes_total"]; a1 > a0 {
 		fmt.Printf("heap in use %.1f MiB at the end; allocation rate %.1f KiB/s per call (go_memstats_alloc_bytes_total over the window)\n",
@@ -503,6 +640,15 @@ func run(o options) error {
 	fmt.Printf("turn wait (end of speech → answer heard) p50 %v p90 %v p99 %v max %v\n",
 		pct(waitsAtEnd, 0.5), pct(waitsAtEnd, 0.9), pct(waitsAtEnd, 0.99), pct(waitsAtEnd, 1))
 	fmt.Printf("RTP send lateness (bridge, in the window): %s\n", latenessSummary(m0, m1))
+	// A starved machine shows as fewer packets than the calls' 50 a
+	// second: then every figure above measures the machine, not the bridge.
+	full := perCall * wall * 50
+	bridgeSent := m1["sipbridge_rtp_send_lateness_seconds_count"] - m0["sipbridge_rtp_send_lateness_seconds_count"]
+	fmt.Printf("RTP packets in the window, of 50/s per call: bridge sent %.1f%%, callers sent %.1f%%; load average %s → %s\n",
+		100*bridgeSent/full, 100*float64(callerSent1-callerSent0)/full, load0, loadAvg())
+	if bridgeSent < 0.95*full || float64(callerSent1-callerSent0) < 0.95*full {
+		fmt.Println("WARNING: under 95% of the packets were sent: the machine was short of CPU, so the figures above measure the machine, not the bridge")
+	}
 	fmt.Printf("caller-side longest RTP gap per call: p50 %v p99 %v max %v\n", pct(gaps, 0.5), pct(gaps, 0.99), pct(gaps, 1))
 	over := func(name string) float64 { return sumPrefix(m1, name) - sumPrefix(baseMetrics, name) }
 	fmt.Printf("swaps %.0f, hedges %.0f, give-ups %.0f, caller frames dropped %.0f (over the run)\n",
@@ -709,6 +855,15 @@ func cpuTicks(pid int) int64 {
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return u + st
+}
+
+// loadAvg is the 1-minute load average from /proc/loadavg.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
 }
 
 func clockTicks() int64 { return 100 } // USER_HZ on Linux

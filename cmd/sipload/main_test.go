@@ -3,7 +3,12 @@ package main
 import (
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -50,4 +55,61 @@ func TestPlotSamples(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "\x89PNG", string(b[:4]))
 	require.Error(t, plotSamples(path, nil))
+}
+
+func TestPinCPUs(t *testing.T) {
+	bridge, self, err := pinCPUs()
+	if err != nil {
+		t.Skip(err) // no taskset or one CPU
+	}
+	n := runtime.NumCPU()
+	require.Equal(t, strconv.Itoa(n-1), bridge)
+	require.Len(t, strings.Split(self, ","), n-1)
+	require.NotContains(t, strings.Split(self, ","), bridge)
+}
+
+func TestCPUTicksOfSelf(t *testing.T) {
+	start := cpuTicks(os.Getpid())
+	for deadline := time.Now().Add(30 * time.Second); cpuTicks(os.Getpid()) == start && time.Now().Before(deadline); {
+		for i := 0; i < 1e6; i++ {
+			_ = strconv.Itoa(i)
+		}
+	}
+	require.Greater(t, cpuTicks(os.Getpid()), start, "CPU time of this process from /proc")
+	require.Zero(t, cpuTicks(-1))
+}
+
+func TestCheckFileLimit(t *testing.T) {
+	require.NoError(t, checkFileLimit(1))
+	var lim syscall.Rlimit
+	require.NoError(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim))
+	if lim.Max < 1<<40 {
+		require.Error(t, checkFileLimit(1<<40), "more files than the hard limit")
+	}
+}
+
+// TestNiceSelf runs in a child process: a niceness cannot be taken back
+// without privileges.
+func TestNiceSelf(t *testing.T) {
+	if os.Getenv("SIPLOAD_NICE_CHILD") == "1" {
+		nice := func() int {
+			b, err := os.ReadFile("/proc/self/stat")
+			require.NoError(t, err)
+			f := strings.Fields(string(b)[strings.LastIndexByte(string(b), ')')+2:])
+			n, err := strconv.Atoi(f[16]) // the nice field
+			require.NoError(t, err)
+			return n
+		}
+		before := nice()
+		require.NoError(t, niceSelf(3))
+		require.Equal(t, min(19, before+3), nice())
+		return
+	}
+	if _, err := os.Stat("/proc/self/task"); err != nil {
+		t.Skip("no /proc")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestNiceSelf$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "SIPLOAD_NICE_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
 }

@@ -3,6 +3,7 @@ package sim
 import (
 	"encoding/binary"
 	"math"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/sipbridge/sipbridge/realtime"
@@ -217,4 +218,42 @@ func synthVoice(hz float64, rate, durationMs int) []int16 {
 		out[i] = int16(voicePeakAmpl * env * math.Sin(2*math.Pi*hz*t))
 	}
 	return out
+}
+
+// voiceCache keeps answers already rendered, by format, pitch and length:
+// a server answering hundreds of calls renders the same few answers over
+// and over. Bounded in entries; the slices are never modified (a response
+// only slices its audio into chunks).
+var voiceCache struct {
+	sync.Mutex
+	m map[voiceKey][]byte
+}
+
+type voiceKey struct {
+	f  realtime.AudioFormat
+	hz float64
+	ms int
+}
+
+const voiceCacheMax = 32
+
+// encodedVoice is encode(f, synthVoice(hz, sampleRate(f), ms)), shared.
+func encodedVoice(f realtime.AudioFormat, hz float64, ms int) []byte {
+	k := voiceKey{f, hz, ms}
+	voiceCache.Lock()
+	b, ok := voiceCache.m[k]
+	voiceCache.Unlock()
+	if ok {
+		return b
+	}
+	b = encode(f, synthVoice(hz, sampleRate(f), ms))
+	voiceCache.Lock()
+	if voiceCache.m == nil {
+		voiceCache.m = map[voiceKey][]byte{}
+	}
+	if len(voiceCache.m) < voiceCacheMax {
+		voiceCache.m[k] = b
+	}
+	voiceCache.Unlock()
+	return b
 }

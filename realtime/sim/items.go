@@ -357,17 +357,21 @@ func renderItem(d realtime.Dialect, it *item, withAudio bool) map[string]any {
 	return m
 }
 
-func renderPart(d realtime.Dialect, p part, withAudio bool) map[string]any {
-	typ := p.Type
+// partType is a part's type with the dialect's name for it.
+func partType(d realtime.Dialect, p part) string {
 	if d == realtime.DialectPreview {
-		switch typ {
+		switch p.Type {
 		case "output_text":
-			typ = "text"
+			return "text"
 		case "output_audio":
-			typ = "audio"
+			return "audio"
 		}
 	}
-	m := map[string]any{"type": typ}
+	return p.Type
+}
+
+func renderPart(d realtime.Dialect, p part, withAudio bool) map[string]any {
+	m := map[string]any{"type": partType(d, p)}
 	switch p.Type {
 	case "input_text", "output_text":
 		m["text"] = p.Text
@@ -390,7 +394,7 @@ func renderPart(d realtime.Dialect, p part, withAudio bool) map[string]any {
 func contentTypes(d realtime.Dialect, it *item) []string {
 	out := make([]string, 0, len(it.Content))
 	for _, p := range it.Content {
-		out = append(out, renderPart(d, p, false)["type"].(string))
+		out = append(out, partType(d, p))
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"encoding/json"
 	"slices"
 	"testing"
 
@@ -106,4 +107,49 @@ func TestSessionRecordEvents(t *testing.T) {
 	require.Equal(t, realtime.DialectGA, rec.Dialect)
 	require.Equal(t, "gpt-realtime", rec.Model)
 	require.Equal(t, "east", rec.Region)
+}
+
+// TestBareAppendMatchesGeneralParse: the append fast path gives what the
+// general parser gives, and anything not in its exact shape goes the
+// general way.
+func TestBareAppendMatchesGeneralParse(t *testing.T) {
+	for _, raw := range []string{
+		`{"type":"input_audio_buffer.append","audio":"AAECAw=="}`,
+		`{"type":"input_audio_buffer.append","audio":""}`,
+		`{"type":"input_audio_buffer.append","audio":"not base64!"}`,
+		`{"type":"input_audio_buffer.append","audio":"AAE"}`,
+		`{"type":"input_audio_buffer.append","audio":"AA\u0041="}`,
+		`{"type":"input_audio_buffer.append","audio":"AAECAw==","event_id":"e1"}`,
+		`{"type":"input_audio_buffer.append","audio":"AAECAw=="} `,
+		`{"type":"input_audio_buffer.append","audio":"AAECAw=="}}`,
+		`{"type":"input_audio_buffer.append","audio":"AAECAw==`,
+	} {
+		for _, d := range []realtime.Dialect{realtime.DialectGA, realtime.DialectPreview} {
+			cur := defaultSessionConfig(d, "gpt-realtime", "t")
+			got, gotID, gotErr := parseClientEvent(d, cur, []byte(raw))
+			var want *clientEvent
+			var wantID string
+			var wantErr *apiError
+			if !json.Valid([]byte(raw)) {
+				wantErr = invalidReq(codeInvalidEvent, "", "Invalid event: the message is not valid JSON.")
+			} else if o, err := parseObj("", []byte(raw)); err != nil {
+				wantErr = err
+			} else {
+				want = &clientEvent{}
+				wantID, _, _ = o.str("event_id")
+				want.EventID = wantID
+				want.Type, _, _ = o.str("type")
+				if wantErr = parseEventBody(d, cur, o, want); wantErr != nil {
+					want = nil
+				}
+			}
+			require.Equal(t, want, got, raw)
+			require.Equal(t, wantID, gotID, raw)
+			require.Equal(t, wantErr, gotErr, raw)
+		}
+	}
+	_, ok := bareAppendAudio([]byte(`{"type":"input_audio_buffer.append","audio":"AAECAw=="}`))
+	require.True(t, ok)
+	_, ok = bareAppendAudio([]byte(`{"type":"input_audio_buffer.append","audio":"AA\u0041="}`))
+	require.False(t, ok)
 }

@@ -256,7 +256,7 @@ func (s *session) beginOutput(r *response) {
 		return
 	}
 	r.totalMs = answerDurationMs(r.text)
-	r.audio = encode(r.format, synthVoice(s.srv.cfg.VoiceHz, sampleRate(r.format), r.totalMs))
+	r.audio = encodedVoice(r.format, s.srv.cfg.VoiceHz, r.totalMs)
 	r.phase = phaseStreaming
 	r.due = time.Now()
 	s.streamChunk(r)

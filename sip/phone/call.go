@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,6 +68,19 @@ type Call struct {
 	g722enc *g722.Encoder // sendLoop only
 	g722dec *g722.Decoder // recvLoop only
 	wide    []int16
+	decoded []int16 // recvLoop's scratch for one packet's samples
+
+	// pacer, if set, sends this call's RTP instead of its own sendLoop
+	// (pacer.go); paced is that sender's state.
+	pacer *Pacer
+	paced *pacedSender
+	// tones, if set, replace the recording: the received audio is only
+	// scanned for these tones as it arrives (pacer.go), so heard stays
+	// empty and heardN counts the samples.
+	tones  []toneTrack
+	heardN int
+	block  [frameSamples]int16 // the 20 ms block being filled
+	blockN int
 }
 
 func newCall(p *Phone, d *sipgo.DialogClientSession, conn *net.UDPConn, offer []byte) *Call {
@@ -161,14 +175,24 @@ func (c *Call) applyAnswer(body []byte) error {
 
 func (c *Call) startMedia() {
 	c.started = time.Now()
-	c.wg.Add(2)
+	if c.pacer == nil || !pacerPolls {
+		c.wg.Add(1)
+		go c.recvLoop()
+	}
+	if c.pacer != nil {
+		c.pacer.add(c)
+		return
+	}
+	c.wg.Add(1)
 	go c.sendLoop()
-	go c.recvLoop()
 }
 
 func (c *Call) stopMedia() {
 	c.stopOnce.Do(func() {
 		close(c.stop)
+		if c.pacer != nil {
+			c.pacer.remove(c) // the pacer no longer touches c once this returns
+		}
 		_ = c.conn.Close()
 	})
 	c.wg.Wait()
@@ -185,12 +209,7 @@ func (c *Call) Hangup(ctx context.Context) error {
 // Speak queues a tone of hz at level dBov (e.g. -20) for d: the simulator's
 // VAD hears it as speech.
 func (c *Call) Speak(hz float64, d time.Duration, dbov float64) {
-	n := int(d.Seconds() * sampleRate)
-	amp := dbToAmp(dbov)
-	s := make([]int16, n)
-	for i := range s {
-		s[i] = int16(amp * math.Sin(2*math.Pi*hz*float64(i)/sampleRate))
-	}
+	s := toneSamples(hz, int(d.Seconds()*sampleRate), dbov)
 	c.mu.Lock()
 	c.outQueue = append(c.outQueue, s...)
 	c.mu.Unlock()
@@ -214,6 +233,9 @@ func (c *Call) SpeakingDone() bool {
 func (c *Call) SendDTMF(digits string) error {
 	if c.tePT < 0 {
 		return errors.New("phone: telephone-event not negotiated")
+	}
+	if c.pacer != nil {
+		return errors.New("phone: DTMF needs the call's own sender (placed without a Pacer)")
 	}
 	c.mu.Lock()
 	c.dtmfQueue = append(c.dtmfQueue, digits...)
@@ -347,72 +369,84 @@ func (c *Call) secure(pkt []byte) []byte {
 func (c *Call) recvLoop() {
 	defer c.wg.Done()
 	buf := make([]byte, 1500)
-	var pkt rtp.Packet
-	var lastTS uint32
-	haveTS := false
+	var rs recvState
 	for {
 		n, _, err := c.conn.ReadFromUDP(buf)
 		if err != nil {
 			return
 		}
-		in := buf[:n]
-		if c.srtp != nil {
-			if in = c.srtp.unprotect(in); in == nil {
-				continue
-			}
-		}
-		if err := pkt.Unmarshal(in); err != nil {
-			continue
-		}
-		if pkt.PayloadType != c.pt {
-			continue
-		}
-		c.mu.Lock()
-		if c.pktsIn > 0 && pkt.SequenceNumber != c.lastSeq+1 {
-			c.seqErrors++
-		}
-		c.lastSeq = pkt.SequenceNumber
-		now := time.Now()
-		if c.pktsIn > 0 {
-			c.maxGap = max(c.maxGap, now.Sub(c.lastArrival))
-		}
-		c.lastArrival = now
-		c.pktsIn++
-		if pkt.Marker {
-			c.markers++
-		}
-		if len(c.heard) == 0 {
-			c.heardAt = time.Now()
-		}
-		// Fill timestamp gaps with silence so positions in heard map to time.
-		if haveTS {
-			gap := int(int32(pkt.Timestamp - lastTS - uint32(len(pkt.Payload))))
-			if gap > 0 && gap < 10*sampleRate {
-				c.heard = append(c.heard, make([]int16, gap)...)
-			}
-		}
-		if c.pt == 9 {
-			if c.g722dec == nil {
-				c.g722dec = g722.NewDecoder()
-			}
-			c.wide = c.wide[:0]
-			c.wide = append(c.wide, make([]int16, g722.DecodedLen(len(pkt.Payload)))...)
-			n := c.g722dec.Decode(c.wide, pkt.Payload)
-			for i := 0; i+1 < n; i += 2 {
-				c.heard = append(c.heard, int16((int32(c.wide[i])+int32(c.wide[i+1]))/2))
-			}
-			pkt.Payload = nil
-		}
-		for _, b := range pkt.Payload {
-			if c.pt == 8 {
-				c.heard = append(c.heard, g711.DecodeAlawFrame(b))
-			} else {
-				c.heard = append(c.heard, g711.DecodeUlawFrame(b))
-			}
-		}
-		lastTS, haveTS = pkt.Timestamp, true
-		c.mu.Unlock()
+		c.receive(buf[:n], time.Now(), &rs)
 	}
+}
+
+// recvState is what the receiver of one socket keeps between packets.
+type recvState struct {
+	pkt    rtp.Packet
+	lastTS uint32
+	haveTS bool
+}
+
+// receive takes one datagram that arrived at now: RTP of the negotiated
+// payload type is counted, decoded and heard; anything else is ignored.
+func (c *Call) receive(in []byte, now time.Time, rs *recvState) {
+	if c.srtp != nil {
+		if in = c.srtp.unprotect(in); in == nil {
+			return
+		}
+	}
+	pkt := &rs.pkt
+	if err := pkt.Unmarshal(in); err != nil {
+		return
+	}
+	if pkt.PayloadType != c.pt {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pktsIn > 0 && pkt.SequenceNumber != c.lastSeq+1 {
+		c.seqErrors++
+	}
+	c.lastSeq = pkt.SequenceNumber
+	if c.pktsIn > 0 {
+		c.maxGap = max(c.maxGap, now.Sub(c.lastArrival))
+	}
+	c.lastArrival = now
+	c.pktsIn++
+	if pkt.Marker {
+		c.markers++
+	}
+	if c.heardSamples() == 0 {
+		c.heardAt = now
+	}
+	// Fill timestamp gaps with silence so positions in heard map to time.
+	if rs.haveTS {
+		gap := int(int32(pkt.Timestamp - rs.lastTS - uint32(len(pkt.Payload))))
+		if gap > 0 && gap < 10*sampleRate {
+			c.hearSilence(gap)
+		}
+	}
+	c.decoded = c.decoded[:0]
+	payload := pkt.Payload
+	if c.pt == 9 {
+		if c.g722dec == nil {
+			c.g722dec = g722.NewDecoder()
+		}
+		c.wide = slices.Grow(c.wide[:0], g722.DecodedLen(len(payload)))[:g722.DecodedLen(len(payload))]
+		n := c.g722dec.Decode(c.wide, payload)
+		for i := 0; i+1 < n; i += 2 {
+			c.decoded = append(c.decoded, int16((int32(c.wide[i])+int32(c.wide[i+1]))/2))
+		}
+		payload = nil
+	}
+	for _, b := range payload {
+		if c.pt == 8 {
+			c.decoded = append(c.decoded, g711.DecodeAlawFrame(b))
+		} else {
+			c.decoded = append(c.decoded, g711.DecodeUlawFrame(b))
+		}
+	}
+	c.hear(c.decoded)
+	rs.lastTS, rs.haveTS = pkt.Timestamp, true
 }
 
 // RTPStats reports received packet counters.
@@ -427,7 +461,8 @@ func (c *Call) Stats() RTPStats {
 	return RTPStats{PacketsIn: c.pktsIn, Markers: c.markers, SeqErrors: c.seqErrors, PacketsOut: c.sentPackets}
 }
 
-// Heard returns a copy of everything received so far (8 kHz).
+// Heard returns a copy of everything received so far (8 kHz); nil for a
+// call placed with CallOptions.TrackTones, which keeps no recording.
 func (c *Call) Heard() []int16 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -437,6 +472,9 @@ func (c *Call) Heard() []int16 {
 // spansSince is ToneSpans of the audio heard from fromMs (a multiple of
 // 20 ms) on, in positions of the whole recording.
 func (c *Call) spansSince(fromMs int, hz float64) []Span {
+	if c.tones != nil {
+		return c.trackedSpansSince(fromMs, hz)
+	}
 	c.mu.Lock()
 	x := append([]int16(nil), c.heard[min(fromMs*8, len(c.heard)):]...)
 	c.mu.Unlock()
@@ -463,19 +501,28 @@ func (c *Call) MaxGap() time.Duration {
 func (c *Call) HeardMs() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.heard) / 8
+	return c.heardSamples() / 8
 }
 
 // WaitTone waits until the received audio, from position fromMs on, holds
 // at least minDur of a tone at hz, and returns the ms position where that tone
 // started. It fails after timeout.
 func (c *Call) WaitTone(ctx context.Context, hz float64, fromMs int, minDur, timeout time.Duration) (int, error) {
+	if c.tones != nil && c.track(hz) == nil {
+		return 0, fmt.Errorf("phone: %.0f Hz is not among the call's TrackTones", hz)
+	}
 	deadline := time.Now().Add(timeout)
 	// Only the audio from shortly before fromMs is analysed (from a frame
 	// boundary, so the spans are those of the whole recording): a long call
 	// would otherwise cost a copy and a tone scan of everything heard every
 	// 50 ms, which starves a load generator running hundreds of calls.
 	cut := max(0, fromMs-500) / 20 * 20
+	// A call that tracks tones is one of hundreds in a load run: it looks
+	// less often (the position found is the same, only found later).
+	poll := 50 * time.Millisecond
+	if c.tones != nil {
+		poll = 200 * time.Millisecond
+	}
 	for {
 		spans := c.spansSince(cut, hz)
 		for _, s := range spans {
@@ -498,7 +545,7 @@ func (c *Call) WaitTone(ctx context.Context, hz float64, fromMs int, minDur, tim
 				}
 			}
 			return 0, fmt.Errorf("phone: call ended before a %.0f Hz tone was heard (spans %v)", hz, spans)
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(poll):
 		}
 	}
 }

@@ -284,6 +284,15 @@ type CallOptions struct {
 	// SRTPKey, 30 bytes, offers RTP/SAVP with SDES AES_CM_128_HMAC_SHA1_80
 	// and this key; the call's RTP is then SRTP both ways.
 	SRTPKey []byte
+	// Pacer, if set, sends the call's RTP along with other calls' from a
+	// shared clock instead of a goroutine and timer of its own (for load
+	// generation); such a call cannot send DTMF.
+	Pacer *Pacer
+	// TrackTones, if set, replaces the recording of what the call hears:
+	// received audio is only scanned for these tones as it arrives, so a
+	// long call costs no memory. WaitTone works for these tones only, and
+	// Heard returns nil.
+	TrackTones []float64
 }
 
 // ErrRejected carries a non-2xx final answer to an INVITE.
@@ -336,6 +345,10 @@ func (p *Phone) Call(ctx context.Context, opt CallOptions) (*Call, error) {
 	}
 	c := newCall(p, dlg, rtpConn, []byte(offer))
 	c.srtp = sec
+	c.pacer = opt.Pacer
+	for _, hz := range opt.TrackTones {
+		c.tones = append(c.tones, toneTrack{hz: hz})
+	}
 	p.mu.Lock()
 	p.calls[dlg.InviteRequest.CallID().Value()] = c
 	p.mu.Unlock()
