@@ -39,6 +39,13 @@ const (
 	// defaultTick is the watchdog resolution: deadlines are compared with
 	// the injected clock on every tick.
 	defaultTick = 50 * time.Millisecond
+	// quietTickFactor slows the tick while no deadline is armed (quiet): a
+	// 50 ms tick per call was half of the actor's wake-ups at 100 calls
+	// while the callers were speaking or silent, and nothing it checks then
+	// needs that resolution (expiry and rotation are minutes away, standby
+	// retries seconds). Every deadline is armed by an input, and the shell
+	// re-reads the interval after each input.
+	quietTickFactor = 5
 	// replayTimeout bounds the sends of one replay.
 	replayTimeout = 5 * time.Second
 	// sendTimeout bounds one client event sent from the actor.
@@ -354,7 +361,8 @@ func (c *Conversation) Run(ctx context.Context, player Player) error {
 		c.execLive(e)
 	}
 
-	ticker := time.NewTicker(c.tickEvery)
+	interval := c.tickInterval()
+	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 
 	for {
@@ -372,7 +380,31 @@ func (c *Conversation) Run(ctx context.Context, player Player) error {
 		case <-ticker.C:
 			c.run(input{kind: inTick})
 		}
+		if d := c.tickInterval(); d != interval {
+			interval = d
+			ticker.Reset(d)
+		}
 	}
+}
+
+// tickInterval is the watchdog tick the actor needs now: tickEvery while a
+// deadline is armed or anything but a settled active session is going on,
+// quietTickFactor times slower otherwise.
+func (c *Conversation) tickInterval() time.Duration {
+	if c.quiet() {
+		return c.tickEvery * quietTickFactor
+	}
+	return c.tickEvery
+}
+
+// quiet reports whether no watchdog deadline is armed: an active session
+// with no answer awaited or in flight, no hedge, no ending, no swap being
+// logged and no spare being dialled.
+func (c *Conversation) quiet() bool {
+	t := &c.turns
+	return c.state == stActive &&
+		t.noRespAt.IsZero() && t.firstAudioAt.IsZero() && t.midAudioAt.IsZero() && t.hedgeAt.IsZero() &&
+		c.hedge.run == nil && c.fn.ending == nil && c.swap.pendingLog == nil && !c.standby.dialing
 }
 
 // run is the production shell's step: the input through the transition

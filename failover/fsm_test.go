@@ -186,3 +186,24 @@ func TestGiveUpGate(t *testing.T) {
 		})
 	}
 }
+
+// TestTickSlowsWhileQuiet: the watchdog ticks at full resolution while a
+// deadline is armed or the conversation is not settled, and slower only
+// while nothing could come due.
+func TestTickSlowsWhileQuiet(t *testing.T) {
+	for _, st := range []convState{stConnecting, stSwapping, stEnding, stGaveUp} {
+		h, _ := reach(t, st)
+		require.Equal(t, h.conv.tickEvery, h.conv.tickInterval(), "%s ticks at full resolution", st)
+	}
+	h, s1 := reach(t, stActive)
+	slow := h.conv.tickEvery * quietTickFactor
+	require.Equal(t, slow, h.conv.tickInterval(), "settled, waiting for the caller")
+	h.userTurn(s1, "u1", 1, 5)
+	require.Equal(t, h.conv.tickEvery, h.conv.tickInterval(), "the caller's turn ended: an answer is awaited")
+	h.push(s1, created("r1"))
+	require.Equal(t, h.conv.tickEvery, h.conv.tickInterval(), "the answer's first audio is awaited")
+	h.speak(s1, "r1", "a1", "hello", 200)
+	require.Equal(t, h.conv.tickEvery, h.conv.tickInterval(), "mid-answer: the audio may stall")
+	h.finishSpeech(s1, "r1", "a1", "hello")
+	require.Equal(t, slow, h.conv.tickInterval(), "answered: nothing is due")
+}
