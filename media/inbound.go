@@ -47,6 +47,12 @@ type inbound struct {
 	fillNext time.Time
 
 	latch latchRule // whose RTP is the caller's
+	// arrival is the kernel's receive time of the packet being processed
+	// (SO_TIMESTAMPNS, recv_linux.go), zero where there is none. The latch
+	// rule judges whether the latched source has gone quiet by it: a shard
+	// drains a flood's backlog over many ticks, and by processing time the
+	// caller's packets queued behind it would look a second late.
+	arrival time.Time
 
 	frame24 [3 * frameSamples]int16
 	frame8  [frameSamples + 1]int16
@@ -399,7 +405,11 @@ func (s *Stream) fromCaller(from netip.AddrPort, now time.Time) bool {
 	if p := s.signalled.Load(); p != nil {
 		signalled = *p
 	}
-	ok, moved := in.latch.admit(from, signalled, now)
+	at := now
+	if !in.arrival.IsZero() {
+		at = in.arrival
+	}
+	ok, moved := in.latch.admit(from, signalled, at)
 	if !ok {
 		s.stats.foreign.Add(1)
 		return false

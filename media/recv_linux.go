@@ -67,8 +67,14 @@ type recvBatch struct {
 	msgs  [maxReadsPerTick]mmsghdr
 	iov   [maxReadsPerTick]syscall.Iovec
 	names [maxReadsPerTick]syscall.RawSockaddrAny
+	oob   [maxReadsPerTick][timestampOOB]byte // SCM_TIMESTAMPNS
 	bufs  [maxReadsPerTick][readBufSize]byte
 }
+
+// timestampOOB is room for one SCM_TIMESTAMPNS control message
+// (syscall.CmsgSpace of a Timespec is 32 bytes on 64-bit Linux, 20 on
+// 32-bit; CmsgSpace is not a constant expression).
+const timestampOOB = 64
 
 func newRecvBatch() *recvBatch {
 	b := new(recvBatch)
@@ -78,6 +84,7 @@ func newRecvBatch() *recvBatch {
 		b.msgs[i].hdr.Iov = &b.iov[i]
 		b.msgs[i].hdr.Iovlen = 1
 		b.msgs[i].hdr.Name = (*byte)(unsafe.Pointer(&b.names[i]))
+		b.msgs[i].hdr.Control = &b.oob[i][0]
 	}
 	return b
 }
@@ -87,6 +94,7 @@ func newRecvBatch() *recvBatch {
 func (b *recvBatch) recv(fd int) (int, error) {
 	for i := range b.msgs {
 		b.msgs[i].hdr.Namelen = syscall.SizeofSockaddrAny
+		b.msgs[i].hdr.SetControllen(timestampOOB)
 		b.msgs[i].hdr.Flags = 0
 		b.msgs[i].len = 0
 	}
@@ -128,6 +136,21 @@ func (b *recvBatch) from(i int) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
+// arrival is the kernel's receive time of the i-th datagram, or the zero
+// time when the socket gave none.
+func (b *recvBatch) arrival(i int) time.Time {
+	h := &b.msgs[i].hdr
+	if int(h.Controllen) < syscall.CmsgLen(int(unsafe.Sizeof(syscall.Timespec{}))) {
+		return time.Time{}
+	}
+	c := (*syscall.Cmsghdr)(unsafe.Pointer(&b.oob[i][0]))
+	if c.Level != syscall.SOL_SOCKET || c.Type != syscall.SCM_TIMESTAMPNS {
+		return time.Time{}
+	}
+	ts := (*syscall.Timespec)(unsafe.Pointer(&b.oob[i][syscall.CmsgLen(0)]))
+	return time.Unix(int64(ts.Sec), int64(ts.Nsec))
+}
+
 // netPort reads a port stored in network byte order.
 func netPort(p *uint16) uint16 {
 	b := (*[2]byte)(unsafe.Pointer(p))
@@ -162,6 +185,11 @@ func (s *Stream) openReceive() error {
 	if err := s.conn.Close(); err != nil {
 		_ = syscall.Close(nfd)
 		return err
+	}
+	// Arrival times for the latch rule (inbound.arrival); without them it
+	// falls back to the tick's time.
+	if err := syscall.SetsockoptInt(nfd, syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1); err != nil {
+		s.log.Debug("media: rtp socket timestamps", "error", err)
 	}
 	s.rx.fd = nfd
 	s.out.snd.useFD(nfd)
@@ -215,8 +243,10 @@ func (s *Stream) receiveTick(b *recvBatch, now time.Time) {
 		return
 	}
 	for i := range n {
+		s.in.arrival = b.arrival(i)
 		s.processInbound(b.datagram(i), b.from(i), now)
 	}
+	s.in.arrival = time.Time{}
 	if err := s.checkTimeout(now); err != nil {
 		s.endReceive(err)
 		return

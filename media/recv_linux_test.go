@@ -281,3 +281,36 @@ func TestRunReleasesPort(t *testing.T) {
 		require.NoError(t, c.Close())
 	}
 }
+
+// TestFloodBacklogDoesNotMoveTheLatch: a back-to-back flood from a second
+// source queues ahead of the caller's next packets; the shard drains it
+// over several ticks, here made seconds apart as on a starved machine. The
+// latched caller was never quiet on the wire (the kernel's arrival times
+// say so), so the flood stays foreign and our RTP does not move.
+func TestFloodBacklogDoesNotMoveTheLatch(t *testing.T) {
+	s := newStream(t, StreamConfig{Codec: CodecPCMU, DTMFPayloadType: -1, ModelFormat: ModelPCMU, Sink: &frameSink{}, SymmetricRTP: true})
+	openForTick(t, s)
+	caller := newSender(t, s.LocalAddr(), 0)
+	attacker := newSender(t, s.LocalAddr(), 0)
+	b := newRecvBatch()
+	now := time.Now()
+	caller.send(t, caller.packet(t, 1, 160, 0, make([]byte, 160)))
+	require.Eventually(t, func() bool { s.receiveTick(b, now); return s.Stats().PacketsIn == 1 }, wait, time.Millisecond)
+	require.Equal(t, addrOf(caller.conn), waitEvent(t, s, EventRemoteLatched).Addr)
+
+	const flood = 4 * maxReadsPerTick
+	attacker.hdr.SSRC = caller.hdr.SSRC // a spoofer copies the caller's SSRC
+	for i := range flood {
+		attacker.send(t, attacker.packet(t, uint16(2+i), uint32(160*(2+i)), 0, make([]byte, 160)))
+	}
+	caller.send(t, caller.packet(t, 2, 320, 0, make([]byte, 160)))
+	deadline := time.Now().Add(wait)
+	for s.Stats().PacketsIn+s.Stats().Foreign < flood+2 && time.Now().Before(deadline) {
+		now = now.Add(2 * relatchQuiet) // each tick long after the last by processing time
+		s.receiveTick(b, now)
+	}
+	st := s.Stats()
+	require.Equal(t, uint64(flood), st.Foreign, "every flood packet was foreign")
+	require.Equal(t, uint64(1), st.Latches, "the latch never moved")
+	require.Equal(t, addrOf(caller.conn), *s.remote.Load())
+}
