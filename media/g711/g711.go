@@ -2,6 +2,7 @@ package g711
 
 import (
 	"encoding/binary"
+	"sync"
 
 	zg711 "github.com/zaf/g711"
 )
@@ -48,13 +49,35 @@ func (l Law) Silence() byte {
 	return SilenceUlaw
 }
 
+// encodeTables hold zaf/g711's encoding of every 16-bit sample, indexed
+// by the sample's bits: one lookup per sample instead of the library's
+// segment search, which was 5 % of the bridge's CPU at 500 calls (both
+// directions of every G.711 call encode). 64 KiB per law, built once from
+// the library itself, so the codes are the library's
+// (TestEncodeTablesMatchTheLibrary checks all 65536).
+var encodeTables = sync.OnceValue(func() *[2][1 << 16]byte {
+	t := new([2][1 << 16]byte)
+	for i := range 1 << 16 {
+		s := int16(uint16(i))
+		t[0][i] = zg711.EncodeUlawFrame(s)
+		t[1][i] = zg711.EncodeAlawFrame(s)
+	}
+	return t
+})
+
 // Encode encodes src into dst with this law (μ-law for an invalid law) and
 // returns min(len(dst), len(src)).
 func (l Law) Encode(dst []byte, src []int16) int {
+	table := &encodeTables()[0]
 	if l == Alaw {
-		return convert(dst, src, zg711.EncodeAlawFrame)
+		table = &encodeTables()[1]
 	}
-	return convert(dst, src, zg711.EncodeUlawFrame)
+	n := min(len(dst), len(src))
+	dst, src = dst[:n], src[:n]
+	for i, v := range src {
+		dst[i] = table[uint16(v)]
+	}
+	return n
 }
 
 // Decode decodes src into dst with this law (μ-law for an invalid law) and
