@@ -8,7 +8,8 @@ import (
 )
 
 // The shared media clock. Every running Stream's outbound 20 ms tick comes
-// from one of a few clock shards (one per GOMAXPROCS), not from a timer and
+// from one of a few clock shards (minClockShards, or one per GOMAXPROCS if
+// more), not from a timer and
 // a goroutine of its own: at hundreds of calls the per-call timers cost
 // more CPU in wake-ups, timer-heap churn and scheduling than the audio work
 // itself (about 12 µs per frame). A shard wakes once per 20 ms and sends one
@@ -32,6 +33,14 @@ import (
 // through the receive path and does its timed receive work. Elsewhere a reader
 // goroutine per stream receives.
 
+// minClockShards spreads the streams over at least this many phases of the
+// 20 ms frame (2 ms apart), whatever GOMAXPROCS is: a shard sends its
+// streams' packets one after another, so with 250 streams on each of two
+// shards the last packet of a tick left about a millisecond after its slot
+// before any contention for the CPU. Ten shards cost 500 wake-ups a second
+// in all, and one receive batch each (recv_linux.go).
+const minClockShards = 10
+
 // mediaClock is the set of shards.
 type mediaClock struct {
 	once   sync.Once
@@ -54,7 +63,7 @@ var sharedClock mediaClock
 
 func (c *mediaClock) init() {
 	c.once.Do(func() {
-		n := max(1, runtime.GOMAXPROCS(0))
+		n := max(minClockShards, runtime.GOMAXPROCS(0))
 		c.epoch = time.Now()
 		c.shards = make([]*clockShard, n)
 		for i := range c.shards {

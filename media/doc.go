@@ -36,8 +36,8 @@
 //     what is queued (one non-blocking recvmmsg, at most 32 datagrams) and
 //     then does the timed work a quiet socket needs (jitter release, lost
 //     DTMF ends, the partial chunk, silence fill, the timeout).
-//   - the pacer: a shard of the process-wide media clock (one goroutine
-//     per GOMAXPROCS, phases spread over the 20 ms frame, running only while
+//   - the pacer: a shard of the process-wide media clock (ten goroutines,
+//     or one per GOMAXPROCS if more, phases spread over the 20 ms frame, running only while
 //     it has streams) wakes every 20 ms on absolute monotonic deadlines and
 //     sends exactly one packet for each of its streams to the current
 //     remote: queued audio, or comfort noise when nothing is queued. The RTP
