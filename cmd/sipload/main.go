@@ -644,9 +644,17 @@ func run(o options) error {
 	// second: then every figure above measures the machine, not the bridge.
 	full := perCall * wall * 50
 	bridgeSent := m1["sipbridge_rtp_send_lateness_seconds_count"] - m0["sipbridge_rtp_send_lateness_seconds_count"]
-	fmt.Printf("RTP packets in the window, of 50/s per call: bridge sent %.1f%%, callers sent %.1f%%; load average %s → %s\n",
-		100*bridgeSent/full, 100*float64(callerSent1-callerSent0)/full, load0, loadAvg())
-	if bridgeSent < 0.95*full || float64(callerSent1-callerSent0) < 0.95*full {
+	// The callers' count covers the calls live at both ends of the window:
+	// when calls are replaced during it (-call-length, -soak) it is not a
+	// share of anything, and only the bridge's is reported.
+	callerShare, callersShort := "n/a (calls replaced in the window)", false
+	if o.callLength == 0 {
+		callerShare = fmt.Sprintf("%.1f%%", 100*float64(callerSent1-callerSent0)/full)
+		callersShort = float64(callerSent1-callerSent0) < 0.95*full
+	}
+	fmt.Printf("RTP packets in the window, of 50/s per call: bridge sent %.1f%%, callers sent %s; load average %s → %s\n",
+		100*bridgeSent/full, callerShare, load0, loadAvg())
+	if bridgeSent < 0.95*full || callersShort {
 		fmt.Println("WARNING: under 95% of the packets were sent: the machine was short of CPU, so the figures above measure the machine, not the bridge")
 	}
 	fmt.Printf("caller-side longest RTP gap per call: p50 %v p99 %v max %v\n", pct(gaps, 0.5), pct(gaps, 0.99), pct(gaps, 1))
