@@ -67,6 +67,7 @@ type options struct {
 	pin        bool     // bridge on the last CPU, sipload on the others
 	nice       int      // sipload's own niceness once the bridge runs
 	format     string   // assistant.audio_format: auto, pcm24 or g711
+	chunk      string   // rtp.uplink_chunk; empty: the bridge's default
 }
 
 func main() {
@@ -85,6 +86,7 @@ func main() {
 	flag.StringVar(&o.plotPath, "plot", "", "write goroutines, RSS, CPU and calls over time to this PNG")
 	flag.StringVar(&o.profileDir, "profile", "", "take CPU (20 s) and heap profiles of the bridge in the window into this directory (turns admin.pprof on)")
 	flag.StringVar(&o.format, "audio-format", "auto", "assistant.audio_format of the bridge: auto (the test phones' G.711 to the model), pcm24 or g711")
+	flag.StringVar(&o.chunk, "uplink-chunk", "", "rtp.uplink_chunk of the bridge (e.g. 100ms); empty: its default")
 	flag.StringVar(&o.selfProf, "self-cpuprofile", "", "write a CPU profile of sipload itself (phones and simulators) over the window to this file")
 	flag.BoolVar(&o.pin, "cpu-affinity", false, "pin the bridge to the last CPU and sipload to the others (taskset), so the load generator cannot take the bridge's core")
 	flag.IntVar(&o.nice, "nice", 0, "lower sipload's own priority by this much (0-19) once the bridge has started, so that when the two contend for a CPU the bridge wins (the bridge keeps the priority sipload started with)")
@@ -290,8 +292,13 @@ func run(o options) error {
 	// Even ports only, and the range is shared with the kernel's ephemeral
 	// ports: room for every call several times over.
 	portMax := 40000 + max(2000, 8*o.calls)
-	cfg := fmt.Sprintf("sip:\n  listen: %s:%d\n  max_calls: %d\nrtp:\n  port_min: 40000\n  port_max: %d\nadmin:\n  listen: 127.0.0.1:%d\n  pprof: %v\nlog:\n  level: %s\nassistant:\n  audio_format: %s\nregions:\n%s",
-		o.listen, sipPort, o.calls+10, portMax, adminPort, o.profileDir != "", level, o.format, strings.Join(regions, ""))
+	chunk := ""
+	if o.chunk != "" {
+		// The bridge validates it (check names rtp.uplink_chunk).
+		chunk = "\n  uplink_chunk: " + strconv.Quote(o.chunk)
+	}
+	cfg := fmt.Sprintf("sip:\n  listen: %s:%d\n  max_calls: %d\nrtp:\n  port_min: 40000\n  port_max: %d%s\nadmin:\n  listen: 127.0.0.1:%d\n  pprof: %v\nlog:\n  level: %s\nassistant:\n  audio_format: %s\nregions:\n%s",
+		o.listen, sipPort, o.calls+10, portMax, chunk, adminPort, o.profileDir != "", level, o.format, strings.Join(regions, ""))
 	dir, err := os.MkdirTemp("", "sipload-")
 	if err != nil {
 		return err
