@@ -14,6 +14,10 @@ type callerState struct {
 	// turnBuf is the tail of what the active session was sent and has not
 	// committed: it ends at active.inBytes.
 	turnBuf []byte
+	// frameBytes is the largest caller delivery seen: the media stream
+	// hands over uplink chunks (rtp.uplink_chunk, 20–200 ms), and the turn
+	// buffer keeps room for one beyond its trimming slack.
+	frameBytes int
 	// swapBuf is the caller audio no session has taken yet (connect,
 	// swap), delivered to the next session after its replay.
 	swapBuf      []byte
@@ -39,6 +43,7 @@ func (c *Conversation) sendCallerAudio(f []byte) {
 		c.m.CallerFramesDropped.Inc()
 	}
 	c.active.inBytes += len(f)
+	c.caller.frameBytes = max(c.caller.frameBytes, len(f))
 	if c.caller.turnBuf == nil {
 		// Sized at once for what it holds between turns, rather than
 		// grown there by doubling (and then up to twice as big).
@@ -88,9 +93,10 @@ func (c *Conversation) trimTurnBuf() {
 }
 
 // turnBufRoom is the size of an uncommitted-turn buffer holding n bytes:
-// at least keepTailMs, with the trimming slack and one more frame.
+// at least keepTailMs, with the trimming slack and one more caller frame
+// (an uplink chunk), so the append before a trim never outgrows it.
 func (c *Conversation) turnBufRoom(n int) int {
-	return max(n, keepTailMs*c.inBPM) + trimSlackMs*c.inBPM + 20*c.inBPM
+	return max(n, keepTailMs*c.inBPM) + trimSlackMs*c.inBPM + c.caller.frameBytes
 }
 
 // keepTail returns the last n bytes of b, moved to the front of b's array;

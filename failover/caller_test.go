@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/sipbridge/sipbridge/realtime"
@@ -158,4 +159,19 @@ func TestTurnBufferSizedForWhatItKeeps(t *testing.T) {
 	require.LessOrEqual(t, len(h.conv.caller.turnBuf), (keepTailMs+trimSlackMs)*bpm)
 	require.GreaterOrEqual(t, len(h.conv.caller.turnBuf), keepTailMs*bpm)
 	require.LessOrEqual(t, cap(h.conv.caller.turnBuf), 2*room, "not the 10 s turn's buffer")
+}
+
+// TestTurnBufferRoomForUplinkChunks: with the media stream's 100 ms uplink
+// chunks (rtp.uplink_chunk) the buffer between turns keeps room for a whole
+// chunk beyond its slack: the appends before each trim never outgrow it.
+func TestTurnBufferRoomForUplinkChunks(t *testing.T) {
+	h, _ := startActive(t, Config{}, testRegions())
+	chunk := bytes.Repeat([]byte{7}, 5*frame) // 100 ms
+	h.write(chunk)
+	buf := h.conv.caller.turnBuf
+	for range 100 { // 10 s of no speech
+		h.write(chunk)
+	}
+	require.Equal(t, cap(buf), cap(h.conv.caller.turnBuf), "the first buffer is kept: never grown by an append")
+	require.Equal(t, (keepTailMs+trimSlackMs)*bpm+len(chunk), cap(h.conv.caller.turnBuf))
 }

@@ -68,9 +68,10 @@ var encodeTables = sync.OnceValue(func() *[2][1 << 16]byte {
 // Encode encodes src into dst with this law (μ-law for an invalid law) and
 // returns min(len(dst), len(src)).
 func (l Law) Encode(dst []byte, src []int16) int {
-	table := &encodeTables()[0]
+	tables := encodeTables()
+	table := &tables[0]
 	if l == Alaw {
-		table = &encodeTables()[1]
+		table = &tables[1]
 	}
 	n := min(len(dst), len(src))
 	dst, src = dst[:n], src[:n]

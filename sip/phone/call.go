@@ -579,9 +579,14 @@ func ToneSpans(s []int16, hz float64) []Span {
 		cur.EndMs = len(s) / 8
 		out = append(out, cur)
 	}
-	// Merge spans separated by short dips (the simulator's syllable envelope).
+	return mergeSpans(out)
+}
+
+// mergeSpans joins spans separated by short dips (the simulator's syllable
+// envelope): 200 ms or less.
+func mergeSpans(spans []Span) []Span {
 	var merged []Span
-	for _, sp := range out {
+	for _, sp := range spans {
 		if n := len(merged); n > 0 && sp.StartMs-merged[n-1].EndMs <= 200 {
 			merged[n-1].EndMs = sp.EndMs
 			continue

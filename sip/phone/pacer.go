@@ -367,13 +367,5 @@ func (c *Call) trackedSpansSince(fromMs int, hz float64) []Span {
 	if evaluated := (c.heardN - c.blockN) / 8; t.open && evaluated > fromMs {
 		raw = append(raw, Span{max(t.openStart, fromMs), c.heardN / 8})
 	}
-	var merged []Span
-	for _, sp := range raw {
-		if n := len(merged); n > 0 && sp.StartMs-merged[n-1].EndMs <= 200 {
-			merged[n-1].EndMs = sp.EndMs
-			continue
-		}
-		merged = append(merged, sp)
-	}
-	return merged
+	return mergeSpans(raw)
 }
