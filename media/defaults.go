@@ -15,7 +15,8 @@ const DefaultComfortNoiseDBov = defaultComfortNoiseDB
 // conversation and the realtime writer wake, and the WebSocket carries one
 // input_audio_buffer.append, once per 100 ms instead of every 20 ms, for up
 // to 80 ms more before the model hears the caller (and a partial chunk goes
-// at once when the caller goes quiet). At 500 calls on 2 cores the bridge
+// at once when the caller goes quiet). On Linux the clock shard also reads
+// the call's RTP socket once per chunk (recv_linux.go). At 500 calls on 2 cores the bridge
 // used 0.145–0.159 % of a core per call (two runs) against 0.161–0.166 %
 // with 60 ms (four runs), with the callers' turn wait unchanged (p50
 // 660–700 ms; BENCHMARKS.md); the server's VAD waits 200–500 ms of silence

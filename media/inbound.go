@@ -114,7 +114,7 @@ func (s *Stream) fillSilence(now time.Time) {
 		s.stats.silenceFilled.Add(1)
 		next = next.Add(frameDur)
 	}
-	if now.Sub(next) > frameDur*maxFillBurst {
+	if now.Sub(next) > frameDur*time.Duration(maxFillBurst) {
 		next = now // the reader was stalled: do not burst the backlog
 	}
 	s.in.fillNext = next
@@ -301,7 +301,8 @@ func (s *Stream) pushCallerAudio(x []int16) {
 
 // deliverFrame converts the assembled 20 ms frame to the model format,
 // straight into the uplink chunk, and hands the chunk to the Sink when it
-// holds chunkFrames frames.
+// holds chunkLimit frames (where a receive ends each chunk, it normally
+// goes at the receive's end, before that).
 func (s *Stream) deliverFrame() {
 	in := &s.in
 	if s.cfg.Sink == nil {
@@ -327,7 +328,7 @@ func (s *Stream) deliverFrame() {
 	}
 	in.chunkN += n
 	in.chunkFrames++
-	if in.chunkFrames == s.chunkFrames {
+	if in.chunkFrames == s.chunkLimit {
 		s.flushChunk()
 	}
 }

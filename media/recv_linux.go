@@ -6,17 +6,30 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
 )
 
 // On Linux a stream has no receive goroutine: the clock shard that paces
-// its outbound RTP also receives its inbound RTP (receiveTick), once per
-// 20 ms tick, with one non-blocking recvmmsg per stream. A goroutine parked
-// in a read per call socket cost a netpoll wake-up, a goroutine switch and a
-// SetReadDeadline per packet, for every call; a tick costs one system call
-// per call for up to maxReadsPerTick datagrams.
+// its outbound RTP also receives its inbound RTP (receiveTick), with one
+// non-blocking recvmmsg per stream per receive. A goroutine parked in a read
+// per call socket cost a netpoll wake-up, a goroutine switch and a
+// SetReadDeadline per packet, for every call; a receive costs one system
+// call per call for up to maxReadsPerTick datagrams.
+//
+// A stream is received once per uplink chunk (rtp.uplink_chunk, 100 ms by
+// default), not every 20 ms tick: the caller's audio goes to the model a
+// chunk at a time anyway, so the packets may as well wait in the socket as
+// in the chunk buffer, and each receive takes the chunk's five packets in
+// one system call instead of five. Everything a receive got goes to the
+// model at its end as one chunk (flushChunk), so the model hears a packet
+// at most one chunk after it arrived, as before, and the chunk boundaries
+// cannot drift against the caller's packets. A receive that fills its
+// batch (a backlog, a flood) is followed by another on the next tick. The
+// streams of a shard are spread over the ticks of a chunk, so each tick
+// receives a share of them.
 //
 // The socket is taken out of the Go runtime's poller (openReceive): the
 // stream works on a duplicate of its descriptor and closes the net.UDPConn,
@@ -49,9 +62,21 @@ type rxState struct {
 	done chan struct{} // closed by the shard when receiving ended with err
 	err  error         // ErrMediaTimeout or a read error; written before done is closed
 	end  bool          // done is closed: the shard no longer receives for the stream
+	// every is the receive period in ticks (the uplink chunk's frames);
+	// wait counts the ticks to the next receive.
+	every, wait int
 }
 
-func (r *rxState) init() { r.fd = -1 }
+// batchedReceive: the shard receives each stream once per uplink chunk and
+// hands the sink one chunk per receive (flushChunk at its end), so the
+// chunk buffer has room for two chunks' frames, a receive that got more
+// than a chunk's worth (a packet on the boundary, a late batch).
+const batchedReceive = true
+
+func (r *rxState) init(every int) { r.fd, r.every = -1, max(every, 1) }
+
+// rxPhase spreads the streams' receive ticks (rxState.wait) over a chunk.
+var rxPhase atomic.Uint32
 
 // mmsghdr is struct mmsghdr of recvmmsg(2). Go pads the struct to the
 // alignment of Msghdr, as C does, on 32- and 64-bit platforms.
@@ -208,6 +233,7 @@ func (s *Stream) runReceive(ctx context.Context) error {
 		return fmt.Errorf("media: rtp socket: %w", err)
 	}
 	s.rx.done = make(chan struct{})
+	s.rx.wait = int(rxPhase.Add(1)) % s.rx.every
 	s.in.lastPacket = time.Time{}
 	// Registration hands the inbound state to the shard (under its lock).
 	shard := sharedClock.register(s)
@@ -229,29 +255,48 @@ func (s *Stream) closeSocket() error {
 	return syscall.Close(fd)
 }
 
-// receiveTick is the shard's receive work for s on one tick: the queued
-// datagrams (at most maxReadsPerTick) through processInbound, then what a
-// quiet socket needs: the media timeout, the jitter flush, a lost DTMF end,
-// the uplink chunk flush and silence fill (idle). Shard goroutine only.
+// receiveTick is the shard's receive work for s on one tick, every
+// rx.every ticks: the queued datagrams (at most maxReadsPerTick) through
+// processInbound and what they made of the uplink chunk to the sink, then
+// what a quiet socket needs: the media timeout, the jitter flush, a lost
+// DTMF end and silence fill (idle). Shard goroutine only.
 func (s *Stream) receiveTick(b *recvBatch, now time.Time) {
 	if s.rx.fd < 0 || s.rx.end {
 		return // not started by Run (a benchmark driving the clock), or ended
+	}
+	if s.rx.wait > 0 {
+		s.rx.wait--
+		return
 	}
 	n, err := b.recv(s.rx.fd)
 	if err != nil {
 		s.endReceive(fmt.Errorf("media: read rtp: %w", err))
 		return
 	}
+	s.rx.wait = s.rx.every - 1
+	if n == maxReadsPerTick {
+		s.rx.wait = 0 // more may be queued: drain it on the next tick
+	}
 	for i := range n {
 		s.in.arrival = b.arrival(i)
 		s.processInbound(b.datagram(i), b.from(i), now)
 	}
 	s.in.arrival = time.Time{}
-	if err := s.checkTimeout(now); err != nil {
+	if err := s.endBatch(now); err != nil {
 		s.endReceive(err)
-		return
+	}
+}
+
+// endBatch is a receive's work after its datagrams: the media timeout, the
+// timed work of a quiet socket (idle), and what the receive added to the
+// uplink chunk to the sink.
+func (s *Stream) endBatch(now time.Time) error {
+	if err := s.checkTimeout(now); err != nil {
+		return err
 	}
 	s.idle(now)
+	s.flushChunk()
+	return nil
 }
 
 func (s *Stream) endReceive(err error) {

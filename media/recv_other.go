@@ -25,7 +25,11 @@ type rxState struct {
 	buf [readBufSize]byte
 }
 
-func (r *rxState) init() {}
+// batchedReceive: the reader hands the sink a chunk each time it holds the
+// uplink chunk's frames.
+const batchedReceive = false
+
+func (r *rxState) init(int) {}
 
 // recvBatch is unused: shards do not receive here.
 type recvBatch struct{}

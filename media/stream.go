@@ -50,8 +50,10 @@ const (
 	// silence frames (fillSilence); past the jitter flush, so no reordered
 	// packet is overtaken by filler.
 	silenceFillAfter = 80 * time.Millisecond
-	// maxFillBurst caps filler frames sent at once after a late wake-up.
-	maxFillBurst = 5
+	// maxFillBurst caps filler frames sent at once after a late wake-up: a
+	// receive normally fills one uplink chunk's frames (recv_linux.go), at
+	// most MaxUplinkChunk's.
+	maxFillBurst = int(2 * MaxUplinkChunk / frameDur)
 	// latchConfirm is how many consecutive packets a new source must send
 	// before symmetric RTP moves to it (one stray or spoofed packet must not
 	// redirect the call's audio).
@@ -143,10 +145,12 @@ type Stream struct {
 	rx  rxState // the socket's receive side (recv_*.go)
 	out outbound
 
-	// chunkFrames is how many 20 ms frames make one uplink chunk, and
-	// frameBytes the size of one frame in the model format; both fixed at
-	// NewStream.
-	chunkFrames, frameBytes int
+	// chunkFrames is how many 20 ms frames make one uplink chunk,
+	// chunkLimit how many the chunk buffer holds before it must go to the
+	// sink (chunkFrames; two chunks' worth where a receive every chunk ends
+	// each chunk, batchedReceive), and frameBytes the size of one frame in the
+	// model format; all fixed at NewStream.
+	chunkFrames, chunkLimit, frameBytes int
 
 	convMu sync.Mutex
 	// conv resamples model audio to the call's rate; nil when none is
@@ -245,6 +249,10 @@ func NewStream(cfg StreamConfig) (*Stream, error) {
 		chunkFrames: int(chunk / frameDur),
 		frameBytes:  cfg.ModelFormat.FrameBytes(),
 	}
+	s.chunkLimit = s.chunkFrames
+	if batchedReceive && s.chunkFrames > 1 {
+		s.chunkLimit *= 2
+	}
 	s.srtpKeys.Store(keys)
 	s.setSignalled(cfg.Remote)
 	if !s.strictLatch() {
@@ -253,8 +261,8 @@ func NewStream(cfg StreamConfig) (*Stream, error) {
 	s.codec.Store(uint32(cfg.Codec))
 	s.dtmfPT.Store(int32(max(cfg.DTMFPayloadType, -1)))
 	s.sending.Store(true)
-	s.in.init(jb, cfg.DTMFClockRate, s.chunkFrames*(s.frameBytes+chunkSlack))
-	s.rx.init()
+	s.in.init(jb, cfg.DTMFClockRate, s.chunkLimit*(s.frameBytes+chunkSlack))
+	s.rx.init(s.chunkFrames)
 	s.out.init(cfg.ComfortNoiseDB)
 	s.playLog.every = logEvery
 	s.q = newPlayQueue(rate, s.playoutDone)
