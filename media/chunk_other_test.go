@@ -85,4 +85,3 @@ func TestUplinkChunkOnHold(t *testing.T) {
 	n := len(sink.frames[1])
 	require.True(t, n > 0 && n < 5*160 && n%160 == 0, "the frames released so far, %d bytes", n)
 }
-
