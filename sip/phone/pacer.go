@@ -93,6 +93,7 @@ func (p *Pacer) add(c *Call) {
 	defer p.mu.Unlock()
 	select {
 	case <-c.stop:
+		ps.closeRecv()
 		return
 	default:
 	}
@@ -128,6 +129,7 @@ func (p *Pacer) remove(c *Call) {
 		}
 	}
 	c.paced = nil
+	ps.closeRecv()
 }
 
 // pacedSender is one call's RTP sending state, used by its pacer only.
@@ -175,7 +177,7 @@ func newPacedSender(c *Call) *pacedSender {
 		return true // never wait for the socket to drain
 	}
 	if pacerPolls {
-		ps.initRecv()
+		ps.initRecv(c)
 	}
 	return ps
 }

@@ -26,8 +26,25 @@ type recvPoller struct {
 	read  func(fd uintptr) bool
 }
 
-func (ps *pacedSender) initRecv() {
+// initRecv also takes the call's socket out of the Go runtime's poller: it
+// works on a duplicate of the descriptor (raw becomes an fdConn) and closes
+// the net.UDPConn. A socket left in the poller's epoll set costs, for every
+// datagram the far end sends, a wake-up of a thread sleeping in the
+// runtime's epoll_wait although no goroutine waits for it, and on loopback
+// the sender pays for that wake-up in its sendto: the load generator would
+// charge the bridge a cost no real phone puts on it.
+func (ps *pacedSender) initRecv(c *Call) {
 	r := &ps.recv
+	nfd := -1
+	_ = ps.raw.Control(func(fd uintptr) {
+		if d, _, e := syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_DUPFD_CLOEXEC, 0); e == 0 {
+			nfd = int(d)
+		}
+	})
+	if nfd >= 0 {
+		_ = c.conn.Close()
+		ps.raw = fdConn(nfd)
+	}
 	_ = ps.raw.Control(func(fd uintptr) {
 		_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1)
 	})
@@ -67,5 +84,23 @@ func (ps *pacedSender) pollRecv(c *Call) {
 			now = time.Unix(0, r.ts)
 		}
 		c.receive(r.buf[:r.n], now, &r.state)
+	}
+}
+
+// fdConn is a non-blocking socket descriptor outside the Go runtime's
+// poller, used as a syscall.RawConn by the pacer goroutine (its callbacks
+// never wait: each is called once).
+type fdConn int
+
+func (f fdConn) Control(fn func(fd uintptr)) error           { fn(uintptr(f)); return nil }
+func (f fdConn) Read(fn func(fd uintptr) (done bool)) error  { fn(uintptr(f)); return nil }
+func (f fdConn) Write(fn func(fd uintptr) (done bool)) error { fn(uintptr(f)); return nil }
+
+// closeRecv closes the duplicate descriptor (Pacer.remove, or add when the
+// call had stopped).
+func (ps *pacedSender) closeRecv() {
+	if f, ok := ps.raw.(fdConn); ok {
+		_ = syscall.Close(int(f))
+		ps.raw = nil
 	}
 }

@@ -7,5 +7,6 @@ const pacerPolls = false
 
 type recvPoller struct{}
 
-func (ps *pacedSender) initRecv()        {}
+func (ps *pacedSender) initRecv(*Call)   {}
 func (ps *pacedSender) pollRecv(c *Call) {}
+func (ps *pacedSender) closeRecv()       {}
