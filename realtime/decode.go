@@ -54,8 +54,8 @@ func decodeServerEventInto(ev *ServerEvent, data []byte, _ Dialect) error {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return errors.New("realtime: decode server event: not a JSON object")
 	}
-	if decodeAudioDelta(ev, data) {
-		return nil // the common, plain audio delta (decode_delta.go)
+	if decodeDelta(ev, data) {
+		return nil // the common, plain audio or text delta (decode_delta.go)
 	}
 	return decodeWithJSON(ev, data)
 }

@@ -5,16 +5,18 @@ import (
 )
 
 // Audio deltas are most of what a session receives while the model speaks,
-// and the largest events: encoding/json decodes the base64 text into a string
-// (a copy the size of the event), walks the struct by reflection, and then
-// DecodeString allocates the audio. decodeAudioDelta reads the one shape the
-// service sends for them, a flat object of seven known keys with plain
-// string and integer values, straight from the read buffer, with the audio
-// as its only large allocation. Anything else (an unknown or differently
-// cased key, an escape or a non-ASCII byte in a string, a null, a fraction,
-// an error in the base64) makes it decline, and the event goes through
-// encoding/json as before: the fast path never decides differently from the
-// slow one (FuzzAudioDeltaFastPath checks that).
+// and the largest events; each comes with a transcript delta. encoding/json
+// decodes the base64 text into a string (a copy the size of the event),
+// walks the struct by reflection, and then DecodeString allocates the audio.
+// decodeDelta reads the one shape the service sends for audio, transcript
+// and text deltas, a flat object of seven known keys with plain string and
+// integer values, straight from the read buffer, with the audio (or the
+// text) as its only large allocation. Anything else (an unknown or
+// differently cased key, an escape or a non-ASCII byte in a string, a null,
+// a fraction, an error in the base64) makes it decline, and the event goes
+// through encoding/json as before: the fast path never decides differently
+// from the slow one (FuzzDeltaFastPath checks that). A transcript with an
+// escaped quote or a non-ASCII letter takes the slow path.
 
 // deltaKeys are the keys an audio delta carries (§3.6).
 const (
@@ -31,10 +33,10 @@ const (
 // indexes are single digits).
 const maxFastIntDigits = 9
 
-// decodeAudioDelta decodes data into *ev if it is an audio delta of the
-// plain shape described above, and reports whether it did. When it returns
-// false *ev is untouched.
-func decodeAudioDelta(ev *ServerEvent, data []byte) bool {
+// decodeDelta decodes data into *ev if it is an audio, transcript or text
+// delta of the plain shape described above, and reports whether it did.
+// When it returns false *ev is untouched.
+func decodeDelta(ev *ServerEvent, data []byte) bool {
 	var (
 		typ, eventID, responseID, itemID []byte
 		delta                            []byte
@@ -110,12 +112,27 @@ func decodeAudioDelta(ev *ServerEvent, data []byte) bool {
 	}
 	var gaType string
 	switch string(typ) {
-	case EvOutputAudioDelta:
+	case EvOutputAudioDelta, "response.audio.delta":
 		gaType = EvOutputAudioDelta
-	case "response.audio.delta":
-		gaType = EvOutputAudioDelta
+	case EvOutputAudioTranscriptDelta, "response.audio_transcript.delta":
+		gaType = EvOutputAudioTranscriptDelta
+	case EvOutputTextDelta, "response.text.delta":
+		gaType = EvOutputTextDelta
 	default:
 		return false
+	}
+	if gaType != EvOutputAudioDelta {
+		*ev = ServerEvent{
+			Type:         gaType,
+			WireType:     string(typ),
+			EventID:      string(eventID),
+			ResponseID:   string(responseID),
+			ItemID:       string(itemID),
+			OutputIndex:  outputIndex,
+			ContentIndex: contentIndex,
+			Delta:        string(delta),
+		}
+		return true
 	}
 	var audio []byte
 	if hasDelta && len(delta) > 0 {

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestAudioDeltaFastPath(t *testing.T) {
+func TestDeltaFastPath(t *testing.T) {
 	audio := []byte{0x7f, 0xff, 0x00, 0x10, 0x80}
 	b64 := base64.StdEncoding.EncodeToString(audio)
 	tests := []struct {
@@ -23,7 +23,13 @@ func TestAudioDeltaFastPath(t *testing.T) {
 		{"no delta", `{"type":"response.output_audio.delta","item_id":"i"}`, true},
 		{"duplicate key, last wins", `{"type":"response.output_audio.delta","item_id":"a","item_id":"b"}`, true},
 		{"negative index", `{"type":"response.output_audio.delta","output_index":-1}`, true},
-		{"other event", `{"type":"response.output_audio_transcript.delta","delta":"hi"}`, false},
+		{"transcript delta", `{"type":"response.output_audio_transcript.delta","event_id":"e","response_id":"r","item_id":"i","output_index":0,"content_index":0,"delta":"Hi, it's Anna."}`, true},
+		{"preview transcript delta", `{"type":"response.audio_transcript.delta","delta":"hi"}`, true},
+		{"text delta", `{"type":"response.output_text.delta","delta":"hi"}`, true},
+		{"preview text delta", `{"type":"response.text.delta","delta":""}`, true},
+		{"transcript with an escaped quote", `{"type":"response.output_audio_transcript.delta","delta":"say \"hi\""}`, false},
+		{"transcript not ASCII", `{"type":"response.output_audio_transcript.delta","delta":"café"}`, false},
+		{"other event", `{"type":"response.output_audio.done","item_id":"i"}`, false},
 		{"unknown key", `{"type":"response.output_audio.delta","obfuscation":"x","delta":"` + b64 + `"}`, false},
 		{"cased key", `{"Type":"response.output_audio.delta","delta":"` + b64 + `"}`, false},
 		{"escaped slash", `{"type":"response.output_audio.delta","delta":"ab\/c"}`, false},
@@ -37,7 +43,7 @@ func TestAudioDeltaFastPath(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var fast ServerEvent
-			require.Equal(t, tt.fast, decodeAudioDelta(&fast, []byte(tt.wire)))
+			require.Equal(t, tt.fast, decodeDelta(&fast, []byte(tt.wire)))
 			if !tt.fast {
 				require.True(t, reflect.ValueOf(fast).IsZero(), "a declined event is left untouched")
 				return
@@ -55,7 +61,7 @@ func TestAudioDeltaFastPathAllocations(t *testing.T) {
 		base64.StdEncoding.EncodeToString(make([]byte, 800)) + `"}`)
 	var ev ServerEvent
 	allocs := testing.AllocsPerRun(100, func() {
-		if !decodeAudioDelta(&ev, wire) {
+		if !decodeDelta(&ev, wire) {
 			t.Fatal("declined")
 		}
 	})
@@ -64,8 +70,16 @@ func TestAudioDeltaFastPathAllocations(t *testing.T) {
 }
 
 func BenchmarkDecodeAudioDelta(b *testing.B) {
-	wire := []byte(`{"type":"response.output_audio.delta","event_id":"event_1","response_id":"resp_1","item_id":"item_1","output_index":0,"content_index":0,"delta":"` +
-		base64.StdEncoding.EncodeToString(make([]byte, 800)) + `"}`) // 100 ms of G.711
+	benchmarkDecode(b, []byte(`{"type":"response.output_audio.delta","event_id":"event_1","response_id":"resp_1","item_id":"item_1","output_index":0,"content_index":0,"delta":"`+
+		base64.StdEncoding.EncodeToString(make([]byte, 800))+`"}`)) // 100 ms of G.711
+}
+
+func BenchmarkDecodeTranscriptDelta(b *testing.B) {
+	benchmarkDecode(b, []byte(`{"type":"response.output_audio_transcript.delta","event_id":"event_1","response_id":"resp_1","item_id":"item_1","output_index":0,"content_index":0,"delta":" help you with"}`))
+}
+
+// benchmarkDecode compares the fast path with encoding/json on wire.
+func benchmarkDecode(b *testing.B, wire []byte) {
 	for _, path := range []struct {
 		name string
 		fn   func(*ServerEvent, []byte) error
@@ -86,18 +100,23 @@ func BenchmarkDecodeAudioDelta(b *testing.B) {
 	}
 }
 
-// FuzzAudioDeltaFastPath: whenever the fast path decodes an event, the
+// FuzzDeltaFastPath: whenever the fast path decodes an event, the
 // general decoder accepts it and decodes exactly the same event.
-func FuzzAudioDeltaFastPath(f *testing.F) {
+func FuzzDeltaFastPath(f *testing.F) {
 	f.Add([]byte(`{"type":"response.output_audio.delta","event_id":"e","response_id":"r","item_id":"i","output_index":0,"content_index":0,"delta":"AAEC"}`))
 	f.Add([]byte(`{"type":"response.audio.delta","delta":"=="}`))
 	f.Add([]byte(`{"type":"response.audio.delta","output_index":-0,"delta":"AA=="}`))
 	f.Add([]byte(`{"type":"response.output_audio.delta","content_index":007}`))
 	f.Add([]byte(`{"type":"response.output_audio.delta","delta":"AA==AA=="}`))
 	f.Add([]byte(strings.Repeat(" ", 3) + `{"type":"response.output_audio.delta"}` + "\n"))
+	f.Add([]byte(`{"type":"response.output_audio_transcript.delta","event_id":"e","response_id":"r","item_id":"i","output_index":0,"content_index":0,"delta":"Hello, how can I help?"}`))
+	f.Add([]byte(`{"type":"response.audio_transcript.delta","delta":""}`))
+	f.Add([]byte(`{"type":"response.output_text.delta","delta":"it's"}`))
+	f.Add([]byte(`{"type":"response.text.delta","delta":"say \"hi\""}`))
+	f.Add([]byte(`{"type":"response.output_audio_transcript.delta","delta":"caf\u00e9"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var fast ServerEvent
-		if !decodeAudioDelta(&fast, data) {
+		if !decodeDelta(&fast, data) {
 			return
 		}
 		var slow ServerEvent
