@@ -126,7 +126,6 @@ func newLeg(s *Server, ctx context.Context, req *sip.Request, tx sip.ServerTrans
 		events:      make(chan legEvent, legEventQueue),
 		confirmedCh: make(chan struct{}),
 		notifies:    make(chan notifyStatus, notifyBufferSize),
-		timer:       sessionTimer{kick: make(chan struct{}, 1)},
 	}
 }
 
