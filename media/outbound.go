@@ -42,9 +42,13 @@ type outbound struct {
 	snd      rawSender // the non-blocking send path (clock_send_*.go)
 }
 
-func (o *outbound) init(noiseDB float64) {
+// init prepares the sender; wideband (a G.722 call, fixed for the stream's
+// life) makes the G.722 encoder, which a G.711 call does not hold.
+func (o *outbound) init(noiseDB float64, wideband bool) {
 	o.hdr = randomHeader(0)
-	o.g722 = g722.NewEncoder()
+	if wideband {
+		o.g722 = g722.NewEncoder()
+	}
 	o.rng = rand.Uint64() | 1
 	// 0 dBov is a full-scale sine (RMS 32767/√2, ITU-T G.711 convention).
 	// Uniform noise on [−A, A] has RMS A/√3.

@@ -488,3 +488,17 @@ func TestPlayQueueReleasesChunksAsItPlays(t *testing.T) {
 	require.LessOrEqual(t, cap(q.chunks), 16)
 	require.Equal(t, 200*100, q.n)
 }
+
+// TestG722EncoderOnlyForWidebandCalls: a G.711 call (its codec's rate is
+// fixed for the stream's life) does not hold the G.722 encoder's 800 bytes
+// (issue 10); a G.722 call has it from the start.
+func TestG722EncoderOnlyForWidebandCalls(t *testing.T) {
+	for _, tc := range []struct {
+		codec Codec
+		want  bool
+	}{{CodecPCMU, false}, {CodecPCMA, false}, {CodecG722, true}} {
+		s := newStream(t, StreamConfig{Codec: tc.codec, DTMFPayloadType: -1})
+		require.Equal(t, tc.want, s.out.g722 != nil, "codec %d", tc.codec)
+		require.NoError(t, s.conn.Close())
+	}
+}

@@ -255,7 +255,7 @@ func NewStream(cfg StreamConfig) (*Stream, error) {
 	s.sending.Store(true)
 	s.in.init(jb, cfg.DTMFClockRate, s.chunkFrames*(s.frameBytes+chunkSlack))
 	s.rx.init()
-	s.out.init(cfg.ComfortNoiseDB)
+	s.out.init(cfg.ComfortNoiseDB, rate != 8000)
 	s.playLog.every = logEvery
 	s.q = newPlayQueue(rate, s.playoutDone)
 	if cfg.ModelFormat == ModelPCM24 || rate != 8000 {
