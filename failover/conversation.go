@@ -124,6 +124,15 @@ type Conversation struct {
 	wg          sync.WaitGroup // every goroutine Run starts
 
 	// Everything below is owned by the actor goroutine (Run).
+
+	// direct is the one watched session whose events Run's loop reads
+	// itself (directEvs, its Events), with no forwarder goroutine: a call
+	// that never swaps runs none (issue 10, a goroutine's stack per call).
+	// A session watched while it is taken gets a forwarder; the slot is
+	// freed when its session ends or is closed (execLive).
+	direct    *session
+	directEvs <-chan *realtime.ServerEvent
+
 	ctx    context.Context //nolint:containedctx // the call-lifetime context of Run, for sends from the actor
 	cancel context.CancelFunc
 	result error
@@ -374,6 +383,13 @@ func (c *Conversation) Run(ctx context.Context, player Player) error {
 		case m := <-c.msgs:
 			c.run(messageInput(m))
 		case se := <-c.events:
+			c.run(c.sessionInput(se))
+		case ev, ok := <-c.directEvs:
+			se := sessEvent{gen: c.direct.gen, ev: ev}
+			if !ok {
+				se = sessEvent{gen: c.direct.gen, end: true, err: c.direct.s.Err()}
+				c.direct, c.directEvs = nil, nil
+			}
 			c.run(c.sessionInput(se))
 		case r := <-c.dialResults:
 			c.run(dialInput(r))
