@@ -393,7 +393,7 @@ func (c *call) waitForCallEnd() {
 				c.end(r, err)
 			}
 		case ev := <-c.leg.events:
-			c.onLegEvent(ev)
+			c.onLegEvent(*ev)
 		case ev, ok := <-mediaEvents:
 			if !ok {
 				mediaEvents = nil
@@ -472,7 +472,7 @@ func (c *call) drainLegEvents() {
 	for {
 		select {
 		case ev := <-c.leg.events:
-			c.onLegEvent(ev)
+			c.onLegEvent(*ev)
 		default:
 			return
 		}
