@@ -113,7 +113,7 @@ type Conversation struct {
 	outBPM    int // model audio bytes per ms
 
 	audioIn     chan *[]byte
-	msgs        chan message
+	msgs        chan *message // pointers: 64 × 8 bytes allocated whole, not 64 × 80 (issue 10)
 	events      chan sessEvent
 	dialResults chan dialResult
 	controls    chan Control
@@ -238,7 +238,7 @@ func NewConversation(p Params) *Conversation {
 		inBPM:       cfg.inputFormat().BytesPerMs(),
 		outBPM:      cfg.outputFormat().BytesPerMs(),
 		audioIn:     make(chan *[]byte, callerQueueFrames),
-		msgs:        make(chan message, msgQueue),
+		msgs:        make(chan *message, msgQueue),
 		events:      make(chan sessEvent, eventQueue),
 		dialResults: make(chan dialResult),
 		controls:    make(chan Control, controlQueue),
@@ -324,7 +324,7 @@ func (c *Conversation) CallConfirmed() { c.post(message{kind: msgConfirmed}) }
 
 func (c *Conversation) post(m message) {
 	select {
-	case c.msgs <- m:
+	case c.msgs <- &m: // allocated: a few messages per turn, none per frame
 	case <-c.done:
 	}
 }
@@ -381,7 +381,7 @@ func (c *Conversation) Run(ctx context.Context, player Player) error {
 		case f := <-c.audioIn:
 			c.run(input{kind: inCallerAudio, frame: f})
 		case m := <-c.msgs:
-			c.run(messageInput(m))
+			c.run(messageInput(*m))
 		case se := <-c.events:
 			c.run(c.sessionInput(se))
 		case ev, ok := <-c.directEvs:

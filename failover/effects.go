@@ -97,7 +97,7 @@ func (c *Conversation) execLive(e effect) {
 			// runDone closes before teardown waits for this goroutine, so
 			// the send never blocks a conversation that is ending.
 			select {
-			case c.msgs <- message{kind: msgTool, callID: call.CallID, detail: out}:
+			case c.msgs <- &message{kind: msgTool, callID: call.CallID, detail: out}:
 			case <-c.runDone:
 			}
 		}()
