@@ -105,10 +105,10 @@ type slot struct {
 
 // Buffer is the reorder window. Create it with New.
 type Buffer struct {
-	depth   int
-	maxLen  int
-	mask    uint64 // ring size − 1 (ring size is a power of two)
-	slots   []slot // ring slots, then overflow, then probe
+	depth  int
+	maxLen int
+	mask   uint64 // ring size − 1 (ring size is a power of two)
+	slots  []slot // ring slots, then overflow, then probe
 	// payload holds the slots' payloads, slot i at i·stride. It is made
 	// by the first Push for that packet's size and grown (moving what is
 	// held) only when a larger payload comes, so a call's 20 ms packets
@@ -116,8 +116,8 @@ type Buffer struct {
 	// of 8.6 KB for G.711 at the default depth).
 	payload []byte
 	stride  int
-	overIx  int    // index of the overflow slot
-	probeIx int    // index of the probation slot
+	overIx  int // index of the overflow slot
+	probeIx int // index of the probation slot
 
 	started bool
 	ssrc    uint32
