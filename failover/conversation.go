@@ -113,7 +113,7 @@ type Conversation struct {
 	outBPM    int // model audio bytes per ms
 
 	audioIn     chan *[]byte
-	msgs        chan message
+	msgs        chan *message // pointers: 64 × 8 bytes allocated whole, not 64 × 80 (issue 10)
 	events      chan sessEvent
 	dialResults chan dialResult
 	controls    chan Control
@@ -124,6 +124,15 @@ type Conversation struct {
 	wg          sync.WaitGroup // every goroutine Run starts
 
 	// Everything below is owned by the actor goroutine (Run).
+
+	// direct is the one watched session whose events Run's loop reads
+	// itself (directEvs, its Events), with no forwarder goroutine: a call
+	// that never swaps runs none (issue 10, a goroutine's stack per call).
+	// A session watched while it is taken gets a forwarder; the slot is
+	// freed when its session ends or is closed (execLive).
+	direct    *session
+	directEvs <-chan *realtime.ServerEvent
+
 	ctx    context.Context //nolint:containedctx // the call-lifetime context of Run, for sends from the actor
 	cancel context.CancelFunc
 	result error
@@ -229,7 +238,7 @@ func NewConversation(p Params) *Conversation {
 		inBPM:       cfg.inputFormat().BytesPerMs(),
 		outBPM:      cfg.outputFormat().BytesPerMs(),
 		audioIn:     make(chan *[]byte, callerQueueFrames),
-		msgs:        make(chan message, msgQueue),
+		msgs:        make(chan *message, msgQueue),
 		events:      make(chan sessEvent, eventQueue),
 		dialResults: make(chan dialResult),
 		controls:    make(chan Control, controlQueue),
@@ -315,7 +324,7 @@ func (c *Conversation) CallConfirmed() { c.post(message{kind: msgConfirmed}) }
 
 func (c *Conversation) post(m message) {
 	select {
-	case c.msgs <- m:
+	case c.msgs <- &m: // allocated: a few messages per turn, none per frame
 	case <-c.done:
 	}
 }
@@ -372,8 +381,15 @@ func (c *Conversation) Run(ctx context.Context, player Player) error {
 		case f := <-c.audioIn:
 			c.run(input{kind: inCallerAudio, frame: f})
 		case m := <-c.msgs:
-			c.run(messageInput(m))
+			c.run(messageInput(*m))
 		case se := <-c.events:
+			c.run(c.sessionInput(se))
+		case ev, ok := <-c.directEvs:
+			se := sessEvent{gen: c.direct.gen, ev: ev}
+			if !ok {
+				se = sessEvent{gen: c.direct.gen, end: true, err: c.direct.s.Err()}
+				c.direct, c.directEvs = nil, nil
+			}
 			c.run(c.sessionInput(se))
 		case r := <-c.dialResults:
 			c.run(dialInput(r))

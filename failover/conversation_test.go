@@ -1,8 +1,11 @@
 package failover
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -182,4 +185,65 @@ func TestGreetingWaitsForConfirm(t *testing.T) {
 	h.pump()
 	require.Len(t, s1.responses(), 1, "greeted as soon as the session is up")
 	require.NoError(t, h.stop())
+}
+
+// TestRunReadsTheSessionWithoutAForwarder: the production shell. A call on
+// one session runs one goroutine of the conversation, Run, which reads the
+// session's events itself: no forwarder goroutine waits on them (issue 10,
+// a goroutine's stack per call). Sessions beyond it (a swap's, a hedge's)
+// get forwarders: TestSwapAgainstSimulator.
+func TestRunReadsTheSessionWithoutAForwarder(t *testing.T) {
+	dialer := newFakeDialer()
+	player := newFakePlayer()
+	clock := newFakeClock()
+	pool := NewPool(testRegions(), HealthConfig{Now: clock.Now}, nil, nil)
+	conv := NewConversation(Params{CallID: "call-1", Config: Config{Session: testSessionConfig()}, Pool: pool, Dialer: dialer, Now: clock.Now})
+	ctx, cancel := context.WithCancel(context.Background())
+	runErr := make(chan error, 1)
+	go func() { runErr <- conv.Run(ctx, player) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-runErr)
+	}()
+
+	deadline := time.After(waitFor)
+	for len(dialer.opened()) == 0 {
+		select {
+		case <-deadline:
+			t.Fatal("no session opened")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	s := dialer.opened()[0]
+	require.True(t, s.push(created("resp_1"),
+		realtime.ServerEvent{Type: realtime.EvOutputItemAdded, ResponseID: "resp_1", Item: &realtime.Item{ID: "item_1", Type: "message", Role: "assistant"}},
+		realtime.ServerEvent{Type: realtime.EvOutputAudioDelta, ResponseID: "resp_1", ItemID: "item_1", Audio: bytes.Repeat([]byte{0x55}, 100*bpm)}))
+	for player.bytesFor("item_1") == 0 {
+		select {
+		case <-deadline:
+			t.Fatal("the session's events were not handled")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	// The session's events reach the actor. The dial's goroutine has
+	// delivered its result and ends; then Run is the only one left.
+	var convStacks []string
+	for {
+		convStacks = convStacks[:0]
+		buf := make([]byte, 1<<20)
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, "sipbridge/failover.(*Conversation).") {
+				convStacks = append(convStacks, g)
+			}
+		}
+		if len(convStacks) == 1 {
+			break
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("%d goroutines of the conversation, want Run only:\n%s", len(convStacks), strings.Join(convStacks, "\n\n"))
+		case <-time.After(time.Millisecond):
+		}
+	}
+	require.Contains(t, convStacks[0], "failover.(*Conversation).Run(")
 }

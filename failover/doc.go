@@ -11,9 +11,10 @@
 //
 // A Conversation is an actor: Run is one goroutine that owns the
 // realtime.Record and the conversation's state; every other method posts to
-// it and returns. Each session has a forwarder goroutine that tags its
-// events with the session's generation, so events of a session already
-// swapped out are ignored.
+// it and returns. Session events are tagged with the session's generation,
+// so events of a session already swapped out are ignored; Run reads one
+// session's events itself, and a forwarder goroutine moves those of any
+// other session (a swap's new session, a standby, a hedge) into its queue.
 //
 // Inside the actor the conversation is a state machine (fsm.go): every
 // input (caller audio, a session's event or end, a dial's result, a message

@@ -53,17 +53,32 @@ func (fxRunTool) isEffect() {}
 // do records an effect of the current step.
 func (c *Conversation) do(e effect) { c.fx = append(c.fx, e) }
 
-// execLive is the production shell: dials, forwarders, closes and tools
-// run on goroutines of the conversation (Run waits for them all), controls
-// go to the call's channel.
+// execLive is the production shell: dials, forwarders (for sessions beyond
+// the one Run reads directly), closes and tools run on goroutines of the
+// conversation (Run waits for them all), controls go to the call's channel.
 func (c *Conversation) execLive(e effect) {
 	switch e := e.(type) {
 	case fxDial:
 		c.startDial(e.Gen, e.Purpose, e.Region, e.Lease)
 	case fxWatch:
+		if c.direct == nil {
+			c.direct, c.directEvs = e.S, e.S.s.Events()
+			return
+		}
 		c.wg.Add(1)
 		go c.forward(e.S)
 	case fxClose:
+		if c.direct != nil && c.direct.s == e.S {
+			// Retired (stop is closed): drained until its stream ends, as
+			// a forwarder does, so its reader is never stuck.
+			evs := c.directEvs
+			c.direct, c.directEvs = nil, nil
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				c.drain(evs)
+			}()
+		}
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
@@ -82,7 +97,7 @@ func (c *Conversation) execLive(e effect) {
 			// runDone closes before teardown waits for this goroutine, so
 			// the send never blocks a conversation that is ending.
 			select {
-			case c.msgs <- message{kind: msgTool, callID: call.CallID, detail: out}:
+			case c.msgs <- &message{kind: msgTool, callID: call.CallID, detail: out}:
 			case <-c.runDone:
 			}
 		}()

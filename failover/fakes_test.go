@@ -621,7 +621,7 @@ func (h *harness) deliver() bool {
 		h.run(input{kind: inCallerAudio, frame: f})
 		return true
 	case m := <-c.msgs:
-		h.run(messageInput(m))
+		h.run(messageInput(*m))
 		return true
 	default:
 	}

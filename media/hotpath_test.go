@@ -164,6 +164,20 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 			}
 		}))
 	})
+	t.Run("outbound frame from G.711 model audio", func(t *testing.T) {
+		s := newStream(t, StreamConfig{Codec: CodecPCMA, DTMFPayloadType: -1, ModelFormat: ModelPCMU})
+		defer s.conn.Close()
+		delta := make([]byte, 800)
+		buf := make([]byte, 200)
+		s.Play("item", delta)
+		s.nextOutboundPacket(buf)
+		require.Zero(t, testing.AllocsPerRun(500, func() {
+			if s.QueuedMs() < 20 {
+				s.Play("item", delta)
+			}
+			s.nextOutboundPacket(buf)
+		}))
+	})
 	t.Run("Play 100 ms of PCMA", func(t *testing.T) {
 		s := newStream(t, StreamConfig{Codec: CodecPCMU, DTMFPayloadType: -1, ModelFormat: ModelPCMA})
 		defer s.conn.Close()
@@ -251,3 +265,23 @@ type sizeSink struct {
 }
 
 func (s *sizeSink) WriteCallerAudio(b []byte) { require.Len(s.t, b, s.size) }
+
+// BenchmarkOutboundFrameG711Model: one pacer tick on a PCMU call whose
+// model audio is PCMU (the audio_format auto default), with the Play that
+// queued it counted per frame: 20 ms taken from the queue, marshalled.
+func BenchmarkOutboundFrameG711Model(b *testing.B) {
+	s := newStream(b, StreamConfig{Codec: CodecPCMU, DTMFPayloadType: -1, ModelFormat: ModelPCMU})
+	defer s.conn.Close()
+	delta := make([]byte, 800) // 100 ms
+	for i := range delta {
+		delta[i] = byte(i)
+	}
+	buf := make([]byte, 200)
+	b.ReportAllocs()
+	for b.Loop() {
+		if s.QueuedMs() < 20 {
+			s.Play("item", delta)
+		}
+		s.nextOutboundPacket(buf)
+	}
+}

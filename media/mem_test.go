@@ -2,12 +2,17 @@ package media
 
 import (
 	"net"
+	"net/netip"
 	"runtime"
 	"testing"
+	"time"
+
+	"github.com/pion/rtp"
 )
 
 // BenchmarkHeapPerStream reports the live Go heap one call's media stream
-// holds (issue 10: memory sized for the work): idle (between answers), with
+// holds (issue 10: memory sized for the work): idle (between answers, after
+// the caller's first packets, so the jitter buffer has its room), with
 // a 6 s answer just queued (the model sends faster than real time), and
 // with 1 s of it left to play. The UDP sockets are made before the first
 // measurement, so only the stream is counted; two GCs before each reading
@@ -21,6 +26,8 @@ func BenchmarkHeapPerStream(b *testing.B) {
 	for i := range answer {
 		answer[i] = byte(i)
 	}
+	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SSRC: 42}, Payload: make([]byte, 160)}
+	from := netip.MustParseAddrPort("192.0.2.1:4000")
 	var idle, queued, tail float64
 	for b.Loop() {
 		conns := make([]*net.UDPConn, streams)
@@ -45,6 +52,14 @@ func BenchmarkHeapPerStream(b *testing.B) {
 				b.Fatal(err)
 			}
 			live[i] = s
+			for seq := range uint16(10) {
+				pkt.SequenceNumber, pkt.Timestamp = seq, uint32(seq)*160
+				raw, err := pkt.Marshal()
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.processInbound(raw, from, time.Now())
+			}
 		}
 		idle = perStream()
 		for _, s := range live {

@@ -3,10 +3,12 @@ package media
 import (
 	"math"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/pion/rtp"
 
+	"github.com/sipbridge/sipbridge/media/g711"
 	"github.com/sipbridge/sipbridge/media/g722"
 )
 
@@ -20,6 +22,7 @@ type outbound struct {
 	hdr  rtp.Header
 	pcm  [maxFrameSamples]int16
 	pkt  [rtpHeaderLen + frameSamples]byte
+	law  [frameSamples]byte                                  // a frame of the model's G.711 (Stream.lawQ)
 	wire [rtpHeaderLen + frameSamples + maxSRTPOverhead]byte // the SRTP packet
 
 	g722    *g722.Encoder // G.722 calls only
@@ -42,9 +45,13 @@ type outbound struct {
 	snd      rawSender // the non-blocking send path (clock_send_*.go)
 }
 
-func (o *outbound) init(noiseDB float64) {
+// init prepares the sender; wideband (a G.722 call, fixed for the stream's
+// life) makes the G.722 encoder, which a G.711 call does not hold.
+func (o *outbound) init(noiseDB float64, wideband bool) {
 	o.hdr = randomHeader(0)
-	o.g722 = g722.NewEncoder()
+	if wideband {
+		o.g722 = g722.NewEncoder()
+	}
 	o.rng = rand.Uint64() | 1
 	// 0 dBov is a full-scale sine (RMS 32767/√2, ITU-T G.711 convention).
 	// Uniform noise on [−A, A] has RMS A/√3.
@@ -105,8 +112,16 @@ func (s *Stream) sendFrame(now time.Time) bool {
 func (s *Stream) nextOutboundPacket(buf []byte) []byte {
 	o := &s.out
 	pcm := o.pcm[:s.frameLen]
+	var (
+		k       int
+		flushed bool
+	)
 	s.qMu.Lock()
-	k, flushed := s.q.take(pcm)
+	if s.lawQ {
+		k, flushed = s.qLaw.take(o.law[:])
+	} else {
+		k, flushed = s.q.take(pcm)
+	}
 	s.qMu.Unlock()
 	if flushed {
 		o.idle = true
@@ -127,12 +142,54 @@ func (s *Stream) nextOutboundPacket(buf []byte) []byte {
 	if err != nil || len(buf) < n+frameSamples {
 		return nil // buf too short: a programming error, never with out.pkt
 	}
-	if codec == CodecG722 {
+	switch {
+	case codec == CodecG722:
 		n += o.g722.Encode(buf[n:], pcm) // 320 samples → 160 bytes
-	} else {
+	case s.lawQ:
+		// The model's G.711 in the call's law (a re-INVITE may have
+		// switched PCMU ↔ PCMA): the bytes decoding it and encoding the
+		// samples would give, by one table lookup each.
+		t := lawTranscode(s.cfg.ModelFormat.law(), codec.law())
+		for i, b := range o.law[:k] {
+			buf[n+i] = t[b]
+		}
+		codec.law().Encode(buf[n+k:n+frameSamples], pcm[k:])
+		n += frameSamples
+	default:
 		n += codec.law().Encode(buf[n:], pcm)
 	}
 	o.hdr.SequenceNumber++
 	o.hdr.Timestamp += frameSamples // RTP clock ticks: 8000 Hz for G.722 too
 	return buf[:n]
+}
+
+// lawTables[from][to] maps a G.711 byte of law from to the byte of law to
+// that encodes the same sample (from == to: the byte itself, but μ-law's
+// negative zero 0x7F becomes 0xFF, as decoding and encoding it does).
+var lawTables = sync.OnceValue(func() *[2][2][256]byte {
+	t := new([2][2][256]byte)
+	var pcm [256]int16
+	var in [256]byte
+	for i := range in {
+		in[i] = byte(i)
+	}
+	for from, fl := range []g711.Law{g711.Ulaw, g711.Alaw} {
+		fl.Decode(pcm[:], in[:])
+		for to, tl := range []g711.Law{g711.Ulaw, g711.Alaw} {
+			tl.Encode(t[from][to][:], pcm[:])
+		}
+	}
+	return t
+})
+
+// lawTranscode is the table from law from to law to.
+func lawTranscode(from, to g711.Law) *[256]byte {
+	i, j := 0, 0
+	if from == g711.Alaw {
+		i = 1
+	}
+	if to == g711.Alaw {
+		j = 1
+	}
+	return &lawTables()[i][j]
 }

@@ -384,7 +384,7 @@ func TestPlayOddByteDeltas(t *testing.T) {
 
 // The queue grows chunk by chunk and keeps the audio in order.
 func TestPlayQueueGrows(t *testing.T) {
-	q := newPlayQueue(8000, func(*itemRec) {})
+	q := newPlayQueue[int16](8000, func(*itemRec) {})
 	audio := make([]int16, 8000)
 	for i := range audio {
 		audio[i] = int16(i)
@@ -454,7 +454,7 @@ func TestSetRemoteChangesCodec(t *testing.T) {
 // so an idle call holds no playout memory and a playing one only what is
 // still queued.
 func TestPlayQueueReleasesChunksAsItPlays(t *testing.T) {
-	q := newPlayQueue(8000, func(*itemRec) {})
+	q := newPlayQueue[int16](8000, func(*itemRec) {})
 	require.Zero(t, q.heldChunks(), "a new call holds no playout memory")
 	burst := make([]int16, 10*chunkSamples+100)
 	for i := range burst {
@@ -487,4 +487,70 @@ func TestPlayQueueReleasesChunksAsItPlays(t *testing.T) {
 	}
 	require.LessOrEqual(t, cap(q.chunks), 16)
 	require.Equal(t, 200*100, q.n)
+}
+
+// TestG722EncoderOnlyForWidebandCalls: a G.711 call (its codec's rate is
+// fixed for the stream's life) does not hold the G.722 encoder's 800 bytes
+// (issue 10); a G.722 call has it from the start.
+func TestG722EncoderOnlyForWidebandCalls(t *testing.T) {
+	for _, tc := range []struct {
+		codec Codec
+		want  bool
+	}{{CodecPCMU, false}, {CodecPCMA, false}, {CodecG722, true}} {
+		s := newStream(t, StreamConfig{Codec: tc.codec, DTMFPayloadType: -1})
+		require.Equal(t, tc.want, s.out.g722 != nil, "codec %d", tc.codec)
+		require.NoError(t, s.conn.Close())
+	}
+}
+
+// TestLawQueueSendsWhatDecodingWould: on a G.711 call whose model audio is
+// G.711 the queue holds the model's bytes (half the memory of samples), and
+// the packets carry exactly what decoding them to samples and encoding in
+// the call's law gave: in the same law, after a re-INVITE switched the law
+// (PCMU ↔ PCMA), every one of the 256 codes, and a partial last frame
+// padded with comfort noise.
+func TestLawQueueSendsWhatDecodingWould(t *testing.T) {
+	all := make([]byte, 0, 2*256+100)
+	for i := range 2*256 + 100 { // every code, then part of a frame
+		all = append(all, byte(i*7+i/256)) // a permutation of the codes per 256
+	}
+	for _, tc := range []struct {
+		model       ModelFormat
+		codec, then Codec
+	}{
+		{ModelPCMU, CodecPCMU, CodecPCMU}, {ModelPCMU, CodecPCMU, CodecPCMA},
+		{ModelPCMA, CodecPCMA, CodecPCMA}, {ModelPCMA, CodecPCMA, CodecPCMU},
+		{ModelPCMA, CodecPCMU, CodecPCMU},
+	} {
+		s := newStream(t, StreamConfig{Codec: tc.codec, DTMFPayloadType: -1, ModelFormat: tc.model})
+		require.True(t, s.lawQ)
+		s.Play("item", all)
+		require.Equal(t, len(all)/8, s.QueuedMs())
+		s.SetRemote(netip.MustParseAddrPort("192.0.2.1:4000"), tc.then, -1)
+		pcm := make([]int16, len(all))
+		tc.model.law().Decode(pcm, all)
+		buf := make([]byte, 200)
+		for off := 0; off < len(all); off += frameSamples {
+			pkt := s.nextOutboundPacket(buf)
+			require.Len(t, pkt, rtpHeaderLen+frameSamples)
+			want := make([]byte, frameSamples)
+			k := tc.then.law().Encode(want, pcm[off:min(off+frameSamples, len(pcm))])
+			require.Equal(t, want[:k], pkt[rtpHeaderLen:rtpHeaderLen+k], "model %d, call %d then %d, offset %d", tc.model, tc.codec, tc.then, off)
+		}
+		require.Zero(t, s.QueuedMs())
+		require.NoError(t, s.conn.Close())
+	}
+}
+
+// TestLawQueueHalvesQueuedMemory: 6 s of a G.711 answer queued hold 48 KB
+// of 2 KiB chunks, not the 96 KB of samples they decode to.
+func TestLawQueueHalvesQueuedMemory(t *testing.T) {
+	s := newStream(t, StreamConfig{Codec: CodecPCMU, DTMFPayloadType: -1, ModelFormat: ModelPCMU})
+	defer s.conn.Close()
+	s.Play("item", make([]byte, 6*8000))
+	s.qMu.Lock()
+	defer s.qMu.Unlock()
+	require.Zero(t, s.q.heldChunks())
+	require.Equal(t, (6*8000+chunkSamples-1)/chunkSamples, s.qLaw.heldChunks())
+	require.Equal(t, chunkSamples, len(*s.qLaw.chunks[0]), "a chunk of bytes")
 }

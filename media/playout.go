@@ -7,11 +7,11 @@ import (
 
 const (
 	// chunkSamples is the unit the play queue holds audio in: 256 ms at
-	// 8 kHz, 128 ms at 16 kHz, 4 KiB. A call holds the chunks its queued
-	// audio fills and no more: the model sends an answer faster than real
-	// time, so several seconds can queue up, and each chunk goes back to
-	// chunkPool as soon as it has been played. An idle call holds none, and
-	// calls share the chunks over time.
+	// 8 kHz, 128 ms at 16 kHz; 4 KiB of PCM samples, 2 KiB of G.711 bytes.
+	// A call holds the chunks its queued audio fills and no more: the model
+	// sends an answer faster than real time, so several seconds can queue
+	// up, and each chunk goes back to its pool as soon as it has been
+	// played. An idle call holds none, and calls share the chunks over time.
 	chunkSamples = 2048
 	// maxQueue bounds the queue; audio beyond it is dropped and counted.
 	maxQueue = 5 * time.Minute
@@ -35,26 +35,26 @@ type segment struct {
 	n    int
 }
 
-// chunk is one unit of queued audio; chunkPool holds the pointers (a Put
-// of a pointer does not allocate).
-type chunk [chunkSamples]int16
+// sample is what a play queue holds: PCM samples at the codec's rate, or
+// the model's G.711 bytes as they came (a G.711 call whose model audio is
+// G.711, the audio_format auto default), half the memory and no decoding
+// until the frame is sent (Stream.lawQ).
+type sample interface{ int16 | byte }
 
-var chunkPool sync.Pool
+// chunk is one unit of queued audio; the pools hold the pointers (a Put of
+// a pointer does not allocate).
+type chunk[T sample] [chunkSamples]T
 
-func getChunk() *chunk {
-	if c, ok := chunkPool.Get().(*chunk); ok {
-		return c
-	}
-	return new(chunk)
-}
+var pcmChunks, lawChunks sync.Pool
 
-// playQueue is the outbound audio FIFO: int16 samples at the codec's rate
-// (8 or 16 kHz) in pooled chunks, tagged by item in segments. All fields
-// are guarded by the Stream's qMu.
-type playQueue struct {
+// playQueue is the outbound audio FIFO: samples at the codec's rate (8 or
+// 16 kHz) in pooled chunks, tagged by item in segments. All fields are
+// guarded by the Stream's qMu.
+type playQueue[T sample] struct {
+	pool *sync.Pool // of *chunk[T]
 	// chunks[chunkHead:] hold the queued samples: the oldest is at head in
 	// chunks[chunkHead], the newest n-1 samples later (spanning chunks).
-	chunks    []*chunk
+	chunks    []*chunk[T]
 	chunkHead int
 	head      int
 	n         int // queued samples
@@ -65,7 +65,7 @@ type playQueue struct {
 	segs    []segment // segs[segHead:] are queued, oldest first
 	segHead int
 
-	items    [recentItems]itemRec
+	items    []itemRec // recentItems records, reused round-robin
 	itemByID map[string]*itemRec
 	nextItem int // round-robin eviction cursor over items
 
@@ -78,8 +78,14 @@ type playQueue struct {
 	done func(it *itemRec)
 }
 
-func newPlayQueue(rate int, done func(*itemRec)) playQueue {
-	return playQueue{
+func newPlayQueue[T sample](rate int, done func(*itemRec)) playQueue[T] {
+	pool := &pcmChunks
+	if _, law := any(T(0)).(byte); law {
+		pool = &lawChunks
+	}
+	return playQueue[T]{
+		pool:     pool,
+		items:    make([]itemRec, recentItems),
 		done:     done,
 		rate:     rate,
 		perMs:    rate / 1000,
@@ -90,12 +96,12 @@ func newPlayQueue(rate int, done func(*itemRec)) playQueue {
 }
 
 // heldChunks is how many chunks the queue holds.
-func (q *playQueue) heldChunks() int { return len(q.chunks) - q.chunkHead }
+func (q *playQueue[T]) heldChunks() int { return len(q.chunks) - q.chunkHead }
 
 // release returns every chunk once the queue is empty.
-func (q *playQueue) release() {
+func (q *playQueue[T]) release() {
 	for i := q.chunkHead; i < len(q.chunks); i++ {
-		chunkPool.Put(q.chunks[i])
+		q.pool.Put(q.chunks[i])
 		q.chunks[i] = nil
 	}
 	q.chunks, q.chunkHead, q.head = q.chunks[:0], 0, 0
@@ -103,7 +109,7 @@ func (q *playQueue) release() {
 
 // item returns the record for id, creating it (and evicting the oldest
 // idle record) when needed.
-func (q *playQueue) item(id string) *itemRec {
+func (q *playQueue[T]) item(id string) *itemRec {
 	if r, ok := q.itemByID[id]; ok {
 		return r
 	}
@@ -130,7 +136,7 @@ func (q *playQueue) item(id string) *itemRec {
 
 // push appends samples for item id and returns how many were dropped for
 // lack of room.
-func (q *playQueue) push(id string, s []int16) int {
+func (q *playQueue[T]) push(id string, s []T) int {
 	if len(s) == 0 {
 		return 0
 	}
@@ -172,13 +178,17 @@ func (q *playQueue) push(id string, s []int16) int {
 
 // addChunk appends a chunk from the pool, reusing the played front of the
 // chunk list before growing it.
-func (q *playQueue) addChunk() {
+func (q *playQueue[T]) addChunk() {
 	if q.chunkHead > 0 && len(q.chunks) == cap(q.chunks) {
 		k := copy(q.chunks, q.chunks[q.chunkHead:])
 		clear(q.chunks[k:])
 		q.chunks, q.chunkHead = q.chunks[:k], 0
 	}
-	q.chunks = append(q.chunks, getChunk())
+	c, ok := q.pool.Get().(*chunk[T])
+	if !ok {
+		c = new(chunk[T])
+	}
+	q.chunks = append(q.chunks, c)
 }
 
 // take moves up to len(dst) samples into dst, credits them to their items
@@ -186,7 +196,7 @@ func (q *playQueue) addChunk() {
 // the queue moves on to another item or runs empty. Each chunk played out
 // goes back to the pool at once. It returns the number of samples taken
 // and whether Flush ran since the previous take.
-func (q *playQueue) take(dst []int16) (int, bool) {
+func (q *playQueue[T]) take(dst []T) (int, bool) {
 	flushed := q.flushed
 	q.flushed = false
 	k := min(len(dst), q.n)
@@ -198,7 +208,7 @@ func (q *playQueue) take(dst []int16) (int, bool) {
 		got += c
 		q.head += c
 		if q.head == chunkSamples {
-			chunkPool.Put(q.chunks[q.chunkHead])
+			q.pool.Put(q.chunks[q.chunkHead])
 			q.chunks[q.chunkHead] = nil
 			q.chunkHead++
 			q.head = 0
@@ -232,7 +242,7 @@ func (q *playQueue) take(dst []int16) (int, bool) {
 }
 
 // flush drops all queued audio; played counters stay.
-func (q *playQueue) flush() {
+func (q *playQueue[T]) flush() {
 	for _, sg := range q.segs[q.segHead:] {
 		sg.item.queued -= sg.n
 	}
@@ -243,7 +253,7 @@ func (q *playQueue) flush() {
 }
 
 // playedMs is how many ms of id were taken for sending.
-func (q *playQueue) playedMs(id string) int {
+func (q *playQueue[T]) playedMs(id string) int {
 	if r, ok := q.itemByID[id]; ok {
 		return r.played / q.perMs
 	}

@@ -113,7 +113,7 @@ type counters struct {
 //   - the clock shard driving the stream only (under the shard's lock,
 //     from Run's registration until Run returns): out;
 //   - convMu: the Play-side conversion state (conv, carry, scratch);
-//   - qMu: the playout queue q (Play/Flush/PlayedMs/QueuedMs and the pacer).
+//   - qMu: the playout queue q or qLaw (Play/Flush/PlayedMs/QueuedMs and the pacer).
 //     Lock order: convMu before qMu.
 type Stream struct {
 	cfg    StreamConfig
@@ -164,7 +164,14 @@ type Stream struct {
 	playLog logLimiter
 
 	qMu sync.Mutex
-	q   playQueue
+	// The playout queue: q holds PCM at the codec's rate, except on a
+	// G.711 call whose model audio is G.711 (lawQ, fixed at NewStream),
+	// where qLaw holds the model's bytes as they came: half the memory of
+	// the samples, and no decoding until a frame is sent. The other one is
+	// never used.
+	q    playQueue[int16]
+	qLaw playQueue[byte]
+	lawQ bool
 }
 
 // playConvert is the Play-side resampling state of a stream whose model
@@ -263,9 +270,14 @@ func NewStream(cfg StreamConfig) (*Stream, error) {
 	s.sending.Store(true)
 	s.in.init(jb, cfg.DTMFClockRate, s.chunkLimit*(s.frameBytes+chunkSlack))
 	s.rx.init(s.chunkFrames)
-	s.out.init(cfg.ComfortNoiseDB)
+	s.out.init(cfg.ComfortNoiseDB, rate != 8000)
 	s.playLog.every = logEvery
-	s.q = newPlayQueue(rate, s.playoutDone)
+	s.lawQ = rate == 8000 && cfg.ModelFormat != ModelPCM24
+	if s.lawQ {
+		s.qLaw = newPlayQueue[byte](rate, s.playoutDone)
+	} else {
+		s.q = newPlayQueue[int16](rate, s.playoutDone)
+	}
 	if cfg.ModelFormat == ModelPCM24 || rate != 8000 {
 		s.conv = &playConvert{}
 	}
@@ -331,6 +343,12 @@ func (s *Stream) Play(itemID string, audio []byte) {
 			s.carry[0], s.hasCry, s.cryID = audio[0], true, itemID
 		}
 	default:
+		if s.lawQ {
+			s.qMu.Lock()
+			dropped += s.qLaw.push(itemID, audio)
+			s.qMu.Unlock()
+			break
+		}
 		law := s.cfg.ModelFormat.law()
 		for len(audio) > 0 {
 			// 320 samples at a time: on a G.722 call they become 960 at 24 kHz.
@@ -389,7 +407,11 @@ func (s *Stream) Flush() {
 	}
 	s.hasCry = false
 	s.qMu.Lock()
-	s.q.flush()
+	if s.lawQ {
+		s.qLaw.flush()
+	} else {
+		s.q.flush()
+	}
 	s.qMu.Unlock()
 }
 
@@ -398,6 +420,9 @@ func (s *Stream) Flush() {
 func (s *Stream) PlayedMs(itemID string) int {
 	s.qMu.Lock()
 	defer s.qMu.Unlock()
+	if s.lawQ {
+		return s.qLaw.playedMs(itemID)
+	}
 	return s.q.playedMs(itemID)
 }
 
@@ -405,6 +430,9 @@ func (s *Stream) PlayedMs(itemID string) int {
 func (s *Stream) QueuedMs() int {
 	s.qMu.Lock()
 	defer s.qMu.Unlock()
+	if s.lawQ {
+		return s.qLaw.n / s.perMs
+	}
 	return s.q.n / s.perMs
 }
 
@@ -469,7 +497,7 @@ func (s *Stream) SetSending(on bool) {
 func (s *Stream) Stats() Stats {
 	c := &s.stats
 	s.qMu.Lock()
-	dropped := s.q.dropped
+	dropped := s.q.dropped + s.qLaw.dropped
 	s.qMu.Unlock()
 	return Stats{
 		PacketsIn: c.packetsIn.Load(), PacketsOut: c.packetsOut.Load(), Lost: c.lost.Load(),

@@ -34,11 +34,15 @@ const (
 	// failover replay sizes its appends (1 s) to stay below it.
 	audioRingFrames = 64
 	// audioRingMs is the caller audio the queue holds in its preallocated
-	// storage (ring.go), whatever the frame size: ≈ 1.3 s, as 64 frames of
-	// 20 ms did before the media stream delivered larger uplink chunks
-	// (64 slots of a 60 ms PCM24 chunk would be 184 KB per call). More
-	// than that queued grows the storage until the writer drains it.
-	audioRingMs = 1280
+	// storage (ring.go), whatever the frame size: four of the media
+	// stream's 100 ms uplink chunks, so the writer may fall 300 ms behind
+	// before the storage grows; in steady state it holds one chunk, which
+	// the writer takes at once. More than that queued (a swap's replay in
+	// 1 s appends, a stalled writer) grows the storage until the writer
+	// drains it; the frame bound (audioRingFrames), not the storage, says
+	// what is dropped. It was 1.28 s, 10 KB per G.711 call held for a
+	// backlog that does not come (issue 10).
+	audioRingMs = 400
 	// maxAudioFrame rejects absurd frames instead of growing a slot for them.
 	maxAudioFrame = 64 << 10
 	// coalesceMs caps how much queued audio the writer merges into one append

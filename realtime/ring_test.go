@@ -15,11 +15,12 @@ func TestAppendAudioPathAllocs(t *testing.T) {
 	for _, tc := range []struct {
 		f       AudioFormat
 		frameMs int
-	}{{FormatPCMU, 20}, {FormatPCM24, 20}, {FormatPCMU, 60}, {FormatPCM24, 60}, {FormatPCM24, 40}} {
+	}{{FormatPCMU, 20}, {FormatPCM24, 20}, {FormatPCMU, 60}, {FormatPCM24, 60}, {FormatPCM24, 40}, {FormatPCMU, 100}, {FormatPCM24, 100}} {
 		f := tc.f
 		c := newConn(DialConfig{}, DialectGA, f, slog.New(slog.DiscardHandler), time.Second)
 		// 20 ms frames, and the media stream's uplink chunks (2 × 60 ms
-		// exceeds coalesceMs: they go one per append).
+		// exceeds coalesceMs: they go one per append; 100 ms is the
+		// default, two of them the writer one chunk behind).
 		frame := make([]byte, tc.frameMs*f.BytesPerMs())
 		n := int(c.coalesce.Load())
 		raw, out := make([]byte, 0, n), make([]byte, 0, InputAudioEventLen(n))

@@ -379,7 +379,7 @@ func (c *call) waitForCallEnd() {
 				"direction", ans.Direction.String(), "setup_ms", time.Since(c.start).Milliseconds())
 			mediaEvents = c.stream.Events()
 			c.wg.Go(func() { mediaDone <- c.stream.Run(c.ctx) })
-			c.wg.Go(c.leg.runSessionTimer)
+			c.leg.startSessionTimer()
 		case ack := <-inviteAcks:
 			// An ACK matched to the INVITE transaction itself (a peer that
 			// reuses the INVITE branch) confirms the dialog.
@@ -393,7 +393,7 @@ func (c *call) waitForCallEnd() {
 				c.end(r, err)
 			}
 		case ev := <-c.leg.events:
-			c.onLegEvent(ev)
+			c.onLegEvent(*ev)
 		case ev, ok := <-mediaEvents:
 			if !ok {
 				mediaEvents = nil
@@ -472,7 +472,7 @@ func (c *call) drainLegEvents() {
 	for {
 		select {
 		case ev := <-c.leg.events:
-			c.onLegEvent(ev)
+			c.onLegEvent(*ev)
 		default:
 			return
 		}
@@ -586,6 +586,7 @@ func (c *call) finish() {
 		c.leg.bye(ctx, term.Reason)
 	}
 
+	c.leg.stopSessionTimer()
 	c.wg.Wait()
 	if c.conn != nil {
 		if err := c.conn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {

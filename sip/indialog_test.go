@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -274,7 +275,7 @@ func TestSessionTimerNext(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			act, at, _ := tc.st.next()
+			act, at := tc.st.next()
 			require.Equal(t, tc.wantAct, act)
 			if act != timerIdle {
 				require.Equal(t, tc.wantAt, at)
@@ -282,9 +283,9 @@ func TestSessionTimerNext(t *testing.T) {
 		})
 	}
 	// A failed round retries after a third of what is left.
-	st := sessionTimer{active: true, interval: 90 * time.Second, weRefresh: true, last: t0, kick: make(chan struct{}, 1)}
+	st := sessionTimer{active: true, interval: 90 * time.Second, weRefresh: true, last: t0}
 	st.retryLater(t0.Add(45 * time.Second))
-	_, at, _ := st.next()
+	_, at := st.next()
 	require.Equal(t, t0.Add(60*time.Second), at)
 }
 
@@ -718,4 +719,40 @@ func (s *testStream) remoteAddr() netip.AddrPort {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.remote
+}
+
+// TestSessionTimerHoldsNoGoroutine: an answered call whose session timer is
+// armed (we refresh, half an hour away) runs three goroutines of the sip
+// layer (the call's loop, the conversation's Run and the media's Run), not
+// a fourth waiting for the timer: the refresh runs on a goroutine of its
+// own only when it is due (issue 10, stack memory per call).
+func TestSessionTimerHoldsNoGoroutine(t *testing.T) {
+	h := newHarness(t)
+	u := newUAC(t, h.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	tc, err := u.invite(ctx, offer(4000, "0"), sip.NewHeader("Supported", "timer"), sip.NewHeader("Session-Expires", "1800;refresher=uas"))
+	require.NoError(t, err)
+	require.NoError(t, tc.dlg.Ack(ctx))
+	h.conv()
+	require.Equal(t, "1800;refresher=uas", hdr(tc.dlg.InviteResponse, "Session-Expires"))
+	st := h.media.stream(0)
+	for !st.running.Load() {
+		select {
+		case <-ctx.Done():
+			t.Fatal("media not started")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	// The media's Run has started: every goroutine of the call exists.
+	var callStacks []string
+	buf := make([]byte, 1<<20)
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if strings.Contains(g, "sipbridge/sip.(*call).") || strings.Contains(g, "sipbridge/sip.(*leg).") {
+			callStacks = append(callStacks, g)
+		}
+	}
+	require.Len(t, callStacks, 3, "goroutines of the call:\n%s", strings.Join(callStacks, "\n\n"))
+	tc.bye()
+	h.waitIdle()
 }

@@ -27,7 +27,7 @@ func legEvents(l *leg) []legEvent {
 	for {
 		select {
 		case ev := <-l.events:
-			out = append(out, ev)
+			out = append(out, *ev)
 		default:
 			return out
 		}

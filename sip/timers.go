@@ -317,14 +317,95 @@ type sessionTimer struct {
 	last       time.Time // last successful refresh (or the 2xx that set the timer)
 	retryAt    time.Time // after a failed refresh round; zero otherwise
 	peerUpdate bool      // the caller allows UPDATE (RFC 3311): refresh with it
-	gen        uint64    // bumped by every change, so a stale deadline is ignored
-	kick       chan struct{}
+
+	// The timer's runner (leg.startSessionTimer), all guarded by mu. No
+	// goroutine waits for the next action: fire (a time.AfterFunc) runs
+	// fn on a goroutine of its own when it is due, for as long as the
+	// action takes (a refresh transaction), and poke re-arms it after
+	// every change. round is non-nil while fn runs (closed when it
+	// returns); stopped: the call ended or the session expired, fire is
+	// not armed again.
+	fire    *time.Timer
+	fn      func(timerAction)
+	round   chan struct{}
+	stopped bool
 }
 
+// poke re-arms the runner after a change (a no-op before start, after stop
+// and while an action runs, which re-arms when it returns).
 func (t *sessionTimer) poke() {
-	select {
-	case t.kick <- struct{}{}:
-	default:
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.armLocked()
+}
+
+// armLocked sets fire for the next action (mu held).
+func (t *sessionTimer) armLocked() {
+	if t.fire == nil || t.stopped || t.round != nil {
+		return
+	}
+	act, at := t.nextLocked()
+	if act == timerIdle {
+		t.fire.Stop()
+		return
+	}
+	t.fire.Reset(time.Until(at))
+}
+
+// start runs fn for each due action (on fire's goroutine) until stop.
+func (t *sessionTimer) start(fn func(timerAction)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.fn = fn
+	t.fire = time.AfterFunc(time.Hour, t.onFire)
+	t.fire.Stop()
+	t.armLocked()
+}
+
+// onFire runs the action that is due, if one is: fire may go off for a
+// deadline a change has moved since (Reset cannot recall a callback that
+// has started), so the action is worked out again here.
+func (t *sessionTimer) onFire() {
+	t.mu.Lock()
+	if t.stopped || t.round != nil {
+		t.mu.Unlock()
+		return
+	}
+	act, at := t.nextLocked()
+	if act == timerIdle || time.Now().Before(at) {
+		t.armLocked()
+		t.mu.Unlock()
+		return
+	}
+	round := make(chan struct{})
+	t.round = round
+	if act == timerExpire {
+		t.stopped = true // the session ends: nothing follows
+	}
+	fn := t.fn
+	t.mu.Unlock()
+
+	fn(act)
+
+	t.mu.Lock()
+	t.round = nil
+	close(round)
+	t.armLocked()
+	t.mu.Unlock()
+}
+
+// stop disarms the runner and waits for an action under way (the call's
+// end has cancelled the leg's ctx, which cuts a refresh short).
+func (t *sessionTimer) stop() {
+	t.mu.Lock()
+	t.stopped = true
+	if t.fire != nil {
+		t.fire.Stop()
+	}
+	round := t.round
+	t.mu.Unlock()
+	if round != nil {
+		<-round
 	}
 }
 
@@ -334,7 +415,6 @@ func (t *sessionTimer) apply(r timerResult, now time.Time) {
 	t.mu.Lock()
 	t.active, t.interval, t.weRefresh = r.active, r.interval, r.weRefresh
 	t.last, t.retryAt = now, time.Time{}
-	t.gen++
 	t.mu.Unlock()
 	t.poke()
 }
@@ -359,33 +439,31 @@ const (
 	timerExpire
 )
 
-// next is what the timer does next, when, and the generation it belongs to.
-func (t *sessionTimer) next() (timerAction, time.Time, uint64) {
+// next is what the timer does next, and when.
+func (t *sessionTimer) next() (timerAction, time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.nextLocked()
+}
+
+func (t *sessionTimer) nextLocked() (timerAction, time.Time) {
 	if !t.active {
-		return timerIdle, time.Time{}, t.gen
+		return timerIdle, time.Time{}
 	}
 	expiry := t.last.Add(t.interval)
 	if !t.weRefresh {
 		// RFC 4028 §10: BYE slightly before expiry, the smaller of 32 s
 		// and a third of the interval.
-		return timerExpire, expiry.Add(-min(expiryMargin, t.interval/3)), t.gen
+		return timerExpire, expiry.Add(-min(expiryMargin, t.interval/3))
 	}
 	at := t.last.Add(t.interval / 2) // §10: refresh at half the interval
 	if !t.retryAt.IsZero() {
 		at = t.retryAt
 	}
 	if !at.Before(expiry) {
-		return timerExpire, expiry, t.gen
+		return timerExpire, expiry
 	}
-	return timerRefresh, at, t.gen
-}
-
-func (t *sessionTimer) current(gen uint64) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.gen == gen
+	return timerRefresh, at
 }
 
 func (t *sessionTimer) snapshot() (interval time.Duration, expiry time.Time, update bool) {
@@ -428,7 +506,6 @@ func (t *sessionTimer) refreshed(res *sip.Response, now time.Time) {
 	// we keep refreshing as negotiated: a refresh costs one transaction,
 	// a proxy still counting on it would drop the call.
 	t.last, t.retryAt = now, time.Time{}
-	t.gen++
 	t.mu.Unlock()
 	t.poke()
 }
@@ -440,7 +517,6 @@ func (t *sessionTimer) retryLater(now time.Time) {
 	t.mu.Lock()
 	left := t.last.Add(t.interval).Sub(now)
 	t.retryAt = now.Add(max(minRefreshRetry, left/3))
-	t.gen++
 	t.mu.Unlock()
 	t.poke()
 }
@@ -481,40 +557,27 @@ func (l *leg) commitTimer(req *sip.Request, res timerResult) {
 	l.timer.apply(res, time.Now())
 }
 
-// runSessionTimer refreshes the session or ends it, as negotiated, until
-// the call ends (RFC 4028 §10).
-func (l *leg) runSessionTimer() {
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	defer t.Stop()
-	for {
-		act, at, gen := l.timer.next()
-		var fire <-chan time.Time
-		if act != timerIdle {
-			t.Reset(time.Until(at))
-			fire = t.C
-		}
-		select {
-		case <-l.ctx.Done():
+// startSessionTimer refreshes the session or ends it, as negotiated, until
+// the call ends (RFC 4028 §10; stopSessionTimer). Nothing waits for the
+// deadline: the action runs on a goroutine of its own when it is due.
+func (l *leg) startSessionTimer() {
+	l.timer.start(func(act timerAction) {
+		if l.ctx.Err() != nil {
 			return
-		case <-l.timer.kick:
-			t.Stop()
-			continue
-		case <-fire:
-		}
-		if !l.timer.current(gen) {
-			continue
 		}
 		switch act {
 		case timerExpire:
 			interval, _, _ := l.timer.snapshot()
 			l.report(legEvent{kind: legExpired, reason: EndSessionExpired, err: fmt.Errorf("sip: no session refresh within %s", interval)})
-			return
 		case timerRefresh:
 			l.refreshSession()
 		}
-	}
+	})
 }
+
+// stopSessionTimer ends the session timer with the call: after it returns no
+// action runs or starts.
+func (l *leg) stopSessionTimer() { l.timer.stop() }
 
 // refreshSession sends one refresh round (RFC 4028 §7.4, §10): UPDATE
 // without a body when the caller allows it (RFC 3311 §5.1: no offer, no

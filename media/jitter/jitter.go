@@ -105,13 +105,19 @@ type slot struct {
 
 // Buffer is the reorder window. Create it with New.
 type Buffer struct {
-	depth   int
-	maxLen  int
-	mask    uint64 // ring size − 1 (ring size is a power of two)
-	slots   []slot // ring slots, then overflow, then probe
-	payload []byte // len(slots)·maxLen bytes, slot i at i·maxLen
-	overIx  int    // index of the overflow slot
-	probeIx int    // index of the probation slot
+	depth  int
+	maxLen int
+	mask   uint64 // ring size − 1 (ring size is a power of two)
+	slots  []slot // ring slots, then overflow, then probe
+	// payload holds the slots' payloads, slot i at i·stride. It is made
+	// by the first Push for that packet's size and grown (moving what is
+	// held) only when a larger payload comes, so a call's 20 ms packets
+	// do not hold room for maxLen in every slot (issue 10: 2.9 KB instead
+	// of 8.6 KB for G.711 at the default depth).
+	payload []byte
+	stride  int
+	overIx  int // index of the overflow slot
+	probeIx int // index of the probation slot
 
 	started bool
 	ssrc    uint32
@@ -143,7 +149,6 @@ func New(depth, maxPayload int) (*Buffer, error) {
 		maxLen:  maxPayload,
 		mask:    uint64(ring - 1),
 		slots:   make([]slot, ring+2),
-		payload: make([]byte, (ring+2)*maxPayload),
 		overIx:  ring,
 		probeIx: ring + 1,
 	}
@@ -263,7 +268,7 @@ func (b *Buffer) jump(p Packet) Result {
 func (b *Buffer) probePacket() Packet {
 	pr := &b.slots[b.probeIx]
 	pr.full = false
-	off := b.probeIx * b.maxLen
+	off := b.probeIx * b.stride
 	return Packet{SSRC: b.ssrc, Seq: pr.seq, Timestamp: pr.ts, PayloadType: pr.pt,
 		Marker: pr.marker, Payload: b.payload[off : off+pr.n]}
 }
@@ -313,10 +318,27 @@ func (b *Buffer) place(p Packet, ix uint64) Result {
 }
 
 func (b *Buffer) store(i int, p Packet, ix uint64) {
+	if len(p.Payload) > b.stride {
+		b.grow(len(p.Payload))
+	}
 	s := &b.slots[i]
 	*s = slot{full: true, marker: p.Marker, pt: p.PayloadType, seq: p.Seq, ts: p.Timestamp,
 		n: len(p.Payload), index: ix}
-	copy(b.payload[i*b.maxLen:], p.Payload)
+	copy(b.payload[i*b.stride:], p.Payload)
+}
+
+// grow makes the slots' payload room at least need bytes (at most maxLen,
+// at least twice the old room, so a stream's payload sizes cost a few
+// allocations at its start) and moves the held payloads into it.
+func (b *Buffer) grow(need int) {
+	stride := min(b.maxLen, max(need, 2*b.stride))
+	payload := make([]byte, len(b.slots)*stride)
+	for i := range b.slots {
+		if s := &b.slots[i]; s.full {
+			copy(payload[i*stride:], b.payload[i*b.stride:i*b.stride+s.n])
+		}
+	}
+	b.payload, b.stride = payload, stride
 }
 
 // dropHeld discards the ring and overflow contents.
@@ -340,14 +362,14 @@ func (b *Buffer) Pop() (Frame, bool) {
 		// The window has caught up with the parked packet: move it in.
 		i := int(ov.index & b.mask)
 		b.slots[i] = *ov
-		copy(b.payload[i*b.maxLen:i*b.maxLen+ov.n], b.payload[b.overIx*b.maxLen:])
+		copy(b.payload[i*b.stride:i*b.stride+ov.n], b.payload[b.overIx*b.stride:])
 		ov.full = false
 	}
 	i := int(b.next & b.mask)
 	if s := &b.slots[i]; s.full && s.index == b.next {
 		s.full = false
 		f := Frame{Index: s.index, Seq: s.seq, Timestamp: s.ts, PayloadType: s.pt,
-			Marker: s.marker, Payload: b.payload[i*b.maxLen : i*b.maxLen+s.n]}
+			Marker: s.marker, Payload: b.payload[i*b.stride : i*b.stride+s.n]}
 		b.advance(true)
 		return f, true
 	}

@@ -279,3 +279,36 @@ func BenchmarkPushPop(b *testing.B) {
 		}
 	}
 }
+
+// TestPayloadRoomFollowsPackets: the slots hold room for the payloads that
+// came, not for the largest allowed (issue 10: 20 ms of G.711 in every slot
+// instead of 60 ms), and a larger payload later moves what is held.
+func TestPayloadRoomFollowsPackets(t *testing.T) {
+	b, err := New(3, 480)
+	require.NoError(t, err)
+	require.Zero(t, cap(b.payload), "nothing before the first packet")
+	small := func(seq uint16) []byte {
+		p := make([]byte, 160)
+		copy(p, payloadFor(1, seq))
+		return p
+	}
+	require.Equal(t, Accepted, b.Push(Packet{SSRC: 1, Seq: 1, Payload: small(1)}))
+	f, ok := b.Pop()
+	require.True(t, ok)
+	require.Equal(t, small(1), f.Payload)
+	require.Equal(t, len(b.slots)*160, cap(b.payload))
+	// 3 waits behind the hole at 2; then a 60 ms packet grows the room.
+	require.Equal(t, Accepted, b.Push(Packet{SSRC: 1, Seq: 3, Payload: small(3)}))
+	_, ok = b.Pop()
+	require.False(t, ok)
+	big := make([]byte, 480)
+	copy(big, payloadFor(1, 2))
+	require.Equal(t, Accepted, b.Push(Packet{SSRC: 1, Seq: 2, Payload: big}))
+	require.Equal(t, len(b.slots)*480, cap(b.payload))
+	f, ok = b.Pop()
+	require.True(t, ok)
+	require.Equal(t, big, f.Payload)
+	f, ok = b.Pop()
+	require.True(t, ok)
+	require.Equal(t, small(3), f.Payload, "the held packet moved with the room")
+}
