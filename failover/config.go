@@ -33,7 +33,8 @@ type Config struct {
 	StallMidAudio time.Duration
 	// MaxSwapsInRow: give up after this many consecutive failed swap
 	// attempts (default 3), once every region the call may use has failed
-	// an attempt in the outage or the outage has lasted GiveUpAfter.
+	// two attempts in an outage that has lasted minOutageToGiveUp, or the
+	// outage has lasted GiveUpAfter.
 	MaxSwapsInRow int
 	// GiveUpAfter bounds an outage (the failed attempts since the call last
 	// had a working session): past it, MaxSwapsInRow failed attempts give

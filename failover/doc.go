@@ -85,10 +85,12 @@
 //   - MaxSwapsInRow consecutive failed attempts (dial error, replay error, or
 //     a new session that fails before completing a response) give up
 //     (apology, ControlGiveUp, ErrAllRegionsFailed) only once every region
-//     the call may use has failed two attempts in the outage or the outage
-//     has lasted GiveUpAfter: a failing region never drops the call while
-//     another can take it. A swap that finds every remaining region
-//     throttled waits for its Retry-After within that bound.
+//     the call may use has failed two attempts in an outage that has lasted
+//     5 s (at once while the call is still ringing), or the outage has
+//     lasted GiveUpAfter: a failing region never drops the call while
+//     another can take it. Until then, once every region has failed twice,
+//     the swap tries again once a second. A swap that finds every remaining
+//     region throttled waits for its Retry-After within that bound.
 //
 // # Hedged answers
 //

@@ -127,13 +127,31 @@ func TestGiveUpNeedsEveryRegion(t *testing.T) {
 			{acked, []string{}},
 			{acked, []string{"emit swap_finished dropped"}},
 		}, stActive, nil},
-		{"a real outage: every region fails twice, the call gives up", func(*harness) {}, []stepCase{
+		{"a real outage: every region fails twice and keeps failing for 5 s, the call gives up", func(*harness) {}, []stepCase{
 			{dropped, []string{"close sess_A_1", "emit swap_started dropped", "dial swap B"}},
 			{refused("B"), []string{"dial swap A"}},
 			{refused("A"), []string{"dial swap B"}},
 			{refused("B"), []string{"dial swap A"}}, // MaxSwapsInRow, but A failed only once
-			{refused("A"), []string{"emit give_up dropped"}},
+			{refused("A"), []string{}},              // every region failed twice: a pause
+			{tick(time.Second), []string{"dial swap B"}},
+			{refused("B"), []string{}},
+			{tick(2 * time.Second), []string{"dial swap A"}},
+			{refused("A"), []string{}},
+			{tick(2 * time.Second), []string{"emit give_up dropped"}}, // 5 s into the outage
 		}, stGaveUp, ErrAllRegionsFailed},
+		{"the soak's bad luck: B drops in its burst and A fails by chance, twice each within a second; A takes the call", func(*harness) {}, []stepCase{
+			{dropped, []string{"close sess_A_1", "emit swap_started dropped", "dial swap B"}},
+			{refused("B"), []string{"dial swap A"}},
+			{refused("A"), []string{"dial swap B"}},
+			{refused("B"), []string{"dial swap A"}},
+			{refused("A"), []string{}}, // 0 s into the outage: not an outage of both yet
+			{tick(time.Second), []string{"dial swap B"}},
+			{refused("B"), []string{}},
+			{tick(time.Second), []string{"dial swap A"}},
+			{dialed("A", nil), []string{"watch sess_A_new"}},
+			{acked, []string{}},
+			{acked, []string{"emit swap_finished dropped"}},
+		}, stActive, nil},
 		{"B fails once by chance during A's burst: one failure each is no outage of both", func(*harness) {}, []stepCase{
 			{dropped, []string{"close sess_A_1", "emit swap_started dropped", "dial swap B"}},
 			{refused("B"), []string{"dial swap A"}},

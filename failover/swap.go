@@ -190,18 +190,44 @@ func (c *Conversation) startSwap(trig Trigger, fi failInfo) {
 // call while another can take it: the conversation gives up after
 // MaxSwapsInRow consecutive failed attempts (a session that failed before
 // completing a response, a dial error, a replay error) only once every
-// region the call may use is ruled out in this outage (ruledOut), or the
-// outage has lasted GiveUpAfter; otherwise it tries the next way to a
-// working session. (Three failures in one region during its burst, with
-// the other region throttled for a second or failing one response by
-// chance, dropped calls in the soak.)
+// region the call may use is ruled out in this outage (ruledOut) and the
+// outage has lasted minOutageToGiveUp, or the outage has lasted
+// GiveUpAfter; otherwise it tries the next way to a working session, after
+// a pause (outageRetryPause) while every region is ruled out. (Three
+// failures in one region during its burst, with the other region throttled
+// for a second or failing one response by chance, dropped calls in the
+// soak; so did two failures in each of two regions within 1.3 s, one in
+// its burst and one by chance.)
 func (c *Conversation) nextAttempt() {
-	if c.swap.failedInRow >= c.cfg.MaxSwapsInRow && c.outageExhausted(c.now()) {
-		c.giveUp()
-		return
+	if c.swap.failedInRow >= c.cfg.MaxSwapsInRow {
+		now := c.now()
+		if c.outageExhausted(now) {
+			c.giveUp()
+			return
+		}
+		if c.everyRegionRuledOut() {
+			sw := c.swap.sw
+			sw.retryAt = now.Add(outageRetryPause)
+			c.log.Info("failover: every region failed twice, pausing before the next attempt",
+				"trigger", sw.trigger.String(), "wait_ms", outageRetryPause.Milliseconds(),
+				"failed_in_row", c.swap.failedInRow, "outage_ms", now.Sub(c.outageStart()).Milliseconds())
+			return
+		}
 	}
 	c.attempt()
 }
+
+// minOutageToGiveUp: however many attempts failed in every region, an
+// outage shorter than this does not end the call (before GiveUpAfter, when
+// that is shorter). A region's burst of failures lasts seconds, and the
+// other region fails a few per cent of responses at random: two failures in
+// each within a second is bad luck, not an outage of both.
+const minOutageToGiveUp = 5 * time.Second
+
+// outageRetryPause is the wait before each attempt once every region is
+// ruled out in an outage not yet long enough to give up: the call keeps
+// trying, about once a second, instead of hammering failing regions.
+const outageRetryPause = time.Second
 
 // attemptFailed counts a failed attempt in region against the outage.
 func (c *Conversation) attemptFailed(region string) {
@@ -237,12 +263,25 @@ func (c *Conversation) outageStart() time.Time {
 }
 
 // outageExhausted: every region the call may use (an auth failure rules a
-// region out for good) is ruled out in this outage, or the outage has
-// lasted GiveUpAfter.
+// region out for good) is ruled out in an outage that has lasted
+// minOutageToGiveUp (at once while ringing), or the outage has lasted
+// GiveUpAfter.
 func (c *Conversation) outageExhausted(now time.Time) bool {
-	if now.Sub(c.outageStart()) >= c.cfg.GiveUpAfter {
+	age := now.Sub(c.outageStart())
+	if age >= c.cfg.GiveUpAfter {
 		return true
 	}
+	return (age >= minOutageToGiveUp || c.ringing()) && c.everyRegionRuledOut()
+}
+
+// ringing: the call's first connect is under way; the caller is not
+// listening yet, and a 503 with Retry-After now serves better than holding
+// the INVITE through a pause.
+func (c *Conversation) ringing() bool { return c.swap.sw != nil && c.swap.sw.initial }
+
+// everyRegionRuledOut: each region the call may use failed enough attempts
+// in this outage to be ruled out.
+func (c *Conversation) everyRegionRuledOut() bool {
 	for _, r := range c.allowedRegions(c.pool.lastResort()) {
 		if !c.ruledOut(r.Name) {
 			return false
@@ -355,15 +394,20 @@ func (c *Conversation) waitForCapacity(sw *swapState, err error) bool {
 	return true
 }
 
-// retryAttempt makes the attempt a swap deferred for capacity once its
-// time has come.
+// retryAttempt makes the attempt a swap deferred (for capacity, or paused
+// while every region is ruled out) once its time has come.
 func (c *Conversation) retryAttempt(now time.Time) {
 	sw := c.swap.sw
 	if sw == nil || sw.retryAt.IsZero() || now.Before(sw.retryAt) {
 		return
 	}
 	sw.retryAt = time.Time{}
-	c.nextAttempt()
+	// The gate again, but no second pause: the wait was the pause.
+	if c.swap.failedInRow >= c.cfg.MaxSwapsInRow && c.outageExhausted(now) {
+		c.giveUp()
+		return
+	}
+	c.attempt()
 }
 
 // pickRegion orders the candidates (the failed region last, as a last
@@ -372,7 +416,8 @@ func (c *Conversation) retryAttempt(now time.Time) {
 // attempts in this outage and were tried least in this swap that has
 // capacity (Pool.Lease: health, tier, load by weight). Once MaxSwapsInRow
 // attempts failed, only regions not ruled out in this outage are left to
-// try, open breakers included.
+// try, open breakers included; once every region is ruled out (after a
+// pause, nextAttempt), all of them, the fewest failures first.
 func (c *Conversation) pickRegion(sw *swapState) (Region, *Lease, error) {
 	var order []Region
 	seen := map[string]bool{}
@@ -396,7 +441,9 @@ func (c *Conversation) pickRegion(sw *swapState) (Region, *Lease, error) {
 		// ruled out in this outage: only such a region is tried now,
 		// even if its breaker opened on other calls' failures.
 		add(c.pool.lastResort())
-		order = slices.DeleteFunc(order, func(r Region) bool { return c.ruledOut(r.Name) })
+		if !c.everyRegionRuledOut() {
+			order = slices.DeleteFunc(order, func(r Region) bool { return c.ruledOut(r.Name) })
+		}
 	}
 	if len(order) == 0 {
 		return Region{}, nil, errors.New("no region configured or usable")

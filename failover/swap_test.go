@@ -361,16 +361,21 @@ func TestAllRegionsDown(t *testing.T) {
 		return dialStep{err: &realtime.DialError{Region: r, Err: syscall.ECONNREFUSED}}
 	}
 	// Every region refuses twice in the outage (one failure may be a
-	// one-off: TestGiveUpNeedsEveryRegion).
-	h.dialer.then("A", dialStep{}, refused("A"), refused("A"))
-	h.dialer.then("B", refused("B"), refused("B"))
-	h.dialer.then("C", refused("C"), refused("C"))
+	// one-off: TestGiveUpNeedsEveryRegion), and again, once a second, until
+	// the outage has lasted minOutageToGiveUp.
+	h.dialer.then("A", dialStep{}, refused("A"), refused("A"), refused("A"), refused("A"))
+	h.dialer.then("B", refused("B"), refused("B"), refused("B"), refused("B"))
+	h.dialer.then("C", refused("C"), refused("C"), refused("C"), refused("C"))
 	h.start()
 	s1 := h.session(1)
 	h.waitActive(s1)
 	h.userTurn(s1, "u1", 1, 5)
 	h.answer(s1, "r1", "a1", "Hello.", 200)
 	h.push(s1, created("r2"), done("r2", realtime.StatusFailed, failed("", "server_error", "")))
+	for range 5 {
+		require.Empty(t, h.controlsOf(ControlGiveUp), "not before the outage has lasted 5 s")
+		h.advance(time.Second)
+	}
 	ctl := h.waitControl(ControlGiveUp)
 	require.Equal(t, "sip:operator@pbx", ctl.Target)
 	// Run keeps serving until the call ends it: returning now would cut
@@ -383,7 +388,8 @@ func TestAllRegionsDown(t *testing.T) {
 	err := h.stop() // the call ends it once the apology has played
 	require.ErrorIs(t, err, ErrAllRegionsFailed)
 	require.Equal(t, len(apology), h.player.bytesFor(apologyItem))
-	require.Equal(t, []string{"A", "B", "C", "A", "B", "C", "A"}, dialedRegions(h), "other regions first, the failed one last")
+	require.Equal(t, []string{"A", "B", "C", "A", "B", "C", "A", "B", "C", "A", "B"}, dialedRegions(h),
+		"other regions first, the failed one last; then one a second")
 	require.Equal(t, 1.0, h.metric("sipbridge_failover_giveups_total"))
 	require.Len(t, h.logs.lines("failover: giving up, no working session"), 1)
 }
@@ -556,6 +562,12 @@ func TestSwapEffects(t *testing.T) {
 	dropped := func(h *harness, s1 *fakeSession) input {
 		return h.conv.sessionInput(sessEvent{gen: h.conv.active.gen, end: true, err: &realtime.CloseError{Code: -1, Err: io.EOF}})
 	}
+	tick := func(d time.Duration) func(h *harness, _ *fakeSession) input {
+		return func(h *harness, _ *fakeSession) input {
+			h.clock.Advance(d)
+			return input{kind: inTick}
+		}
+	}
 	// dialed answers the dial the last step asked for.
 	dialed := func(region string, err error) func(h *harness, _ *fakeSession) input {
 		return func(h *harness, _ *fakeSession) input {
@@ -596,15 +608,36 @@ func TestSwapEffects(t *testing.T) {
 			{acked, []string{}},
 			{acked, []string{"emit swap_finished dropped"}},
 		}, stActive},
-		{"MaxSwapsInRow 1: gives up once every region refused twice", 1, []stepCase{
+		{"MaxSwapsInRow 1: every region refused twice: a try a second, give up 5 s into the outage", 1, []stepCase{
 			{serverError, []string{"close sess_A_1", "emit swap_started server_error_event", "dial swap B"}},
 			{dialed("B", refused), []string{"dial swap C"}},
 			{dialed("C", refused), []string{"dial swap A"}},
 			{dialed("A", refused), []string{"dial swap B"}},
 			{dialed("B", refused), []string{"dial swap C"}},
 			{dialed("C", refused), []string{"dial swap A"}},
-			{dialed("A", refused), []string{"emit give_up server_error_event"}},
+			{dialed("A", refused), []string{}}, // 0 s into the outage: a pause
+			{tick(500 * time.Millisecond), []string{}},
+			{tick(500 * time.Millisecond), []string{"dial swap B"}},
+			{dialed("B", refused), []string{}},
+			{tick(time.Second), []string{"dial swap C"}},
+			{dialed("C", refused), []string{}},
+			{tick(time.Second), []string{"dial swap A"}},
+			{dialed("A", refused), []string{}},
+			{tick(time.Second), []string{"dial swap B"}},
+			{dialed("B", refused), []string{}},
+			{tick(time.Second), []string{"emit give_up server_error_event"}}, // 5 s
 		}, stGaveUp},
+		{"MaxSwapsInRow 1: every region refused twice within a second, then B takes the call", 1, []stepCase{
+			{serverError, []string{"close sess_A_1", "emit swap_started server_error_event", "dial swap B"}},
+			{dialed("B", refused), []string{"dial swap C"}},
+			{dialed("C", refused), []string{"dial swap A"}},
+			{dialed("A", refused), []string{"dial swap B"}},
+			{dialed("B", refused), []string{"dial swap C"}},
+			{dialed("C", refused), []string{"dial swap A"}},
+			{dialed("A", refused), []string{}},
+			{tick(time.Second), []string{"dial swap B"}},
+			{dialed("B", nil), []string{"watch sess_B_new"}},
+		}, stSwapping},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, s1 := startActive(t, Config{MaxSwapsInRow: tc.max}, testRegions())
