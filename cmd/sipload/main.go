@@ -84,7 +84,7 @@ func main() {
 	flag.DurationVar(&o.callLength, "call-length", 0, "hang up and place a new call after this long (0: calls last the run; -soak default 2m)")
 	flag.DurationVar(&o.sample, "sample", 5*time.Second, "how often the bridge's goroutines, RSS and CPU are sampled")
 	flag.StringVar(&o.plotPath, "plot", "", "write goroutines, RSS, CPU and calls over time to this PNG")
-	flag.StringVar(&o.profileDir, "profile", "", "take CPU (20 s) and heap profiles of the bridge in the window into this directory (turns admin.pprof on)")
+	flag.StringVar(&o.profileDir, "profile", "", "take CPU (20 s), heap profiles and a 2 s execution trace of the bridge in the window into this directory (turns admin.pprof on)")
 	flag.StringVar(&o.format, "audio-format", "auto", "assistant.audio_format of the bridge: auto (the test phones' G.711 to the model), pcm24 or g711")
 	flag.StringVar(&o.chunk, "uplink-chunk", "", "rtp.uplink_chunk of the bridge (e.g. 100ms); empty: its default")
 	flag.StringVar(&o.selfProf, "self-cpuprofile", "", "write a CPU profile of sipload itself (phones and simulators) over the window to this file")
@@ -689,7 +689,8 @@ func run(o options) error {
 	return nil
 }
 
-// takeProfiles saves a CPU profile of d and then a heap profile.
+// takeProfiles saves a CPU profile of d, then heap and allocation profiles
+// and a 2 s execution trace.
 func takeProfiles(admin, dir string, d time.Duration) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -717,6 +718,10 @@ func takeProfiles(admin, dir string, d time.Duration) error {
 		get(fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds())), "cpu.pprof"),
 		get("/debug/pprof/heap?gc=1", "heap.pprof"),
 		get("/debug/pprof/allocs", "allocs.pprof"),
+		// 2 s of the runtime's execution trace: when each goroutine was
+		// ready and when it ran (`go tool trace`; the scheduler latency of
+		// the clock shards is the RTP lateness).
+		get("/debug/pprof/trace?seconds=2", "trace.out"),
 	)
 }
 
