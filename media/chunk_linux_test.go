@@ -10,31 +10,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/sipbridge/sipbridge/media/g722"
 )
-
-// tonePackets makes n RTP packets of a tone at the codec's rate, 20 ms
-// each, as the caller at from would send them to s.
-func tonePackets(t *testing.T, s *Stream, codec Codec, n int) [][]byte {
-	t.Helper()
-	snd := &rtpSender{hdr: newSender(t, s.LocalAddr(), uint8(codec)).hdr}
-	rate := codec.SampleRate()
-	pcm := tone(n*rate/50, 700, float64(rate), 9000, 0)
-	enc := g722.NewEncoder()
-	out := make([][]byte, n)
-	for i := range n {
-		payload := make([]byte, 160)
-		frame := pcm[i*rate/50 : (i+1)*rate/50]
-		if codec == CodecG722 {
-			enc.Encode(payload, frame)
-		} else {
-			codec.law().Encode(payload, frame)
-		}
-		out[i] = snd.packet(t, uint16(i), uint32(160*i), uint8(codec), payload)
-	}
-	return out
-}
 
 var chunkCaller = netip.MustParseAddrPort("192.0.2.7:4000")
 

@@ -11,17 +11,16 @@ import (
 	"github.com/sipbridge/sipbridge/media/g722"
 )
 
-// feed sends packets 20 ms apart (timestamps of the test clock) through the
-// receive path of an unstarted stream: a tone of the codec's rate.
-func feed(t *testing.T, s *Stream, codec Codec, packets int, t0 time.Time) time.Time {
+// tonePackets makes n RTP packets of a tone at the codec's rate, 20 ms
+// each, as the caller at from would send them to s.
+func tonePackets(t *testing.T, s *Stream, codec Codec, n int) [][]byte {
 	t.Helper()
 	snd := &rtpSender{hdr: newSender(t, s.LocalAddr(), uint8(codec)).hdr}
-	from := netip.MustParseAddrPort("192.0.2.7:4000")
 	rate := codec.SampleRate()
-	pcm := tone(packets*rate/50, 700, float64(rate), 9000, 0)
+	pcm := tone(n*rate/50, 700, float64(rate), 9000, 0)
 	enc := g722.NewEncoder()
-	now := t0
-	for i := range packets {
+	out := make([][]byte, n)
+	for i := range n {
 		payload := make([]byte, 160)
 		frame := pcm[i*rate/50 : (i+1)*rate/50]
 		if codec == CodecG722 {
@@ -29,8 +28,20 @@ func feed(t *testing.T, s *Stream, codec Codec, packets int, t0 time.Time) time.
 		} else {
 			codec.law().Encode(payload, frame)
 		}
+		out[i] = snd.packet(t, uint16(i), uint32(160*i), uint8(codec), payload)
+	}
+	return out
+}
+
+// feed sends packets 20 ms apart (timestamps of the test clock) through the
+// receive path of an unstarted stream: a tone of the codec's rate.
+func feed(t *testing.T, s *Stream, codec Codec, packets int, t0 time.Time) time.Time {
+	t.Helper()
+	from := netip.MustParseAddrPort("192.0.2.7:4000")
+	now := t0
+	for i, p := range tonePackets(t, s, codec, packets) {
 		now = t0.Add(time.Duration(i) * frameDur)
-		s.processInbound(snd.packet(t, uint16(i), uint32(160*i), uint8(codec), payload), from, now)
+		s.processInbound(p, from, now)
 	}
 	return now
 }

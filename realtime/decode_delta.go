@@ -121,21 +121,8 @@ func decodeDelta(ev *ServerEvent, data []byte) bool {
 	default:
 		return false
 	}
-	if gaType != EvOutputAudioDelta {
-		*ev = ServerEvent{
-			Type:         gaType,
-			WireType:     string(typ),
-			EventID:      string(eventID),
-			ResponseID:   string(responseID),
-			ItemID:       string(itemID),
-			OutputIndex:  outputIndex,
-			ContentIndex: contentIndex,
-			Delta:        string(delta),
-		}
-		return true
-	}
 	var audio []byte
-	if hasDelta && len(delta) > 0 {
+	if gaType == EvOutputAudioDelta && hasDelta && len(delta) > 0 {
 		audio = make([]byte, base64.StdEncoding.DecodedLen(len(delta)))
 		n, err := base64.StdEncoding.Decode(audio, delta)
 		if err != nil {
@@ -152,6 +139,9 @@ func decodeDelta(ev *ServerEvent, data []byte) bool {
 		OutputIndex:  outputIndex,
 		ContentIndex: contentIndex,
 		Audio:        audio,
+	}
+	if gaType != EvOutputAudioDelta {
+		ev.Delta = string(delta) // transcript or text
 	}
 	return true
 }
