@@ -29,16 +29,18 @@ import (
 // per socket per tick.
 
 // On Linux the shards also receive (recv_linux.go): on each tick a shard
-// sends its streams' packets, then takes each stream's queued datagrams
-// through the receive path and does its timed receive work. Elsewhere a reader
-// goroutine per stream receives.
+// sends its streams' packets, then, for the streams whose turn it is (each
+// once per uplink chunk), takes the queued datagrams through the receive
+// path and does the timed receive work. Elsewhere a reader goroutine per
+// stream receives.
 
 // minClockShards spreads the streams over at least this many phases of the
 // 20 ms frame (2 ms apart), whatever GOMAXPROCS is: a shard sends its
 // streams' packets one after another, so with 250 streams on each of two
 // shards the last packet of a tick left about a millisecond after its slot
 // before any contention for the CPU. Ten shards cost 500 wake-ups a second
-// in all, and one receive batch each (recv_linux.go).
+// in all; a stream is received on one tick of each uplink chunk
+// (recv_linux.go).
 const minClockShards = 10
 
 // mediaClock is the set of shards.
