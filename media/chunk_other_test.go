@@ -5,6 +5,7 @@ package media
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -13,6 +14,19 @@ import (
 
 // Where a reader goroutine receives (not Linux), the stream hands the sink
 // a chunk each time it holds the uplink chunk's frames.
+
+// feed sends packets 20 ms apart (timestamps of the test clock) through the
+// receive path of an unstarted stream: a tone of the codec's rate.
+func feed(t *testing.T, s *Stream, codec Codec, packets int, t0 time.Time) time.Time {
+	t.Helper()
+	from := netip.MustParseAddrPort("192.0.2.7:4000")
+	now := t0
+	for i, p := range tonePackets(t, s, codec, packets) {
+		now = t0.Add(time.Duration(i) * frameDur)
+		s.processInbound(p, from, now)
+	}
+	return now
+}
 
 // TestUplinkChunks: with UplinkChunk the sink gets the same audio as frame
 // by frame, in whole chunks while RTP flows; the partial chunk goes out

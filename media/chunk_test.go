@@ -2,7 +2,6 @@ package media
 
 import (
 	"bytes"
-	"net/netip"
 	"testing"
 	"time"
 
@@ -31,19 +30,6 @@ func tonePackets(t *testing.T, s *Stream, codec Codec, n int) [][]byte {
 		out[i] = snd.packet(t, uint16(i), uint32(160*i), uint8(codec), payload)
 	}
 	return out
-}
-
-// feed sends packets 20 ms apart (timestamps of the test clock) through the
-// receive path of an unstarted stream: a tone of the codec's rate.
-func feed(t *testing.T, s *Stream, codec Codec, packets int, t0 time.Time) time.Time {
-	t.Helper()
-	from := netip.MustParseAddrPort("192.0.2.7:4000")
-	now := t0
-	for i, p := range tonePackets(t, s, codec, packets) {
-		now = t0.Add(time.Duration(i) * frameDur)
-		s.processInbound(p, from, now)
-	}
-	return now
 }
 
 // TestUplinkChunkFlushedAtEnd: when Run ends, the audio received so far
