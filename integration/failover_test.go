@@ -373,6 +373,44 @@ func TestOneFailureInEachRegionKeepsTheCall(t *testing.T) {
 	require.NoError(t, call.Hangup(ctx))
 }
 
+// TestBothRegionsFailingTwiceInASecondKeepTheCall: east fails the caller's
+// turn and two more attempts there while west refuses two upgrades, so
+// every region has failed twice within a second. That is bad luck, not an
+// outage of both (the soak dropped a call this way): the bridge pauses,
+// tries again and the caller hears the answer.
+func TestBothRegionsFailingTwiceInASecondKeepTheCall(t *testing.T) {
+	t.Parallel()
+	east := startRegion(t, "east", sim.Config{VoiceHz: eastHz})
+	west := startRegion(t, "west", sim.Config{VoiceHz: westHz})
+	br := startBridge(t, "failover:\n  max_swaps_in_row: 2\n", east, west)
+	call, ctx := dial(t, br, 60*time.Second, phone.CallOptions{})
+	turn(t, ctx, call, eastHz, 20*time.Second)
+	time.Sleep(time.Second)
+	east.Sim.SetFaults(sim.Faults{FailBeforeAudio: 3})
+	west.Sim.SetFaults(sim.Faults{RefuseStatus: 503, RefuseCount: 2})
+	from := call.HeardMs()
+	call.Speak(callerHz, time.Second, -20)
+	br.WaitLog(20*time.Second, "every region failed twice, pausing before the next attempt")
+	// Either region may take the call after the pause: the answer is
+	// in its voice.
+	heard := false
+	for deadline := time.Now().Add(20 * time.Second); !heard && time.Now().Before(deadline); {
+		for _, hz := range []float64{eastHz, westHz} {
+			if _, err := call.WaitTone(ctx, hz, from+900, 500*time.Millisecond, 250*time.Millisecond); err == nil {
+				heard = true
+			}
+		}
+	}
+	require.True(t, heard, "the caller must hear the answer after the pause")
+	require.Empty(t, br.LogLines("giving up"))
+	select {
+	case <-call.Ended():
+		t.Fatal("the bridge ended the call")
+	default:
+	}
+	require.NoError(t, call.Hangup(ctx))
+}
+
 // TestAllRegionsDownTransfersTheCaller: every region fails; the bridge plays
 // the apology and transfers the caller (REFER) to the configured queue.
 func TestAllRegionsDownTransfersTheCaller(t *testing.T) {
