@@ -145,12 +145,11 @@ type Stream struct {
 	rx  rxState // the socket's receive side (recv_*.go)
 	out outbound
 
-	// chunkFrames is how many 20 ms frames make one uplink chunk,
+	// chunkFrames is how many 20 ms frames make one uplink chunk, and
 	// chunkLimit how many the chunk buffer holds before it must go to the
 	// sink (chunkFrames; two chunks' worth where a receive every chunk ends
-	// each chunk, batchedReceive), and frameBytes the size of one frame in the
-	// model format; all fixed at NewStream.
-	chunkFrames, chunkLimit, frameBytes int
+	// each chunk, batchedReceive); both fixed at NewStream.
+	chunkFrames, chunkLimit int
 
 	convMu sync.Mutex
 	// conv resamples model audio to the call's rate; nil when none is
@@ -254,7 +253,6 @@ func NewStream(cfg StreamConfig) (*Stream, error) {
 		perMs:    rate / 1000,
 
 		chunkFrames: int(chunk / frameDur),
-		frameBytes:  cfg.ModelFormat.FrameBytes(),
 	}
 	s.chunkLimit = s.chunkFrames
 	if batchedReceive && s.chunkFrames > 1 {
@@ -268,7 +266,7 @@ func NewStream(cfg StreamConfig) (*Stream, error) {
 	s.codec.Store(uint32(cfg.Codec))
 	s.dtmfPT.Store(int32(max(cfg.DTMFPayloadType, -1)))
 	s.sending.Store(true)
-	s.in.init(jb, cfg.DTMFClockRate, s.chunkLimit*(s.frameBytes+chunkSlack))
+	s.in.init(jb, cfg.DTMFClockRate, s.chunkLimit*(cfg.ModelFormat.FrameBytes()+chunkSlack))
 	s.rx.init(s.chunkFrames)
 	s.out.init(cfg.ComfortNoiseDB, rate != 8000)
 	s.playLog.every = logEvery
