@@ -181,12 +181,6 @@ func checkFileLimit(calls int) error {
 		return nil // not knowable here: let the run show it
 	}
 	need := uint64(6*calls + 200)
-	if lim.Cur < need && lim.Max >= need {
-		lim.Cur = need
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-			return fmt.Errorf("raising the open-file limit to %d: %w", need, err)
-		}
-	}
 	if lim.Max < need {
 		return fmt.Errorf("%d calls need about %d open files; the hard limit (ulimit -Hn) is %d", calls, need, lim.Max)
 	}
@@ -319,7 +313,7 @@ func run(o options) error {
 		if out, err := exec.Command("taskset", "-a", "-p", "-c", selfCPUs, strconv.Itoa(os.Getpid())).CombinedOutput(); err != nil {
 			return fmt.Errorf("pinning sipload to CPUs %s: %v: %s", selfCPUs, err, out)
 		}
-		runtime.GOMAXPROCS(strings.Count(selfCPUs, ",") + 1)
+		runtime.GOMAXPROCS(runtime.NumCPU() - 1) // pinCPUs gives sipload all CPUs but the last
 		fmt.Printf("cpu affinity: sipbridge on CPU %s, sipload on CPU %s\n", bridgeCPUs, selfCPUs)
 	}
 	cmd.Env = env

@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/sipbridge/sipbridge/realtime"
 	"github.com/sipbridge/sipbridge/sip/phone"
 )
 
@@ -64,8 +63,8 @@ func redialAfter(err error) time.Duration {
 	var rej *phone.ErrRejected
 	if errors.As(err, &rej) && rej.Res != nil {
 		if h := rej.Res.GetHeader("Retry-After"); h != nil {
-			if s, perr := strconv.Atoi(strings.TrimSpace(h.Value())); perr == nil && s > 0 {
-				return time.Duration(min(s, 30)) * time.Second
+			if d, ok := realtime.ParseRetryAfter(h.Value(), time.Now()); ok && d > 0 {
+				return min(d, 30*time.Second)
 			}
 		}
 	}
@@ -115,13 +114,11 @@ func unansweredKind(ctx context.Context, c *phone.Call, endMs int, interval time
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	heard := c.Heard()
-	seg := heard[min(endMs*8, len(heard)):min((endMs+span)*8, len(heard))]
+	// The calls track their answer tones rather than record (Heard is
+	// empty): WaitTone with no timeout looks once at what was tracked.
 	for _, hz := range []float64{440, 660} {
-		for _, s := range phone.ToneSpans(seg, hz) {
-			if s.EndMs-s.StartMs >= 300 {
-				return unansweredLate
-			}
+		if at, err := c.WaitTone(ctx, hz, endMs, 300*time.Millisecond, 0); err == nil && at < endMs+span {
+			return unansweredLate
 		}
 	}
 	return unansweredNone
