@@ -29,6 +29,22 @@ const (
 	keyDelta        = "delta"
 )
 
+// plainDeltas maps the wire name of each delta the fast path decodes, in
+// its GA and its preview spelling (previewEventNames), to that name as a
+// string the event can keep without a copy, and its GA type.
+var plainDeltas = func() map[string][2]string {
+	m := map[string][2]string{}
+	for _, ga := range []string{EvOutputAudioDelta, EvOutputAudioTranscriptDelta, EvOutputTextDelta} {
+		m[ga] = [2]string{ga, ga}
+	}
+	for wire, ga := range previewEventNames {
+		if _, ok := m[ga]; ok {
+			m[wire] = [2]string{wire, ga}
+		}
+	}
+	return m
+}()
+
 // maxFastInt bounds the integers the fast path parses (no overflow; real
 // indexes are single digits).
 const maxFastIntDigits = 9
@@ -110,17 +126,11 @@ func decodeDelta(ev *ServerEvent, data []byte) bool {
 	if skipSpace(data, i) != len(data) {
 		return false // trailing bytes: encoding/json rejects the event
 	}
-	var gaType string
-	switch string(typ) {
-	case EvOutputAudioDelta, "response.audio.delta":
-		gaType = EvOutputAudioDelta
-	case EvOutputAudioTranscriptDelta, "response.audio_transcript.delta":
-		gaType = EvOutputAudioTranscriptDelta
-	case EvOutputTextDelta, "response.text.delta":
-		gaType = EvOutputTextDelta
-	default:
+	names, ok := plainDeltas[string(typ)] // no allocation: the compiler looks up in place
+	if !ok {
 		return false
 	}
+	wireType, gaType := names[0], names[1]
 	var audio []byte
 	if gaType == EvOutputAudioDelta && hasDelta && len(delta) > 0 {
 		audio = make([]byte, base64.StdEncoding.DecodedLen(len(delta)))
@@ -132,7 +142,7 @@ func decodeDelta(ev *ServerEvent, data []byte) bool {
 	}
 	*ev = ServerEvent{
 		Type:         gaType,
-		WireType:     string(typ),
+		WireType:     wireType,
 		EventID:      string(eventID),
 		ResponseID:   string(responseID),
 		ItemID:       string(itemID),

@@ -65,8 +65,8 @@ func TestAudioDeltaFastPathAllocations(t *testing.T) {
 			t.Fatal("declined")
 		}
 	})
-	// audio + WireType + event_id + response_id + item_id
-	require.LessOrEqual(t, allocs, 5.0)
+	// audio + event_id + response_id + item_id
+	require.LessOrEqual(t, allocs, 4.0)
 }
 
 func BenchmarkDecodeAudioDelta(b *testing.B) {
