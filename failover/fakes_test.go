@@ -80,6 +80,7 @@ type fakeSession struct {
 	ended             bool
 	keepOpenOnClose   bool // Close does not end the stream (a slow close)
 	discardAudio      bool // AppendAudio takes audio without recording it (allocation tests)
+	queueFull         bool // AppendAudio refuses frames as a live session with a full send queue does
 	createItemErr     error
 	blockCreateItem   bool          // CreateItem waits for its ctx
 	createItemBlocked chan struct{} // closed when a blocked CreateItem started waiting
@@ -120,10 +121,13 @@ func (f *fakeSession) record(c call) error {
 
 func (f *fakeSession) AppendAudio(frame []byte) bool {
 	f.mu.Lock()
-	discard := f.discardAudio
+	discard, full := f.discardAudio, f.queueFull
 	f.mu.Unlock()
 	if discard {
 		return true
+	}
+	if full {
+		return false // a live session whose send queue is full refuses the frame
 	}
 	return f.record(call{op: "append", audio: append([]byte(nil), frame...)}) == nil
 }
