@@ -198,14 +198,18 @@ func (c *Conversation) startSwap(trig Trigger, fi failInfo) {
 // for a second or failing one response by chance, dropped calls in the
 // soak; so did two failures in each of two regions within 1.3 s, one in
 // its burst and one by chance.)
-func (c *Conversation) nextAttempt() {
+func (c *Conversation) nextAttempt() { c.gate(true) }
+
+// gate is nextAttempt's rule; mayPause is false when the attempt was
+// deferred already (retryAttempt): the wait was the pause.
+func (c *Conversation) gate(mayPause bool) {
 	if c.swap.failedInRow >= c.cfg.MaxSwapsInRow {
 		now := c.now()
 		if c.outageExhausted(now) {
 			c.giveUp()
 			return
 		}
-		if c.everyRegionRuledOut() {
+		if mayPause && c.everyRegionRuledOut() {
 			sw := c.swap.sw
 			sw.retryAt = now.Add(outageRetryPause)
 			c.log.Info("failover: every region failed twice, pausing before the next attempt",
@@ -402,12 +406,7 @@ func (c *Conversation) retryAttempt(now time.Time) {
 		return
 	}
 	sw.retryAt = time.Time{}
-	// The gate again, but no second pause: the wait was the pause.
-	if c.swap.failedInRow >= c.cfg.MaxSwapsInRow && c.outageExhausted(now) {
-		c.giveUp()
-		return
-	}
-	c.attempt()
+	c.gate(false)
 }
 
 // pickRegion orders the candidates (the failed region last, as a last
