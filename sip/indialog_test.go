@@ -756,3 +756,10 @@ func TestSessionTimerHoldsNoGoroutine(t *testing.T) {
 	tc.bye()
 	h.waitIdle()
 }
+
+// next is what the timer does next and when (tests only).
+func (t *sessionTimer) next() (timerAction, time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.nextLocked()
+}

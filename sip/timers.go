@@ -321,7 +321,7 @@ type sessionTimer struct {
 	// The timer's runner (leg.startSessionTimer), all guarded by mu. No
 	// goroutine waits for the next action: fire (a time.AfterFunc) runs
 	// fn on a goroutine of its own when it is due, for as long as the
-	// action takes (a refresh transaction), and poke re-arms it after
+	// action takes (a refresh transaction), and armLocked re-arms it after
 	// every change. round is non-nil while fn runs (closed when it
 	// returns); stopped: the call ended or the session expired, fire is
 	// not armed again.
@@ -329,14 +329,6 @@ type sessionTimer struct {
 	fn      func(timerAction)
 	round   chan struct{}
 	stopped bool
-}
-
-// poke re-arms the runner after a change (a no-op before start, after stop
-// and while an action runs, which re-arms when it returns).
-func (t *sessionTimer) poke() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.armLocked()
 }
 
 // armLocked sets fire for the next action (mu held).
@@ -415,8 +407,8 @@ func (t *sessionTimer) apply(r timerResult, now time.Time) {
 	t.mu.Lock()
 	t.active, t.interval, t.weRefresh = r.active, r.interval, r.weRefresh
 	t.last, t.retryAt = now, time.Time{}
+	t.armLocked()
 	t.mu.Unlock()
-	t.poke()
 }
 
 // learnAllow records whether the caller allows UPDATE, from an Allow header
@@ -440,12 +432,6 @@ const (
 )
 
 // next is what the timer does next, and when.
-func (t *sessionTimer) next() (timerAction, time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.nextLocked()
-}
-
 func (t *sessionTimer) nextLocked() (timerAction, time.Time) {
 	if !t.active {
 		return timerIdle, time.Time{}
@@ -506,8 +492,8 @@ func (t *sessionTimer) refreshed(res *sip.Response, now time.Time) {
 	// we keep refreshing as negotiated: a refresh costs one transaction,
 	// a proxy still counting on it would drop the call.
 	t.last, t.retryAt = now, time.Time{}
+	t.armLocked()
 	t.mu.Unlock()
-	t.poke()
 }
 
 // retryLater schedules another refresh round after one failed without
@@ -517,8 +503,8 @@ func (t *sessionTimer) retryLater(now time.Time) {
 	t.mu.Lock()
 	left := t.last.Add(t.interval).Sub(now)
 	t.retryAt = now.Add(max(minRefreshRetry, left/3))
+	t.armLocked()
 	t.mu.Unlock()
-	t.poke()
 }
 
 // armTimer negotiates the session timer of the initial INVITE for our 2xx
