@@ -346,6 +346,19 @@ func TestWarmStandbySwap(t *testing.T) {
 	require.NoError(t, call.Hangup(ctx))
 }
 
+// requireCallKept: the bridge did not give up and the call is still up;
+// the caller hangs up.
+func requireCallKept(t *testing.T, ctx context.Context, br *bridge, call *phone.Call) {
+	t.Helper()
+	require.Empty(t, br.LogLines("giving up"))
+	select {
+	case <-call.Ended():
+		t.Fatal("the bridge ended the call")
+	default:
+	}
+	require.NoError(t, call.Hangup(ctx))
+}
+
 // TestOneFailureInEachRegionKeepsTheCall: a failing region never drops the
 // call while another can take it. East fails the caller's turn and the next
 // attempt there, west refuses one upgrade in between: with
@@ -364,13 +377,7 @@ func TestOneFailureInEachRegionKeepsTheCall(t *testing.T) {
 	west.Sim.SetFaults(sim.Faults{RefuseStatus: 503, RefuseCount: 1})
 	turn(t, ctx, call, westHz, 30*time.Second)
 	br.WaitLog(10*time.Second, "session open failed", "region=west")
-	require.Empty(t, br.LogLines("giving up"))
-	select {
-	case <-call.Ended():
-		t.Fatal("the bridge ended the call")
-	default:
-	}
-	require.NoError(t, call.Hangup(ctx))
+	requireCallKept(t, ctx, br, call)
 }
 
 // TestBothRegionsFailingTwiceInASecondKeepTheCall: east fails the caller's
@@ -402,13 +409,7 @@ func TestBothRegionsFailingTwiceInASecondKeepTheCall(t *testing.T) {
 		}
 	}
 	require.True(t, heard, "the caller must hear the answer after the pause")
-	require.Empty(t, br.LogLines("giving up"))
-	select {
-	case <-call.Ended():
-		t.Fatal("the bridge ended the call")
-	default:
-	}
-	require.NoError(t, call.Hangup(ctx))
+	requireCallKept(t, ctx, br, call)
 }
 
 // TestAllRegionsDownTransfersTheCaller: every region fails; the bridge plays
